@@ -1,0 +1,28 @@
+"""Loading CT from DICOM folders and NIfTI files into `Volume` (LPS mm)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from planning.errors import SeriesError
+from planning.io.dicom_series import load_dicom_folder
+from planning.io.nifti import is_nifti, load_nifti
+from planning.progress import Progress
+from planning.volume import Volume
+
+
+def load_path(
+    path: str | Path, series_uid: str | None = None, progress: Progress | None = None
+) -> Volume:
+    """Load a CT from a DICOM folder or a NIfTI file, whichever ``path`` is."""
+    p = Path(path)
+    if is_nifti(p):
+        return load_nifti(p, progress)
+    if p.is_dir():
+        return load_dicom_folder(p, series_uid, progress)
+    if not p.exists():
+        raise SeriesError(f"'{p}' does not exist.")
+    raise SeriesError(
+        f"'{p}' is neither a DICOM folder nor a NIfTI file (.nii, .nii.gz): open the folder "
+        "that holds the DICOM images."
+    )

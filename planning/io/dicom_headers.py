@@ -1,0 +1,267 @@
+"""Reading the headers of DICOM files into small, picklable per-image records.
+
+Scanning a folder parses each file's header exactly once; the records keep what loading
+needs (geometry, rescale, pixel layout and the byte offset of uncompressed pixel data), so
+loading a series never parses a header again.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from planning.volume import PatientInfo
+
+ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
+LEGACY_ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.2"
+CT_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2", ENHANCED_CT, LEGACY_ENHANCED_CT}
+PIXEL_DATA_TAG = 0x7FE00010
+# What pydicom raises on damaged files (truncated, garbage lengths, wrong VRs).
+PARSE_ERRORS = (
+    ValueError, EOFError, struct.error, KeyError, TypeError, AttributeError, IndexError,
+    NotImplementedError, OverflowError, UnicodeDecodeError, MemoryError,
+)
+NATIVE_LITTLE_ENDIAN = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What loading needs from one image: a single-frame file, or one frame of a multi-frame.
+
+    Positions and directions are DICOM patient coordinates (LPS, mm).
+    """
+
+    path: Path
+    frame: int | None
+    sop_class_uid: str
+    series_uid: str
+    study_uid: str
+    frame_of_reference_uid: str
+    modality: str
+    series_description: str
+    series_number: int
+    instance_number: int
+    acquisition_number: int
+    image_type: tuple[str, ...]
+    position_lps: tuple[float, float, float] | None
+    orientation: tuple[float, float, float, float, float, float] | None
+    pixel_spacing_mm: tuple[float, float] | None  # (between rows, between columns)
+    slice_thickness_mm: float | None
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    photometric: str
+    bits_allocated: int
+    pixel_representation: int
+    rescale_slope: float
+    rescale_intercept: float
+    transfer_syntax: str
+    pixel_offset: int | None  # byte offset of raw native pixel data, None if not native
+    number_of_frames: int
+
+    @property
+    def is_localizer(self) -> bool:
+        """Scout/topogram images that share a series with the axial stack."""
+        words = {w.upper() for w in self.image_type}
+        return bool(words & {"LOCALIZER", "SCOUT", "TOPOGRAM"})
+
+
+@dataclass(frozen=True)
+class ScanItem:
+    """The result of reading one file: its images, or why it was skipped."""
+
+    path: Path
+    images: tuple[ImageHeader, ...] = ()
+    patient: PatientInfo | None = None
+    skipped_reason: str | None = None
+
+
+def _str(ds: Any, keyword: str, default: str = "") -> str:
+    value = ds.get(keyword, None)
+    return default if value is None else str(value)
+
+
+def _int(ds: Any, keyword: str, default: int = 0) -> int:
+    value = ds.get(keyword, None)
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(value: Any, default: float | None = None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n else None
+
+
+def patient_info(ds: Any) -> PatientInfo:
+    """The identifying and descriptive attributes a report or the SR will need later."""
+    return PatientInfo(
+        name=_str(ds, "PatientName"),
+        patient_id=_str(ds, "PatientID"),
+        birth_date=_str(ds, "PatientBirthDate"),
+        sex=_str(ds, "PatientSex"),
+        study_date=_str(ds, "StudyDate"),
+        study_time=_str(ds, "StudyTime"),
+        study_description=_str(ds, "StudyDescription"),
+        series_description=_str(ds, "SeriesDescription"),
+        accession_number=_str(ds, "AccessionNumber"),
+        referring_physician=_str(ds, "ReferringPhysicianName"),
+        study_id=_str(ds, "StudyID"),
+        institution=_str(ds, "InstitutionName"),
+    )
+
+
+def _native_pixel_offset(fp: Any, ts: str, expected_bytes: int) -> int | None:
+    """Byte offset of uncompressed pixel data, read from the element header at ``fp``.
+
+    pydicom stops *before* the Pixel Data element when asked to, leaving the file position
+    at its tag; reading its length here lets loading read the raw bytes directly.
+    """
+    if ts not in NATIVE_LITTLE_ENDIAN:
+        return None
+    start = fp.tell()
+    head = fp.read(12)
+    if len(head) < 8:
+        return None
+    group, element = struct.unpack("<HH", head[:4])
+    if (group << 16 | element) != PIXEL_DATA_TAG:
+        return None
+    if ts == "1.2.840.10008.1.2":  # implicit VR: tag + 4-byte length
+        (length,) = struct.unpack("<I", head[4:8])
+        offset = start + 8
+    else:  # explicit VR OB/OW: tag + VR + 2 reserved + 4-byte length
+        (length,) = struct.unpack("<I", head[8:12])
+        offset = start + 12
+    if length == 0xFFFFFFFF or length < expected_bytes:
+        return None
+    return offset
+
+
+def _frame_headers(ds: Any, base: dict[str, Any]) -> tuple[ImageHeader, ...]:
+    """One ImageHeader per frame of an Enhanced (multi-frame) CT image."""
+    n = _int(ds, "NumberOfFrames", 1)
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    shared_item = shared[0] if shared else None
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+
+    def group(item: Any, seq: str) -> Any:
+        if item is None:
+            return None
+        s = item.get(seq)
+        return s[0] if s else None
+
+    out = []
+    for f in range(n):
+        frame_item = per_frame[f] if f < len(per_frame) else None
+
+        def pick(seq: str, fi: Any = frame_item) -> Any:
+            return group(fi, seq) or group(shared_item, seq)
+
+        pos = pick("PlanePositionSequence")
+        ori = pick("PlaneOrientationSequence")
+        meas = pick("PixelMeasuresSequence")
+        trans = pick("PixelValueTransformationSequence")
+        ftype = pick("CTImageFrameTypeSequence")
+        image_type = base["image_type"]
+        if ftype is not None and ftype.get("FrameType") is not None:
+            image_type = tuple(str(v) for v in ftype.FrameType)
+        out.append(
+            ImageHeader(
+                **{
+                    **base,
+                    "frame": f,
+                    "image_type": image_type,
+                    "position_lps": _floats(
+                        pos.get("ImagePositionPatient") if pos else None, 3
+                    ),
+                    "orientation": _floats(
+                        ori.get("ImageOrientationPatient") if ori else None, 6
+                    ),
+                    "pixel_spacing_mm": _floats(meas.get("PixelSpacing") if meas else None, 2),
+                    "slice_thickness_mm": _float(meas.get("SliceThickness") if meas else None),
+                    "rescale_slope": _float(trans.get("RescaleSlope") if trans else None, 1.0)
+                    or 1.0,
+                    "rescale_intercept": _float(
+                        trans.get("RescaleIntercept") if trans else None, 0.0
+                    )
+                    or 0.0,
+                    "instance_number": f + 1,
+                }
+            )
+        )
+    return tuple(out)
+
+
+def read_header(path: Path) -> ScanItem:
+    """Parse one file's header; never raises for bad files, it says why they were skipped."""
+    try:
+        with open(path, "rb") as fp:
+            try:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            except InvalidDicomError:
+                return ScanItem(path, skipped_reason="not a DICOM file")
+            ts = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
+            rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+            spp = _int(ds, "SamplesPerPixel", 1)
+            bits = _int(ds, "BitsAllocated", 16)
+            n_frames = _int(ds, "NumberOfFrames", 1)
+            offset = _native_pixel_offset(fp, ts, rows * cols * spp * bits // 8 * n_frames)
+    except OSError as exc:
+        return ScanItem(path, skipped_reason=f"unreadable ({exc.strerror or exc})")
+    except PARSE_ERRORS as exc:
+        return ScanItem(path, skipped_reason=f"unreadable or truncated DICOM ({type(exc).__name__})")
+    sop_class = _str(ds, "SOPClassUID")
+    if rows == 0 or cols == 0:
+        name = UID(sop_class).name if sop_class else "unknown object"
+        return ScanItem(path, skipped_reason=f"DICOM but not an image ({name})")
+    base: dict[str, Any] = {
+        "path": path,
+        "frame": None,
+        "sop_class_uid": sop_class,
+        "series_uid": _str(ds, "SeriesInstanceUID"),
+        "study_uid": _str(ds, "StudyInstanceUID"),
+        "frame_of_reference_uid": _str(ds, "FrameOfReferenceUID"),
+        "modality": _str(ds, "Modality").upper(),
+        "series_description": _str(ds, "SeriesDescription"),
+        "series_number": _int(ds, "SeriesNumber"),
+        "instance_number": _int(ds, "InstanceNumber"),
+        "acquisition_number": _int(ds, "AcquisitionNumber"),
+        "image_type": tuple(str(v) for v in (ds.get("ImageType") or ())),
+        "position_lps": _floats(ds.get("ImagePositionPatient"), 3),
+        "orientation": _floats(ds.get("ImageOrientationPatient"), 6),
+        "pixel_spacing_mm": _floats(ds.get("PixelSpacing"), 2),
+        "slice_thickness_mm": _float(ds.get("SliceThickness")),
+        "rows": rows,
+        "columns": cols,
+        "samples_per_pixel": spp,
+        "photometric": _str(ds, "PhotometricInterpretation", "MONOCHROME2").upper(),
+        "bits_allocated": bits,
+        "pixel_representation": _int(ds, "PixelRepresentation"),
+        "rescale_slope": _float(ds.get("RescaleSlope"), 1.0) or 1.0,
+        "rescale_intercept": _float(ds.get("RescaleIntercept"), 0.0) or 0.0,
+        "transfer_syntax": ts,
+        "pixel_offset": offset,
+        "number_of_frames": n_frames,
+    }
+    is_multiframe = n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds
+    images = _frame_headers(ds, base) if is_multiframe else (ImageHeader(**base),)
+    return ScanItem(path, images=images, patient=patient_info(ds))

@@ -1,0 +1,143 @@
+"""Pixel data of a sorted stack of images → int16 Hounsfield units.
+
+Uncompressed little-endian pixel data is read straight from its byte offset (found when
+the header was scanned); compressed data goes through pydicom's decoders (pylibjpeg
+plugins). Files are read by a thread pool: file reads and the C decoders release the GIL.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.uid import UID
+
+from planning.errors import CodecError, SeriesError
+from planning.io.dicom_headers import PARSE_ERRORS, ImageHeader
+from planning.progress import Progress
+
+HU_MIN, HU_MAX = -32768, 32767
+
+_CODEC_HINT = {
+    "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.91": "pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.57": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.70": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.80": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.4.81": "pylibjpeg-libjpeg",
+    "1.2.840.10008.1.2.5": "pylibjpeg-rle",
+}
+
+
+def _native_dtype(h: ImageHeader) -> np.dtype:
+    kind = "i" if h.pixel_representation == 1 else "u"
+    return np.dtype(f"<{kind}{h.bits_allocated // 8}")
+
+
+def _read_native(h: ImageHeader) -> np.ndarray:
+    assert h.pixel_offset is not None
+    n = h.rows * h.columns
+    frame = h.frame or 0
+    dtype = _native_dtype(h)
+    try:
+        data = np.fromfile(h.path, dtype=dtype, count=n, offset=h.pixel_offset + frame * n * dtype.itemsize)
+    except OSError as exc:
+        raise SeriesError(f"Could not read '{h.path}': {exc.strerror or exc}.") from exc
+    if data.size != n:
+        raise SeriesError(
+            f"The pixel data of '{h.path}' is truncated ({data.size} of {n} pixels): "
+            "the file is damaged."
+        )
+    return data.reshape(h.rows, h.columns)
+
+
+class _FrameCache:
+    """Decoded multi-frame files, so an Enhanced CT file is decoded once, not once per frame."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[Path, np.ndarray] = {}
+
+    def get(self, h: ImageHeader) -> np.ndarray:
+        arr = self._arrays.get(h.path)
+        if arr is None:
+            arr = _decode_file(h)
+            self._arrays[h.path] = arr
+        return arr[h.frame] if arr.ndim == 3 else arr
+
+
+def _decode_file(h: ImageHeader) -> np.ndarray:
+    """Decode a file's pixel data with pydicom (compressed or unusual layouts)."""
+    ts = UID(h.transfer_syntax)
+    try:
+        ds = pydicom.dcmread(h.path)
+        return np.asarray(ds.pixel_array)
+    except OSError as exc:
+        raise SeriesError(f"Could not read '{h.path}': {exc.strerror or exc}.") from exc
+    except (NotImplementedError, RuntimeError, ImportError) as exc:
+        if ts.is_compressed:
+            hint = _CODEC_HINT.get(str(ts))
+            install = f"; install {hint}" if hint else ""
+            raise CodecError(
+                f"'{h.path}' is compressed as {ts.name} ({ts}) and no installed decoder "
+                f"handles it{install}."
+            ) from exc
+        raise SeriesError(f"Could not decode the pixel data of '{h.path}': {exc}") from exc
+    except PARSE_ERRORS as exc:
+        raise SeriesError(
+            f"The pixel data of '{h.path}' cannot be read ({exc}); the file is damaged."
+        ) from exc
+
+
+def _to_hu(stored: np.ndarray, h: ImageHeader) -> tuple[np.ndarray, int]:
+    """Apply RescaleSlope/Intercept; returns int16 HU and the number of clipped pixels."""
+    if h.rescale_slope == 1.0 and float(h.rescale_intercept).is_integer():
+        hu = stored.astype(np.int32) + int(h.rescale_intercept)
+    else:
+        hu = np.rint(stored.astype(np.float64) * h.rescale_slope + h.rescale_intercept)
+    clipped = int(np.count_nonzero((hu < HU_MIN) | (hu > HU_MAX)))
+    if clipped:
+        hu = np.clip(hu, HU_MIN, HU_MAX)
+    return hu.astype(np.int16), clipped
+
+
+def read_slices(stack: list[ImageHeader], progress: Progress) -> tuple[np.ndarray, int]:
+    """HU array ``[k, j, i]`` of the images in ``stack`` order, and the count of pixels
+    clipped to the int16 range (only corrupt rescale values cause any)."""
+    total = len(stack)
+    first = stack[0]
+    out = np.empty((total, first.rows, first.columns), dtype=np.int16)
+    cache = _FrameCache()
+    clipped_total = 0
+
+    def one(k: int) -> int:
+        h = stack[k]
+        if h.pixel_offset is not None and h.samples_per_pixel == 1:
+            stored = _read_native(h)
+        else:
+            stored = cache.get(h)
+        if stored.shape != (first.rows, first.columns):
+            raise SeriesError(
+                f"'{h.path}' has {stored.shape[1]}×{stored.shape[0]} pixels where the series "
+                f"has {first.columns}×{first.rows}."
+            )
+        out[k], clipped = _to_hu(stored, h)
+        return clipped
+
+    progress.report(0, total, "Reading pixel data")
+    multiframe = any(h.frame is not None for h in stack)
+    workers = 1 if multiframe else min(os.cpu_count() or 1, 8)
+    if workers == 1:
+        for k in range(total):
+            clipped_total += one(k)
+            if k % 8 == 7 or k == total - 1:
+                progress.report(k + 1, total, "Reading pixel data")
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for n, clipped in enumerate(pool.map(one, range(total)), 1):
+                clipped_total += clipped
+                if n % 8 == 0 or n == total:
+                    progress.report(n, total, "Reading pixel data")
+    return out, clipped_total
