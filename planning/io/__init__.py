@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from planning.errors import SeriesError
+from planning.io.dicom_headers import read_header
 from planning.io.dicom_series import load_dicom_folder
 from planning.io.nifti import is_nifti, load_nifti
 from planning.progress import Progress
@@ -22,6 +23,10 @@ def load_path(
         return load_dicom_folder(p, series_uid, progress)
     if not p.exists():
         raise SeriesError(f"'{p}' does not exist.")
+    header = read_header(p)
+    if header.images:
+        # One image of a series was chosen: open its whole series from its folder.
+        return load_dicom_folder(p.parent, series_uid or header.images[0].series_uid, progress)
     raise SeriesError(
         f"'{p}' is neither a DICOM folder nor a NIfTI file (.nii, .nii.gz): open the folder "
         "that holds the DICOM images."

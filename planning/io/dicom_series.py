@@ -19,7 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from planning.errors import SeriesError
-from planning.io.dicom_headers import CT_SOP_CLASSES, ImageHeader, ScanItem, read_header
+from planning.io.dicom_headers import (
+    CT_SOP_CLASSES,
+    ImageHeader,
+    ScanItem,
+    read_header,
+    read_patient_info,
+)
 from planning.io.pixels import read_slices
 from planning.progress import Progress, no_progress
 from planning.volume import PatientInfo, Volume, affine_from_dicom
@@ -128,7 +134,7 @@ def _series_info(root: Path, uid: str, items: list[ScanItem]) -> SeriesInfo:
     images = tuple(img for it in items for img in it.images)
     first = images[0]
     thickness = Counter(i.slice_thickness_mm for i in images if i.slice_thickness_mm)
-    patient = next((it.patient for it in items if it.patient is not None), PatientInfo())
+    patient = read_patient_info(first.path)
     modalities = Counter(i.modality for i in images)
     return SeriesInfo(
         series_uid=uid,

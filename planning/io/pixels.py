@@ -91,8 +91,21 @@ def _decode_file(h: ImageHeader) -> np.ndarray:
         ) from exc
 
 
-def _to_hu(stored: np.ndarray, h: ImageHeader) -> tuple[np.ndarray, int]:
-    """Apply RescaleSlope/Intercept; returns int16 HU and the number of clipped pixels."""
+def _to_hu(stored: np.ndarray, h: ImageHeader, out: np.ndarray) -> int:
+    """Write HU (RescaleSlope/Intercept applied) into ``out``; returns the clipped count."""
+    intercept = h.rescale_intercept
+    if (
+        h.rescale_slope == 1.0
+        and float(intercept).is_integer()
+        and HU_MIN <= intercept <= HU_MAX
+        and stored.dtype.itemsize == 2
+    ):
+        lo, hi = int(stored.min()) + int(intercept), int(stored.max()) + int(intercept)
+        if HU_MIN <= lo and hi <= HU_MAX:
+            # Every result fits int16, so 16-bit wrap-around arithmetic gives it exactly,
+            # in one pass and without a temporary int32 copy.
+            np.add(stored.view(np.int16), np.int16(int(intercept)), out=out, casting="unsafe")
+            return 0
     if h.rescale_slope == 1.0 and float(h.rescale_intercept).is_integer():
         hu = stored.astype(np.int32) + int(h.rescale_intercept)
     else:
@@ -100,7 +113,8 @@ def _to_hu(stored: np.ndarray, h: ImageHeader) -> tuple[np.ndarray, int]:
     clipped = int(np.count_nonzero((hu < HU_MIN) | (hu > HU_MAX)))
     if clipped:
         hu = np.clip(hu, HU_MIN, HU_MAX)
-    return hu.astype(np.int16), clipped
+    out[...] = hu
+    return clipped
 
 
 def read_slices(stack: list[ImageHeader], progress: Progress) -> tuple[np.ndarray, int]:
@@ -123,8 +137,7 @@ def read_slices(stack: list[ImageHeader], progress: Progress) -> tuple[np.ndarra
                 f"'{h.path}' has {stored.shape[1]}×{stored.shape[0]} pixels where the series "
                 f"has {first.columns}×{first.rows}."
             )
-        out[k], clipped = _to_hu(stored, h)
-        return clipped
+        return _to_hu(stored, h, out[k])
 
     progress.report(0, total, "Reading pixel data")
     multiframe = any(h.frame is not None for h in stack)

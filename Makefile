@@ -1,0 +1,61 @@
+# VertebroPlan — set-up, run, test, bench.  For research and training — not for clinical use.
+# `make run` and `make test` set everything up on a fresh Debian machine (system packages via
+# apt-get when run as root, Python packages in .venv) before they start.
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PYTHON ?= python3
+
+# Xvfb and GL/EGL/xcb for Qt + VTK; dcmtk, dicom3tools and poppler-utils for the tests.
+APT_PKGS := python3-venv xvfb xauth libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libosmesa6 \
+	libxkbcommon-x11-0 libxkbcommon0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 \
+	libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 \
+	libxcb-xfixes0 libxcb-xkb1 libdbus-1-3 libfontconfig1 libxrender1 libxi6 libxt6 \
+	fonts-dejavu-core dcmtk dicom3tools poppler-utils
+
+.PHONY: run test bench lint sysdeps venv clean
+
+sysdeps:
+	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "Installing system packages:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "Missing system packages. Run as root:"; \
+	    echo "  apt-get install -y $$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: sysdeps $(STAMP)
+
+# Starts the workstation on the built-in demo CT (generated and cached on first start).
+# Without a display it runs on a virtual one (xvfb-run) — set DISPLAY to see the window.
+run: venv
+	@if [ -n "$$DISPLAY" ] || [ -n "$$WAYLAND_DISPLAY" ]; then \
+	  $(VENV)/bin/vertebroplan $(ARGS); \
+	else \
+	  echo "No DISPLAY set: starting on a virtual screen (xvfb-run)."; \
+	  xvfb-run -a -s "-screen 0 1600x1000x24" $(VENV)/bin/vertebroplan $(ARGS); \
+	fi
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+# Every test: lint, import layering, unit, GUI (Xvfb via pytest-xvfb) and DICOM tool tests.
+test: lint
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info tests/artifacts

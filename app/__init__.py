@@ -1,0 +1,1 @@
+"""VertebroPlan application layer: main window, controller, undo commands, CLI."""

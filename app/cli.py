@@ -1,0 +1,142 @@
+"""Command-line interface: ``vertebroplan [open PATH | demo-ct OUTDIR | info PATH --json]``.
+
+Batch commands import no Qt, so they run on servers and in CI without a display. Errors are
+one plain line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from planning.errors import VertebroPlanError
+from planning.progress import Progress
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+DISCLAIMER = "For research and training — not for clinical use"
+
+log = logging.getLogger("vertebroplan")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vertebroplan",
+        description=f"VertebroPlan: vertebroplasty planning on CT. {DISCLAIMER}.",
+    )
+    sub = parser.add_subparsers(dest="command")
+    p_open = sub.add_parser("open", help="start the workstation on a DICOM folder or NIfTI file")
+    p_open.add_argument("path", help="DICOM folder (searched recursively) or .nii/.nii.gz")
+    p_open.add_argument("--series", metavar="UID", help="SeriesInstanceUID to open")
+    p_demo = sub.add_parser("demo-ct", help="write the built-in demo spine CT as DICOM")
+    p_demo.add_argument("outdir", help="folder to write the series and its ground truth into")
+    p_info = sub.add_parser("info", help="describe a CT: size, spacing, LPS affine, UIDs")
+    p_info.add_argument("path", help="DICOM folder or NIfTI file")
+    p_info.add_argument("--series", metavar="UID", help="SeriesInstanceUID to describe")
+    p_info.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def volume_info(volume: object) -> dict[str, object]:
+    """The JSON description of a loaded volume (no patient-identifying data)."""
+    from planning.volume import Volume
+
+    assert isinstance(volume, Volume)
+    hu_min, hu_max = volume.hu_range
+    return {
+        "modality": volume.modality,
+        "size": list(volume.size),
+        "spacing_mm": [round(float(s), 6) for s in volume.spacing_mm],
+        "affine_lps": np.round(volume.affine_lps, 6).tolist(),
+        "hu_min": hu_min,
+        "hu_max": hu_max,
+        "study_uid": volume.study_uid,
+        "series_uid": volume.series_uid,
+        "frame_of_reference_uid": volume.frame_of_reference_uid,
+        "warnings": list(volume.warnings),
+    }
+
+
+def _stderr_progress() -> Progress:
+    """Progress on stderr when it is a terminal; silent otherwise (pipes, CI)."""
+    if not sys.stderr.isatty():
+        return Progress()
+
+    def show(done: int, total: int, message: str) -> None:
+        pct = 100 * done // total if total else 100
+        print(f"\r{message}: {pct:3d}%", end="", file=sys.stderr, flush=True)
+        if done >= total:
+            print(file=sys.stderr)
+
+    return Progress(show)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from planning.io import load_path
+
+    volume = load_path(args.path, args.series, _stderr_progress())
+    info = volume_info(volume)
+    if args.json:
+        print(json.dumps(info))
+        return EXIT_OK
+    for key, value in info.items():
+        if key == "affine_lps":
+            print("affine_lps:")
+            for row in value:  # type: ignore[attr-defined]
+                print("   " + "  ".join(f"{v:10.4f}" for v in row))
+        elif key == "warnings":
+            for w in value:  # type: ignore[attr-defined]
+                print(f"warning: {w}")
+        else:
+            print(f"{key}: {value}")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from planning.demo import write_demo_ct
+
+    out = Path(args.outdir)
+    truth = write_demo_ct(out, _stderr_progress())
+    names = ", ".join(level.name for level in truth.levels)
+    print(f"Demo spine CT written to {out} (levels {names}). {DISCLAIMER}.")
+    return EXIT_OK
+
+
+def _cmd_gui(path: str | None, series: str | None) -> int:
+    from app.gui import run_gui
+
+    return run_gui(path, series)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vertebroplan`` console script."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "info":
+            return _cmd_info(args)
+        if args.command == "demo-ct":
+            return _cmd_demo(args)
+        if args.command == "open":
+            return _cmd_gui(args.path, args.series)
+        return _cmd_gui(None, None)
+    except VertebroPlanError as exc:
+        print(f"vertebroplan: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("vertebroplan: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"vertebroplan: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
