@@ -51,14 +51,20 @@ def downsample_factors(spacing_mm: NDArray[np.float64], target_mm: float) -> tup
     return tuple(max(1, round(target_mm / float(s))) for s in spacing_mm)
 
 
-def _block_mean(
-    array_kji: NDArray[np.int16], factors_kji: tuple[int, ...], progress: Progress
+def _bone_fraction(
+    array_kji: NDArray[np.int16],
+    threshold_hu: float,
+    factors_kji: tuple[int, ...],
+    progress: Progress,
 ) -> NDArray[np.float32]:
-    """Mean HU over blocks of ``factors_kji`` voxels, computed slab by slab.
+    """Fraction of full-resolution voxels at or above the threshold in each block.
 
-    Slab by slab keeps the float copy small (a whole 512×512×300 float32 copy is 300 MB)
-    and lets the user cancel between slabs. Trailing voxels that do not fill a block are
-    dropped (less than one block of the volume's edge).
+    Why a fraction rather than mean HU: thresholding happens at full resolution, and the 0.5
+    iso-surface of the block fraction lies on the full-resolution bone edge whatever the
+    bone's density, whereas a 200 HU iso-surface of block-averaged HU drifts outwards by
+    up to half a coarse voxel on dense cortex. Computed slab by slab so memory stays small
+    and the user can cancel between slabs; trailing voxels that do not fill a block
+    (less than one block at the scan's edge) are dropped.
     """
     fk, fj, fi = factors_kji
     nk, nj, ni = (n // f for n, f in zip(array_kji.shape, factors_kji, strict=True))
@@ -66,7 +72,7 @@ def _block_mean(
     slabs_per_step = max(1, 16 // fk)
     for k0 in range(0, nk, slabs_per_step):
         k1 = min(nk, k0 + slabs_per_step)
-        slab = array_kji[k0 * fk : k1 * fk, : nj * fj, : ni * fi]
+        slab = array_kji[k0 * fk : k1 * fk, : nj * fj, : ni * fi] >= threshold_hu
         acc = out[k0:k1]
         acc[...] = 0.0
         # summing strided views is several times faster than reshape(...).mean(axis=...)
@@ -79,15 +85,13 @@ def _block_mean(
     return out
 
 
-def _drop_small_components(
-    field: NDArray[np.float32], threshold_hu: float, min_voxels: int
-) -> None:
-    """Push components of bone smaller than ``min_voxels`` below the threshold, in place.
+def _drop_small_components(field: NDArray[np.float32], level: float, min_voxels: int) -> None:
+    """Push components of bone smaller than ``min_voxels`` below the level, in place.
 
     Removes specks (calcifications, noise, contrast, metal scatter) that would clutter the
     3-D view; vertebrae separated by discs stay because each is far above the limit.
     """
-    mask = field >= threshold_hu
+    mask = field >= level
     labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
     if n == 0:
         return
@@ -95,7 +99,7 @@ def _drop_small_components(
     small = sizes < min_voxels
     small[0] = False
     if small.any():
-        field[small[labels]] = threshold_hu - 1.0
+        field[small[labels]] = 0.0
 
 
 def extract_bone_surface(
@@ -131,19 +135,21 @@ def extract_bone_surface(
     progress = progress or no_progress()
     f_ijk = downsample_factors(volume.spacing_mm, target_spacing_mm)
     f_kji = f_ijk[::-1]
-    field = _block_mean(volume.array, f_kji, progress)
+    field = _bone_fraction(volume.array, threshold_hu, f_kji, progress)
+    if field.size == 0:
+        return empty_surface()
     if smoothing_sigma_vox > 0:
         field = ndimage.gaussian_filter(
             field, smoothing_sigma_vox, mode="nearest", truncate=2.0
         )
     progress.report(6, 10, "Removing small bone fragments…")
     voxel_mm3 = float(np.prod(volume.spacing_mm * np.array(f_ijk)))
-    _drop_small_components(field, threshold_hu, max(1, int(min_component_mm3 / voxel_mm3)))
-    if field.size == 0 or field.max() < threshold_hu:
+    _drop_small_components(field, 0.5, max(1, int(min_component_mm3 / voxel_mm3)))
+    if field.max() < 0.5:
         return empty_surface()
-    # air border so that bone cut by the scan's edge still gives a closed surface
-    field = np.pad(field, 1, mode="constant", constant_values=min(-1024.0, threshold_hu - 1))
-    verts_kji, faces, normals_kji = _marching_cubes_in_slabs(field, threshold_hu, progress)
+    # a border of no bone so that bone cut by the scan's edge still gives a closed surface
+    field = np.pad(field, 1, mode="constant", constant_values=0.0)
+    verts_kji, faces, normals_kji = _marching_cubes_in_slabs(field, 0.5, progress)
     if len(faces) == 0:
         return empty_surface()
     progress.report(9, 10, "Placing surface in patient space…")

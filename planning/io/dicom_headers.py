@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-from pydicom.dataelem import RawDataElement
 from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
@@ -26,21 +26,57 @@ CT_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2", ENHANCED_CT, LEGACY_ENHANCED_CT}
 PIXEL_DATA_TAG = 0x7FE00010
 _TEXT_VRS = {"CS", "DS", "IS", "UI", "LO", "SH", "DA", "TM", "PN", "ST", "LT"}
 _KEYWORDS = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-    "StudyDescription", "SeriesDescription", "AccessionNumber", "ReferringPhysicianName",
-    "StudyID", "InstitutionName", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID",
-    "FrameOfReferenceUID", "Modality", "SeriesNumber", "InstanceNumber", "AcquisitionNumber",
-    "ImageType", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
-    "SliceThickness", "Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation",
-    "BitsAllocated", "PixelRepresentation", "RescaleSlope", "RescaleIntercept", "NumberOfFrames",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyDescription",
+    "SeriesDescription",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "StudyID",
+    "InstitutionName",
+    "SOPClassUID",
+    "SeriesInstanceUID",
+    "StudyInstanceUID",
+    "FrameOfReferenceUID",
+    "Modality",
+    "SeriesNumber",
+    "InstanceNumber",
+    "AcquisitionNumber",
+    "ImageType",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "PixelSpacing",
+    "SliceThickness",
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "BitsAllocated",
+    "PixelRepresentation",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "NumberOfFrames",
 )
 _TAGS = {k: int(tag_for_keyword(k) or 0) for k in _KEYWORDS}
 _IMPLICIT_VR = {k: dictionary_VR(_TAGS[k]) for k in _KEYWORDS}
 
 # What pydicom raises on damaged files (truncated, garbage lengths, wrong VRs).
 PARSE_ERRORS = (
-    ValueError, EOFError, struct.error, KeyError, TypeError, AttributeError, IndexError,
-    NotImplementedError, OverflowError, UnicodeDecodeError, MemoryError,
+    ValueError,
+    EOFError,
+    struct.error,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    NotImplementedError,
+    OverflowError,
+    UnicodeDecodeError,
+    MemoryError,
 )
 NATIVE_LITTLE_ENDIAN = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 
@@ -255,12 +291,8 @@ def _frame_headers(ds: Any, base: dict[str, Any]) -> tuple[ImageHeader, ...]:
                     **base,
                     "frame": f,
                     "image_type": image_type,
-                    "position_lps": _floats(
-                        pos.get("ImagePositionPatient") if pos else None, 3
-                    ),
-                    "orientation": _floats(
-                        ori.get("ImageOrientationPatient") if ori else None, 6
-                    ),
+                    "position_lps": _floats(pos.get("ImagePositionPatient") if pos else None, 3),
+                    "orientation": _floats(ori.get("ImageOrientationPatient") if ori else None, 6),
                     "pixel_spacing_mm": _floats(meas.get("PixelSpacing") if meas else None, 2),
                     "slice_thickness_mm": _float(meas.get("SliceThickness") if meas else None),
                     "rescale_slope": _float(trans.get("RescaleSlope") if trans else None, 1.0)
@@ -293,7 +325,9 @@ def read_header(path: Path) -> ScanItem:
     except OSError as exc:
         return ScanItem(path, skipped_reason=f"unreadable ({exc.strerror or exc})")
     except PARSE_ERRORS as exc:
-        return ScanItem(path, skipped_reason=f"unreadable or truncated DICOM ({type(exc).__name__})")
+        return ScanItem(
+            path, skipped_reason=f"unreadable or truncated DICOM ({type(exc).__name__})"
+        )
     sop_class = _str(ds, "SOPClassUID")
     if rows == 0 or cols == 0:
         name = UID(sop_class).name if sop_class else "unknown object"

@@ -158,7 +158,9 @@ def load_dicom_folder(
     progress = progress or no_progress()
     scan = scan_folder(folder, progress)
     if not scan.series:
-        detail = f" ({scan.n_files} file(s) looked at, none is a DICOM image)" if scan.n_files else ""
+        detail = (
+            f" ({scan.n_files} file(s) looked at, none is a DICOM image)" if scan.n_files else ""
+        )
         raise SeriesError(f"No DICOM images found in '{scan.folder}'{detail}.")
     warnings: list[str] = []
     if series_uid is not None:
@@ -175,7 +177,9 @@ def load_dicom_folder(
                 f"('{label}', {info.n_images} images) was loaded."
             )
     if scan.skipped:
-        warnings.append(f"{len(scan.skipped)} file(s) in the folder were not DICOM images and were skipped.")
+        warnings.append(
+            f"{len(scan.skipped)} file(s) in the folder were not DICOM images and were skipped."
+        )
     volume = load_series(info, progress)
     volume.warnings[:0] = warnings
     return volume
@@ -188,8 +192,14 @@ def _refuse_non_ct(info: SeriesInfo) -> None:
             f"{where} is {info.modality or 'of unknown modality'}, not CT: "
             "VertebroPlan plans on CT only."
         )
-    colour = [i for i in info.images if i.samples_per_pixel != 1 or "RGB" in i.photometric
-              or "YBR" in i.photometric or "PALETTE" in i.photometric]
+    colour = [
+        i
+        for i in info.images
+        if i.samples_per_pixel != 1
+        or "RGB" in i.photometric
+        or "YBR" in i.photometric
+        or "PALETTE" in i.photometric
+    ]
     if colour:
         raise SeriesError(
             f"{where} has colour (RGB) images, e.g. '{colour[0].path.name}', not CT grey "
@@ -244,7 +254,9 @@ def _sort_and_dedupe(
         kept.append(int(idx))
     dropped = len(stack) - len(kept)
     if dropped:
-        warnings.append(f"{dropped} duplicate image(s) at an already-present position were ignored.")
+        warnings.append(
+            f"{dropped} duplicate image(s) at an already-present position were ignored."
+        )
     return [stack[i] for i in kept], pos[kept]
 
 
@@ -290,7 +302,7 @@ def _slice_grid(
             f"{step:.2f} mm. Re-export the complete series."
         )
     multiples = steps / step
-    n_out = int(round((dist[-1] - dist[0]) / step)) + 1
+    n_out = round((dist[-1] - dist[0]) / step) + 1
     target = np.linspace(dist[0], dist[-1], n_out)
     lower = np.clip(np.searchsorted(dist, target, side="right") - 1, 0, n - 2)
     weight = np.clip((target - dist[lower]) / (dist[lower + 1] - dist[lower]), 0.0, 1.0)
@@ -333,8 +345,13 @@ def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
             f"{len(stack)} usable image(s); a volume needs at least 2 slices."
         )
     grid = _slice_grid(positions, normal, info, warnings)
-    tilt_deg = float(np.degrees(np.arccos(np.clip(
-        abs(grid.step_lps @ normal) / np.linalg.norm(grid.step_lps), -1.0, 1.0))))
+    tilt_deg = float(
+        np.degrees(
+            np.arccos(
+                np.clip(abs(grid.step_lps @ normal) / np.linalg.norm(grid.step_lps), -1.0, 1.0)
+            )
+        )
+    )
     if tilt_deg > TILT_WARN_DEG:
         warnings.append(
             f"Gantry tilt of {tilt_deg:.1f}° kept in the geometry (slices are sheared, "
@@ -348,8 +365,9 @@ def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
         hi = hu[np.minimum(grid.lower + 1, len(stack) - 1)].astype(np.float32)
         w = grid.weight[:, None, None].astype(np.float32)
         hu = np.rint(lo * (1 - w) + hi * w).astype(np.int16)
-    affine = affine_from_dicom(grid.first_lps, row_dir, col_dir, first.pixel_spacing_mm,
-                               grid.step_lps)
+    affine = affine_from_dicom(
+        grid.first_lps, row_dir, col_dir, first.pixel_spacing_mm, grid.step_lps
+    )
     patient = info.patient
     return Volume(
         array=hu,
@@ -362,4 +380,3 @@ def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
         source=str(info.folder),
         warnings=warnings,
     )
-

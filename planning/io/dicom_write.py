@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from planning.errors import SeriesError
 from planning.volume import PatientInfo, Volume
 
-IMPLEMENTATION_UID = "1.2.826.0.1.3680043.10.1389.1"  # VertebroPlan's implementation class
+IMPLEMENTATION_UID = UID("1.2.826.0.1.3680043.10.1389.1")  # VertebroPlan's implementation class
 SOFTWARE_NAME = "VertebroPlan"
 
 
@@ -144,6 +144,8 @@ def write_series(
 def read_back_positions(paths: Sequence[Path]) -> np.ndarray:
     """ImagePositionPatient of each file (helper for tests and the round-trip check)."""
     return np.array(
-        [[float(v) for v in pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient]
-         for p in paths]
+        [
+            [float(v) for v in pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient]
+            for p in paths
+        ]
     )

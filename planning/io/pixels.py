@@ -43,7 +43,9 @@ def _read_native(h: ImageHeader) -> np.ndarray:
     frame = h.frame or 0
     dtype = _native_dtype(h)
     try:
-        data = np.fromfile(h.path, dtype=dtype, count=n, offset=h.pixel_offset + frame * n * dtype.itemsize)
+        data = np.fromfile(
+            h.path, dtype=dtype, count=n, offset=h.pixel_offset + frame * n * dtype.itemsize
+        )
     except OSError as exc:
         raise SeriesError(f"Could not read '{h.path}': {exc.strerror or exc}.") from exc
     if data.size != n:
@@ -101,7 +103,7 @@ def _to_hu(stored: np.ndarray, h: ImageHeader, out: np.ndarray) -> int:
         and stored.dtype.itemsize == 2
     ):
         lo, hi = int(stored.min()) + int(intercept), int(stored.max()) + int(intercept)
-        if HU_MIN <= lo and hi <= HU_MAX:
+        if lo >= HU_MIN and hi <= HU_MAX:
             # Every result fits int16, so 16-bit wrap-around arithmetic gives it exactly,
             # in one pass and without a temporary int32 copy.
             np.add(stored.view(np.int16), np.int16(int(intercept)), out=out, casting="unsafe")

@@ -20,7 +20,11 @@ ABDOMEN = ROOT.parent / "shared" / "data" / "ct-abdomen-3mm" / "ct.nii.gz"
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -80,8 +84,10 @@ def test_info_json_on_nifti() -> None:
     [
         (lambda p: p / "missing", "does not exist"),
         (lambda p: (p / "empty").mkdir() or p / "empty", "No DICOM images found"),
-        (lambda p: p / "x.txt" if (p / "x.txt").write_text("hello") else None,
-         "neither a DICOM folder"),
+        (
+            lambda p: p / "x.txt" if (p / "x.txt").write_text("hello") else None,
+            "neither a DICOM folder",
+        ),
     ],
 )
 def test_errors_are_one_line_without_traceback(tmp_path: Path, make, fragment: str) -> None:

@@ -29,6 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence as DicomSequence
+from planning.volume import Volume
 from pydicom.uid import (
     UID,
     CTImageStorage,
@@ -617,3 +618,68 @@ def dcmtk_convert(tool: str, args: Sequence[str], src: Path, dst: Path) -> Path:
 
 def transfer_syntax_of(path: Path) -> str:
     return str(pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+
+
+# ---- checks shared by the test files ------------------------------------------------------
+def assert_markers(
+    volume: Volume,
+    markers: Sequence[Marker],
+    positions: Sequence[ArrayLike],
+    iop: Sequence[float],
+    pixel_spacing: Sequence[float],
+    tol_mm: float = 1e-3,
+) -> None:
+    """Each marker occurs exactly once in the volume, at the LPS point computed by hand."""
+    for m in markers:
+        hits = np.argwhere(volume.array == m.hu)
+        assert len(hits) == 1, f"marker {m.hu} HU found {len(hits)} times, expected once"
+        k, j, i = (int(v) for v in hits[0])
+        expected = voxel_lps(positions[m.k], iop, pixel_spacing, m.i, m.j)
+        got = volume.to_lps([i, j, k])
+        assert np.allclose(got, expected, atol=tol_mm), (
+            f"marker {m.hu} HU at LPS {got.round(4).tolist()}, "
+            f"expected {expected.round(4).tolist()}"
+        )
+        assert volume.hu_at(expected) == m.hu
+
+
+def assert_slices_match(
+    volume: Volume,
+    hu_kji: ArrayLike,
+    positions: Sequence[ArrayLike],
+    tol_mm: float = 1e-3,
+) -> None:
+    """Every loaded slice sits at one of the written positions and holds that slice's HU.
+
+    Independent of the order the loader sorts in: slice k is matched to a written slice by
+    the LPS position of its first voxel. Every written slice must be used exactly once.
+    """
+    hu = np.asarray(hu_kji)
+    pos = np.asarray(positions, dtype=np.float64)
+    assert volume.array.shape == hu.shape, (
+        f"volume shape {volume.array.shape}, expected {hu.shape}"
+    )
+    used: list[int] = []
+    for k in range(volume.array.shape[0]):
+        origin = volume.to_lps([0.0, 0.0, float(k)])
+        d = np.linalg.norm(pos - origin, axis=1)
+        src = int(np.argmin(d))
+        assert d[src] < tol_mm, f"loaded slice {k} at {origin.round(3).tolist()} was not written"
+        np.testing.assert_array_equal(volume.array[k], hu[src], err_msg=f"slice {k}")
+        used.append(src)
+    assert sorted(used) == list(range(hu.shape[0]))
+
+
+def warning_with(volume: Volume, *fragments: str) -> str:
+    """The first warning containing every fragment (case-insensitive); fails if none does."""
+    for w in volume.warnings:
+        if all(f.lower() in w.lower() for f in fragments):
+            return w
+    raise AssertionError(f"no warning mentions {fragments}; warnings: {volume.warnings}")
+
+
+def assert_names(message: str, *paths: Path) -> None:
+    """The message names at least one of the given files or folders."""
+    assert any(p.name in message for p in paths), (
+        f"message does not name any of {[p.name for p in paths]}: {message!r}"
+    )

@@ -6,6 +6,7 @@ abdomen's centre or the levels would run the wrong way.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ def test_grid_and_geometry(ct_and_labels) -> None:
 def test_levels_run_from_inferior_to_superior(ct_and_labels) -> None:
     ct, labels = ct_and_labels
     z = [_centroid_lps(ct, labels.array == code)[2] for code in LEVEL_CODES.values()]
-    assert all(b > a + 15 for a, b in zip(z, z[1:], strict=False)), z  # L5 < L4 < … < L1
+    assert all(b > a + 15 for a, b in itertools.pairwise(z)), z  # L5 < L4 < … < L1
 
 
 def test_vertebrae_lie_posterior_to_the_abdomen_centre(ct_and_labels) -> None:
