@@ -7,6 +7,7 @@ loading a series never parses a header again.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ _KEYWORDS = (
     "SamplesPerPixel",
     "PhotometricInterpretation",
     "BitsAllocated",
+    "BitsStored",
     "PixelRepresentation",
     "RescaleSlope",
     "RescaleIntercept",
@@ -109,6 +111,7 @@ class ImageHeader:
     samples_per_pixel: int
     photometric: str
     bits_allocated: int
+    bits_stored: int
     pixel_representation: int
     rescale_slope: float
     rescale_intercept: float
@@ -321,6 +324,10 @@ def read_header(path: Path) -> ScanItem:
             spp = _int(ds, "SamplesPerPixel", 1)
             bits = _int(ds, "BitsAllocated", 16)
             n_frames = _int(ds, "NumberOfFrames", 1)
+            # pydicom returns a partial dataset for a file cut inside its header, without
+            # an error: ending exactly where the parser stopped is how truncation shows.
+            deflated = ts == "1.2.840.10008.1.2.1.99"  # fp position is not the dataset's
+            at_eof = not deflated and fp.tell() >= os.fstat(fp.fileno()).st_size
             offset = _native_pixel_offset(fp, ts, rows * cols * spp * bits // 8 * n_frames)
     except OSError as exc:
         return ScanItem(path, skipped_reason=f"unreadable ({exc.strerror or exc})")
@@ -329,6 +336,11 @@ def read_header(path: Path) -> ScanItem:
             path, skipped_reason=f"unreadable or truncated DICOM ({type(exc).__name__})"
         )
     sop_class = _str(ds, "SOPClassUID")
+    if at_eof:
+        return ScanItem(
+            path,
+            skipped_reason="unreadable or truncated DICOM (the file ends before its pixel data)",
+        )
     if rows == 0 or cols == 0:
         name = UID(sop_class).name if sop_class else "unknown object"
         return ScanItem(path, skipped_reason=f"DICOM but not an image ({name})")
@@ -354,6 +366,7 @@ def read_header(path: Path) -> ScanItem:
         "samples_per_pixel": spp,
         "photometric": _str(ds, "PhotometricInterpretation", "MONOCHROME2").upper(),
         "bits_allocated": bits,
+        "bits_stored": _int(ds, "BitsStored", bits),
         "pixel_representation": _int(ds, "PixelRepresentation"),
         "rescale_slope": _float(_raw_value(ds, "RescaleSlope"), 1.0) or 1.0,
         "rescale_intercept": _float(_raw_value(ds, "RescaleIntercept"), 0.0) or 0.0,

@@ -176,10 +176,15 @@ def load_dicom_folder(
                 f"The folder holds {len(scan.series)} series; the largest CT series "
                 f"('{label}', {info.n_images} images) was loaded."
             )
-    if scan.skipped:
+    damaged = [p.name for p, reason in scan.skipped if "unreadable" in reason]
+    if damaged:
+        names = ", ".join(damaged[:3]) + (" …" if len(damaged) > 3 else "")
         warnings.append(
-            f"{len(scan.skipped)} file(s) in the folder were not DICOM images and were skipped."
+            f"{len(damaged)} damaged file(s) could not be read and were skipped: {names}."
         )
+    others = len(scan.skipped) - len(damaged)
+    if others:
+        warnings.append(f"{others} file(s) in the folder were not DICOM images and were skipped.")
     volume = load_series(info, progress)
     volume.warnings[:0] = warnings
     return volume

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from planning.errors import SeriesError
 from planning.volume import PatientInfo, Volume
 
-IMPLEMENTATION_UID = UID("1.2.826.0.1.3680043.10.1389.1")  # VertebroPlan's implementation class
+# Under pydicom's UID root; derived, so stable across runs and machines.
+IMPLEMENTATION_UID = generate_uid(entropy_srcs=["VertebroPlan implementation class"])
 SOFTWARE_NAME = "VertebroPlan"
 
 

@@ -20,6 +20,12 @@ from planning.io.dicom_headers import PARSE_ERRORS, ImageHeader
 from planning.progress import Progress
 
 HU_MIN, HU_MAX = -32768, 32767
+UNCOMPRESSED_SYNTAXES = {
+    "1.2.840.10008.1.2",  # implicit VR little endian
+    "1.2.840.10008.1.2.1",  # explicit VR little endian
+    "1.2.840.10008.1.2.1.99",  # deflated explicit VR little endian
+    "1.2.840.10008.1.2.2",  # explicit VR big endian
+}
 
 _CODEC_HINT = {
     "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg",
@@ -53,7 +59,20 @@ def _read_native(h: ImageHeader) -> np.ndarray:
             f"The pixel data of '{h.path}' is truncated ({data.size} of {n} pixels): "
             "the file is damaged."
         )
-    return data.reshape(h.rows, h.columns)
+    return _apply_bits_stored(data.reshape(h.rows, h.columns), h)
+
+
+def _apply_bits_stored(stored: np.ndarray, h: ImageHeader) -> np.ndarray:
+    """Keep only the BitsStored low bits (old overlay bits above them are not pixel values)
+    and sign-extend signed data, as the standard defines (PS3.5 §8.1.1)."""
+    bits = h.bits_stored
+    if not 0 < bits < h.bits_allocated:
+        return stored
+    wide = stored.astype(np.int32) & ((1 << bits) - 1)
+    if h.pixel_representation == 1:
+        sign = 1 << (bits - 1)
+        wide = np.where(wide & sign, wide - (1 << bits), wide)
+    return wide
 
 
 class _FrameCache:
@@ -75,15 +94,17 @@ def _decode_file(h: ImageHeader) -> np.ndarray:
     ts = UID(h.transfer_syntax)
     try:
         ds = pydicom.dcmread(h.path)
-        return np.asarray(ds.pixel_array)
+        arr = np.asarray(ds.pixel_array)
+        return arr.astype(arr.dtype.newbyteorder("="), copy=False)  # big-endian files
     except OSError as exc:
         raise SeriesError(f"Could not read '{h.path}': {exc.strerror or exc}.") from exc
-    except (NotImplementedError, RuntimeError, ImportError) as exc:
-        if ts.is_compressed:
+    except (NotImplementedError, RuntimeError, ImportError, ValueError) as exc:
+        if str(ts) not in UNCOMPRESSED_SYNTAXES:
             hint = _CODEC_HINT.get(str(ts))
             install = f"; install {hint}" if hint else ""
+            name = ts.name if ts.is_transfer_syntax else "an unknown transfer syntax"
             raise CodecError(
-                f"'{h.path}' is compressed as {ts.name} ({ts}) and no installed decoder "
+                f"'{h.path}' is compressed as {name} ({ts}) and no installed decoder "
                 f"handles it{install}."
             ) from exc
         raise SeriesError(f"Could not decode the pixel data of '{h.path}': {exc}") from exc

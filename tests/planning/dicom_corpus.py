@@ -29,7 +29,6 @@ from numpy.typing import ArrayLike, NDArray
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence as DicomSequence
-from planning.volume import Volume
 from pydicom.uid import (
     UID,
     CTImageStorage,
@@ -38,9 +37,11 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from planning.volume import Volume
+
 ENHANCED_CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2.1")
 JPEG_XL_UID = "1.2.840.10008.1.2.4.110"  # JPEG XL, newer than any decoder pydicom 3.0 knows
-_MPEG2_MPML_UID = "1.2.840.10008.1.2.4.100"  # same length as JPEG XL's UID (see write_jpeg_xl)
+_MPEG2_MPML_UID = "1.2.840.10008.1.2.4.100"  # as long as JPEG XL's UID
 IMPLEMENTATION_UID = "1.2.826.0.1.3680043.10.1389.99"
 
 AXIAL_IOP: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -580,6 +581,7 @@ def write_encapsulated_unknown(
     MPEG-2 (a UID of the same length) and the UID bytes are swapped in the meta header.
     A private UID is written directly (explicit VR little endian data set).
     """
+    path.parent.mkdir(parents=True, exist_ok=True)
     hu = np.zeros((ROWS, COLS), dtype=np.int16)
     ds = ct_slice_dataset(path, hu, ipp, uids=uids, instance_number=instance_number)
     fake_codestream = b"\xff\x0a" + bytes(range(256)) * 4
@@ -683,3 +685,31 @@ def assert_names(message: str, *paths: Path) -> None:
     assert any(p.name in message for p in paths), (
         f"message does not name any of {[p.name for p in paths]}: {message!r}"
     )
+
+
+def write_dicomdir(folder: Path, paths: Sequence[Path]) -> Path:
+    """A DICOMDIR next to the images, as on a patient CD (dcmtk's dcmmkdir)."""
+    exe = shutil.which("dcmmkdir")
+    if exe is None:
+        raise FileNotFoundError("dcmmkdir is not installed")
+    out = folder / "DICOMDIR"
+    proc = subprocess.run(
+        [exe, "+id", str(folder), "+D", str(out), *[p.name for p in paths]],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"dcmmkdir failed: {proc.stderr.strip()}")
+    return out
+
+
+def rewrite_stored_bits(path: Path, transform: object) -> Path:
+    """Replace the 16-bit pixel words of a native file by ``transform(words_uint16)``.
+
+    Used to put garbage above HighBit (old overlay bits) or to drop the sign extension of
+    signed 12-bit data: both are legal, since readers must ignore bits outside BitsStored.
+    """
+    ds = pydicom.dcmread(path)
+    words = np.frombuffer(ds.PixelData, dtype="<u2")
+    ds.PixelData = np.asarray(transform(words), dtype="<u2").tobytes()  # type: ignore[operator]
+    ds.save_as(path, enforce_file_format=True)
+    return path
