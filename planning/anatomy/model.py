@@ -1,0 +1,128 @@
+"""What the checks and the planner need to know about the spine, in one value.
+
+`Anatomy` holds label masks on a crop (region of interest) of the CT grid around the spine,
+with that crop's own index→LPS affine, plus per-level geometry in LPS mm. Every source —
+the demo CT's ground truth, an imported label map (TotalSegmentator, VerSe) and the
+automatic segmentation — builds the same `Anatomy`, so the checks do not care which one
+it came from.
+
+Array order is the project's: ``array[k, j, i]`` (slice, row, column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from planning.volume import validate_affine
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True, eq=False)
+class VertebraGeometry:
+    """One vertebra's label code and local frame (unit LPS vectors), body centroid in LPS mm.
+
+    The local frame follows the spine's own curve and rotation: ``superior_lps`` along the
+    spine towards the head, ``anterior_lps`` from the canal towards the body,
+    ``left_lps`` = superior × anterior (the patient's left).
+    """
+
+    name: str
+    code: int
+    centroid_lps: FloatArray
+    superior_lps: FloatArray
+    anterior_lps: FloatArray
+    left_lps: FloatArray
+    confidence: float = 1.0
+
+    def to_local(self, point_lps: FloatArray) -> FloatArray:
+        """(left, anterior, superior) mm of LPS point(s) relative to the body centroid."""
+        d = np.asarray(point_lps, dtype=np.float64) - self.centroid_lps
+        return np.stack([d @ self.left_lps, d @ self.anterior_lps, d @ self.superior_lps], -1)
+
+
+@dataclass(eq=False)
+class Anatomy:
+    """Spine masks on a crop of the CT grid and per-level geometry.
+
+    Parameters
+    ----------
+    affine_lps
+        index→LPS of the crop: ``(i, j, k, 1)`` of these arrays → LPS mm.
+    labels
+        int16 ``[k, j, i]``: a vertebra's code (see ``levels``) or 0.
+    canal
+        bool ``[k, j, i]``: the spinal canal (dural sac and epidural space).
+    bodies
+        bool ``[k, j, i]``: vertebral bodies (without posterior elements).
+    levels
+        geometry per level name, cranial to caudal.
+    discs
+        bool ``[k, j, i]`` or None: intervertebral discs where known.
+    """
+
+    affine_lps: FloatArray
+    labels: NDArray[np.int16]
+    canal: BoolArray
+    bodies: BoolArray
+    levels: dict[str, VertebraGeometry]
+    discs: BoolArray | None = None
+    source: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.affine_lps = validate_affine(self.affine_lps)
+        self._index_from_lps = np.linalg.inv(self.affine_lps)
+        shape = self.labels.shape
+        for name, arr in (("canal", self.canal), ("bodies", self.bodies), ("discs", self.discs)):
+            if arr is not None and arr.shape != shape:
+                raise ValueError(f"Anatomy.{name} has shape {arr.shape}, labels {shape}")
+
+    @property
+    def spacing_mm(self) -> FloatArray:
+        return np.linalg.norm(self.affine_lps[:3, :3], axis=0)
+
+    def to_index(self, point_lps: FloatArray) -> FloatArray:
+        """LPS mm → continuous (i, j, k) of the crop."""
+        inv = self._index_from_lps
+        p = np.asarray(point_lps, dtype=np.float64)
+        return p @ inv[:3, :3].T + inv[:3, 3]
+
+    def to_lps(self, index_ijk: FloatArray) -> FloatArray:
+        ijk = np.asarray(index_ijk, dtype=np.float64)
+        return ijk @ self.affine_lps[:3, :3].T + self.affine_lps[:3, 3]
+
+    def vertebra_mask(self, level: str) -> BoolArray:
+        return self.labels == self.levels[level].code
+
+    def level_names(self) -> list[str]:
+        return list(self.levels)
+
+
+def crop_box(
+    masks: list[BoolArray], margin_vox: tuple[int, int, int], shape: tuple[int, ...]
+) -> tuple[slice, slice, slice]:
+    """The [k, j, i] slices of the bounding box of all ``masks`` plus a margin, clipped."""
+    union = np.zeros(shape, dtype=bool)
+    for m in masks:
+        union |= m
+    if not union.any():
+        return (slice(0, shape[0]), slice(0, shape[1]), slice(0, shape[2]))
+    out = []
+    for axis, margin in enumerate(margin_vox):
+        other = tuple(a for a in range(3) if a != axis)
+        idx = np.flatnonzero(union.any(axis=other))
+        out.append(slice(max(0, idx[0] - margin), min(shape[axis], idx[-1] + margin + 1)))
+    return (out[0], out[1], out[2])
+
+
+def crop_affine(affine_lps: FloatArray, box: tuple[slice, slice, slice]) -> FloatArray:
+    """The affine of a crop starting at ``box`` (k, j, i slices) of a grid."""
+    k0, j0, i0 = (s.start or 0 for s in box)
+    shift = np.eye(4)
+    shift[:3, 3] = [i0, j0, k0]
+    return np.asarray(affine_lps @ shift, dtype=np.float64)

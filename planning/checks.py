@@ -1,0 +1,476 @@
+"""Safety checks of one needle trajectory against the spinal canal and its vertebra's walls.
+
+The needle is a cylinder of its gauge's outer radius from entry to tip. Distances are
+between the needle's outer surface and the structure, in mm; negative means the needle is
+inside it by that depth. Every check gives a number and, where it matters, a sentence a
+surgeon reads: "Left L2: the needle enters the spinal canal by 2.4 mm (grade C)".
+
+`CheckContext.build` does the per-CT work once (surfaces, KD-trees, per-level landmarks);
+`check` then runs in well under a millisecond, so the GUI can call it on every mouse move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.ndimage import map_coordinates
+
+from planning.anatomy.model import Anatomy, VertebraGeometry
+from planning.clearance import SignedDistance, min_along_segment, segment_points
+from planning.plan import Plan, Side, Trajectory
+from planning.volume import Volume
+
+FloatArray = NDArray[np.float64]
+
+
+class Status(StrEnum):
+    SAFE = "safe"
+    CAUTION = "caution"
+    UNSAFE = "unsafe"
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    """Thresholds of the checks, in mm unless stated, with where each default comes from."""
+
+    canal_caution_mm: float = 2.0
+    """Clearance below which a needle outside the canal is 'caution'. The Gertzbein–Robbins
+    breach grades step by 2 mm (Gertzbein SD, Robbins SE. Spine 1990;15:11–14); a 2 mm
+    margin keeps a planned path one grade away from any breach."""
+    anterior_cortex_warn_mm: float = 3.0
+    """Tip closer than this to the anterior cortex (along the needle) is 'caution'; through
+    the cortex is 'unsafe' (cement and needle leakage anteriorly: great vessels)."""
+    target_depth_min: float = 0.5
+    """Tip depth as a fraction of the body (0 = posterior wall, 1 = anterior wall) below
+    which the tip is 'caution': the classic target is the anterior third (≥ 0.67), and
+    cement from a tip in the posterior half runs towards the basivertebral veins and canal
+    (Mathis JM et al., AJNR 2001;22:373–381)."""
+    midline_max_mm: float = 12.0
+    """Tip farther than this from the mid-sagittal plane is 'caution' (for a bilateral
+    approach each tip lies near, not across, the midline)."""
+    pair_min_distance_mm: float = 3.0
+    """Left and right needles of one level closer than this (surface to surface) is
+    'caution'; touching is 'unsafe'."""
+    wall_breach_caution_mm: float = 0.5
+    """A pedicle wall breach deeper than this is reported (lateral/superior/inferior:
+    'caution'; medial — towards the canal — : 'unsafe')."""
+    sample_step_mm: float = 2.0
+    """Coarse sampling step along the needle before refinement (distances change by at
+    most this much between samples, and the minimum is then refined at a quarter mm)."""
+
+
+GRADE_LIMITS_MM = (("A", 0.0), ("B", 2.0), ("C", 4.0), ("D", 6.0))
+
+
+def breach_grade(canal_clearance_mm: float) -> str:
+    """Gertzbein–Robbins style grade from the depth inside the canal.
+
+    A: none (clearance ≥ 0), B: < 2 mm, C: 2–4 mm, D: 4–6 mm, E: > 6 mm.
+    """
+    depth = -canal_clearance_mm
+    if depth <= 0.0:
+        return "A"
+    for grade, limit in GRADE_LIMITS_MM[1:]:
+        if depth < limit:
+            return grade
+    return "E"
+
+
+@dataclass(frozen=True)
+class WallBreach:
+    wall: str  # "medial", "lateral", "superior", "inferior"
+    depth_mm: float
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Every number of one trajectory's check, and the verdict with its reasons."""
+
+    level: str
+    side: Side
+    status: Status
+    canal_clearance_mm: float
+    breach_grade: str
+    closest_canal_point_lps: tuple[float, float, float]
+    wall_breaches: tuple[WallBreach, ...]
+    tip_in_body: bool
+    tip_level: str | None
+    tip_to_anterior_cortex_mm: float | None
+    tip_depth_fraction: float | None
+    tip_to_midline_mm: float
+    crossings: tuple[str, ...]
+    pair_distance_mm: float | None
+    length_mm: float
+    skin_to_tip_mm: float | None
+    medial_angle_deg: float
+    craniocaudal_angle_deg: float
+    medial_angle_vertebra_deg: float
+    craniocaudal_angle_vertebra_deg: float
+    reasons: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, object]:
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(float(v), 2)
+
+        return {
+            "level": self.level,
+            "side": self.side.value,
+            "status": self.status.value,
+            "canal_clearance_mm": r(self.canal_clearance_mm),
+            "breach_grade": self.breach_grade,
+            "wall_breaches": [
+                {"wall": b.wall, "depth_mm": r(b.depth_mm)} for b in self.wall_breaches
+            ],
+            "tip_in_body": self.tip_in_body,
+            "tip_level": self.tip_level,
+            "tip_to_anterior_cortex_mm": r(self.tip_to_anterior_cortex_mm),
+            "tip_depth_fraction": r(self.tip_depth_fraction),
+            "tip_to_midline_mm": r(self.tip_to_midline_mm),
+            "crossings": list(self.crossings),
+            "pair_distance_mm": r(self.pair_distance_mm),
+            "length_mm": r(self.length_mm),
+            "skin_to_tip_mm": r(self.skin_to_tip_mm),
+            "medial_angle_deg": r(self.medial_angle_deg),
+            "craniocaudal_angle_deg": r(self.craniocaudal_angle_deg),
+            "medial_angle_vertebra_deg": r(self.medial_angle_vertebra_deg),
+            "craniocaudal_angle_vertebra_deg": r(self.craniocaudal_angle_vertebra_deg),
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class LevelLandmarks:
+    """Per-level numbers the checks use, measured once from the anatomy (LPS mm)."""
+
+    geometry: VertebraGeometry
+    canal_ap_range_mm: tuple[float, float]  # local anterior coordinate of the canal (min, max)
+    body_ap_range_mm: tuple[float, float]  # local anterior coordinate of the body (min, max)
+    walls: SignedDistance  # the whole vertebra
+
+
+@dataclass(eq=False)
+class CheckContext:
+    """Per-CT precomputation shared by every check (built once, then read-only)."""
+
+    anatomy: Anatomy
+    canal: SignedDistance
+    landmarks: dict[str, LevelLandmarks]
+    code_to_level: dict[int, str]
+    hu: NDArray[np.int16]
+    hu_index_from_lps: FloatArray
+    limits: SafetyLimits
+
+    @classmethod
+    def build(
+        cls, volume: Volume, anatomy: Anatomy, limits: SafetyLimits | None = None
+    ) -> CheckContext:
+        canal = SignedDistance.build(anatomy.canal, anatomy.affine_lps)
+        k, j, i = np.nonzero(anatomy.canal)
+        canal_lps = anatomy.to_lps(np.stack([i, j, k], 1).astype(np.float64))
+        landmarks = {}
+        for name, geo in anatomy.levels.items():
+            landmarks[name] = _landmarks(anatomy, geo, canal_lps)
+        return cls(
+            anatomy=anatomy,
+            canal=canal,
+            landmarks=landmarks,
+            code_to_level={g.code: n for n, g in anatomy.levels.items()},
+            hu=volume.array,
+            hu_index_from_lps=np.linalg.inv(volume.affine_lps),
+            limits=limits or SafetyLimits(),
+        )
+
+    def label_at(self, points_lps: FloatArray) -> NDArray[np.int16]:
+        """Vertebra code at each point (nearest voxel; 0 outside any vertebra or the crop)."""
+        ijk = np.rint(self.anatomy.to_index(points_lps)).astype(np.int64)
+        shape = self.anatomy.labels.shape
+        ok = np.all((ijk >= 0) & (ijk < np.array(shape[::-1])), axis=-1)
+        out = np.zeros(len(ijk), dtype=np.int16)
+        v = ijk[ok]
+        out[ok] = self.anatomy.labels[v[:, 2], v[:, 1], v[:, 0]]
+        return out
+
+    def mask_at(self, mask: NDArray[np.bool_] | None, points_lps: FloatArray) -> NDArray[np.bool_]:
+        if mask is None:
+            return np.zeros(len(points_lps), dtype=bool)
+        ijk = np.rint(self.anatomy.to_index(points_lps)).astype(np.int64)
+        ok = np.all((ijk >= 0) & (ijk < np.array(mask.shape[::-1])), axis=-1)
+        out = np.zeros(len(ijk), dtype=bool)
+        v = ijk[ok]
+        out[ok] = mask[v[:, 2], v[:, 1], v[:, 0]]
+        return out
+
+    def hu_along(self, points_lps: FloatArray) -> FloatArray:
+        ijk = points_lps @ self.hu_index_from_lps[:3, :3].T + self.hu_index_from_lps[:3, 3]
+        return map_coordinates(self.hu, ijk[:, ::-1].T, order=1, cval=-1024.0)
+
+
+def _landmarks(anatomy: Anatomy, geo: VertebraGeometry, canal_lps: FloatArray) -> LevelLandmarks:
+    vert = anatomy.labels == geo.code
+    walls = SignedDistance.build(vert, anatomy.affine_lps)
+    local_canal = geo.to_local(canal_lps)
+    k, j, i = np.nonzero(vert & anatomy.bodies)
+    body_local = geo.to_local(anatomy.to_lps(np.stack([i, j, k], 1).astype(np.float64)))
+    if len(body_local):
+        half_height = max(3.0, float(np.percentile(np.abs(body_local[:, 2]), 90)))
+        central = np.abs(body_local[:, 0]) < 5.0  # a mid-sagittal slab of the body
+        ap = body_local[central, 1] if central.any() else body_local[:, 1]
+        body_range = (float(ap.min()), float(ap.max()))
+    else:
+        half_height, body_range = 12.0, (-15.0, 15.0)
+    near = local_canal[np.abs(local_canal[:, 2]) < half_height]
+    near = near[np.abs(near[:, 0]) < 15.0]
+    if len(near):
+        canal_range = (float(near[:, 1].min()), float(near[:, 1].max()))
+    else:
+        canal_range = (body_range[0] - 18.0, body_range[0])
+    return LevelLandmarks(geo, canal_range, body_range, walls)
+
+
+def _angles(
+    direction: FloatArray, left: FloatArray, anterior: FloatArray, superior: FloatArray, side: Side
+) -> tuple[float, float]:
+    """(medial, craniocaudal) angles in degrees of a unit direction in a frame.
+
+    medial: angle from the sagittal plane in the axial plane, positive when the needle
+    advances towards the midline (convergent). craniocaudal: angle from the axial plane,
+    positive when the needle advances caudally (towards the feet).
+    """
+    lt, an, su = float(direction @ left), float(direction @ anterior), float(direction @ superior)
+    towards_midline = -lt * side.lps_sign
+    medial = float(np.degrees(np.arctan2(towards_midline, an)))
+    cc = float(np.degrees(np.arcsin(np.clip(-su, -1.0, 1.0))))
+    return medial, cc
+
+
+def _segment_distance(p0: FloatArray, p1: FloatArray, q0: FloatArray, q1: FloatArray) -> float:
+    """Smallest distance between two segments (mm)."""
+    d1, d2, r = p1 - p0, q1 - q0, p0 - q0
+    a, e, f = d1 @ d1, d2 @ d2, d2 @ r
+    c, b = d1 @ r, d1 @ d2
+    denom = a * e - b * b
+    s = np.clip((b * f - c * e) / denom, 0.0, 1.0) if denom > 1e-12 else 0.0
+    t = (b * s + f) / e
+    if t < 0.0:
+        t, s = 0.0, np.clip(-c / a, 0.0, 1.0)
+    elif t > 1.0:
+        t, s = 1.0, np.clip((b - c) / a, 0.0, 1.0)
+    return float(np.linalg.norm((p0 + s * d1) - (q0 + t * d2)))
+
+
+def _skin_to_tip(ctx: CheckContext, t: Trajectory) -> float | None:
+    """Length from the skin (where the body ends behind the entry, HU > −400) to the tip."""
+    back = -t.direction
+    pts, s = segment_points(t.entry, t.entry + 250.0 * back, 1.0)
+    hu = ctx.hu_along(pts)
+    outside = np.flatnonzero(hu < -400.0)
+    if not len(outside):
+        return None
+    return t.length_mm + float(s[outside[0]])
+
+
+def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckResult:
+    """Check one trajectory; ``plan`` (if given) supplies the other needle of its level."""
+    lim = ctx.limits
+    r = t.radius_mm
+    reasons: list[str] = []
+    unsafe = caution = False
+    lm = ctx.landmarks.get(t.level)
+    entry, tip, direction = t.entry, t.target, t.direction
+
+    # --- canal ----------------------------------------------------------------------------
+    canal_d, canal_pt, _ = min_along_segment(ctx.canal, entry, tip, lim.sample_step_mm)
+    clearance = canal_d - r
+    grade = breach_grade(clearance)
+    if grade != "A":
+        unsafe = True
+        reasons.append(f"the needle enters the spinal canal by {-clearance:.1f} mm (grade {grade})")
+    elif clearance < lim.canal_caution_mm:
+        caution = True
+        reasons.append(
+            f"only {clearance:.1f} mm from the spinal canal "
+            f"(keep at least {lim.canal_caution_mm:.1f} mm)"
+        )
+
+    # --- sides, frame ---------------------------------------------------------------------
+    if lm is None:
+        geo = None
+        left, anterior, superior = (
+            np.array([1.0, 0, 0]),
+            np.array([0, -1.0, 0]),
+            np.array([0, 0, 1.0]),
+        )
+        unsafe = True
+        reasons.append(f"{t.level} is not a vertebra found in this CT's anatomy")
+    else:
+        geo = lm.geometry
+        left, anterior, superior = geo.left_lps, geo.anterior_lps, geo.superior_lps
+    medial_p, cc_p = _angles(
+        direction, np.array([1.0, 0, 0]), np.array([0, -1.0, 0]), np.array([0, 0, 1.0]), t.side
+    )
+    medial_v, cc_v = _angles(direction, left, anterior, superior, t.side)
+
+    wall_breaches: list[WallBreach] = []
+    tip_in_body = False
+    tip_level: str | None = None
+    ant_cortex: float | None = None
+    depth_fraction: float | None = None
+    midline = 0.0
+    crossings: list[str] = []
+    pts, _ = segment_points(entry, tip, 0.5)
+    codes = ctx.label_at(pts)
+    tip_code = int(codes[-1])
+    tip_level = ctx.code_to_level.get(tip_code)
+
+    if lm is not None and geo is not None:
+        loc_entry, loc_tip = geo.to_local(entry), geo.to_local(tip)
+        if np.sign(loc_entry[0]) != t.side.lps_sign and abs(loc_entry[0]) > 2.0:
+            unsafe = True
+            other = "right" if t.side is Side.LEFT else "left"
+            reasons.append(f"the entry lies on the patient's {other}: left and right swapped?")
+        midline = abs(float(loc_tip[0]))
+        # pedicle walls: the part of the path within the canal's front-to-back span
+        loc = geo.to_local(pts)
+        lo, hi = lm.canal_ap_range_mm
+        in_pedicle = (loc[:, 1] >= lo) & (loc[:, 1] <= hi)
+        if in_pedicle.any():
+            seg = pts[in_pedicle][::2]  # 1 mm apart
+            d = lm.walls(seg, upper_mm=r + 10.0)
+            worst = int(np.argmax(d))
+            depth = float(d[worst]) + r
+            if depth > lim.wall_breach_caution_mm:
+                dist, normal = lm.walls.refined(seg[worst])
+                depth = dist + r
+                wall = _wall_name(normal, geo, t.side)
+                if depth > lim.wall_breach_caution_mm:
+                    wall_breaches.append(WallBreach(wall, depth))
+                    if wall == "medial":
+                        unsafe = True
+                        reasons.append(
+                            f"the needle breaches the medial pedicle wall by "
+                            f"{depth:.1f} mm (towards the canal)"
+                        )
+                    else:
+                        caution = True
+                        reasons.append(
+                            f"the needle breaches the {wall} pedicle wall by {depth:.1f} mm"
+                        )
+        # tip
+        tip_in_body = tip_code == geo.code and bool(ctx.mask_at(ctx.anatomy.bodies, tip[None])[0])
+        b_lo, b_hi = lm.body_ap_range_mm
+        depth_fraction = float((loc_tip[1] - b_lo) / max(b_hi - b_lo, 1e-6))
+        ahead, s_ahead = segment_points(tip, tip + 60.0 * direction, 0.25)
+        out = np.flatnonzero(ctx.label_at(ahead) != geo.code)
+        if tip_code != geo.code:
+            if loc_tip[1] > 0.0 and depth_fraction > 0.5:
+                unsafe = True
+                reasons.append("the tip is through the anterior cortex of the body")
+                ant_cortex = -_distance_back_to_bone(ctx, tip, direction, geo.code)
+            else:
+                unsafe = True
+                where = f"in {tip_level}" if tip_level else "outside the vertebra"
+                reasons.append(f"the tip is not in the body of {t.level} ({where})")
+        else:
+            ant_cortex = float(s_ahead[out[0]]) - r if len(out) else None
+            if ant_cortex is not None and ant_cortex < lim.anterior_cortex_warn_mm:
+                caution = True
+                reasons.append(
+                    f"the tip is {ant_cortex:.1f} mm from the anterior cortex "
+                    f"(keep {lim.anterior_cortex_warn_mm:.0f} mm)"
+                )
+            if not tip_in_body:
+                caution = True
+                reasons.append(
+                    f"the tip is in the posterior elements of {t.level}, not in the body"
+                )
+            elif depth_fraction < lim.target_depth_min:
+                caution = True
+                reasons.append(
+                    f"the tip is in the posterior half of the body "
+                    f"({depth_fraction:.0%} deep; aim for the anterior third)"
+                )
+        if midline > lim.midline_max_mm:
+            caution = True
+            reasons.append(f"the tip is {midline:.1f} mm from the midline")
+        # endplates: the path must not run into a disc or another vertebra
+        others = sorted(
+            {
+                ctx.code_to_level.get(int(c), "another vertebra")
+                for c in np.unique(codes)
+                if c not in (0, geo.code)
+            }
+        )
+        for name in others:
+            crossings.append(name)
+            unsafe = True
+            reasons.append(f"the path crosses into {name} (through an endplate)")
+        if ctx.mask_at(ctx.anatomy.discs, pts).any():
+            crossings.append("disc")
+            unsafe = True
+            reasons.append("the path crosses into an intervertebral disc")
+
+    # --- the other needle of the level -------------------------------------------------
+    pair = None
+    if plan is not None:
+        other_side = Side.RIGHT if t.side is Side.LEFT else Side.LEFT
+        o = plan.get(t.level, other_side)
+        if o is not None:
+            pair = _segment_distance(entry, tip, o.entry, o.target) - r - o.radius_mm
+            if pair <= 0.0:
+                unsafe = True
+                reasons.append("the left and right needles touch")
+            elif pair < lim.pair_min_distance_mm:
+                caution = True
+                reasons.append(f"the left and right needles are only {pair:.1f} mm apart")
+
+    status = Status.UNSAFE if unsafe else Status.CAUTION if caution else Status.SAFE
+    label = t.label
+    return CheckResult(
+        level=t.level,
+        side=t.side,
+        status=status,
+        canal_clearance_mm=float(clearance),
+        breach_grade=grade,
+        closest_canal_point_lps=(float(canal_pt[0]), float(canal_pt[1]), float(canal_pt[2])),
+        wall_breaches=tuple(wall_breaches),
+        tip_in_body=tip_in_body,
+        tip_level=tip_level,
+        tip_to_anterior_cortex_mm=ant_cortex,
+        tip_depth_fraction=depth_fraction,
+        tip_to_midline_mm=midline,
+        crossings=tuple(crossings),
+        pair_distance_mm=pair,
+        length_mm=t.length_mm,
+        skin_to_tip_mm=_skin_to_tip(ctx, t),
+        medial_angle_deg=medial_p,
+        craniocaudal_angle_deg=cc_p,
+        medial_angle_vertebra_deg=medial_v,
+        craniocaudal_angle_vertebra_deg=cc_v,
+        reasons=tuple(f"{label}: {text}" for text in reasons),
+    )
+
+
+def _distance_back_to_bone(
+    ctx: CheckContext, tip: FloatArray, direction: FloatArray, code: int
+) -> float:
+    """How far behind the tip (along the needle) the vertebra is still found (mm)."""
+    back, s = segment_points(tip, tip - 60.0 * direction, 0.25)
+    hit = np.flatnonzero(ctx.label_at(back) == code)
+    return float(s[hit[0]]) if len(hit) else 60.0
+
+
+def _wall_name(normal: FloatArray, geo: VertebraGeometry, side: Side) -> str:
+    """Which pedicle wall an outward normal belongs to, in the vertebra's frame."""
+    lateral = float(normal @ geo.left_lps) * side.lps_sign  # + = away from the midline
+    vertical = float(normal @ geo.superior_lps)
+    if abs(lateral) >= abs(vertical):
+        return "lateral" if lateral > 0 else "medial"
+    return "superior" if vertical > 0 else "inferior"
+
+
+def check_plan(plan: Plan, ctx: CheckContext) -> list[CheckResult]:
+    """Check every trajectory of a plan (pairs included)."""
+    return [check(t, ctx, plan) for t in plan.trajectories]

@@ -1,0 +1,151 @@
+"""Signed distances to the boundary of a labelled structure, in millimetres, in LPS.
+
+A structure's boundary is its smooth iso-surface: the mask is blurred by a fraction of a
+voxel and marching cubes puts vertices (with normals) on the 0.5 level, so the surface runs
+between inside and outside voxel centres instead of along a staircase. Vertices go through
+the grid's affine, so any orientation, flip or obliquity is exact, and are indexed in a
+KD-tree. The sign comes from the same blurred field (inside where it exceeds 0.5).
+
+Near the surface the distance is measured to the tangent planes of the nearest vertices,
+which makes it a small fraction of a voxel accurate; farther away the distance to the
+nearest vertex is already that accurate.
+
+Why not a full Euclidean distance map: on a 512 × 512 × 300 CT, distance transforms of the
+structures cost seconds, while a surface and a KD-tree take tens of milliseconds and answer
+a needle's ~100 sample points in well under a millisecond.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.ndimage import gaussian_filter, map_coordinates
+from scipy.spatial import cKDTree
+from skimage.measure import marching_cubes
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+SMOOTH_SIGMA_VOX = 0.65  # blur of the mask before the iso-surface; keeps thin walls
+MARGIN_VOX = 3
+PLANE_NEIGHBOURS = 4
+NEAR_SURFACE_MM = 3.0
+COARSE_UPPER_MM = 30.0  # a coarse pass needs exact values only where they are small
+COARSE_EPS = 0.25  # closer than this, use the tangent planes of the nearest vertices
+
+
+@dataclass(eq=False)
+class SignedDistance:
+    """Signed distance (mm, negative inside) to one structure's smooth boundary."""
+
+    smooth: NDArray[np.float32]  # blurred mask on a crop, [k, j, i]
+    index_from_lps: FloatArray  # 4×4: LPS → continuous (i, j, k) of the crop
+    tree: cKDTree
+    points_lps: FloatArray
+    normals_lps: FloatArray  # unit, pointing outwards
+
+    @classmethod
+    def build(cls, inside: BoolArray, affine_lps: FloatArray) -> SignedDistance:
+        """Surface of ``inside`` ([k, j, i] on the grid of ``affine_lps``)."""
+        affine = np.asarray(affine_lps, dtype=np.float64)
+        if not inside.any():
+            far = np.full((1, 3), 1e9)
+            return cls(
+                np.zeros((1, 1, 1), np.float32),
+                np.linalg.inv(affine),
+                cKDTree(far),
+                far,
+                np.array([[1.0, 0.0, 0.0]]),
+            )
+        box = []
+        for axis in range(3):
+            other = tuple(a for a in range(3) if a != axis)
+            idx = np.flatnonzero(inside.any(axis=other))
+            box.append((max(0, idx[0] - MARGIN_VOX), idx[-1] + MARGIN_VOX + 1))
+        sub = np.zeros(tuple(hi - lo for lo, hi in box), dtype=np.float32)
+        src = inside[box[0][0] : box[0][1], box[1][0] : box[1][1], box[2][0] : box[2][1]]
+        sub[: src.shape[0], : src.shape[1], : src.shape[2]] = src
+        smooth = gaussian_filter(sub, SMOOTH_SIGMA_VOX, mode="constant", cval=0.0)
+        verts_kji, _, normals_kji, _ = marching_cubes(smooth, level=0.5)
+        shift = np.eye(4)
+        shift[:3, 3] = [box[2][0], box[1][0], box[0][0]]
+        crop_affine = affine @ shift
+        m = crop_affine[:3, :3]
+        pts = verts_kji[:, ::-1] @ m.T + crop_affine[:3, 3]
+        # normals transform with the inverse transpose; marching cubes' point down the
+        # gradient of the field, i.e. from inside (high) to outside (low): outwards.
+        normals = normals_kji[:, ::-1] @ np.linalg.inv(m)
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
+        return cls(smooth, np.linalg.inv(crop_affine), cKDTree(pts), pts, normals)
+
+    @property
+    def empty(self) -> bool:
+        return bool(self.points_lps[0, 0] >= 1e9)
+
+    def _field(self, points_lps: FloatArray) -> FloatArray:
+        p = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
+        ijk = p @ self.index_from_lps[:3, :3].T + self.index_from_lps[:3, 3]
+        return map_coordinates(self.smooth, ijk[:, ::-1].T, order=1, cval=0.0)
+
+    def contains(self, points_lps: FloatArray) -> BoolArray:
+        """Inside the smooth boundary (points off the crop are outside)."""
+        return np.asarray(self._field(points_lps) > 0.5)
+
+    def __call__(
+        self, points_lps: FloatArray, *, upper_mm: float = np.inf, eps: float = 0.0
+    ) -> FloatArray:
+        """Signed distance of (N, 3) LPS points (nearest-vertex accuracy).
+
+        Distances beyond ``upper_mm`` come back as ±``upper_mm``; ``eps`` allows an
+        approximate nearest vertex (within a factor 1 + eps) — both make coarse passes fast.
+        """
+        p = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
+        d, _ = self.tree.query(p, eps=eps, distance_upper_bound=upper_mm)
+        d = np.minimum(d, upper_mm)
+        return np.where(self.contains(p), -d, d)
+
+    def refined(self, point_lps: FloatArray) -> tuple[float, FloatArray]:
+        """Accurate signed distance of one point, and the outward surface normal nearest it."""
+        p = np.asarray(point_lps, dtype=np.float64)
+        d, idx = self.tree.query(p, k=PLANE_NEIGHBOURS)
+        d, idx = np.atleast_1d(d), np.atleast_1d(idx)
+        normal = self.normals_lps[idx[0]]
+        inside = bool(self.contains(p)[0])
+        if d[0] < NEAR_SURFACE_MM:
+            w = 1.0 / (d + 1e-3)
+            plane = np.abs(np.einsum("ij,ij->i", p - self.points_lps[idx], self.normals_lps[idx]))
+            dist = float((plane * w).sum() / w.sum())
+        else:
+            dist = float(d[0])
+        return (-dist if inside else dist), normal
+
+
+def segment_points(
+    start_lps: FloatArray, end_lps: FloatArray, step_mm: float
+) -> tuple[FloatArray, FloatArray]:
+    """Points from start to end (both included) at most ``step_mm`` apart, and their
+    distances from ``start`` in mm."""
+    length = float(np.linalg.norm(end_lps - start_lps))
+    n = max(2, int(np.ceil(length / step_mm)) + 1)
+    t = np.linspace(0.0, 1.0, n)
+    return start_lps + t[:, None] * (end_lps - start_lps), t * length
+
+
+def min_along_segment(
+    field: SignedDistance, start_lps: FloatArray, end_lps: FloatArray, step_mm: float = 1.0
+) -> tuple[float, FloatArray, FloatArray]:
+    """Smallest signed distance along a segment: (distance, where, outward normal there).
+
+    Coarse samples find the neighbourhood of the minimum; a fine pass and a tangent-plane
+    fit make the value sub-voxel accurate.
+    """
+    pts, s = segment_points(start_lps, end_lps, step_mm)
+    d = field(pts, upper_mm=COARSE_UPPER_MM, eps=COARSE_EPS)
+    i = int(np.argmin(d))
+    lo, hi = max(0, i - 1), min(len(pts) - 1, i + 1)
+    fine, _ = segment_points(pts[lo], pts[hi], step_mm / 8.0)
+    dfine = field(fine)
+    best = fine[int(np.argmin(dfine))]
+    dist, normal = field.refined(best)
+    return dist, best, normal
