@@ -140,7 +140,7 @@ def min_along_segment(
     Coarse samples find the neighbourhood of the minimum; a fine pass and a tangent-plane
     fit make the value sub-voxel accurate.
     """
-    pts, s = segment_points(start_lps, end_lps, step_mm)
+    pts, _ = segment_points(start_lps, end_lps, step_mm)
     d = field(pts, upper_mm=COARSE_UPPER_MM, eps=COARSE_EPS)
     i = int(np.argmin(d))
     lo, hi = max(0, i - 1), min(len(pts) - 1, i + 1)
