@@ -26,6 +26,10 @@ DISCLAIMER = "For research and training — not for clinical use"
 log = logging.getLogger("vertebroplan")
 
 
+class CliError(VertebroPlanError):
+    """A command cannot run as asked (missing input); shown as one line."""
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vertebroplan",
@@ -41,6 +45,23 @@ def _build_parser() -> argparse.ArgumentParser:
     p_info.add_argument("path", help="DICOM folder or NIfTI file")
     p_info.add_argument("--series", metavar="UID", help="SeriesInstanceUID to describe")
     p_info.add_argument("--json", action="store_true", help="print one JSON object")
+    p_check = sub.add_parser("check", help="check every trajectory of a plan against the CT")
+    p_check.add_argument("ct", help="DICOM folder or NIfTI file the plan was made on")
+    p_check.add_argument("plan", help=".vplan.json plan file")
+    p_check.add_argument("--series", metavar="UID", help="SeriesInstanceUID of the CT")
+    p_check.add_argument("--labels", metavar="LABELMAP", help="vertebra label map (NIfTI)")
+    p_check.add_argument(
+        "--label-table",
+        default="totalsegmentator",
+        metavar="FILE|totalsegmentator|verse",
+        help="what the label map's codes mean (default: totalsegmentator)",
+    )
+    p_check.add_argument(
+        "--force-other-frame",
+        action="store_true",
+        help="apply a plan made on another Frame of Reference (recorded in the result)",
+    )
+    p_check.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -99,6 +120,65 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _anatomy_for(volume: object, ct_path: str, labels: str | None, table: str) -> object:
+    """The anatomy the checks use: an imported label map, or the demo CT's ground truth."""
+    from planning.anatomy import (
+        anatomy_from_demo_truth,
+        anatomy_from_label_map,
+        load_label_table,
+    )
+    from planning.demo import demo_uids, generate_demo_ct, load_demo_truth
+    from planning.io.nifti import load_nifti
+    from planning.volume import Volume
+
+    assert isinstance(volume, Volume)
+    if labels is not None:
+        return anatomy_from_label_map(volume, load_nifti(labels), load_label_table(table))
+    if volume.frame_of_reference_uid == demo_uids()["frame_of_reference_uid"]:
+        folder = Path(ct_path)
+        if (folder / "ground_truth.json").exists():
+            return anatomy_from_demo_truth(load_demo_truth(folder))
+        return anatomy_from_demo_truth(generate_demo_ct()[1])
+    raise CliError(
+        f"No anatomy for '{ct_path}': pass --labels LABELMAP (e.g. a TotalSegmentator "
+        "vertebrae label map) until automatic segmentation is available."
+    )
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from planning.checks import CheckContext, check_plan
+    from planning.io import load_path
+    from planning.plan_file import check_frame, load_plan
+
+    volume = load_path(args.ct, args.series, _stderr_progress())
+    plan = check_frame(
+        load_plan(args.plan), volume.frame_of_reference_uid,
+        force_other_frame=args.force_other_frame,
+    )
+    anatomy = _anatomy_for(volume, args.ct, args.labels, args.label_table)
+    ctx = CheckContext.build(volume, anatomy)  # type: ignore[arg-type]
+    results = check_plan(plan, ctx)
+    out: dict[str, object] = {"trajectories": [r.to_json() for r in results]}
+    if plan.frame_override is not None:
+        out["frame_override"] = {
+            "plan_frame_uid": plan.frame_override.plan_frame_uid,
+            "ct_frame_uid": plan.frame_override.ct_frame_uid,
+        }
+    if args.json:
+        print(json.dumps(out))
+        return EXIT_OK
+    for r in results:
+        print(
+            f"{r.side.value.capitalize():5s} {r.level:3s}  {r.status.value.upper():7s} "
+            f"canal {r.canal_clearance_mm:+6.1f} mm  grade {r.breach_grade}  "
+            f"length {r.length_mm:5.1f} mm"
+        )
+        for reason in r.reasons:
+            print(f"      {reason}")
+    print(DISCLAIMER)
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from planning.demo import write_demo_ct
 
@@ -122,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "info":
             return _cmd_info(args)
+        if args.command == "check":
+            return _cmd_check(args)
         if args.command == "demo-ct":
             return _cmd_demo(args)
         if args.command == "open":

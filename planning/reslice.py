@@ -250,7 +250,7 @@ def _axis_aligned_reslice(
     image += w_x[None, :] * (rows[:, hi_x] - image)
     image[~in_y, :] = outside_hu
     image[:, ~in_x] = outside_hu
-    return image
+    return np.ascontiguousarray(image)
 
 
 def _taps(

@@ -2,8 +2,9 @@
 
 Why downsample first: a 512×512×300 CT has 78 million voxels, and marching cubes at full
 resolution takes tens of seconds and yields millions of triangles that the 3-D overview does
-not need. Averaging blocks to ~1.5 mm voxels keeps vertebrae and pedicles recognisable, keeps
-the HU field smooth (sub-voxel accurate iso-surface) and runs in about a second.
+not need. Thresholding at full resolution and then averaging the bone mask over blocks of
+~1.5 mm keeps vertebrae and pedicles recognisable, places the surface on the full-resolution
+bone edge (the 0.5 iso-surface of the bone fraction) and runs in about a second.
 """
 
 from __future__ import annotations
@@ -106,18 +107,18 @@ def extract_bone_surface(
     volume: Volume,
     threshold_hu: float = BONE_THRESHOLD_HU,
     target_spacing_mm: float = 1.5,
-    smoothing_sigma_vox: float = 0.6,
+    smoothing_sigma_vox: float = 0.5,
     min_component_mm3: float = 500.0,
     progress: Progress | None = None,
 ) -> BoneSurface:
-    """Iso-surface of bone at ``threshold_hu`` on a ~``target_spacing_mm`` copy of the volume.
+    """Surface of the bone (voxels ≥ ``threshold_hu``) on a ~``target_spacing_mm`` grid.
 
     Parameters
     ----------
     volume
         The CT; any orientation (flipped or oblique affines are handled).
     threshold_hu
-        Iso-value in HU; 200 HU separates bone from soft tissue.
+        Voxels at or above this HU are bone; 200 HU separates bone from soft tissue.
     target_spacing_mm
         Approximate voxel size after block averaging; larger is faster and coarser.
     smoothing_sigma_vox

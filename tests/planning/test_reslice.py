@@ -123,7 +123,7 @@ def test_fast_axis_aligned_path_matches_trilinear_map_coordinates(plane: ViewPla
 
     rng = np.random.default_rng(1)
     vol = Volume(rng.integers(-1000, 2000, SHAPE_KJI).astype(np.int16), AFFINES["flipped"])
-    geom = SliceGeometry(plane, CENTRE + [0.37, -0.21, 0.44], 37, 29, 0.77)
+    geom = SliceGeometry(plane, CENTRE + np.array([0.37, -0.21, 0.44]), 37, 29, 0.77)
     image = reslice(vol, geom)
     ys, xs = np.mgrid[0:29, 0:37]
     lps = geom.pixel_to_lps(np.stack([xs, ys], axis=-1).reshape(-1, 2))

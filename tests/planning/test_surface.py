@@ -57,7 +57,7 @@ def test_sphere_surface_is_at_its_lps_radius_with_outward_normals(name: str) -> 
     coarse_voxel_mm = 1.6
     assert len(faces) > 500
     assert np.abs(r - RADIUS_MM).max() < coarse_voxel_mm
-    assert abs(np.median(r) - RADIUS_MM) < 0.5
+    assert abs(np.median(r) - RADIUS_MM) < 0.3  # no systematic growth or shrinkage
     np.testing.assert_allclose(verts.mean(axis=0), centre, atol=0.3)
     # vertex normals point away from the centre
     assert np.all(np.sum(normals * radial, axis=1) > 0)
@@ -89,8 +89,8 @@ def test_bone_cut_by_the_scan_edge_gives_a_closed_surface() -> None:
     verts, faces, _ = extract_bone_surface(vol, target_spacing_mm=1.0, smoothing_sigma_vox=0)
     edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), 1)
     _, counts = np.unique(edges, axis=0, return_counts=True)
-    # the slab seam duplicates vertices, so allow boundary edges only on the seam slice
-    assert len(verts) > 0 and np.all(counts <= 2)
+    # every edge is shared by exactly two triangles: no hole where the scan cuts the bone
+    assert len(verts) > 0 and np.all(counts == 2)
 
 
 def test_downsample_factors_and_cancel() -> None:

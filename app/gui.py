@@ -1,0 +1,38 @@
+"""Start the desktop application (called by `app.cli`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+os.environ.setdefault("QT_API", "pyside6")  # before pyvistaqt is imported
+
+
+def run_gui(path: str | None, series_uid: str | None = None) -> int:
+    """Create the application and main window, open ``path`` (or the demo CT), run.
+
+    Returns the event loop's exit code.
+    """
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.error_boundary import install_excepthook
+    from app.main_window import MainWindow
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("VertebroPlan")
+    app.setOrganizationName("VertebroPlan")
+    app.setStyle("Fusion")
+    window = MainWindow()
+    install_excepthook(window)
+    window.show()
+    if path is not None:
+        QTimer.singleShot(0, lambda: window.open_path(path, series_uid))
+    else:
+        QTimer.singleShot(0, window.controller.open_demo)
+    return int(app.exec())

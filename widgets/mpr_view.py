@@ -1,0 +1,497 @@
+"""One multi-planar reformat view (axial, sagittal or coronal) painted with QPainter.
+
+The view keeps only display state (zoom, pan, window/level, the crosshair it was told about);
+the image itself comes from `planning.reslice`, sampled in patient space so any series
+orientation is shown in radiological convention. User actions are emitted as signals; the
+controller decides and tells every view (`set_crosshair`, `set_window_level`), and those
+setters never emit, so a view does not hear its own echo.
+
+Mouse and keys:
+    left click/drag          move the linked crosshair
+    wheel, PageUp/PageDown,
+    Up/Down arrows           move through slices (one voxel per step)
+    Ctrl+wheel, right drag   zoom
+    middle drag, Shift+left  pan
+    Ctrl+left drag           window (left/right) and level (up/down)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QResizeEvent,
+    QShowEvent,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from planning.reslice import (
+    SliceGeometry,
+    ViewPlane,
+    fit_pixel_mm,
+    orientation_letters,
+    reslice,
+    slice_step_mm,
+)
+from planning.volume import FloatArray, Volume
+
+BACKGROUND = QColor("#000000")
+TEXT = QColor("#e8ecf1")
+SHADOW = QColor(0, 0, 0, 200)
+PLATE = QColor(0, 0, 0, 140)
+SCALE_BAR_MM = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+ZOOM_PER_WHEEL_STEP = 1.15
+MIN_PIXEL_MM, MAX_PIXEL_MM = 0.05, 10.0
+LPS_AXIS = ("x", "y", "z")
+
+
+def window_to_uint8(image_hu: np.ndarray, window: float, level: float) -> np.ndarray:
+    """Map HU to 0–255 grey with a linear window (DICOM VOI LUT, linear)."""
+    low = level - window / 2.0
+    scaled = (image_hu - low) * (255.0 / max(window, 1.0))
+    return np.clip(scaled, 0.0, 255.0).astype(np.uint8)
+
+
+class MprView(QWidget):
+    """A slice through the volume, its orientation letters, crosshair, scale and position."""
+
+    cursor_moved = Signal(object, object)
+    """(point_lps: ndarray | None, hu: float | None) — the mouse is over this point."""
+    crosshair_moved = Signal(object)
+    """(point_lps: ndarray) — the user moved the linked crosshair (click, drag, scroll)."""
+    window_level_requested = Signal(float, float)
+    """(width_hu, level_hu) — the user dragged the display window."""
+
+    def __init__(self, plane: ViewPlane, color: QColor, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.plane = plane
+        self.color = QColor(color)
+        self.setObjectName(f"mpr{plane.name}")
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.setMinimumSize(160, 160)
+
+        self._volume: Volume | None = None
+        self._crosshair_lps = np.zeros(3)
+        self._focus_lps = np.zeros(3)  # the point shown at the view centre
+        self._pixel_mm = 1.0
+        self._window, self._level = 1500.0, 300.0
+        self._linked: list[tuple[ViewPlane, QColor]] = []
+        self._image_hu: np.ndarray | None = None
+        self._image_key: tuple | None = None
+        self._qimage: QImage | None = None
+        self._drag: str | None = None
+        self._drag_start = QPointF()
+        self._drag_state: tuple = ()
+        self._wheel_rest = 0
+        self._fitted = False
+
+    # ---- state set by the controller (never emits) --------------------------------
+    def set_volume(self, volume: Volume | None) -> None:
+        """Show a new volume, centred and zoomed to fit, crosshair at its centre."""
+        self._volume = volume
+        self._image_key = None
+        if volume is not None:
+            self._crosshair_lps = volume.center_lps()
+            self._focus_lps = self._crosshair_lps.copy()
+        self._fitted = False
+        self.reset_view()
+
+    def set_crosshair(self, point_lps: FloatArray) -> None:
+        """Move the linked crosshair (and so this view's slice) to a point."""
+        p = np.asarray(point_lps, dtype=np.float64)
+        if np.array_equal(p, self._crosshair_lps):
+            return
+        self._crosshair_lps = p.copy()
+        self.update()
+
+    def set_window_level(self, window: float, level: float) -> None:
+        if (window, level) == (self._window, self._level):
+            return
+        self._window, self._level = float(window), float(level)
+        self._qimage = None
+        self.update()
+
+    def set_linked_planes(self, planes: list[tuple[ViewPlane, QColor]]) -> None:
+        """The other views whose slice lines are drawn through the crosshair."""
+        self._linked = list(planes)
+        self.update()
+
+    def reset_view(self) -> None:
+        """Centre on the crosshair and zoom so the whole volume fits."""
+        if self._volume is not None and self.width() > 0:
+            self._focus_lps = self._volume.center_lps()
+            self._pixel_mm = fit_pixel_mm(self._volume, self.plane, self.width(), self.height())
+            self._pixel_mm *= 1.04  # a small margin so the edge letters do not cover bone
+            self._fitted = self.isVisible()
+        self.update()
+
+    # ---- read-only state ------------------------------------------------------------
+    @property
+    def volume(self) -> Volume | None:
+        return self._volume
+
+    @property
+    def crosshair_lps(self) -> FloatArray:
+        return self._crosshair_lps.copy()
+
+    @property
+    def window_level(self) -> tuple[float, float]:
+        return self._window, self._level
+
+    @property
+    def pixel_mm(self) -> float:
+        return self._pixel_mm
+
+    @property
+    def orientation_letters(self) -> dict[str, str]:
+        """Letters at the screen edges, keys "left", "right", "top", "bottom"."""
+        return orientation_letters(self.plane)
+
+    @property
+    def slice_position_mm(self) -> float:
+        """Crosshair coordinate (LPS mm) along the LPS axis this view scrolls through."""
+        return float(self._crosshair_lps[self._normal_axis])
+
+    @property
+    def _normal_axis(self) -> int:
+        return int(np.argmax(np.abs(self.plane.normal_lps)))
+
+    def slice_geometry(self) -> SliceGeometry:
+        """Where each widget pixel lies in the patient, for the current slice."""
+        n = self.plane.normal_lps
+        centre = self._focus_lps + float((self._crosshair_lps - self._focus_lps) @ n) * n
+        return SliceGeometry(
+            self.plane, centre, max(self.width(), 1), max(self.height(), 1), self._pixel_mm
+        )
+
+    def widget_to_lps(self, pos: QPointF) -> FloatArray:
+        return self.slice_geometry().pixel_to_lps((pos.x() - 0.5, pos.y() - 0.5))
+
+    def lps_to_widget(self, point_lps: FloatArray) -> QPointF:
+        x, y = self.slice_geometry().lps_to_pixel(point_lps)
+        return QPointF(float(x) + 0.5, float(y) + 0.5)
+
+    def sizeHint(self) -> QSize:
+        return QSize(420, 420)
+
+    # ---- rendering ------------------------------------------------------------------
+    def _ensure_image(self) -> QImage | None:
+        """Reslice only when the plane, zoom, pan or size changed; re-window otherwise.
+
+        The image is sampled at device pixels (sharp on high-DPI screens) while every
+        interaction works in logical widget pixels.
+        """
+        if self._volume is None:
+            return None
+        dpr = self.devicePixelRatioF()
+        logical = self.slice_geometry()
+        geometry = SliceGeometry(
+            self.plane, logical.center_lps, max(1, round(logical.width_px * dpr)),
+            max(1, round(logical.height_px * dpr)), logical.pixel_mm / dpr,
+        )
+        key = (
+            tuple(np.round(geometry.center_lps, 6)),
+            round(geometry.pixel_mm, 9),
+            geometry.width_px,
+            geometry.height_px,
+            id(self._volume),
+        )
+        if key != self._image_key:
+            self._image_hu = reslice(self._volume, geometry)
+            self._image_key = key
+            self._qimage = None
+        if self._qimage is None and self._image_hu is not None:
+            grey = np.ascontiguousarray(
+                window_to_uint8(self._image_hu, self._window, self._level)
+            )
+            h, w = grey.shape
+            self._qimage = QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+            self._qimage.setDevicePixelRatio(dpr)
+        return self._qimage
+
+    def showEvent(self, event: QShowEvent) -> None:
+        if not self._fitted:
+            self.reset_view()
+        super().showEvent(event)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        if event.oldSize().width() > 0 and event.oldSize().height() > 0 and self._fitted:
+            # keep the same anatomy visible: scale the zoom with the smaller dimension
+            old = min(event.oldSize().width(), event.oldSize().height())
+            new = min(event.size().width(), event.size().height())
+            if new > 0:
+                self._pixel_mm *= old / new
+        else:
+            self.reset_view()
+        super().resizeEvent(event)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        try:
+            self._paint(painter)
+        finally:
+            painter.end()
+
+    def _paint(self, painter: QPainter) -> None:
+        painter.fillRect(self.rect(), BACKGROUND)
+        image = self._ensure_image()
+        if image is None:
+            self._paint_title(painter)
+            self._paint_centre_text(painter, "No image loaded\nFile ▸ Open DICOM folder…")
+            return
+        painter.drawImage(0, 0, image)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self._paint_crosshair(painter)
+        self._paint_title(painter)
+        self._paint_letters(painter)
+        self._paint_scale_bar(painter)
+        self._paint_info(painter)
+        if self.hasFocus():
+            painter.setPen(QPen(self.color, 2))
+            painter.drawRect(QRectF(self.rect()).adjusted(1, 1, -1, -1))
+
+    def _font(self, point_size: float, bold: bool = False) -> QFont:
+        font = QFont(self.font())
+        font.setPointSizeF(point_size)
+        font.setBold(bold)
+        return font
+
+    def _text(self, painter: QPainter, rect: QRectF, flags: Qt.AlignmentFlag, text: str,
+              color: QColor = TEXT) -> None:
+        """Text with a dark shadow, readable over bright bone and black air alike."""
+        painter.setPen(SHADOW)
+        painter.drawText(rect.translated(1, 1), int(flags), text)
+        painter.setPen(color)
+        painter.drawText(rect, int(flags), text)
+
+    def _backdrop(self, painter: QPainter, rect: QRectF) -> None:
+        """A translucent dark plate behind corner text so it stays legible over bone."""
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(PLATE)
+        painter.drawRoundedRect(rect.adjusted(-4, -1, 4, 1), 3, 3)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+
+    def _paint_title(self, painter: QPainter) -> None:
+        painter.setFont(self._font(11, bold=True))
+        width = QFontMetricsF(painter.font()).horizontalAdvance(self.plane.name)
+        self._backdrop(painter, QRectF(10, 4, width, 22))
+        painter.fillRect(QRectF(0, 0, 4, 30), self.color)
+        self._text(painter, QRectF(10, 4, self.width() - 20, 22),
+                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                   self.plane.name, self.color)
+
+    def _paint_centre_text(self, painter: QPainter, text: str) -> None:
+        painter.setFont(self._font(11))
+        self._text(painter, QRectF(self.rect()), Qt.AlignmentFlag.AlignCenter, text,
+                   QColor("#8a93a0"))
+
+    def _paint_letters(self, painter: QPainter) -> None:
+        painter.setFont(self._font(14, bold=True))
+        letters = self.orientation_letters
+        w, h, m, b = self.width(), self.height(), 6.0, 30.0
+        a = Qt.AlignmentFlag
+        places = {
+            "left": (QRectF(m, (h - b) / 2, b, b), a.AlignLeft | a.AlignVCenter),
+            "right": (QRectF(w - m - b, (h - b) / 2, b, b), a.AlignRight | a.AlignVCenter),
+            "top": (QRectF((w - b) / 2, m, b, b), a.AlignHCenter | a.AlignTop),
+            "bottom": (QRectF((w - b) / 2, h - m - b, b, b), a.AlignHCenter | a.AlignBottom),
+        }
+        for edge, (rect, flags) in places.items():
+            self._text(painter, rect, flags, letters[edge], QColor("#ffd866"))
+
+    def _paint_crosshair(self, painter: QPainter) -> None:
+        centre = self.lps_to_widget(self._crosshair_lps)
+        gap = 10.0
+        span = float(self.width() + self.height())
+        for plane, color in self._linked:
+            direction = np.cross(self.plane.normal_lps, plane.normal_lps)
+            if np.linalg.norm(direction) < 1e-6:
+                continue  # parallel planes do not intersect
+            dx, dy = float(direction @ self.plane.right_lps), float(direction @ self.plane.down_lps)
+            norm = math.hypot(dx, dy)
+            dx, dy = dx / norm, dy / norm
+            pen = QPen(QColor(color.red(), color.green(), color.blue(), 200), 1.2)
+            painter.setPen(pen)
+            for sign in (-1.0, 1.0):
+                painter.drawLine(
+                    QPointF(centre.x() + sign * gap * dx, centre.y() + sign * gap * dy),
+                    QPointF(centre.x() + sign * span * dx, centre.y() + sign * span * dy),
+                )
+
+    def _paint_scale_bar(self, painter: QPainter) -> None:
+        """A bar of a round length near 1/5 of the view width, labelled in mm."""
+        target_mm = self.width() * self._pixel_mm / 5.0
+        length_mm = max([s for s in SCALE_BAR_MM if s <= target_mm], default=SCALE_BAR_MM[0])
+        length_px = length_mm / self._pixel_mm
+        x1 = self.width() - 16.0
+        x0, y = x1 - length_px, self.height() - 40.0
+        painter.setPen(QPen(SHADOW, 4))
+        painter.drawLine(QPointF(x0, y + 1), QPointF(x1, y + 1))
+        painter.setPen(QPen(TEXT, 2))
+        painter.drawLine(QPointF(x0, y), QPointF(x1, y))
+        for x in (x0, x1):
+            painter.drawLine(QPointF(x, y - 5), QPointF(x, y + 5))
+        painter.setFont(self._font(9))
+        self._text(painter, QRectF(x0 - 40, y - 22, length_px + 80, 16),
+                   Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom,
+                   f"{length_mm} mm")
+
+    def _paint_info(self, painter: QPainter) -> None:
+        painter.setFont(self._font(9))
+        fm = QFontMetricsF(painter.font())
+        line = fm.height() + 1
+        a = Qt.AlignmentFlag
+        lines = [f"{LPS_AXIS[self._normal_axis]} = {self.slice_position_mm:.1f} mm (LPS)"]
+        slice_text = self._slice_number_text()
+        if slice_text:
+            lines.insert(0, slice_text)
+        y = self.height() - 8 - line * len(lines)
+        widest = max(fm.horizontalAdvance(t) for t in lines)
+        self._backdrop(painter, QRectF(10, y, widest, line * len(lines)))
+        for text in lines:
+            self._text(painter, QRectF(10, y, self.width() / 2, line), a.AlignLeft, text)
+            y += line
+        wl = f"W {self._window:.0f}  L {self._level:.0f}"
+        x1, y1 = self.width() - 16.0, self.height() - 8 - line
+        self._backdrop(painter, QRectF(x1 - fm.horizontalAdvance(wl), y1, fm.horizontalAdvance(wl),
+                                       line))
+        self._text(painter, QRectF(self.width() / 2, y1, x1 - self.width() / 2, line),
+                   a.AlignRight, wl)
+
+    def _slice_number_text(self) -> str:
+        """ "Slice 87 / 300" when the view is parallel to the stored slices' grid."""
+        if self._volume is None:
+            return ""
+        axis_cos = np.abs(self._volume.direction.T @ self.plane.normal_lps)
+        axis = int(np.argmax(axis_cos))
+        if axis_cos[axis] < 0.999:
+            return ""
+        index = float(self._volume.to_index(self._crosshair_lps)[axis])
+        count = self._volume.size[axis]
+        if not -0.5 <= index <= count - 0.5:
+            return f"outside the scan (0–{count - 1})"
+        return f"Slice {round(index) + 1} / {count}"
+
+    # ---- user input -----------------------------------------------------------------
+    def _emit_cursor(self, pos: QPointF) -> None:
+        if self._volume is None:
+            self.cursor_moved.emit(None, None)
+            return
+        lps = self.widget_to_lps(pos)
+        self.cursor_moved.emit(lps, self._volume.hu_at(lps))
+
+    def _move_crosshair(self, point_lps: FloatArray) -> None:
+        self._crosshair_lps = np.asarray(point_lps, dtype=np.float64).copy()
+        self.update()
+        self.crosshair_moved.emit(self._crosshair_lps.copy())
+
+    def scroll_slices(self, steps: int) -> None:
+        """Move this view's slice by whole voxel steps along its normal."""
+        if self._volume is None or steps == 0:
+            return
+        step = slice_step_mm(self._volume, self.plane)
+        self._move_crosshair(self._crosshair_lps + steps * step * self.plane.normal_lps)
+
+    def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
+        """Zoom in (factor > 1) keeping the point under ``anchor`` fixed on screen."""
+        if self._volume is None:
+            return
+        anchor = anchor if anchor is not None else QPointF(self.width() / 2, self.height() / 2)
+        fixed_lps = self.widget_to_lps(anchor)
+        self._pixel_mm = float(np.clip(self._pixel_mm / factor, MIN_PIXEL_MM, MAX_PIXEL_MM))
+        moved_lps = self.widget_to_lps(anchor)
+        self._focus_lps = self._focus_lps + (fixed_lps - moved_lps)
+        self.update()
+
+    def pan_by(self, dx_px: float, dy_px: float) -> None:
+        """Drag the image by a screen offset in pixels."""
+        self._focus_lps = self._focus_lps - self._pixel_mm * (
+            dx_px * self.plane.right_lps + dy_px * self.plane.down_lps
+        )
+        self.update()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
+        pos, button, mods = event.position(), event.button(), event.modifiers()
+        k = Qt.KeyboardModifier
+        if button == Qt.MouseButton.MiddleButton or (
+            button == Qt.MouseButton.LeftButton and mods & k.ShiftModifier
+        ):
+            self._drag = "pan"
+        elif button == Qt.MouseButton.RightButton:
+            self._drag = "zoom"
+            self._drag_state = (self._pixel_mm, self._focus_lps.copy())
+        elif button == Qt.MouseButton.LeftButton and mods & k.ControlModifier:
+            self._drag = "window"
+            self._drag_state = (self._window, self._level)
+        elif button == Qt.MouseButton.LeftButton:
+            self._drag = "crosshair"
+            if self._volume is not None:
+                self._move_crosshair(self.widget_to_lps(pos))
+        self._drag_start = pos
+        event.accept()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        pos = event.position()
+        delta = pos - self._drag_start
+        if self._drag == "crosshair" and self._volume is not None:
+            self._move_crosshair(self.widget_to_lps(pos))
+        elif self._drag == "pan":
+            self.pan_by(delta.x(), delta.y())
+            self._drag_start = pos
+        elif self._drag == "zoom":
+            pixel_mm, focus = self._drag_state
+            self._pixel_mm, self._focus_lps = pixel_mm, focus.copy()
+            self.zoom_by(math.exp(-delta.y() / 150.0), self._drag_start)
+        elif self._drag == "window":
+            window, level = self._drag_state
+            new_window = max(1.0, window + 4.0 * delta.x())
+            new_level = level - 2.0 * delta.y()
+            self.set_window_level(new_window, new_level)
+            self.window_level_requested.emit(new_window, new_level)
+        self._emit_cursor(pos)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        self._drag = None
+        event.accept()
+
+    def leaveEvent(self, event: QEvent) -> None:
+        self.cursor_moved.emit(None, None)
+        super().leaveEvent(event)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        self._wheel_rest += event.angleDelta().y()
+        steps = int(self._wheel_rest / 120)
+        if steps == 0:
+            return
+        self._wheel_rest -= steps * 120
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.zoom_by(ZOOM_PER_WHEEL_STEP**steps, event.position())
+        else:
+            self.scroll_slices(steps)
+        self._emit_cursor(event.position())
+        event.accept()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = Qt.Key
+        steps = {key.Key_PageUp: 1, key.Key_Up: 1, key.Key_PageDown: -1, key.Key_Down: -1}
+        if event.key() in steps:
+            self.scroll_slices(steps[event.key()])
+            event.accept()
+        else:
+            super().keyPressEvent(event)
