@@ -39,6 +39,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p_open = sub.add_parser("open", help="start the workstation on a DICOM folder or NIfTI file")
     p_open.add_argument("path", help="DICOM folder (searched recursively) or .nii/.nii.gz")
     p_open.add_argument("--series", metavar="UID", help="SeriesInstanceUID to open")
+    for p in (parser, p_open):
+        p.add_argument(
+            "--screenshot",
+            metavar="PNG",
+            help="save the window once the 3D view is drawn, then quit (smoke test)",
+        )
     p_demo = sub.add_parser("demo-ct", help="write the built-in demo spine CT as DICOM")
     p_demo.add_argument("outdir", help="folder to write the series and its ground truth into")
     p_info = sub.add_parser("info", help="describe a CT: size, spacing, LPS affine, UIDs")
@@ -189,10 +195,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_gui(path: str | None, series: str | None) -> int:
+def _cmd_gui(path: str | None, series: str | None, screenshot: str | None) -> int:
     from app.gui import run_gui
 
-    return run_gui(path, series)
+    return run_gui(path, series, screenshot)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,8 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo-ct":
             return _cmd_demo(args)
         if args.command == "open":
-            return _cmd_gui(args.path, args.series)
-        return _cmd_gui(None, None)
+            return _cmd_gui(args.path, args.series, args.screenshot)
+        return _cmd_gui(None, None, args.screenshot)
     except VertebroPlanError as exc:
         print(f"vertebroplan: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -9,10 +9,14 @@ import sys
 os.environ.setdefault("QT_API", "pyside6")  # before pyvistaqt is imported
 
 
-def run_gui(path: str | None, series_uid: str | None = None) -> int:
+def run_gui(
+    path: str | None, series_uid: str | None = None, screenshot: str | None = None
+) -> int:
     """Create the application and main window, open ``path`` (or the demo CT), run.
 
-    Returns the event loop's exit code.
+    With ``screenshot``, the window is saved to that PNG once the 3D spine is first drawn
+    and the application quits — for smoke tests and the start-up benchmark, which reads the
+    "first 3D render" line printed then. Returns the event loop's exit code.
     """
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -31,6 +35,13 @@ def run_gui(path: str | None, series_uid: str | None = None) -> int:
     window = MainWindow()
     install_excepthook(window)
     window.show()
+    if screenshot is not None:
+
+        def capture() -> None:
+            QTimer.singleShot(300, lambda: (window.grab().save(screenshot), app.quit()))
+            print("first 3D render", flush=True)
+
+        window.view3d.surface_shown.connect(capture)
     if path is not None:
         QTimer.singleShot(0, lambda: window.open_path(path, series_uid))
     else:

@@ -11,9 +11,10 @@ import os
 import platform
 import sys
 
+from bench.bench_gui_start import run as run_gui_start
 from bench.bench_load import run as run_load
 
-BENCHES = {"load": run_load}
+BENCHES = {"load": run_load, "gui-start": run_gui_start}
 
 
 def main(argv: list[str] | None = None) -> int:
