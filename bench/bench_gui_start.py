@@ -58,5 +58,6 @@ def run() -> dict[str, float]:
     print("| run | seconds |")
     print("|---|---|")
     print(f"| first (may generate the demo CT into the cache) | {first:.1f} |")
-    print(f"| cached, median of {REPEATS} | {median:.1f} (min {min(times):.1f}, max {max(times):.1f}) |")
+    spread = f"min {min(times):.1f}, max {max(times):.1f}"
+    print(f"| cached, median of {REPEATS} | {median:.1f} ({spread}) |")
     return {"first_s": first, "cached_median_s": median}
