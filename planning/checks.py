@@ -48,7 +48,7 @@ class SafetyLimits:
     which the tip is 'caution': the classic target is the anterior third (≥ 0.67), and
     cement from a tip in the posterior half runs towards the basivertebral veins and canal
     (Mathis JM et al., AJNR 2001;22:373–381)."""
-    midline_max_mm: float = 12.0
+    midline_max_mm: float = 15.0
     """Tip farther than this from the mid-sagittal plane is 'caution' (for a bilateral
     approach each tip lies near, not across, the midline)."""
     pair_min_distance_mm: float = 3.0
