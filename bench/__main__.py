@@ -11,10 +11,11 @@ import os
 import platform
 import sys
 
+from bench.bench_checks import run as run_checks
 from bench.bench_gui_start import run as run_gui_start
 from bench.bench_load import run as run_load
 
-BENCHES = {"load": run_load, "gui-start": run_gui_start}
+BENCHES = {"load": run_load, "checks": run_checks, "gui-start": run_gui_start}
 
 
 def main(argv: list[str] | None = None) -> int:

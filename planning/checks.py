@@ -16,9 +16,9 @@ from enum import StrEnum
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import map_coordinates
+from scipy.ndimage import find_objects, map_coordinates
 
-from planning.anatomy.model import Anatomy, VertebraGeometry
+from planning.anatomy.model import Anatomy, VertebraGeometry, crop_affine
 from planning.clearance import SignedDistance, min_along_segment, segment_points
 from planning.plan import Plan, Side, Trajectory
 from planning.volume import Volume
@@ -62,6 +62,7 @@ class SafetyLimits:
     most this much between samples, and the minimum is then refined at a quarter mm)."""
 
 
+WALL_STEP_VOX = 2  # vertebra wall surfaces: vertices two voxels apart (see SignedDistance)
 GRADE_LIMITS_MM = (("A", 0.0), ("B", 2.0), ("C", 4.0), ("D", 6.0))
 
 
@@ -170,9 +171,12 @@ class CheckContext:
         canal = SignedDistance.build(anatomy.canal, anatomy.affine_lps)
         k, j, i = np.nonzero(anatomy.canal)
         canal_lps = anatomy.to_lps(np.stack([i, j, k], 1).astype(np.float64))
+        boxes = find_objects(anatomy.labels)  # one pass: each vertebra's bounding box
         landmarks = {}
         for name, geo in anatomy.levels.items():
-            landmarks[name] = _landmarks(anatomy, geo, canal_lps)
+            box = boxes[geo.code - 1] if 0 < geo.code <= len(boxes) else None
+            if box is not None:
+                landmarks[name] = _landmarks(anatomy, geo, box, canal_lps)
         return cls(
             anatomy=anatomy,
             canal=canal,
@@ -208,12 +212,16 @@ class CheckContext:
         return map_coordinates(self.hu, ijk[:, ::-1].T, order=1, cval=-1024.0)
 
 
-def _landmarks(anatomy: Anatomy, geo: VertebraGeometry, canal_lps: FloatArray) -> LevelLandmarks:
-    vert = anatomy.labels == geo.code
-    walls = SignedDistance.build(vert, anatomy.affine_lps)
+def _landmarks(
+    anatomy: Anatomy, geo: VertebraGeometry, box: tuple[slice, ...], canal_lps: FloatArray
+) -> LevelLandmarks:
+    vert = anatomy.labels[box] == geo.code
+    box_affine = crop_affine(anatomy.affine_lps, (box[0], box[1], box[2]))
+    walls = SignedDistance.build(vert, box_affine, step_vox=WALL_STEP_VOX)
     local_canal = geo.to_local(canal_lps)
-    k, j, i = np.nonzero(vert & anatomy.bodies)
-    body_local = geo.to_local(anatomy.to_lps(np.stack([i, j, k], 1).astype(np.float64)))
+    k, j, i = np.nonzero(vert & anatomy.bodies[box])
+    ijk = np.stack([i, j, k], 1).astype(np.float64)
+    body_local = geo.to_local(ijk @ box_affine[:3, :3].T + box_affine[:3, 3])
     if len(body_local):
         half_height = max(3.0, float(np.percentile(np.abs(body_local[:, 2]), 90)))
         central = np.abs(body_local[:, 0]) < 5.0  # a mid-sagittal slab of the body

@@ -15,7 +15,7 @@ from __future__ import annotations
 from planning.anatomy.canal_from_vertebrae import (
     CanalEstimate,
     CanalNotFoundError,
-    canal_from_vertebrae,
+    derive_canal,
 )
 from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.anatomy.from_labels import LabelMapError, anatomy_from_label_map
@@ -44,6 +44,6 @@ __all__ = [
     "VertebraGeometry",
     "anatomy_from_demo_truth",
     "anatomy_from_label_map",
-    "canal_from_vertebrae",
+    "derive_canal",
     "load_label_table",
 ]

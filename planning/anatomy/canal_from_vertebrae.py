@@ -7,9 +7,9 @@ can be recovered from the bone labels:
 1. Slices are taken across the spine: the array axis most aligned with LPS z (the patient's
    head–feet axis), which is the slice axis of an axial CT and stays within ~30° of the
    spine's own axis through lordosis and kyphosis.
-2. On each slice the vertebra mask is closed with a small disc (2 mm, at least one voxel, so
-   partial-volume gaps in a thin lamina close), its holes are filled (2-D), and each
-   enclosed hole is a candidate cross-section.
+2. On each slice the vertebra mask is closed with a small square (±2 mm, at least one
+   voxel, so partial-volume gaps in a thin lamina close); every hole of it — a region of
+   background not connected to the slice's border — is a candidate cross-section.
 3. The canal is one tube: per slice the candidate nearest to a robust (running-median)
    canal path is kept — the spinal cord, when labelled, decides first — and candidates
    much smaller than the typical cross-section (a pocket between a lamina and a facet) are
@@ -17,11 +17,15 @@ can be recovered from the bone labels:
 4. Where the ring is open (discs, the interlaminar gaps, thick slices), the cross-section
    is interpolated from the nearest closed slices above and below: their signed distance
    maps are moved onto the interpolated centre and blended (shape-based interpolation).
-   Beyond the last closed slice the nearest cross-section is carried on to the end of the
-   vertebrae in view.
+   Beyond the last closed slice the end cross-section is carried on along the canal's
+   course to the end of the vertebrae in view, until bone closes over it.
 
-Bone voxels are never canal. Everything is on the caller's grid (``[k, j, i]``) and the
-centreline is returned in LPS mm.
+Bone voxels are never canal; spinal cord voxels (the hint) always are. Everything is on
+the caller's grid (``[k, j, i]``) and the centreline is returned in LPS mm.
+
+On the demo CT the canal derived from its vertebra labels alone has a Dice of 0.84 with the
+true canal over T10–L5; the ring is closed on about 45 % of its 1 mm slices there, and on
+about 27 % of the 3 mm slices of the real abdominal test CT.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ PATH_WINDOW_MM = 25.0  # half-width of the running median along the slices
 PATH_TOLERANCE_MM = 10.0  # a hole farther than this from the canal path is something else
 MIN_AREA_FRACTION = 0.3  # of the median closed cross-section
 CENTRELINE_SMOOTHING_MM = 4.0
+TREND_MM = 20.0  # the canal's course beyond the last closed ring follows this last stretch
 
 
 class CanalNotFoundError(VertebroPlanError, ValueError):
@@ -76,8 +81,8 @@ class _Hole:
     hint_voxels: int
 
 
-def canal_from_vertebrae(vertebrae: BoolArray, affine_lps: FloatArray,
-                         hint: BoolArray | None = None) -> CanalEstimate:
+def derive_canal(vertebrae: BoolArray, affine_lps: FloatArray,
+                 hint: BoolArray | None = None) -> CanalEstimate:
     """Derive the canal from a whole-vertebra mask (all levels together).
 
     Parameters
@@ -108,12 +113,13 @@ def canal_from_vertebrae(vertebrae: BoolArray, affine_lps: FloatArray,
     span = np.flatnonzero(work.any(axis=(1, 2)))
     sections = {h.slice_index: labels[h.slice_index] == h.label for h in chosen}
     canal_w = _interpolate_sections(sections, work, pixel_mm)
-    _carry_to_ends(canal_w, work, min(sections), max(sections), int(span[0]), int(span[-1]))
-    if hint_w is not None:
-        canal_w |= hint_w & ~work
+    _carry_to_ends(canal_w, work, min(sections), max(sections), int(span[0]), int(span[-1]),
+                   max(3, round(TREND_MM / slice_mm)))
     canal = np.zeros(bone.shape, dtype=bool)
     canal[box] = canal_w
     mask = np.moveaxis(canal, 0, axis)
+    if hint is not None:  # also beyond the vertebrae: the cord is canal wherever it is
+        mask |= hint & ~vertebrae
     centreline = centreline_of(mask, affine_lps)
     return CanalEstimate(np.ascontiguousarray(mask), centreline,
                          len(chosen) / max(1, int(span[-1] - span[0] + 1)))
@@ -281,20 +287,47 @@ def _interpolate_sections(sections: dict[int, BoolArray], bone: BoolArray,
 
 
 def _carry_to_ends(canal: BoolArray, bone: BoolArray, first_closed: int, last_closed: int,
-                   first: int, last: int) -> None:
+                   first: int, last: int, trend_slices: int) -> None:
     """Carry the end cross-sections outwards to the ends of the vertebrae, in place.
 
-    The section is carried on unchanged while at least half of it stays free of bone; where
-    the bone closes over it (the canal turns away, as in the sacrum) the canal in view ends.
+    The section follows the canal's course (the trend of the section centres over the last
+    ``trend_slices`` slices), not the grid's slice axis, which may be tilted. It is carried
+    on while at least half of it stays free of bone; where the bone closes over it (the
+    canal turns away, as in the sacrum) the canal in view ends.
     """
     for start, stop, step in ((first_closed, first - 1, -1), (last_closed, last + 1, 1)):
         section = canal[start].copy()
         area = int(section.sum())
+        drift = _centre_drift(canal, start, -step, trend_slices)
         for s in range(start + step, stop, step):
-            free = section & ~bone[s]
+            moved = _shift_2d(section, np.rint(drift * (s - start)).astype(int))
+            free = moved & ~bone[s]
             if 2 * int(free.sum()) < area:
                 break
             canal[s] = free
+
+
+def _centre_drift(canal: BoolArray, start: int, inward: int, count: int) -> FloatArray:
+    """In-plane movement (pixels per slice, signed along the slice index) of the canal's
+    centre over ``count`` slices from ``start`` inwards; zero when there are too few."""
+    slices = [s for s in range(start, start + inward * count, inward)
+              if 0 <= s < canal.shape[0] and canal[s].any()]
+    if len(slices) < 3:
+        return np.zeros(2)
+    centres = np.array([_centre(canal[s]) for s in slices])
+    return np.array([np.polyfit(slices, centres[:, a], 1)[0] for a in range(2)])
+
+
+def _shift_2d(section: BoolArray, offset: NDArray[np.int_]) -> BoolArray:
+    """``section`` moved by whole pixels (rows, columns), empty where it came from outside."""
+    out = np.zeros_like(section)
+    src, dst = [], []
+    for d, n in zip(offset, section.shape, strict=True):
+        d = int(np.clip(d, -n, n))
+        src.append(slice(max(0, -d), n - max(0, d)))
+        dst.append(slice(max(0, d), n - max(0, -d)))
+    out[dst[0], dst[1]] = section[src[0], src[1]]
+    return out
 
 
 def _neighbours(known: NDArray[np.int_], s: int) -> tuple[int, int]:

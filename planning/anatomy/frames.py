@@ -3,10 +3,11 @@
 The frame of a vertebra follows the spine, not the scanner:
 
 - ``superior``: along the spine's curve towards the head — the direction from the caudal
-  neighbour's centroid to the cranial neighbour's (central difference; one-sided at the
-  ends; the canal's centreline tangent for a single vertebra). It comes from the level
-  *names*, so a label table that runs the wrong way shows up as a superior axis pointing
-  to the feet, which is reported.
+  neighbour's centroid to the cranial neighbour's (central difference); at the two ends of
+  the labelled spine the canal's centreline tangent, or the one-sided difference where the
+  canal does not reach. Between neighbours it comes from the level *names*, so a label
+  table that runs the wrong way shows up as a superior axis pointing to the feet, which
+  is reported.
 - ``anterior``: from the canal's centre at the vertebra's height towards the body's
   centroid, made orthogonal to superior.
 - ``left`` = superior × anterior: with superior = +z and anterior = −y this is +x, the
@@ -21,6 +22,7 @@ anterior and is refined once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,8 +51,9 @@ class VertebraVoxels:
     points_lps: FloatArray
     body_lps: FloatArray | None = None
 
-    @property
+    @cached_property
     def centroid_lps(self) -> FloatArray:
+        """Centroid of the whole vertebra (body and posterior elements), LPS mm."""
         return np.asarray(self.points_lps.mean(axis=0))
 
 
@@ -87,7 +90,8 @@ def superior_axes(centroids_lps: list[FloatArray], centreline_lps: FloatArray
 
 def centreline_tangent(centreline_lps: FloatArray, near_lps: FloatArray,
                        half_span_mm: float = 15.0) -> FloatArray:
-    """Unit direction of a cranial-first centreline around a point (towards the head)."""
+    """Unit direction of a cranial-first centreline around a point, towards the head: the
+    chord between the centreline points ``half_span_mm`` above and below it (in LPS z)."""
     if len(centreline_lps) < 2:
         return np.array([0.0, 0.0, 1.0])
     d = np.linalg.norm(centreline_lps - near_lps, axis=1)

@@ -6,12 +6,17 @@ neighbour), never by assuming the two arrays share an order, and only over the s
 bounding box, so that a 512 × 512 × 300 map stays cheap. Everything is then cropped to the
 vertebrae plus `CROP_MARGIN_MM`.
 
+The canal is the table's canal label when it has one (the demo), else it is derived from
+the vertebrae (`canal_from_vertebrae`), helped by the spinal cord label when present.
+
 Policies (each reported in ``Anatomy.warnings``):
 
-- a vertebra with less than `PARTIAL_FRACTION` of the median vertebra's volume is cut off
-  by the edge of the scan (TotalSegmentator's T11 in a lumbar CT): it is not a level and its
+- a vertebra on the edge of the scan with less than `PARTIAL_FRACTION` of its neighbour's
+  volume (TotalSegmentator's T11 in this lumbar CT: 2 cm³ of it) is not a level and its
   code is removed from ``labels``, but its bone still shapes the canal;
 - transitional vertebrae (L6, T13) are handled the same way (see `label_tables`);
+- where the canal in view does not reach a vertebra (the sacrum below its end), that
+  vertebra's axes are approximate and its ``confidence`` is 0.5 (1.0 otherwise);
 - an optional body map (TotalSegmentator "vertebrae_body": 1 = bodies, 2 = discs) gives the
   bodies and discs; without it the body is the part of each vertebra anterior to the canal.
 """
@@ -26,8 +31,8 @@ from scipy import ndimage
 
 from planning.anatomy.canal_from_vertebrae import (
     CanalEstimate,
-    canal_from_vertebrae,
     centreline_of,
+    derive_canal,
 )
 from planning.anatomy.frames import VertebraVoxels, vertebra_geometries
 from planning.anatomy.label_tables import LabelTable
@@ -75,6 +80,45 @@ def anatomy_from_label_map(ct: Volume, labels: Volume, table: LabelTable,
     progress = progress or no_progress()
     name = _source_name(labels, table)
     progress.report(0, 4, "Placing the labels on the CT")
+    box, crop, vertebra = _spine_on_ct(ct, labels, table, name)
+    affine = crop_affine(ct.affine_lps, box)
+    counts = np.bincount(crop.view(np.uint16).ravel(), minlength=65536)
+    warnings = [note for code, note in table.notes.items() if counts[code & 0xFFFF]]
+    body_map = _body_map(bodies, ct, box, crop.shape, warnings)
+
+    progress.report(1, 4, "Finding the spinal canal")
+    canal, centreline = _canal(crop, vertebra, affine, table, name, warnings)
+    if body_map is not None:
+        canal &= body_map != BODY_MAP_BODY
+
+    progress.report(2, 4, "Vertebral bodies and local axes")
+    levels = _levels_present(counts, _codes_on_edge(crop, box, ct), table, affine, warnings)
+    where = _voxels_by_code(crop, [code for _, code in levels])
+    voxels = [_vertebra_voxels(where[code], crop.shape, level, code, affine, body_map)
+              for level, code in levels]
+    canal_lps = _points_lps(np.flatnonzero(canal), crop.shape, affine)
+    geometries, split_bodies, frame_warnings = vertebra_geometries(voxels, canal_lps,
+                                                                   centreline)
+    warnings += frame_warnings
+
+    progress.report(3, 4, "Assembling the anatomy")
+    kept = np.zeros(crop.shape, dtype=np.int16)
+    body_mask = (body_map == BODY_MAP_BODY if body_map is not None
+                 else np.zeros(crop.shape, dtype=bool))
+    for (_, code), in_body in zip(levels, split_bodies, strict=True):
+        kept.flat[where[code]] = code
+        body_mask.flat[where[code][in_body]] = True  # empty where the body map gave it
+    anatomy = Anatomy(affine_lps=affine, labels=kept, canal=canal, bodies=body_mask,
+                      levels={g.name: g for g in geometries},
+                      discs=_discs(crop, table, body_map), source=name, warnings=warnings)
+    progress.report(4, 4, "Anatomy ready")
+    return anatomy
+
+
+def _spine_on_ct(ct: Volume, labels: Volume, table: LabelTable, name: str
+                 ) -> tuple[Box, Int16Array, BoolArray]:
+    """The CT-grid box of the vertebrae plus `CROP_MARGIN_MM`, the label codes on it and
+    the vertebra mask (all vertebrae, named or not)."""
     box, crop = _labels_on_ct(ct, labels, table.vertebra_codes, name)
     vertebra = _isin(crop, table.vertebra_codes)
     if not vertebra.any():
@@ -82,46 +126,31 @@ def anatomy_from_label_map(ct: Volume, labels: Volume, table: LabelTable,
                             "within the CT's field of view.")
     margin = [int(np.ceil(CROP_MARGIN_MM / s)) for s in ct.spacing_mm[::-1]]
     inner = _bounding_box(vertebra, margin)
-    crop, vertebra = crop[inner], vertebra[inner]
-    affine = crop_affine(crop_affine(ct.affine_lps, box), inner)
-    box = _compose(box, inner)
-    counts = np.bincount(crop.view(np.uint16).ravel(), minlength=65536)
-    warnings = [note for code, note in table.notes.items() if counts[code & 0xFFFF]]
+    return _compose(box, inner), np.ascontiguousarray(crop[inner]), vertebra[inner]
 
-    progress.report(1, 4, "Finding the spinal canal")
-    body_map = None if bodies is None else _resample(bodies, ct, box, crop.shape)
-    canal, centreline, canal_warnings = _canal(crop, vertebra, affine, table, name)
+
+def _body_map(bodies: Volume | None, ct: Volume, box: Box, shape: tuple[int, ...],
+              warnings: list[str]) -> Int16Array | None:
+    """The body map on the crop, or None when there is none or it has no body here."""
+    if bodies is None:
+        return None
+    body_map = _resample(bodies, ct, box, shape)
+    if not (body_map == BODY_MAP_BODY).any():
+        where = f"'{bodies.source}'" if bodies.source else "The body map"
+        warnings.append(f"{where} has no vertebral body (label {BODY_MAP_BODY}) on this CT's "
+                        "spine; the bodies are split off at the canal instead.")
+        return None
+    return body_map
+
+
+def _discs(crop: Int16Array, table: LabelTable, body_map: Int16Array | None
+           ) -> BoolArray | None:
+    """Discs from the body map and/or the label table, None when neither knows them."""
+    discs = _isin(crop, table.disc_codes) if table.disc_codes else None
     if body_map is not None:
-        canal &= body_map != BODY_MAP_BODY
-    warnings += canal_warnings
-
-    progress.report(2, 4, "Vertebral bodies and local axes")
-    levels, dropped = _levels_present(counts, table, affine)
-    warnings += dropped
-    where = _voxels_by_code(crop, [code for _, code in levels])
-    voxels = [_vertebra_voxels(where[code], crop.shape, level, code, affine, body_map)
-              for level, code in levels]
-    canal_lps = _points_lps(np.flatnonzero(canal), crop.shape, affine)
-    geometries, body_masks, frame_warnings = vertebra_geometries(voxels, canal_lps, centreline)
-    warnings += frame_warnings
-
-    progress.report(3, 4, "Assembling the anatomy")
-    kept = np.zeros(crop.shape, dtype=np.int16)
-    if body_map is not None:
-        body_mask = body_map == BODY_MAP_BODY
-        discs: BoolArray | None = body_map == BODY_MAP_DISC
-    else:
-        body_mask = np.zeros(crop.shape, dtype=bool)
-        discs = _isin(crop, table.disc_codes) if table.disc_codes else None
-    for (_, code), in_body in zip(levels, body_masks, strict=True):
-        kept.flat[where[code]] = code
-        if body_map is None:
-            body_mask.flat[where[code][in_body]] = True
-    anatomy = Anatomy(affine_lps=affine, labels=kept, canal=canal, bodies=body_mask,
-                      levels={g.name: g for g in geometries}, discs=discs,
-                      source=name, warnings=warnings)
-    progress.report(4, 4, "Anatomy ready")
-    return anatomy
+        from_map = body_map == BODY_MAP_DISC
+        discs = from_map if discs is None else discs | from_map
+    return discs
 
 
 # ---- placing the label map on the CT grid ----------------------------------------------
@@ -285,48 +314,64 @@ def _isin(array: NDArray[np.int16], codes: Iterable[int]) -> BoolArray:
 
 # ---- canal and levels ------------------------------------------------------------------
 def _canal(crop: Int16Array, vertebra: BoolArray, affine: FloatArray, table: LabelTable,
-           name: str) -> tuple[BoolArray, FloatArray, list[str]]:
+           name: str, warnings: list[str]) -> tuple[BoolArray, FloatArray]:
     """The labelled canal if the table has one and it is present, else the derived one."""
-    labelled = _isin(crop, table.canal_codes) if table.canal_codes else None
-    if labelled is not None and labelled.any():
-        return labelled & ~vertebra, centreline_of(labelled, affine), []
-    hint = _isin(crop, table.canal_hint_codes) if table.canal_hint_codes else None
-    estimate: CanalEstimate = canal_from_vertebrae(vertebra, affine,
-                                                   hint if hint is not None and hint.any()
-                                                   else None)
-    warnings = []
+    labelled = _isin(crop, table.canal_codes)
+    if labelled.any():
+        return labelled & ~vertebra, centreline_of(labelled, affine)
+    hint = _isin(crop, table.canal_hint_codes)
+    estimate: CanalEstimate = derive_canal(vertebra, affine, hint if hint.any() else None)
     if estimate.closed_fraction < MOSTLY_INTERPOLATED:
         warnings.append(f"The spinal canal was derived from {name}, but its bony ring is "
                         f"closed on only {estimate.closed_fraction:.0%} of the slices; the "
                         "rest is interpolated. Check it on the images.")
-    return estimate.mask, estimate.centreline_lps, warnings
+    return estimate.mask, estimate.centreline_lps
 
 
-def _levels_present(counts: NDArray[np.int_], table: LabelTable, affine: FloatArray
-                    ) -> tuple[list[tuple[str, int]], list[str]]:
-    """(level, code) of the levels in view, cranial to caudal, and why others were left out.
+def _levels_present(counts: NDArray[np.int_], on_edge: set[int], table: LabelTable,
+                    affine: FloatArray, warnings: list[str]) -> list[tuple[str, int]]:
+    """(level, code) of the levels in view, cranial to caudal; why others were left out is
+    added to ``warnings``.
 
-    ``counts`` is the voxel count per code (indexed by the code as uint16).
+    ``counts`` is the voxel count per code (indexed by the code as uint16), ``on_edge`` the
+    codes that touch the edge of the CT. A vertebra on the edge with less than
+    `PARTIAL_FRACTION` of its nearest neighbour's volume is mostly outside the scan: its
+    frame and body would be guesses, so it is not a level. Comparing with the neighbour,
+    not with all vertebrae, keeps a whole-spine map's small cervical vertebrae.
     """
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
-    found = {name: code for code, name in table.levels.items() if counts[code & 0xFFFF]}
+    found = sorted(((name, code) for code, name in table.levels.items()
+                    if counts[code & 0xFFFF]), key=lambda item: level_index(item[0]))
     if not found:
         raise LabelMapError(f"No vertebral level of the {table.name} table is in view.")
-    volumes = {n: counts[c & 0xFFFF] * voxel_mm3 for n, c in found.items()}
-    typical = float(np.median(list(volumes.values())))
-    warnings = []
-    for n, v in list(volumes.items()):
-        if v < PARTIAL_FRACTION * typical:
-            warnings.append(f"{n} is only partly in the scan ({v / 1000:.1f} cm³, the other "
-                            f"vertebrae ≈ {typical / 1000:.0f} cm³); it is not offered as a "
-                            "level.")
-            del found[n]
+    volume = [float(counts[code & 0xFFFF]) * voxel_mm3 for _, code in found]
+    kept = []
+    for n, (name, code) in enumerate(found):
+        neighbours = [volume[m] for m in (n - 1, n + 1) if 0 <= m < len(found)]
+        if code in on_edge and neighbours and volume[n] < PARTIAL_FRACTION * max(neighbours):
+            warnings.append(f"{name} is only partly in the scan ({volume[n] / 1000:.1f} cm³, "
+                            f"its neighbour {max(neighbours) / 1000:.0f} cm³); it is not "
+                            "offered as a level.")
+        else:
+            if code in on_edge:
+                warnings.append(f"{name} is cut by the edge of the scan.")
+            kept.append((name, code))
     for code, what in table.unnamed_vertebrae.items():
         if counts[code & 0xFFFF]:
             warnings.append(f"Label {code} is {what}, which VertebroPlan cannot name; it is "
                             "not offered as a level. Check the level names on the images.")
-    levels = sorted(found.items(), key=lambda item: level_index(item[0]))
-    return levels, warnings
+    return kept
+
+
+def _codes_on_edge(crop: Int16Array, box: Box, ct: Volume) -> set[int]:
+    """Codes with voxels on a face of the crop that is also a face of the CT's grid."""
+    codes: set[int] = set()
+    for axis, (part, n) in enumerate(zip(box, ct.array.shape, strict=True)):
+        for index, at_edge in ((0, part.start == 0), (-1, part.stop == n)):
+            if at_edge:
+                codes.update(np.unique(np.take(crop, index, axis=axis)).tolist())
+    codes.discard(0)
+    return codes
 
 
 def _voxels_by_code(crop: Int16Array, codes: list[int]) -> dict[int, NDArray[np.intp]]:
@@ -343,8 +388,11 @@ def _points_lps(flat: NDArray[np.intp], shape: tuple[int, ...], affine: FloatArr
                 ) -> FloatArray:
     """LPS mm of voxel centres given by flat ``[k, j, i]`` indices, (N, 3)."""
     k, j, i = np.unravel_index(flat, shape)
-    ijk = np.stack([i, j, k], axis=1).astype(np.float64)
-    return np.asarray(ijk @ affine[:3, :3].T + affine[:3, 3])
+    out = np.empty((flat.size, 3))
+    for axis in range(3):  # column by column: an (N, 3) @ (3, 3) product is ten times slower
+        a = affine[axis]
+        out[:, axis] = a[0] * i + a[1] * j + a[2] * k + a[3]
+    return out
 
 
 def _vertebra_voxels(flat: NDArray[np.intp], shape: tuple[int, ...], level: str, code: int,

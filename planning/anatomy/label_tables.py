@@ -50,7 +50,7 @@ def _frozen(d: Mapping[int, str]) -> MappingProxyType[int, str]:
     return MappingProxyType(dict(d))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LabelTable:
     """What the codes of a label map mean.
 
@@ -87,6 +87,9 @@ class LabelTable:
         object.__setattr__(self, "unnamed_vertebrae", _frozen(self.unnamed_vertebrae))
         object.__setattr__(self, "notes", _frozen(self.notes))
         for code, level in self.levels.items():
+            if not 1 <= code <= MAX_CODE:
+                raise LabelTableError(f"label table {self.name}: code {code} of {level} is "
+                                      f"out of range (1–{MAX_CODE}).")
             if level not in LEVEL_NAMES:
                 raise LabelTableError(f"label table {self.name}: '{level}' (code {code}) is "
                                       "not a level name (C1–C7, T1–T12, L1–L5, S1).")

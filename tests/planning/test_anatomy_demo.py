@@ -15,7 +15,7 @@ from planning.anatomy import (
     LabelTable,
     anatomy_from_demo_truth,
     anatomy_from_label_map,
-    canal_from_vertebrae,
+    derive_canal,
 )
 from planning.demo import LABEL_CODES, DemoTruth, generate_demo_ct
 from planning.demo.vertebra_model import PART_BODY
@@ -116,7 +116,7 @@ def test_bodies_are_the_levels_bodies(truth: DemoTruth, anatomy: Anatomy) -> Non
 # ---- derived from the vertebra labels alone -------------------------------------------
 def test_canal_derived_from_vertebrae_matches_the_true_canal(truth: DemoTruth) -> None:
     vertebrae = np.isin(truth.labels, VERTEBRA_CODES)
-    estimate = canal_from_vertebrae(vertebrae, truth.affine_lps)
+    estimate = derive_canal(vertebrae, truth.affine_lps)
     span = _level_span(truth)
     dice = _dice(estimate.mask[span], truth.canal_mask()[span])
     print(f"demo canal Dice (derived from vertebra labels, T10–L5): {dice:.3f}")
@@ -131,12 +131,12 @@ def test_derived_canal_does_not_depend_on_the_array_order(truth: DemoTruth) -> N
     """The same anatomy stored with i and k reversed and i, j swapped gives the same canal
     in the patient, voxel for voxel."""
     vertebrae = np.isin(truth.labels, VERTEBRA_CODES)
-    reference = canal_from_vertebrae(vertebrae, truth.affine_lps)
+    reference = derive_canal(vertebrae, truth.affine_lps)
     flipped = np.ascontiguousarray(vertebrae[::-1, :, ::-1].transpose(0, 2, 1))
     ni, nk = truth.labels.shape[2], truth.labels.shape[0]
     to_old = np.array([[0, -1, 0, ni - 1], [1, 0, 0, 0], [0, 0, -1, nk - 1], [0, 0, 0, 1]],
                       dtype=np.float64)  # new (i, j, k, 1) → old (i, j, k, 1)
-    estimate = canal_from_vertebrae(flipped, truth.affine_lps @ to_old)
+    estimate = derive_canal(flipped, truth.affine_lps @ to_old)
     back = estimate.mask.transpose(0, 2, 1)[::-1, :, ::-1]
     assert _dice(back, reference.mask) > 0.99
     np.testing.assert_allclose(estimate.centreline_lps[::10][:20],
@@ -149,7 +149,7 @@ def test_label_path_on_the_demo_recovers_bodies_and_frames(truth: DemoTruth,
     assert any("T9" in w for w in derived.warnings)  # partly in view: not a level
     span = _level_span(truth)
     crop_to_full = np.linalg.inv(truth.affine_lps) @ derived.affine_lps
-    k0, j0, i0 = (int(round(v)) for v in crop_to_full[:3, 3][::-1])
+    k0, j0, i0 = (round(float(v)) for v in crop_to_full[:3, 3][::-1])
     nk, nj, ni = derived.canal.shape
     true_canal = truth.canal_mask()[k0:k0 + nk, j0:j0 + nj, i0:i0 + ni]
     rows = slice(span.start - k0, span.stop - k0)
