@@ -19,7 +19,12 @@ from numpy.typing import NDArray
 from scipy.ndimage import find_objects, map_coordinates
 
 from planning.anatomy.model import Anatomy, VertebraGeometry, crop_affine
-from planning.clearance import SignedDistance, min_along_segment, segment_points
+from planning.clearance import (
+    COARSE_ERROR_MM,
+    SignedDistance,
+    min_along_segment,
+    segment_points,
+)
 from planning.plan import Plan, Side, Trajectory
 from planning.volume import Volume
 
@@ -346,7 +351,10 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
         in_pedicle = (loc[:, 1] >= lo) & (loc[:, 1] <= hi)
         if in_pedicle.any():
             seg = pts[in_pedicle][::2]  # 1 mm apart
-            d = lm.walls(seg, upper_mm=r + 10.0)
+            d = lm.walls.approximate(seg)
+            close = d > -(r + COARSE_ERROR_MM)  # only these can breach: measure them exactly
+            if close.any():
+                d[close] = lm.walls(seg[close])
             worst = int(np.argmax(d))
             depth = float(d[worst]) + r
             if depth > lim.wall_breach_caution_mm:

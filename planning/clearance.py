@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import gaussian_filter, map_coordinates
+from scipy.ndimage import distance_transform_edt, gaussian_filter, map_coordinates
 from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
 
@@ -31,8 +31,11 @@ SMOOTH_SIGMA_VOX = 0.65  # blur of the mask before the iso-surface; keeps thin w
 MARGIN_VOX = 3
 PLANE_NEIGHBOURS = 4
 NEAR_SURFACE_MM = 3.0
-COARSE_UPPER_MM = 30.0  # a coarse pass needs exact values only where they are small
-COARSE_EPS = 0.25  # closer than this, use the tangent planes of the nearest vertices
+COARSE_VOX_MM = 1.5  # block size of the coarse distance grid
+COARSE_MARGIN_MM = 20.0  # how far around the structure the coarse grid reaches
+COARSE_FAR_MM = 25.0  # what the coarse grid answers beyond its reach
+COARSE_ERROR_MM = 2.5  # samples this close to the coarse minimum are searched exactly
+FINE_STEP_MM = 0.25  # closer than this, use the tangent planes of the nearest vertices
 
 
 @dataclass(eq=False)
@@ -44,6 +47,8 @@ class SignedDistance:
     tree: cKDTree
     points_lps: FloatArray
     normals_lps: FloatArray  # unit, pointing outwards
+    coarse: NDArray[np.float32]  # signed distance on a ~1.5 mm grid, [k, j, i]
+    coarse_index_from_lps: FloatArray
 
     @classmethod
     def build(
@@ -64,6 +69,8 @@ class SignedDistance:
                 cKDTree(far),
                 far,
                 np.array([[1.0, 0.0, 0.0]]),
+                np.full((1, 1, 1), COARSE_FAR_MM, np.float32),
+                np.linalg.inv(affine),
             )
         box = []
         for axis in range(3):
@@ -84,7 +91,16 @@ class SignedDistance:
         # gradient of the field, i.e. from inside (high) to outside (low): outwards.
         normals = normals_kji[:, ::-1] @ np.linalg.inv(m)
         normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
-        return cls(smooth, np.linalg.inv(crop_affine), cKDTree(pts), pts, normals)
+        coarse, coarse_affine = _coarse_signed_distance(inside, affine, box)
+        return cls(
+            smooth,
+            np.linalg.inv(crop_affine),
+            cKDTree(pts),
+            pts,
+            normals,
+            coarse,
+            np.linalg.inv(coarse_affine),
+        )
 
     @property
     def empty(self) -> bool:
@@ -94,6 +110,13 @@ class SignedDistance:
         p = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
         ijk = p @ self.index_from_lps[:3, :3].T + self.index_from_lps[:3, 3]
         return map_coordinates(self.smooth, ijk[:, ::-1].T, order=1, cval=0.0)
+
+    def approximate(self, points_lps: FloatArray) -> FloatArray:
+        """Signed distance from the coarse grid: within about one coarse voxel (~1.5 mm),
+        ``COARSE_FAR_MM`` beyond its reach; costs microseconds for any number of points."""
+        p = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
+        ijk = p @ self.coarse_index_from_lps[:3, :3].T + self.coarse_index_from_lps[:3, 3]
+        return map_coordinates(self.coarse, ijk[:, ::-1].T, order=1, cval=COARSE_FAR_MM)
 
     def contains(self, points_lps: FloatArray) -> BoolArray:
         """Inside the smooth boundary (points off the crop are outside)."""
@@ -128,6 +151,39 @@ class SignedDistance:
         return (-dist if inside else dist), normal
 
 
+def _coarse_signed_distance(
+    inside: BoolArray, affine: FloatArray, box: list[tuple[int, int]]
+) -> tuple[NDArray[np.float32], FloatArray]:
+    """Signed distance on a grid of ~``COARSE_VOX_MM`` blocks around the structure, and that
+    grid's index→LPS affine. Exact distance transforms are cheap at this resolution."""
+    spacing_kji = np.linalg.norm(affine[:3, :3], axis=0)[::-1]
+    factor = [max(1, round(COARSE_VOX_MM / sp)) for sp in spacing_kji]
+    region = []
+    for axis, (lo, hi) in enumerate(box):
+        margin = int(np.ceil(COARSE_MARGIN_MM / spacing_kji[axis]))
+        start = max(0, lo - margin)
+        stop = min(inside.shape[axis], hi + margin)
+        stop = start + max(factor[axis], (stop - start) // factor[axis] * factor[axis])
+        region.append((start, min(stop, inside.shape[axis])))
+    sub = inside[
+        region[0][0] : region[0][1], region[1][0] : region[1][1], region[2][0] : region[2][1]
+    ]
+    f = factor
+    shape = [sub.shape[a] // f[a] for a in range(3)]
+    sub = sub[: shape[0] * f[0], : shape[1] * f[1], : shape[2] * f[2]]
+    blocks = sub.reshape(shape[0], f[0], shape[1], f[1], shape[2], f[2]).mean(axis=(1, 3, 5))
+    mask = blocks > 0.5
+    sampling = [spacing_kji[a] * f[a] for a in range(3)]
+    sdf = distance_transform_edt(~mask, sampling=sampling) - distance_transform_edt(
+        mask, sampling=sampling
+    )
+    to_full = np.eye(4)
+    for col, axis in enumerate((2, 1, 0)):  # (i, j, k) columns ← (k, j, i) axes
+        to_full[col, col] = f[axis]
+        to_full[col, 3] = region[axis][0] + (f[axis] - 1) / 2.0
+    return sdf.astype(np.float32), affine @ to_full
+
+
 def segment_points(
     start_lps: FloatArray, end_lps: FloatArray, step_mm: float
 ) -> tuple[FloatArray, FloatArray]:
@@ -140,19 +196,23 @@ def segment_points(
 
 
 def min_along_segment(
-    field: SignedDistance, start_lps: FloatArray, end_lps: FloatArray, step_mm: float = 1.0
+    field: SignedDistance, start_lps: FloatArray, end_lps: FloatArray, step_mm: float = 2.0
 ) -> tuple[float, FloatArray, FloatArray]:
     """Smallest signed distance along a segment: (distance, where, outward normal there).
 
-    Coarse samples find the neighbourhood of the minimum; a fine pass and a tangent-plane
-    fit make the value sub-voxel accurate.
+    The coarse grid finds where the minimum can be (every sample within the coarse grid's
+    error of the smallest); exact distances at half-millimetre steps there and a
+    tangent-plane fit at the best make the value sub-voxel accurate.
     """
     pts, _ = segment_points(start_lps, end_lps, step_mm)
-    d = field(pts, upper_mm=COARSE_UPPER_MM, eps=COARSE_EPS)
-    i = int(np.argmin(d))
+    approx = field.approximate(pts)
+    candidates = np.flatnonzero(approx <= approx.min() + COARSE_ERROR_MM)
+    bound = float(np.abs(approx[candidates]).max()) + COARSE_ERROR_MM
+    exact = field(pts[candidates], upper_mm=bound)
+    i = int(candidates[int(np.argmin(exact))])
     lo, hi = max(0, i - 1), min(len(pts) - 1, i + 1)
-    fine, _ = segment_points(pts[lo], pts[hi], step_mm / 8.0)
-    dfine = field(fine)
+    fine, _ = segment_points(pts[lo], pts[hi], FINE_STEP_MM)
+    dfine = field(fine, upper_mm=abs(float(exact.min())) + step_mm + 0.5)
     best = fine[int(np.argmin(dfine))]
     dist, normal = field.refined(best)
     return dist, best, normal
