@@ -119,7 +119,7 @@ class TestRealAbdomen:
     """ct-abdomen-3mm with its TotalSegmentator labels."""
 
     def test_straight_path_down_the_canal_at_l3_is_grade_e(self, real) -> None:
-        ct, anatomy, ctx = real
+        _ct, anatomy, ctx = real
         geo = anatomy.levels["L3"]
         k, j, i = np.nonzero(anatomy.canal)
         canal = anatomy.to_lps(np.stack([i, j, k], 1).astype(float))
@@ -133,7 +133,7 @@ class TestRealAbdomen:
         assert res.canal_clearance_mm < -6.0
 
     def test_path_outside_the_vertebra_does_not_touch_the_canal(self, real) -> None:
-        ct, anatomy, ctx = real
+        _ct, anatomy, ctx = real
         geo = anatomy.levels["L3"]
         # lateral to the body, parallel to the spine, 45 mm to the patient's left
         start = geo.centroid_lps + 45.0 * geo.left_lps - 10.0 * geo.superior_lps
