@@ -16,7 +16,7 @@ from enum import StrEnum
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import find_objects, map_coordinates
+from scipy.ndimage import find_objects
 
 from planning.anatomy.model import Anatomy, VertebraGeometry, crop_affine
 from planning.clearance import (
@@ -67,6 +67,7 @@ class SafetyLimits:
     most this much between samples, and the minimum is then refined at a quarter mm)."""
 
 
+SKIN_HU = -400.0  # below this, behind the entry, is air outside the body
 WALL_STEP_VOX = 2  # vertebra wall surfaces: vertices two voxels apart (see SignedDistance)
 GRADE_LIMITS_MM = (("A", 0.0), ("B", 2.0), ("C", 4.0), ("D", 6.0))
 
@@ -192,29 +193,50 @@ class CheckContext:
             limits=limits or SafetyLimits(),
         )
 
+    def voxel_lookup(self, points_lps: FloatArray) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+        """Flat indices into the anatomy arrays of the voxels nearest to the points, and
+        which points fall inside the crop (computed once, used for every mask)."""
+        ijk = np.rint(self.anatomy.to_index(points_lps)).astype(np.intp)
+        nk, nj, ni = self.anatomy.labels.shape
+        ok = (
+            (ijk[:, 0] >= 0)
+            & (ijk[:, 0] < ni)
+            & (ijk[:, 1] >= 0)
+            & (ijk[:, 1] < nj)
+            & (ijk[:, 2] >= 0)
+            & (ijk[:, 2] < nk)
+        )
+        flat = (ijk[:, 2] * nj + ijk[:, 1]) * ni + ijk[:, 0]
+        return np.where(ok, flat, 0), ok
+
     def label_at(self, points_lps: FloatArray) -> NDArray[np.int16]:
         """Vertebra code at each point (nearest voxel; 0 outside any vertebra or the crop)."""
-        ijk = np.rint(self.anatomy.to_index(points_lps)).astype(np.int64)
-        shape = self.anatomy.labels.shape
-        ok = np.all((ijk >= 0) & (ijk < np.array(shape[::-1])), axis=-1)
-        out = np.zeros(len(ijk), dtype=np.int16)
-        v = ijk[ok]
-        out[ok] = self.anatomy.labels[v[:, 2], v[:, 1], v[:, 0]]
-        return out
+        flat, ok = self.voxel_lookup(points_lps)
+        return np.where(ok, self.anatomy.labels.ravel()[flat], 0).astype(np.int16)
 
     def mask_at(self, mask: NDArray[np.bool_] | None, points_lps: FloatArray) -> NDArray[np.bool_]:
         if mask is None:
             return np.zeros(len(points_lps), dtype=bool)
-        ijk = np.rint(self.anatomy.to_index(points_lps)).astype(np.int64)
-        ok = np.all((ijk >= 0) & (ijk < np.array(mask.shape[::-1])), axis=-1)
-        out = np.zeros(len(ijk), dtype=bool)
-        v = ijk[ok]
-        out[ok] = mask[v[:, 2], v[:, 1], v[:, 0]]
-        return out
+        flat, ok = self.voxel_lookup(points_lps)
+        return ok & mask.ravel()[flat]
 
-    def hu_along(self, points_lps: FloatArray) -> FloatArray:
-        ijk = points_lps @ self.hu_index_from_lps[:3, :3].T + self.hu_index_from_lps[:3, 3]
-        return map_coordinates(self.hu, ijk[:, ::-1].T, order=1, cval=-1024.0)
+    def hu_along(self, points_lps: FloatArray) -> NDArray[np.int16]:
+        """HU of the nearest CT voxel at each point (air outside the CT)."""
+        m = self.hu_index_from_lps
+        ijk = np.rint(points_lps @ m[:3, :3].T + m[:3, 3]).astype(np.intp)
+        nk, nj, ni = self.hu.shape
+        ok = (
+            (ijk[:, 0] >= 0)
+            & (ijk[:, 0] < ni)
+            & (ijk[:, 1] >= 0)
+            & (ijk[:, 1] < nj)
+            & (ijk[:, 2] >= 0)
+            & (ijk[:, 2] < nk)
+        )
+        hu = self.hu[
+            np.where(ok, ijk[:, 2], 0), np.where(ok, ijk[:, 1], 0), np.where(ok, ijk[:, 0], 0)
+        ]
+        return np.where(ok, hu, -1024).astype(np.int16)
 
 
 def _landmarks(
@@ -275,14 +297,19 @@ def _segment_distance(p0: FloatArray, p1: FloatArray, q0: FloatArray, q1: FloatA
 
 
 def _skin_to_tip(ctx: CheckContext, t: Trajectory) -> float | None:
-    """Length from the skin (where the body ends behind the entry, HU > −400) to the tip."""
+    """Length from the skin (where the body ends behind the entry, HU > −400) to the tip:
+    2 mm steps back along the needle to the first air, then quarter-millimetre steps."""
     back = -t.direction
-    pts, s = segment_points(t.entry, t.entry + 250.0 * back, 1.0)
-    hu = ctx.hu_along(pts)
-    outside = np.flatnonzero(hu < -400.0)
+    pts, s = segment_points(t.entry, t.entry + 250.0 * back, 2.0)
+    outside = np.flatnonzero(ctx.hu_along(pts) < SKIN_HU)
     if not len(outside):
         return None
-    return t.length_mm + float(s[outside[0]])
+    n = int(outside[0])
+    if n == 0:
+        return t.length_mm
+    fine, s_fine = segment_points(pts[n - 1], pts[n], 0.25)
+    first = int(np.flatnonzero(ctx.hu_along(fine) < SKIN_HU)[0])
+    return t.length_mm + float(s[n - 1] + s_fine[first])
 
 
 def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckResult:
@@ -334,7 +361,8 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
     midline = 0.0
     crossings: list[str] = []
     pts, _ = segment_points(entry, tip, 0.5)
-    codes = ctx.label_at(pts)
+    flat, ok = ctx.voxel_lookup(pts)  # one lookup serves the labels and the disc mask
+    codes = np.where(ok, ctx.anatomy.labels.ravel()[flat], 0)
     tip_code = int(codes[-1])
     tip_level = ctx.code_to_level.get(tip_code)
 
@@ -351,34 +379,30 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
         in_pedicle = (loc[:, 1] >= lo) & (loc[:, 1] <= hi)
         if in_pedicle.any():
             seg = pts[in_pedicle][::2]  # 1 mm apart
-            d = lm.walls.approximate(seg)
-            close = d > -(r + COARSE_ERROR_MM)  # only these can breach: measure them exactly
-            if close.any():
-                d[close] = lm.walls(seg[close])
-            worst = int(np.argmax(d))
-            depth = float(d[worst]) + r
+            approx = lm.walls.approximate(seg)
+            close = np.flatnonzero(approx > -(r + COARSE_ERROR_MM))  # only these can breach
+            depth = -np.inf
+            if len(close):
+                d, normals = lm.walls.refined_many(seg[close])
+                worst = int(np.argmax(d))
+                depth, normal = float(d[worst]) + r, normals[worst]
             if depth > lim.wall_breach_caution_mm:
-                dist, normal = lm.walls.refined(seg[worst])
-                depth = dist + r
                 wall = _wall_name(normal, geo, t.side)
-                if depth > lim.wall_breach_caution_mm:
-                    wall_breaches.append(WallBreach(wall, depth))
-                    if wall == "medial":
-                        unsafe = True
-                        reasons.append(
-                            f"the needle breaches the medial pedicle wall by "
-                            f"{depth:.1f} mm (towards the canal)"
-                        )
-                    else:
-                        caution = True
-                        reasons.append(
-                            f"the needle breaches the {wall} pedicle wall by {depth:.1f} mm"
-                        )
+                wall_breaches.append(WallBreach(wall, depth))
+                if wall == "medial":
+                    unsafe = True
+                    reasons.append(
+                        f"the needle breaches the medial pedicle wall by "
+                        f"{depth:.1f} mm (towards the canal)"
+                    )
+                else:
+                    caution = True
+                    reasons.append(f"the needle breaches the {wall} pedicle wall by {depth:.1f} mm")
         # tip
         tip_in_body = tip_code == geo.code and bool(ctx.mask_at(ctx.anatomy.bodies, tip[None])[0])
         b_lo, b_hi = lm.body_ap_range_mm
         depth_fraction = float((loc_tip[1] - b_lo) / max(b_hi - b_lo, 1e-6))
-        ahead, s_ahead = segment_points(tip, tip + 60.0 * direction, 0.25)
+        ahead, s_ahead = segment_points(tip, tip + 60.0 * direction, 0.5)
         out = np.flatnonzero(ctx.label_at(ahead) != geo.code)
         if tip_code != geo.code:
             if loc_tip[1] > 0.0 and depth_fraction > 0.5:
@@ -423,7 +447,8 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
             crossings.append(name)
             unsafe = True
             reasons.append(f"the path crosses into {name} (through an endplate)")
-        if ctx.mask_at(ctx.anatomy.discs, pts).any():
+        discs = ctx.anatomy.discs
+        if discs is not None and (ok & discs.ravel()[flat]).any():
             crossings.append("disc")
             unsafe = True
             reasons.append("the path crosses into an intervertebral disc")

@@ -115,8 +115,19 @@ class SignedDistance:
         """Signed distance from the coarse grid: within about one coarse voxel (~1.5 mm),
         ``COARSE_FAR_MM`` beyond its reach; costs microseconds for any number of points."""
         p = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
-        ijk = p @ self.coarse_index_from_lps[:3, :3].T + self.coarse_index_from_lps[:3, 3]
-        return map_coordinates(self.coarse, ijk[:, ::-1].T, order=1, cval=COARSE_FAR_MM)
+        m = self.coarse_index_from_lps
+        ijk = np.rint(p @ m[:3, :3].T + m[:3, 3]).astype(np.intp)
+        nk, nj, ni = self.coarse.shape
+        ok = (
+            (ijk[:, 0] >= 0)
+            & (ijk[:, 0] < ni)
+            & (ijk[:, 1] >= 0)
+            & (ijk[:, 1] < nj)
+            & (ijk[:, 2] >= 0)
+            & (ijk[:, 2] < nk)
+        )
+        flat = np.where(ok, (ijk[:, 2] * nj + ijk[:, 1]) * ni + ijk[:, 0], 0)
+        return np.where(ok, self.coarse.ravel()[flat], COARSE_FAR_MM).astype(np.float64)
 
     def contains(self, points_lps: FloatArray) -> BoolArray:
         """Inside the smooth boundary (points off the crop are outside)."""
@@ -131,24 +142,38 @@ class SignedDistance:
         approximate nearest vertex (within a factor 1 + eps) — both make coarse passes fast.
         """
         p = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
-        d, _ = self.tree.query(p, eps=eps, distance_upper_bound=upper_mm)
+        d, idx = self.tree.query(p, eps=eps, distance_upper_bound=upper_mm)
+        found = idx < len(self.points_lps)
+        idx = np.where(found, idx, 0)
+        # outside where the point lies on the outer side of its nearest vertex's tangent
+        # plane; beyond the search bound, the coarse grid's sign is reliable
+        side = np.einsum("ij,ij->i", p - self.points_lps[idx], self.normals_lps[idx])
+        outside = np.where(found, side > 0.0, self.approximate(p) > 0.0)
         d = np.minimum(d, upper_mm)
-        return np.where(self.contains(p), -d, d)
+        return np.where(outside, d, -d)
+
+    def refined_many(self, points_lps: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Accurate signed distances of (N, 3) points and the outward normal nearest each.
+
+        Near the surface, the mean of the signed distances to the tangent planes of the
+        nearest vertices (weighted by closeness); farther out, the nearest vertex's distance
+        with the sign of its tangent plane. One KD-tree query for all points.
+        """
+        p = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
+        d, idx = self.tree.query(p, k=PLANE_NEIGHBOURS)
+        d = d.reshape(len(p), -1)
+        idx = idx.reshape(len(p), -1)
+        normals = self.normals_lps[idx]
+        signed = np.einsum("nkj,nkj->nk", p[:, None, :] - self.points_lps[idx], normals)
+        w = 1.0 / (d + 1e-3)
+        planes = (signed * w).sum(axis=1) / w.sum(axis=1)
+        far = np.where(signed[:, 0] > 0.0, d[:, 0], -d[:, 0])
+        return np.where(d[:, 0] < NEAR_SURFACE_MM, planes, far), normals[:, 0]
 
     def refined(self, point_lps: FloatArray) -> tuple[float, FloatArray]:
         """Accurate signed distance of one point, and the outward surface normal nearest it."""
-        p = np.asarray(point_lps, dtype=np.float64)
-        d, idx = self.tree.query(p, k=PLANE_NEIGHBOURS)
-        d, idx = np.atleast_1d(d), np.atleast_1d(idx)
-        normal = self.normals_lps[idx[0]]
-        inside = bool(self.contains(p)[0])
-        if d[0] < NEAR_SURFACE_MM:
-            w = 1.0 / (d + 1e-3)
-            plane = np.abs(np.einsum("ij,ij->i", p - self.points_lps[idx], self.normals_lps[idx]))
-            dist = float((plane * w).sum() / w.sum())
-        else:
-            dist = float(d[0])
-        return (-dist if inside else dist), normal
+        dist, normal = self.refined_many(np.asarray(point_lps, dtype=np.float64)[None])
+        return float(dist[0]), normal[0]
 
 
 def _coarse_signed_distance(
@@ -189,10 +214,11 @@ def segment_points(
 ) -> tuple[FloatArray, FloatArray]:
     """Points from start to end (both included) at most ``step_mm`` apart, and their
     distances from ``start`` in mm."""
-    length = float(np.linalg.norm(end_lps - start_lps))
+    delta = end_lps - start_lps
+    length = float(np.sqrt(delta @ delta))
     n = max(2, int(np.ceil(length / step_mm)) + 1)
-    t = np.linspace(0.0, 1.0, n)
-    return start_lps + t[:, None] * (end_lps - start_lps), t * length
+    t = np.arange(n) * (1.0 / (n - 1))
+    return start_lps + t[:, None] * delta, t * length
 
 
 def min_along_segment(
@@ -207,12 +233,11 @@ def min_along_segment(
     pts, _ = segment_points(start_lps, end_lps, step_mm)
     approx = field.approximate(pts)
     candidates = np.flatnonzero(approx <= approx.min() + COARSE_ERROR_MM)
-    bound = float(np.abs(approx[candidates]).max()) + COARSE_ERROR_MM
-    exact = field(pts[candidates], upper_mm=bound)
+    exact, _ = field.refined_many(pts[candidates])
     i = int(candidates[int(np.argmin(exact))])
     lo, hi = max(0, i - 1), min(len(pts) - 1, i + 1)
     fine, _ = segment_points(pts[lo], pts[hi], FINE_STEP_MM)
-    dfine = field(fine, upper_mm=abs(float(exact.min())) + step_mm + 0.5)
-    best = fine[int(np.argmin(dfine))]
-    dist, normal = field.refined(best)
+    dfine, normals = field.refined_many(fine)
+    j = int(np.argmin(dfine))
+    best, dist, normal = fine[j], float(dfine[j]), normals[j]
     return dist, best, normal

@@ -77,6 +77,12 @@ class Anatomy:
     def __post_init__(self) -> None:
         self.affine_lps = validate_affine(self.affine_lps)
         self._index_from_lps = np.linalg.inv(self.affine_lps)
+        # contiguous, so that flat look-ups (ravel) are views, never copies
+        self.labels = np.ascontiguousarray(self.labels)
+        self.canal = np.ascontiguousarray(self.canal)
+        self.bodies = np.ascontiguousarray(self.bodies)
+        if self.discs is not None:
+            self.discs = np.ascontiguousarray(self.discs)
         shape = self.labels.shape
         for name, arr in (("canal", self.canal), ("bodies", self.bodies), ("discs", self.discs)):
             if arr is not None and arr.shape != shape:

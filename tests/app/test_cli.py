@@ -99,3 +99,19 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path, make, fragment: s
     assert len(lines) == 1, res.stderr
     assert fragment in lines[0] and str(path) in lines[0]
     assert "Traceback" not in res.stderr
+
+
+def test_demo_ct_command_writes_a_loadable_series_with_ground_truth(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    res = run_cli("demo-ct", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "T10" in res.stdout and "L5" in res.stdout and "not for clinical use" in res.stdout
+    assert (out / "ground_truth.json").exists()
+    info = json.loads(run_cli("info", str(out), "--json").stdout)
+    assert info["modality"] == "CT" and info["warnings"] == []
+    from planning.demo import demo_uids, load_demo_truth
+
+    assert info["frame_of_reference_uid"] == demo_uids()["frame_of_reference_uid"]
+    truth = load_demo_truth(out)
+    np.testing.assert_allclose(info["affine_lps"], truth.affine_lps, atol=1e-5)
+    assert info["size"] == list(truth.labels.shape[::-1])
