@@ -188,7 +188,7 @@ class CheckContext:
             canal=canal,
             landmarks=landmarks,
             code_to_level={g.code: n for n, g in anatomy.levels.items()},
-            hu=volume.array,
+            hu=np.ascontiguousarray(volume.array),
             hu_index_from_lps=np.linalg.inv(volume.affine_lps),
             limits=limits or SafetyLimits(),
         )
@@ -233,10 +233,8 @@ class CheckContext:
             & (ijk[:, 2] >= 0)
             & (ijk[:, 2] < nk)
         )
-        hu = self.hu[
-            np.where(ok, ijk[:, 2], 0), np.where(ok, ijk[:, 1], 0), np.where(ok, ijk[:, 0], 0)
-        ]
-        return np.where(ok, hu, -1024).astype(np.int16)
+        flat = np.where(ok, (ijk[:, 2] * nj + ijk[:, 1]) * ni + ijk[:, 0], 0)
+        return np.where(ok, self.hu.reshape(-1)[flat], -1024).astype(np.int16)
 
 
 def _landmarks(
@@ -298,9 +296,9 @@ def _segment_distance(p0: FloatArray, p1: FloatArray, q0: FloatArray, q1: FloatA
 
 def _skin_to_tip(ctx: CheckContext, t: Trajectory) -> float | None:
     """Length from the skin (where the body ends behind the entry, HU > −400) to the tip:
-    2 mm steps back along the needle to the first air, then quarter-millimetre steps."""
+    3 mm steps back along the needle to the first air, then quarter-millimetre steps."""
     back = -t.direction
-    pts, s = segment_points(t.entry, t.entry + 250.0 * back, 2.0)
+    pts, s = segment_points(t.entry, t.entry + 250.0 * back, 3.0)
     outside = np.flatnonzero(ctx.hu_along(pts) < SKIN_HU)
     if not len(outside):
         return None
@@ -367,14 +365,14 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
     tip_level = ctx.code_to_level.get(tip_code)
 
     if lm is not None and geo is not None:
-        loc_entry, loc_tip = geo.to_local(entry), geo.to_local(tip)
+        loc = geo.to_local(pts)
+        loc_entry, loc_tip = loc[0], loc[-1]
         if np.sign(loc_entry[0]) != t.side.lps_sign and abs(loc_entry[0]) > 2.0:
             unsafe = True
             other = "right" if t.side is Side.LEFT else "left"
             reasons.append(f"the entry lies on the patient's {other}: left and right swapped?")
         midline = abs(float(loc_tip[0]))
         # pedicle walls: the part of the path within the canal's front-to-back span
-        loc = geo.to_local(pts)
         lo, hi = lm.canal_ap_range_mm
         in_pedicle = (loc[:, 1] >= lo) & (loc[:, 1] <= hi)
         if in_pedicle.any():
@@ -399,7 +397,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
                     caution = True
                     reasons.append(f"the needle breaches the {wall} pedicle wall by {depth:.1f} mm")
         # tip
-        tip_in_body = tip_code == geo.code and bool(ctx.mask_at(ctx.anatomy.bodies, tip[None])[0])
+        tip_in_body = tip_code == geo.code and bool(ok[-1] and ctx.anatomy.bodies.ravel()[flat[-1]])
         b_lo, b_hi = lm.body_ap_range_mm
         depth_fraction = float((loc_tip[1] - b_lo) / max(b_hi - b_lo, 1e-6))
         ahead, s_ahead = segment_points(tip, tip + 60.0 * direction, 0.5)
