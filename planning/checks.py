@@ -25,6 +25,7 @@ from planning.clearance import (
     min_along_segment,
     segment_points,
 )
+from planning.grid_lookup import nearest_voxels
 from planning.plan import Plan, Side, Trajectory
 from planning.volume import Volume
 
@@ -196,18 +197,7 @@ class CheckContext:
     def voxel_lookup(self, points_lps: FloatArray) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
         """Flat indices into the anatomy arrays of the voxels nearest to the points, and
         which points fall inside the crop (computed once, used for every mask)."""
-        ijk = np.rint(self.anatomy.to_index(points_lps)).astype(np.intp)
-        nk, nj, ni = self.anatomy.labels.shape
-        ok = (
-            (ijk[:, 0] >= 0)
-            & (ijk[:, 0] < ni)
-            & (ijk[:, 1] >= 0)
-            & (ijk[:, 1] < nj)
-            & (ijk[:, 2] >= 0)
-            & (ijk[:, 2] < nk)
-        )
-        flat = (ijk[:, 2] * nj + ijk[:, 1]) * ni + ijk[:, 0]
-        return np.where(ok, flat, 0), ok
+        return nearest_voxels(self.anatomy.index_from_lps, self.anatomy.labels.shape, points_lps)
 
     def label_at(self, points_lps: FloatArray) -> NDArray[np.int16]:
         """Vertebra code at each point (nearest voxel; 0 outside any vertebra or the crop)."""
@@ -222,18 +212,7 @@ class CheckContext:
 
     def hu_along(self, points_lps: FloatArray) -> NDArray[np.int16]:
         """HU of the nearest CT voxel at each point (air outside the CT)."""
-        m = self.hu_index_from_lps
-        ijk = np.rint(points_lps @ m[:3, :3].T + m[:3, 3]).astype(np.intp)
-        nk, nj, ni = self.hu.shape
-        ok = (
-            (ijk[:, 0] >= 0)
-            & (ijk[:, 0] < ni)
-            & (ijk[:, 1] >= 0)
-            & (ijk[:, 1] < nj)
-            & (ijk[:, 2] >= 0)
-            & (ijk[:, 2] < nk)
-        )
-        flat = np.where(ok, (ijk[:, 2] * nj + ijk[:, 1]) * ni + ijk[:, 0], 0)
+        flat, ok = nearest_voxels(self.hu_index_from_lps, self.hu.shape, points_lps)
         return np.where(ok, self.hu.reshape(-1)[flat], -1024).astype(np.int16)
 
 

@@ -25,6 +25,8 @@ from scipy.ndimage import distance_transform_edt, gaussian_filter, map_coordinat
 from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
 
+from planning.grid_lookup import nearest_voxels
+
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 SMOOTH_SIGMA_VOX = 0.65  # blur of the mask before the iso-surface; keeps thin walls
@@ -114,19 +116,7 @@ class SignedDistance:
     def approximate(self, points_lps: FloatArray) -> FloatArray:
         """Signed distance from the coarse grid: within about one coarse voxel (~1.5 mm),
         ``COARSE_FAR_MM`` beyond its reach; costs microseconds for any number of points."""
-        p = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
-        m = self.coarse_index_from_lps
-        ijk = np.rint(p @ m[:3, :3].T + m[:3, 3]).astype(np.intp)
-        nk, nj, ni = self.coarse.shape
-        ok = (
-            (ijk[:, 0] >= 0)
-            & (ijk[:, 0] < ni)
-            & (ijk[:, 1] >= 0)
-            & (ijk[:, 1] < nj)
-            & (ijk[:, 2] >= 0)
-            & (ijk[:, 2] < nk)
-        )
-        flat = np.where(ok, (ijk[:, 2] * nj + ijk[:, 1]) * ni + ijk[:, 0], 0)
+        flat, ok = nearest_voxels(self.coarse_index_from_lps, self.coarse.shape, points_lps)
         return np.where(ok, self.coarse.ravel()[flat], COARSE_FAR_MM).astype(np.float64)
 
     def contains(self, points_lps: FloatArray) -> BoolArray:

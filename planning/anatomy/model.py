@@ -89,6 +89,11 @@ class Anatomy:
                 raise ValueError(f"Anatomy.{name} has shape {arr.shape}, labels {shape}")
 
     @property
+    def index_from_lps(self) -> FloatArray:
+        """4×4: LPS mm → continuous (i, j, k) of the crop."""
+        return self._index_from_lps
+
+    @property
     def spacing_mm(self) -> FloatArray:
         return np.linalg.norm(self.affine_lps[:3, :3], axis=0)
 

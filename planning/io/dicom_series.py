@@ -166,9 +166,8 @@ def load_dicom_folder(
         warnings.append(
             f"{len(damaged)} damaged file(s) could not be read and were skipped: {names}."
         )
-    others = len(scan.skipped) - len(damaged)
-    if others:
-        warnings.append(f"{others} file(s) in the folder were not DICOM images and were skipped.")
+    # Other non-image files (reports, DICOMDIR-style indexes, ground truth) are normal in
+    # DICOM folders: they stay listed in ScanResult.skipped but are not worth a warning.
     volume = load_series(info, progress)
     volume.warnings[:0] = warnings
     return volume

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import ROOT, run_cli
 
 from planning.io.dicom_write import write_series
 from planning.volume import Volume
 
-ROOT = Path(__file__).resolve().parents[2]
 ABDOMEN = ROOT.parent / "shared" / "data" / "ct-abdomen-3mm" / "ct.nii.gz"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _oblique_volume(n_slices: int = 6) -> Volume:

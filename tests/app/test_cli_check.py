@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import ROOT, run_cli
 
 from planning.anatomy import TOTALSEGMENTATOR, anatomy_from_label_map
 from planning.checks import CheckContext, Status, check
@@ -18,7 +17,6 @@ from planning.io.nifti import load_nifti
 from planning.plan import Plan, Side, Trajectory
 from planning.plan_file import save_plan
 
-ROOT = Path(__file__).resolve().parents[2]
 ABDOMEN = ROOT.parent / "shared" / "data" / "ct-abdomen-3mm"
 FIELDS = {
     "level",
@@ -33,17 +31,6 @@ FIELDS = {
     "craniocaudal_angle_deg",
     "reasons",
 }
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
