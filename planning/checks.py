@@ -11,6 +11,7 @@ surgeon reads: "Left L2: the needle enters the spinal canal by 2.4 mm (grade C)"
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -68,6 +69,7 @@ class SafetyLimits:
     most this much between samples, and the minimum is then refined at a quarter mm)."""
 
 
+WALL_CANDIDATES = 6  # pedicle points measured exactly: those the coarse grid puts outermost
 SKIN_HU = -400.0  # below this, behind the entry, is air outside the body
 WALL_STEP_VOX = 2  # vertebra wall surfaces: vertices two voxels apart (see SignedDistance)
 GRADE_LIMITS_MM = (("A", 0.0), ("B", 2.0), ("C", 4.0), ("D", 6.0))
@@ -259,34 +261,44 @@ def _angles(
 
 
 def _segment_distance(p0: FloatArray, p1: FloatArray, q0: FloatArray, q1: FloatArray) -> float:
-    """Smallest distance between two segments (mm)."""
-    d1, d2, r = p1 - p0, q1 - q0, p0 - q0
-    a, e, f = d1 @ d1, d2 @ d2, d2 @ r
-    c, b = d1 @ r, d1 @ d2
+    """Smallest distance between two segments (mm); plain floats — it runs per mouse move."""
+    d1 = [float(p1[i] - p0[i]) for i in range(3)]
+    d2 = [float(q1[i] - q0[i]) for i in range(3)]
+    r = [float(p0[i] - q0[i]) for i in range(3)]
+
+    def dot(u: list[float], v: list[float]) -> float:
+        return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
+
+    a, e, f, c, b = dot(d1, d1), dot(d2, d2), dot(d2, r), dot(d1, r), dot(d1, d2)
     denom = a * e - b * b
-    s = np.clip((b * f - c * e) / denom, 0.0, 1.0) if denom > 1e-12 else 0.0
+    s = min(max((b * f - c * e) / denom, 0.0), 1.0) if denom > 1e-12 else 0.0
     t = (b * s + f) / e
     if t < 0.0:
-        t, s = 0.0, np.clip(-c / a, 0.0, 1.0)
+        t, s = 0.0, min(max(-c / a, 0.0), 1.0)
     elif t > 1.0:
-        t, s = 1.0, np.clip((b - c) / a, 0.0, 1.0)
-    return float(np.linalg.norm((p0 + s * d1) - (q0 + t * d2)))
+        t, s = 1.0, min(max((b - c) / a, 0.0), 1.0)
+    gap = [r[i] + s * d1[i] - t * d2[i] for i in range(3)]
+    return math.sqrt(dot(gap, gap))
 
 
 def _skin_to_tip(ctx: CheckContext, t: Trajectory) -> float | None:
-    """Length from the skin (where the body ends behind the entry, HU > −400) to the tip:
-    3 mm steps back along the needle to the first air, then quarter-millimetre steps."""
+    """Length from the skin (where the body ends behind the entry, HU > −400) to the tip.
+
+    HU is sampled every millimetre back along the needle; the crossing is interpolated
+    between the last sample in the body and the first in the air.
+    """
     back = -t.direction
-    pts, s = segment_points(t.entry, t.entry + 250.0 * back, 3.0)
-    outside = np.flatnonzero(ctx.hu_along(pts) < SKIN_HU)
+    pts, s = segment_points(t.entry, t.entry + 250.0 * back, 1.0)
+    hu = ctx.hu_along(pts)
+    outside = np.flatnonzero(hu < SKIN_HU)
     if not len(outside):
         return None
     n = int(outside[0])
     if n == 0:
         return t.length_mm
-    fine, s_fine = segment_points(pts[n - 1], pts[n], 0.25)
-    first = int(np.flatnonzero(ctx.hu_along(fine) < SKIN_HU)[0])
-    return t.length_mm + float(s[n - 1] + s_fine[first])
+    h0, h1 = float(hu[n - 1]), float(hu[n])
+    frac = (h0 - SKIN_HU) / (h0 - h1) if h0 != h1 else 0.0
+    return t.length_mm + float(s[n - 1] + frac * (s[n] - s[n - 1]))
 
 
 def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckResult:
@@ -358,6 +370,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
             seg = pts[in_pedicle][::2]  # 1 mm apart
             approx = lm.walls.approximate(seg)
             close = np.flatnonzero(approx > -(r + COARSE_ERROR_MM))  # only these can breach
+            close = close[np.argsort(approx[close])[-WALL_CANDIDATES:]]  # the likeliest
             depth = -np.inf
             if len(close):
                 d, normals = lm.walls.refined_many(seg[close])

@@ -6,6 +6,7 @@ and derived data (checks, meshes) can be cached by value.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -158,25 +159,29 @@ class Trajectory:
 
     @property
     def entry(self) -> NDArray[np.float64]:
+        """Entry point as a new array (LPS mm)."""
         return np.array(self.entry_lps)
 
     @property
     def target(self) -> NDArray[np.float64]:
+        """Tip as a new array (LPS mm)."""
         return np.array(self.target_lps)
 
     @property
     def direction(self) -> NDArray[np.float64]:
         """Unit vector from entry to tip (LPS)."""
-        d = self.target - self.entry
-        return np.asarray(d / np.linalg.norm(d))
+        e, t = self.entry_lps, self.target_lps
+        d = np.array((t[0] - e[0], t[1] - e[1], t[2] - e[2]))
+        return np.asarray(d / self.length_mm)
 
     @property
     def length_mm(self) -> float:
-        return float(np.linalg.norm(self.target - self.entry))
+        e, t = self.entry_lps, self.target_lps
+        return math.dist(e, t)
 
     @property
     def radius_mm(self) -> float:
-        return gauge(self.gauge).radius_mm
+        return GAUGES[self.gauge].radius_mm  # the name is canonical after __post_init__
 
     def moved(self, *, entry_lps: Any | None = None, target_lps: Any | None = None) -> Trajectory:
         """A copy with a new entry and/or target."""
