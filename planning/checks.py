@@ -28,7 +28,7 @@ from planning.clearance import (
 )
 from planning.grid_lookup import nearest_voxels
 from planning.plan import Plan, Side, Trajectory
-from planning.volume import Volume
+from planning.volume import Volume, inverse_affine
 
 FloatArray = NDArray[np.float64]
 
@@ -192,7 +192,7 @@ class CheckContext:
             landmarks=landmarks,
             code_to_level={g.code: n for n, g in anatomy.levels.items()},
             hu=np.ascontiguousarray(volume.array),
-            hu_index_from_lps=np.linalg.inv(volume.affine_lps),
+            hu_index_from_lps=inverse_affine(volume.affine_lps),
             limits=limits or SafetyLimits(),
         )
 

@@ -26,6 +26,7 @@ from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
 
 from planning.grid_lookup import nearest_voxels
+from planning.volume import inverse_affine
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -67,12 +68,12 @@ class SignedDistance:
             far = np.full((1, 3), 1e9)
             return cls(
                 np.zeros((1, 1, 1), np.float32),
-                np.linalg.inv(affine),
+                inverse_affine(affine),
                 cKDTree(far),
                 far,
                 np.array([[1.0, 0.0, 0.0]]),
                 np.full((1, 1, 1), COARSE_FAR_MM, np.float32),
-                np.linalg.inv(affine),
+                inverse_affine(affine),
             )
         box = []
         for axis in range(3):
@@ -91,17 +92,17 @@ class SignedDistance:
         pts = verts_kji[:, ::-1] @ m.T + crop_affine[:3, 3]
         # normals transform with the inverse transpose; marching cubes' point down the
         # gradient of the field, i.e. from inside (high) to outside (low): outwards.
-        normals = normals_kji[:, ::-1] @ np.linalg.inv(m)
+        normals = normals_kji[:, ::-1] @ inverse_affine(m)
         normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
         coarse, coarse_affine = _coarse_signed_distance(inside, affine, box)
         return cls(
             smooth,
-            np.linalg.inv(crop_affine),
+            inverse_affine(crop_affine),
             cKDTree(pts),
             pts,
             normals,
             coarse,
-            np.linalg.inv(coarse_affine),
+            inverse_affine(coarse_affine),
         )
 
     @property
@@ -208,7 +209,7 @@ def segment_points(
     length = float(np.sqrt(delta @ delta))
     n = max(2, int(np.ceil(length / step_mm)) + 1)
     t = np.arange(n) * (1.0 / (n - 1))
-    return start_lps + t[:, None] * delta, t * length
+    return start_lps + t[:, None] * delta, np.asarray(t * length, dtype=np.float64)
 
 
 def min_along_segment(

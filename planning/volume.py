@@ -69,6 +69,11 @@ def validate_affine(affine_lps: FloatArray) -> FloatArray:
     return a.copy()
 
 
+def inverse_affine(matrix: FloatArray) -> FloatArray:
+    """Inverse of a square matrix (an affine, or its 3×3 part) as float64."""
+    return np.asarray(np.linalg.inv(matrix), dtype=np.float64)
+
+
 @dataclass(eq=False)
 class Volume:
     """A scalar CT volume: int16 Hounsfield units plus where every voxel is in the patient.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from planning.volume import validate_affine
+from planning.volume import inverse_affine, validate_affine
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -76,7 +76,7 @@ class Anatomy:
 
     def __post_init__(self) -> None:
         self.affine_lps = validate_affine(self.affine_lps)
-        self._index_from_lps = np.linalg.inv(self.affine_lps)
+        self._index_from_lps = inverse_affine(self.affine_lps)
         # contiguous, so that flat look-ups (ravel) are views, never copies
         self.labels = np.ascontiguousarray(self.labels)
         self.canal = np.ascontiguousarray(self.canal)

@@ -230,9 +230,11 @@ def generate_demo_ct(progress: Progress | None = None) -> tuple[Volume, DemoTrut
     truth = DemoTruth(levels, canvas.labels, canvas.parts, grid.affine_lps)
     report("Image noise")
     add_noise_and_blur(canvas.hu, SEED, progress, step, total)
+    uids = demo_uids()
     volume = Volume(
         array=canvas.hu, affine_lps=grid.affine_lps, modality="CT", patient=DEMO_PATIENT,
-        source="VertebroPlan demo CT (synthetic)", **demo_uids(),
+        source="VertebroPlan demo CT (synthetic)", study_uid=uids["study_uid"],
+        series_uid=uids["series_uid"], frame_of_reference_uid=uids["frame_of_reference_uid"],
     )
     progress.report(total, total, "Demo CT ready")
     return volume, truth

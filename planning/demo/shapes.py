@@ -64,7 +64,8 @@ class Frame:
             dx * r[0, 2] + dy * r[1, 2] + dz * r[2, 2],
         )
 
-    def corners_lps(self, lo: Sequence[float], hi: Sequence[float]) -> FloatArray:
+    def corners_lps(self, lo: Sequence[float] | FloatArray, hi: Sequence[float] | FloatArray
+                    ) -> FloatArray:
         """The 8 LPS corners of a local box ``lo``…``hi``."""
         c = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
                       for z in (lo[2], hi[2])])

@@ -12,11 +12,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import NDArray
 
 from planning.demo.anatomy_specs import LEVEL_SPECS
 from planning.demo.canvas import Canvas
 from planning.demo.shapes import AxialProfile, Ellipsoid, FloatArray, Frame
 from planning.demo.spine_layout import SpineLayout
+
+BoolArray = NDArray[np.bool_]
 
 HU_AIR = -1000
 HU_FAT = -100
@@ -62,7 +65,7 @@ class Tracks:
 
     def profile(self, canvas: Canvas, cx: FloatArray | float, cy: FloatArray,
                 hx: FloatArray | float, hy: FloatArray | float, exponent: float = 2.0,
-                posterior_hy: FloatArray | None = None) -> AxialProfile:
+                posterior_hy: FloatArray | float | None = None) -> AxialProfile:
         def arr(v: FloatArray | float) -> FloatArray:
             return np.broadcast_to(np.asarray(v, dtype=np.float64), (self.n,)).copy()
 
@@ -238,7 +241,7 @@ def paint_vessels(canvas: Canvas, t: Tracks) -> None:
 
 
 def _paint_calcified_plaques(canvas: Canvas, x_ao: FloatArray, y_ao: FloatArray,
-                             r_ao: FloatArray, present: FloatArray) -> None:
+                             r_ao: FloatArray, present: FloatArray | BoolArray) -> None:
     """A few small wall calcifications of an elderly patient's aorta (posterior wall)."""
     ks = np.nonzero(present)[0]
     if ks.size == 0:

@@ -131,15 +131,17 @@ def rasterize_parts(canvas: Canvas, model: VertebraModel) -> tuple[Box, np.ndarr
     valid = [b for b in boxes if b is not None]
     if not valid:
         return None
-    box = valid[0]
+    box: Box = valid[0]
     for b in valid[1:]:
-        box = box.union(b)
+        merged = box.union(b)
+        assert merged is not None  # the union of two boxes on one grid always exists
+        box = merged
     pm = np.zeros(box.shape, dtype=np.uint8)
-    for (code, shape), b in zip(model.parts, boxes, strict=True):
-        if b is None:
+    for (code, shape), bb in zip(model.parts, boxes, strict=True):
+        if bb is None:
             continue
-        m = shape.inside(grid.axes(b))
-        pm[b.within(box)][m] = code
+        m = shape.inside(grid.axes(bb))
+        pm[bb.within(box)][m] = code
     return box, pm
 
 

@@ -40,7 +40,7 @@ class VertebralBody:
     def _dip(self, lx: F32Array, ly: F32Array) -> F32Array:
         r2 = (lx * np.float32(2.0 / self.width_mm)) ** 2 + (ly * np.float32(
             2.0 / self.depth_mm)) ** 2
-        return np.float32(self.endplate_dip_mm) * np.clip(1.0 - r2, 0.0, 1.0)
+        return (np.float32(self.endplate_dip_mm) * np.clip(1.0 - r2, 0.0, 1.0)).astype(np.float32)
 
     def top_z(self, lx: F32Array, ly: F32Array) -> F32Array:
         """Local z of the superior endplate surface above (lx, ly)."""
