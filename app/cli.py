@@ -154,13 +154,16 @@ def _anatomy_for(volume: object, ct_path: str, labels: str | None, table: str) -
 def _cmd_check(args: argparse.Namespace) -> int:
     from planning.checks import CheckContext, check_plan
     from planning.io import load_path
-    from planning.plan_file import check_frame, load_plan
+    from planning.plan_file import FrameMismatchError, check_frame, load_plan
 
+    plan = load_plan(args.plan)  # a broken plan is refused before the CT is read
     volume = load_path(args.ct, args.series, _stderr_progress())
-    plan = check_frame(
-        load_plan(args.plan), volume.frame_of_reference_uid,
-        force_other_frame=args.force_other_frame,
-    )
+    try:
+        plan = check_frame(
+            plan, volume.frame_of_reference_uid, force_other_frame=args.force_other_frame
+        )
+    except FrameMismatchError as exc:
+        raise CliError(f"{exc} (option --force-other-frame)") from exc
     anatomy = _anatomy_for(volume, args.ct, args.labels, args.label_table)
     ctx = CheckContext.build(volume, anatomy)  # type: ignore[arg-type]
     results = check_plan(plan, ctx)
@@ -189,6 +192,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from planning.demo import write_demo_ct
 
     out = Path(args.outdir)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"'{out}' exists and is not a folder: choose a folder to write into.")
     truth = write_demo_ct(out, _stderr_progress())
     names = ", ".join(level.name for level in truth.levels)
     print(f"Demo spine CT written to {out} (levels {names}). {DISCLAIMER}.")
@@ -196,6 +201,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_gui(path: str | None, series: str | None, screenshot: str | None) -> int:
+    import os
+
+    has_display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if not has_display and not os.environ.get("QT_QPA_PLATFORM"):
+        raise CliError(
+            "no display to show the workstation on: run it on a desktop, or under a virtual "
+            "screen with `xvfb-run -a vertebroplan …` (`make run` does that for you)."
+        )
     from app.gui import run_gui
 
     return run_gui(path, series, screenshot)

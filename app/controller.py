@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 from app.workers import Worker
 from planning.errors import Cancelled, SeriesError
 from planning.progress import Progress
+from planning.spine_seed import spine_seed_lps
 from planning.surface import BoneSurface, extract_bone_surface
 from planning.volume import FloatArray, Volume
 from widgets.window_level import WINDOW_PRESETS
@@ -105,7 +106,7 @@ class Controller(QObject):
         self._surface = None
         self.volume_loaded.emit(volume)
         self._crosshair_lps = np.array([np.nan] * 3)  # force the emit below
-        self.set_crosshair(volume.center_lps())
+        self.set_crosshair(spine_seed_lps(volume))  # open the views on the spine
         if volume.warnings:
             self.status_message.emit(" · ".join(volume.warnings))
         self._start_surface(volume)

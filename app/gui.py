@@ -36,12 +36,27 @@ def run_gui(
     install_excepthook(window)
     window.show()
     if screenshot is not None:
+        exit_code = {"value": 0}
+
+        def save_and_quit() -> None:
+            if window.grab().save(screenshot):
+                print(f"Screenshot saved to {screenshot}", flush=True)
+            else:
+                print(f"vertebroplan: error: cannot write '{screenshot}'", file=sys.stderr)
+                exit_code["value"] = 1
+            app.exit(exit_code["value"])
 
         def capture() -> None:
-            QTimer.singleShot(300, lambda: (window.grab().save(screenshot), app.quit()))
             print("first 3D render", flush=True)
+            QTimer.singleShot(300, save_and_quit)
+
+        def fail(_action: str, exc: object) -> None:
+            # nobody is there to close the error dialog: say it once and stop
+            print(f"vertebroplan: error: {exc}", file=sys.stderr, flush=True)
+            app.exit(1)
 
         window.view3d.surface_shown.connect(capture)
+        window.controller.error_occurred.connect(fail)
     if path is not None:
         QTimer.singleShot(0, lambda: window.open_path(path, series_uid))
     else:

@@ -304,6 +304,8 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_volume_loaded(self, volume: Volume) -> None:
+        name = Path(volume.source).name if volume.source else ""
+        self.setWindowTitle(f"VertebroPlan — {name}" if name else "VertebroPlan")
         for view in self.mpr_views:
             view.set_volume(volume)
         self.view3d.clear_surface("Waiting for the bone surface…")

@@ -25,7 +25,7 @@ TITLE_COLOR, STATUS_COLOR = "#7fb2ee", "#c8ced6"
 # seen from behind the patient, a little from the left and from above: the spinous
 # processes, laminae and pedicle entry points, which the needle passes, face the viewer
 CAMERA_FROM_CENTRE = np.array([0.45, 1.0, 0.25])
-TITLE = "3D  bone surface"
+TITLE = "3D bone surface"
 
 
 class View3D(QWidget):

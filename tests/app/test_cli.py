@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +104,36 @@ def test_demo_ct_command_writes_a_loadable_series_with_ground_truth(tmp_path: Pa
     truth = load_demo_truth(out)
     np.testing.assert_allclose(info["affine_lps"], truth.affine_lps, atol=1e-5)
     assert info["size"] == list(truth.labels.shape[::-1])
+
+
+def test_gui_without_a_display_says_so_in_one_line(tmp_path: Path) -> None:
+    import os
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
+    res = subprocess.run(
+        [sys.executable, "-m", "app.cli", "open", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert res.returncode == 1
+    assert res.stderr.strip().count("\n") == 0 and "no display" in res.stderr
+    assert "xvfb-run" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.gui
+def test_screenshot_mode_ends_with_an_error_instead_of_waiting(tmp_path: Path) -> None:
+    """A smoke run on a bad path must not hang behind an error dialog nobody can close."""
+    res = run_cli(
+        "open", str(tmp_path / "missing"), "--screenshot", str(tmp_path / "x.png"), timeout=120
+    )
+    assert res.returncode == 1
+    assert "does not exist" in res.stderr
+    assert not (tmp_path / "x.png").exists()

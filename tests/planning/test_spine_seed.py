@@ -1,0 +1,45 @@
+"""The views open on the spine: the seed point lies inside a vertebra."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planning.demo import generate_demo_ct
+from planning.io import load_path
+from planning.io.nifti import load_nifti
+from planning.spine_seed import spine_seed_lps
+from planning.volume import Volume
+
+ABDOMEN = Path(__file__).resolve().parents[3] / "shared" / "data" / "ct-abdomen-3mm"
+
+
+def test_seed_is_inside_a_vertebra_of_the_demo_even_flipped() -> None:
+    volume, truth = generate_demo_ct()
+    codes = {lv.label_code for lv in truth.levels}
+    seed = spine_seed_lps(volume)
+    k, j, i = np.rint(volume.to_index(seed)).astype(int)[::-1]
+    assert truth.labels[k, j, i] in codes
+    # the same CT stored with every axis reversed: the same physical place is found
+    flip = volume.affine_lps.copy()
+    n = np.array(volume.size) - 1
+    flip[:3, 3] = volume.to_lps(n)
+    flip[:3, :3] = -volume.affine_lps[:3, :3]
+    flipped = Volume(np.ascontiguousarray(volume.array[::-1, ::-1, ::-1]), flip)
+    other = spine_seed_lps(flipped)
+    k, j, i = np.rint(volume.to_index(other)).astype(int)[::-1]
+    assert truth.labels[k, j, i] in codes
+
+
+@pytest.mark.skipif(not (ABDOMEN / "ct.nii.gz").exists(), reason="shared data absent")
+def test_seed_is_inside_a_labelled_vertebra_of_the_real_ct() -> None:
+    ct = load_path(ABDOMEN / "ct.nii.gz")
+    labels = load_nifti(ABDOMEN / "labels.nii.gz")
+    assert labels.hu_at(spine_seed_lps(ct)) in set(range(26, 34))
+
+
+def test_no_bone_gives_the_centre() -> None:
+    volume = Volume(np.zeros((5, 6, 7), np.int16), np.eye(4))
+    np.testing.assert_allclose(spine_seed_lps(volume), volume.center_lps())
