@@ -32,7 +32,7 @@ def spine_seed_lps(volume: Volume) -> FloatArray:
     counts = bone.sum(axis=axis_kji).astype(np.float64)
     counts = gaussian_filter(counts, SMOOTH_MM / STEP_MM)
     # favour the middle of the body's width and its posterior part: the spine lies near
-    # the midline at about 70 % of the body's depth (the sternum and aorta lie in front)
+    # the midline at about 62 % of the body's depth (the sternum and aorta lie in front)
     in_plane = [a for a in range(3) if a != axis_kji]
     body = (sub > -400).any(axis=axis_kji)
     for dim, a in enumerate(in_plane):
@@ -49,7 +49,7 @@ def spine_seed_lps(volume: Volume) -> FloatArray:
             counts = counts * np.exp(-(((rel - 0.5) / 0.25) ** 2)).reshape(shape)
         elif abs(volume.direction[1, 2 - a]) > 0.7:  # anterior–posterior: towards the back
             posterior = rel if volume.direction[1, 2 - a] > 0 else 1.0 - rel
-            counts = counts * np.exp(-(((posterior - 0.7) / 0.25) ** 2)).reshape(shape)
+            counts = counts * np.exp(-(((posterior - 0.62) / 0.25) ** 2)).reshape(shape)
     best = np.unravel_index(int(np.argmax(counts)), counts.shape)
     # along the body axis: the middle of the slices where that spot is bone
     index = [0, 0, 0]

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from planning.demo.anatomy_specs import LEVEL_SPECS
 from planning.demo.canvas import Canvas
-from planning.demo.shapes import AxialProfile, Ellipsoid, FloatArray, Frame
+from planning.demo.shapes import AxialProfile, Box, Ellipsoid, F32Array, FloatArray, Frame
 from planning.demo.spine_layout import SpineLayout
 
 BoolArray = NDArray[np.bool_]
@@ -119,7 +119,22 @@ def paint_upper_abdomen(canvas: Canvas, t: Tracks, rng: np.random.Generator) -> 
 
 
 def _paint_bowel(canvas: Canvas, t: Tracks, rng: np.random.Generator, y_body: float) -> None:
-    """Random small-bowel and colon loops in front of the retroperitoneum, with some gas."""
+    """Random small-bowel and colon loops in front of the retroperitoneum, with some gas.
+
+    Loops are painted only inside the abdominal cavity (where visceral fat is, before any
+    bowel), so none pokes through the muscular wall or the skin.
+    """
+    cavity = canvas.hu == HU_VISCERAL_FAT
+
+    def paint(shape: Ellipsoid, hu: float | F32Array) -> tuple[Box, BoolArray] | None:
+        found = canvas.region(shape)
+        if found is None:
+            return None
+        box, mask = found
+        mask = mask & cavity[box.slices]
+        canvas.fill_mask(box, mask, hu)
+        return box, mask
+
     z_top, z_bottom = t.z_of("L1"), t.z_of("S1")
     for _ in range(46):
         r = float(rng.uniform(9.0, 17.0))
@@ -128,21 +143,22 @@ def _paint_bowel(canvas: Canvas, t: Tracks, rng: np.random.Generator, y_body: fl
         loop = _ellipsoid(centre, (r, r * rng.uniform(0.7, 1.0), r * rng.uniform(1.0, 2.0)),
                           yaw_deg=float(rng.uniform(0, 180)), pitch_deg=float(
                               rng.uniform(-40, 40)))
-        canvas.fill(loop, HU_BOWEL_WALL)
-        canvas.fill(loop.grown(-2.5), HU_BOWEL_CONTENT + float(rng.uniform(-10, 15)))
+        paint(loop, HU_BOWEL_WALL)
+        paint(loop.grown(-2.5), HU_BOWEL_CONTENT + float(rng.uniform(-10, 15)))
         if rng.uniform() < 0.3:
             c = loop.frame.origin_lps + np.array([0.0, -0.5 * r, 0.0])
             g = float(rng.uniform(2.5, 5.0))
-            canvas.fill(_ellipsoid(c, (g * 1.4, g, g * 1.2)), HU_AIR)
+            paint(_ellipsoid(c, (g * 1.4, g, g * 1.2)), HU_AIR)
     for sx, x in ((1.0, 102.0), (-1.0, -100.0)):  # descending (left) and ascending colon
         for k in range(6):
             z = z_top - 10.0 - k * (z_top - z_bottom) / 6.0
             c = [x + 4.0 * sx * math.sin(k), y_body - 35.0 - 6.0 * k, z]
             seg = _ellipsoid(c, (17.0, 15.0, 20.0))
-            canvas.fill(seg, HU_BOWEL_WALL)
-            found = canvas.fill(seg.grown(-2.0), 10.0)
-            if found is not None:
-                box, mask = found
+            paint(seg, HU_BOWEL_WALL)
+            inner = canvas.region(seg.grown(-2.0))
+            if inner is not None:
+                box, mask = inner
+                mask = mask & cavity[box.slices]
                 stool = rng.standard_normal(box.shape).astype(np.float32)
                 hu = np.where(stool > 1.3, np.float32(-950.0), np.float32(-20.0) + 60 * stool)
                 canvas.fill_mask(box, mask, hu)

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planning.demo import generate_demo_ct
+from planning.demo import PART_CODES, generate_demo_ct
 from planning.io import load_path
 from planning.io.nifti import load_nifti
 from planning.spine_seed import spine_seed_lps
 from planning.volume import Volume
 
+PART_BODY = PART_CODES["body"]
 ABDOMEN = Path(__file__).resolve().parents[3] / "shared" / "data" / "ct-abdomen-3mm"
 
 
@@ -22,6 +23,7 @@ def test_seed_is_inside_a_vertebra_of_the_demo_even_flipped() -> None:
     seed = spine_seed_lps(volume)
     k, j, i = np.rint(volume.to_index(seed)).astype(int)[::-1]
     assert truth.labels[k, j, i] in codes
+    assert truth.parts[k, j, i] == PART_BODY  # the views open on a vertebral body
     # the same CT stored with every axis reversed: the same physical place is found
     flip = volume.affine_lps.copy()
     n = np.array(volume.size) - 1
