@@ -12,11 +12,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from planning.errors import VertebroPlanError
 from planning.progress import Progress
+
+if TYPE_CHECKING:  # the batch commands import their heavy modules only when they run
+    from planning.anatomy import Anatomy
+    from planning.volume import Volume
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -71,11 +76,8 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def volume_info(volume: object) -> dict[str, object]:
+def volume_info(volume: Volume) -> dict[str, object]:
     """The JSON description of a loaded volume (no patient-identifying data)."""
-    from planning.volume import Volume
-
-    assert isinstance(volume, Volume)
     hu_min, hu_max = volume.hu_range
     return {
         "modality": volume.modality,
@@ -126,7 +128,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _anatomy_for(volume: object, ct_path: str, labels: str | None, table: str) -> object:
+def _anatomy_for(volume: Volume, ct_path: str, labels: str | None, table: str) -> Anatomy:
     """The anatomy the checks use: an imported label map, or the demo CT's ground truth."""
     from planning.anatomy import (
         anatomy_from_demo_truth,
@@ -135,9 +137,7 @@ def _anatomy_for(volume: object, ct_path: str, labels: str | None, table: str) -
     )
     from planning.demo import demo_uids, generate_demo_ct, load_demo_truth
     from planning.io.nifti import load_nifti
-    from planning.volume import Volume
 
-    assert isinstance(volume, Volume)
     if labels is not None:
         return anatomy_from_label_map(volume, load_nifti(labels), load_label_table(table))
     if volume.frame_of_reference_uid == demo_uids()["frame_of_reference_uid"]:
@@ -165,7 +165,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     except FrameMismatchError as exc:
         raise CliError(f"{exc} (option --force-other-frame)") from exc
     anatomy = _anatomy_for(volume, args.ct, args.labels, args.label_table)
-    ctx = CheckContext.build(volume, anatomy)  # type: ignore[arg-type]
+    ctx = CheckContext.build(volume, anatomy)
     results = check_plan(plan, ctx)
     out: dict[str, object] = {"trajectories": [r.to_json() for r in results]}
     if plan.frame_override is not None:

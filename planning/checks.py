@@ -206,12 +206,6 @@ class CheckContext:
         flat, ok = self.voxel_lookup(points_lps)
         return np.where(ok, self.anatomy.labels.ravel()[flat], 0).astype(np.int16)
 
-    def mask_at(self, mask: NDArray[np.bool_] | None, points_lps: FloatArray) -> NDArray[np.bool_]:
-        if mask is None:
-            return np.zeros(len(points_lps), dtype=bool)
-        flat, ok = self.voxel_lookup(points_lps)
-        return ok & mask.ravel()[flat]
-
     def hu_along(self, points_lps: FloatArray) -> NDArray[np.int16]:
         """HU of the nearest CT voxel at each point (air outside the CT)."""
         flat, ok = nearest_voxels(self.hu_index_from_lps, self.hu.shape, points_lps)

@@ -4,7 +4,7 @@ A structure's boundary is its smooth iso-surface: the mask is blurred by a fract
 voxel and marching cubes puts vertices (with normals) on the 0.5 level, so the surface runs
 between inside and outside voxel centres instead of along a staircase. Vertices go through
 the grid's affine, so any orientation, flip or obliquity is exact, and are indexed in a
-KD-tree. The sign comes from the same blurred field (inside where it exceeds 0.5).
+KD-tree. The sign comes from the nearest vertices' tangent planes (normals point outwards).
 
 Near the surface the distance is measured to the tangent planes of the nearest vertices,
 which makes it a small fraction of a voxel accurate; farther away the distance to the
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import distance_transform_edt, gaussian_filter, map_coordinates
+from scipy.ndimage import distance_transform_edt, gaussian_filter
 from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
 
@@ -33,20 +33,18 @@ BoolArray = NDArray[np.bool_]
 SMOOTH_SIGMA_VOX = 0.65  # blur of the mask before the iso-surface; keeps thin walls
 MARGIN_VOX = 3
 PLANE_NEIGHBOURS = 4
-NEAR_SURFACE_MM = 3.0
+NEAR_SURFACE_MM = 3.0  # closer than this, use the tangent planes of the nearest vertices
 COARSE_VOX_MM = 1.5  # block size of the coarse distance grid
 COARSE_MARGIN_MM = 20.0  # how far around the structure the coarse grid reaches
 COARSE_FAR_MM = 25.0  # what the coarse grid answers beyond its reach
 COARSE_ERROR_MM = 2.5  # samples this close to the coarse minimum are searched exactly
-FINE_STEP_MM = 0.25  # closer than this, use the tangent planes of the nearest vertices
+FINE_STEP_MM = 0.25  # sampling of the exact search around the coarse minimum
 
 
 @dataclass(eq=False)
 class SignedDistance:
     """Signed distance (mm, negative inside) to one structure's smooth boundary."""
 
-    smooth: NDArray[np.float32]  # blurred mask on a crop, [k, j, i]
-    index_from_lps: FloatArray  # 4×4: LPS → continuous (i, j, k) of the crop
     tree: cKDTree
     points_lps: FloatArray
     normals_lps: FloatArray  # unit, pointing outwards
@@ -67,8 +65,6 @@ class SignedDistance:
         if not inside.any():
             far = np.full((1, 3), 1e9)
             return cls(
-                np.zeros((1, 1, 1), np.float32),
-                inverse_affine(affine),
                 cKDTree(far),
                 far,
                 np.array([[1.0, 0.0, 0.0]]),
@@ -96,8 +92,6 @@ class SignedDistance:
         normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
         coarse, coarse_affine = _coarse_signed_distance(inside, affine, box)
         return cls(
-            smooth,
-            inverse_affine(crop_affine),
             cKDTree(pts),
             pts,
             normals,
@@ -105,43 +99,11 @@ class SignedDistance:
             inverse_affine(coarse_affine),
         )
 
-    @property
-    def empty(self) -> bool:
-        return bool(self.points_lps[0, 0] >= 1e9)
-
-    def _field(self, points_lps: FloatArray) -> FloatArray:
-        p = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
-        ijk = p @ self.index_from_lps[:3, :3].T + self.index_from_lps[:3, 3]
-        return map_coordinates(self.smooth, ijk[:, ::-1].T, order=1, cval=0.0)
-
     def approximate(self, points_lps: FloatArray) -> FloatArray:
         """Signed distance from the coarse grid: within about one coarse voxel (~1.5 mm),
         ``COARSE_FAR_MM`` beyond its reach; costs microseconds for any number of points."""
         flat, ok = nearest_voxels(self.coarse_index_from_lps, self.coarse.shape, points_lps)
         return np.where(ok, self.coarse.ravel()[flat], COARSE_FAR_MM).astype(np.float64)
-
-    def contains(self, points_lps: FloatArray) -> BoolArray:
-        """Inside the smooth boundary (points off the crop are outside)."""
-        return np.asarray(self._field(points_lps) > 0.5)
-
-    def __call__(
-        self, points_lps: FloatArray, *, upper_mm: float = np.inf, eps: float = 0.0
-    ) -> FloatArray:
-        """Signed distance of (N, 3) LPS points (nearest-vertex accuracy).
-
-        Distances beyond ``upper_mm`` come back as ±``upper_mm``; ``eps`` allows an
-        approximate nearest vertex (within a factor 1 + eps) — both make coarse passes fast.
-        """
-        p = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
-        d, idx = self.tree.query(p, eps=eps, distance_upper_bound=upper_mm)
-        found = idx < len(self.points_lps)
-        idx = np.where(found, idx, 0)
-        # outside where the point lies on the outer side of its nearest vertex's tangent
-        # plane; beyond the search bound, the coarse grid's sign is reliable
-        side = np.einsum("ij,ij->i", p - self.points_lps[idx], self.normals_lps[idx])
-        outside = np.where(found, side > 0.0, self.approximate(p) > 0.0)
-        d = np.minimum(d, upper_mm)
-        return np.where(outside, d, -d)
 
     def refined_many(self, points_lps: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Accurate signed distances of (N, 3) points and the outward normal nearest each.
