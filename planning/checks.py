@@ -27,7 +27,7 @@ from planning.clearance import (
     segment_points,
 )
 from planning.grid_lookup import nearest_voxels
-from planning.plan import Plan, Side, Trajectory
+from planning.plan import Plan, Point, Side, Trajectory
 from planning.volume import Volume, inverse_affine
 
 FloatArray = NDArray[np.float64]
@@ -72,6 +72,11 @@ class SafetyLimits:
 WALL_CANDIDATES = 6  # pedicle points measured exactly: those the coarse grid puts outermost
 SKIN_HU = -400.0  # below this, behind the entry, is air outside the body
 WALL_STEP_VOX = 2  # vertebra wall surfaces: vertices two voxels apart (see SignedDistance)
+CANAL_STEP_VOX = 1  # the canal surface: every voxel (its clearance is the headline number)
+PATH_STEP_MM = 0.5  # labels along the path: finer than any voxel of a planning CT
+WALL_STEP_MM = 1.0  # pedicle wall samples
+AHEAD_MM = 60.0  # how far beyond the tip the anterior cortex is looked for
+SKIN_SEARCH_S = np.arange(251, dtype=np.float64)  # mm behind the entry, 1 mm apart
 GRADE_LIMITS_MM = (("A", 0.0), ("B", 2.0), ("C", 4.0), ("D", 6.0))
 
 
@@ -177,7 +182,8 @@ class CheckContext:
     def build(
         cls, volume: Volume, anatomy: Anatomy, limits: SafetyLimits | None = None
     ) -> CheckContext:
-        canal = SignedDistance.build(anatomy.canal, anatomy.affine_lps)
+        canal = SignedDistance.build(anatomy.canal, anatomy.affine_lps, step_vox=CANAL_STEP_VOX)
+        _ = canal.sparse  # built now, not on the first mouse move
         k, j, i = np.nonzero(anatomy.canal)
         canal_lps = anatomy.to_lps(np.stack([i, j, k], 1).astype(np.float64))
         boxes = find_objects(anatomy.labels)  # one pass: each vertebra's bounding box
@@ -239,22 +245,35 @@ def _landmarks(
 
 
 def _angles(
-    direction: FloatArray, left: FloatArray, anterior: FloatArray, superior: FloatArray, side: Side
+    direction: tuple[float, float, float],
+    left: FloatArray,
+    anterior: FloatArray,
+    superior: FloatArray,
+    side: Side,
 ) -> tuple[float, float]:
     """(medial, craniocaudal) angles in degrees of a unit direction in a frame.
 
     medial: angle from the sagittal plane in the axial plane, positive when the needle
     advances towards the midline (convergent). craniocaudal: angle from the axial plane,
-    positive when the needle advances caudally (towards the feet).
+    positive when the needle advances caudally (towards the feet). Plain floats: it runs
+    on every mouse move.
     """
-    lt, an, su = float(direction @ left), float(direction @ anterior), float(direction @ superior)
+    dx, dy, dz = direction
+
+    def dot(axis: FloatArray) -> float:
+        return dx * float(axis[0]) + dy * float(axis[1]) + dz * float(axis[2])
+
+    lt, an, su = dot(left), dot(anterior), dot(superior)
     towards_midline = -lt * side.lps_sign
-    medial = float(np.degrees(np.arctan2(towards_midline, an)))
-    cc = float(np.degrees(np.arcsin(np.clip(-su, -1.0, 1.0))))
+    medial = math.degrees(math.atan2(towards_midline, an))
+    cc = math.degrees(math.asin(min(1.0, max(-1.0, -su))))
     return medial, cc
 
 
-def _segment_distance(p0: FloatArray, p1: FloatArray, q0: FloatArray, q1: FloatArray) -> float:
+PATIENT_AXES = (np.array([1.0, 0, 0]), np.array([0, -1.0, 0]), np.array([0, 0, 1.0]))
+
+
+def _segment_distance(p0: Point, p1: Point, q0: Point, q1: Point) -> float:
     """Smallest distance between two segments (mm); plain floats — it runs per mouse move."""
     d1 = [float(p1[i] - p0[i]) for i in range(3)]
     d2 = [float(q1[i] - q0[i]) for i in range(3)]
@@ -275,24 +294,39 @@ def _segment_distance(p0: FloatArray, p1: FloatArray, q0: FloatArray, q1: FloatA
     return math.sqrt(dot(gap, gap))
 
 
-def _skin_to_tip(ctx: CheckContext, t: Trajectory) -> float | None:
+def _skin_to_tip(
+    ctx: CheckContext, entry: FloatArray, direction: FloatArray, length_mm: float
+) -> float | None:
     """Length from the skin (where the body ends behind the entry, HU > −400) to the tip.
 
     HU is sampled every millimetre back along the needle; the crossing is interpolated
     between the last sample in the body and the first in the air.
     """
-    back = -t.direction
-    pts, s = segment_points(t.entry, t.entry + 250.0 * back, 1.0)
-    hu = ctx.hu_along(pts)
+    s = SKIN_SEARCH_S
+    hu = ctx.hu_along(entry - s[:, None] * direction)
     outside = np.flatnonzero(hu < SKIN_HU)
     if not len(outside):
         return None
     n = int(outside[0])
     if n == 0:
-        return t.length_mm
+        return length_mm
     h0, h1 = float(hu[n - 1]), float(hu[n])
     frac = (h0 - SKIN_HU) / (h0 - h1) if h0 != h1 else 0.0
-    return t.length_mm + float(s[n - 1] + frac * (s[n] - s[n - 1]))
+    return length_mm + float(s[n - 1] + frac * (s[n] - s[n - 1]))
+
+
+def _line_samples(
+    entry: FloatArray, direction: FloatArray, length_mm: float
+) -> tuple[FloatArray, FloatArray, int]:
+    """Samples along the needle from the entry to the tip (both included, at most
+    ``PATH_STEP_MM`` apart) and on, at the same spacing, ``AHEAD_MM`` beyond the tip:
+    (points, distance from the entry, number of samples up to and including the tip).
+    One array serves the labels, the disc mask and the anterior cortex."""
+    n_path = max(2, math.ceil(length_mm / PATH_STEP_MM) + 1)
+    step = length_mm / (n_path - 1)
+    n_ahead = math.ceil(AHEAD_MM / step) if step > 0 else 0
+    s = np.arange(n_path + n_ahead, dtype=np.float64) * step
+    return entry + s[:, None] * direction, s, n_path
 
 
 def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckResult:
@@ -302,7 +336,10 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
     reasons: list[str] = []
     unsafe = caution = False
     lm = ctx.landmarks.get(t.level)
-    entry, tip, direction = t.entry, t.target, t.direction
+    entry, tip = t.entry, t.target
+    length = t.length_mm
+    direction = (tip - entry) / max(length, 1e-9)
+    unit = (float(direction[0]), float(direction[1]), float(direction[2]))
 
     # --- canal ----------------------------------------------------------------------------
     canal_d, canal_pt, _ = min_along_segment(ctx.canal, entry, tip, lim.sample_step_mm)
@@ -321,31 +358,25 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
     # --- sides, frame ---------------------------------------------------------------------
     if lm is None:
         geo = None
-        left, anterior, superior = (
-            np.array([1.0, 0, 0]),
-            np.array([0, -1.0, 0]),
-            np.array([0, 0, 1.0]),
-        )
+        left, anterior, superior = PATIENT_AXES
         unsafe = True
         reasons.append(f"{t.level} is not a vertebra found in this CT's anatomy")
     else:
         geo = lm.geometry
         left, anterior, superior = geo.left_lps, geo.anterior_lps, geo.superior_lps
-    medial_p, cc_p = _angles(
-        direction, np.array([1.0, 0, 0]), np.array([0, -1.0, 0]), np.array([0, 0, 1.0]), t.side
-    )
-    medial_v, cc_v = _angles(direction, left, anterior, superior, t.side)
+    medial_p, cc_p = _angles(unit, *PATIENT_AXES, t.side)
+    medial_v, cc_v = _angles(unit, left, anterior, superior, t.side)
 
     wall_breaches: list[WallBreach] = []
     tip_in_body = False
-    tip_level: str | None = None
     ant_cortex: float | None = None
     depth_fraction: float | None = None
     midline = 0.0
     crossings: list[str] = []
-    pts, _ = segment_points(entry, tip, 0.5)
-    flat, ok = ctx.voxel_lookup(pts)  # one lookup serves the labels and the disc mask
-    codes = np.where(ok, ctx.anatomy.labels.ravel()[flat], 0)
+    line, s_line, n_path = _line_samples(entry, direction, length)
+    flat, ok = ctx.voxel_lookup(line)  # one lookup serves the labels, discs and cortex
+    line_codes = np.where(ok, ctx.anatomy.labels.ravel()[flat], 0)
+    pts, codes = line[:n_path], line_codes[:n_path]
     tip_code = int(codes[-1])
     tip_level = ctx.code_to_level.get(tip_code)
 
@@ -360,8 +391,8 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
         # pedicle walls: the part of the path within the canal's front-to-back span
         lo, hi = lm.canal_ap_range_mm
         in_pedicle = (loc[:, 1] >= lo) & (loc[:, 1] <= hi)
-        if in_pedicle.any():
-            seg = pts[in_pedicle][::2]  # 1 mm apart
+        seg = pts[in_pedicle][:: max(1, round(WALL_STEP_MM / (s_line[1] or 1.0)))]
+        if len(seg):
             approx = lm.walls.approximate(seg)
             close = np.flatnonzero(approx > -(r + COARSE_ERROR_MM))  # only these can breach
             close = close[np.argsort(approx[close])[-WALL_CANDIDATES:]]  # the likeliest
@@ -383,11 +414,11 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
                     caution = True
                     reasons.append(f"the needle breaches the {wall} pedicle wall by {depth:.1f} mm")
         # tip
-        tip_in_body = tip_code == geo.code and bool(ok[-1] and ctx.anatomy.bodies.ravel()[flat[-1]])
+        tip_in_body = tip_code == geo.code and bool(ok[n_path - 1]) and bool(
+            ctx.anatomy.bodies.ravel()[flat[n_path - 1]]
+        )
         b_lo, b_hi = lm.body_ap_range_mm
         depth_fraction = float((loc_tip[1] - b_lo) / max(b_hi - b_lo, 1e-6))
-        ahead, s_ahead = segment_points(tip, tip + 60.0 * direction, 0.5)
-        out = np.flatnonzero(ctx.label_at(ahead) != geo.code)
         if tip_code != geo.code:
             if loc_tip[1] > 0.0 and depth_fraction > 0.5:
                 unsafe = True
@@ -398,7 +429,8 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
                 where = f"in {tip_level}" if tip_level else "outside the vertebra"
                 reasons.append(f"the tip is not in the body of {t.level} ({where})")
         else:
-            ant_cortex = float(s_ahead[out[0]]) - r if len(out) else None
+            out = np.flatnonzero(line_codes[n_path:] != geo.code)
+            ant_cortex = float(s_line[n_path + out[0]] - length) - r if len(out) else None
             if ant_cortex is not None and ant_cortex < lim.anterior_cortex_warn_mm:
                 caution = True
                 reasons.append(
@@ -422,8 +454,8 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
         # endplates: the path must not run into a disc or another vertebra
         others = sorted(
             {
-                ctx.code_to_level.get(int(c), "another vertebra")
-                for c in np.unique(codes)
+                ctx.code_to_level.get(c, "another vertebra")
+                for c in set(codes.tolist())
                 if c not in (0, geo.code)
             }
         )
@@ -432,7 +464,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
             unsafe = True
             reasons.append(f"the path crosses into {name} (through an endplate)")
         discs = ctx.anatomy.discs
-        if discs is not None and (ok & discs.ravel()[flat]).any():
+        if discs is not None and (ok[:n_path] & discs.ravel()[flat[:n_path]]).any():
             crossings.append("disc")
             unsafe = True
             reasons.append("the path crosses into an intervertebral disc")
@@ -441,9 +473,12 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
     pair = None
     if plan is not None:
         other_side = Side.RIGHT if t.side is Side.LEFT else Side.LEFT
-        o = plan.get(t.level, other_side)
+        o = next(
+            (x for x in plan.trajectories if x.side is other_side and x.level == t.level), None
+        )
         if o is not None:
-            pair = _segment_distance(entry, tip, o.entry, o.target) - r - o.radius_mm
+            gap = _segment_distance(t.entry_lps, t.target_lps, o.entry_lps, o.target_lps)
+            pair = gap - r - o.radius_mm
             if pair <= 0.0:
                 unsafe = True
                 reasons.append("the left and right needles touch")
@@ -468,8 +503,8 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
         tip_to_midline_mm=midline,
         crossings=tuple(crossings),
         pair_distance_mm=pair,
-        length_mm=t.length_mm,
-        skin_to_tip_mm=_skin_to_tip(ctx, t),
+        length_mm=length,
+        skin_to_tip_mm=_skin_to_tip(ctx, entry, direction, length),
         medial_angle_deg=medial_p,
         craniocaudal_angle_deg=cc_p,
         medial_angle_vertebra_deg=medial_v,

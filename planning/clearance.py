@@ -17,7 +17,8 @@ a needle's ~100 sample points in well under a millisecond.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,7 +26,6 @@ from scipy.ndimage import distance_transform_edt, gaussian_filter
 from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
 
-from planning.grid_lookup import nearest_voxels
 from planning.volume import inverse_affine
 
 FloatArray = NDArray[np.float64]
@@ -34,11 +34,13 @@ SMOOTH_SIGMA_VOX = 0.65  # blur of the mask before the iso-surface; keeps thin w
 MARGIN_VOX = 3
 PLANE_NEIGHBOURS = 4
 NEAR_SURFACE_MM = 3.0  # closer than this, use the tangent planes of the nearest vertices
+SPARSE_CELL_MM = 1.5  # thinned vertex set for far-away searches (see refined_many)
+SPARSE_MIN_MM = 6.0  # from this far out, the thinned vertices are accurate enough
 COARSE_VOX_MM = 1.5  # block size of the coarse distance grid
 COARSE_MARGIN_MM = 20.0  # how far around the structure the coarse grid reaches
-COARSE_FAR_MM = 25.0  # what the coarse grid answers beyond its reach
+COARSE_FAR_MM = 25.0  # the coarse grid of an empty structure
 COARSE_ERROR_MM = 2.5  # samples this close to the coarse minimum are searched exactly
-FINE_STEP_MM = 0.25  # sampling of the exact search around the coarse minimum
+FINE_STEP_MM = 0.5  # sampling of the exact search around the best sample (0.25 measured no better)
 
 
 @dataclass(eq=False)
@@ -50,6 +52,29 @@ class SignedDistance:
     normals_lps: FloatArray  # unit, pointing outwards
     coarse: NDArray[np.float32]  # signed distance on a ~1.5 mm grid, [k, j, i]
     coarse_index_from_lps: FloatArray
+    plane_offsets: FloatArray = field(init=False)  # n·v of each vertex's tangent plane
+
+    _coarse_last: NDArray[np.intp] = field(init=False)  # largest (i, j, k) of the grid
+    _coarse_strides: NDArray[np.intp] = field(init=False)  # flat index of (i, j, k)
+
+    def __post_init__(self) -> None:
+        self.plane_offsets = np.einsum("nj,nj->n", self.points_lps, self.normals_lps)
+        nk, nj, ni = self.coarse.shape
+        self._coarse_last = np.array((ni - 1, nj - 1, nk - 1), dtype=np.intp)
+        self._coarse_strides = np.array((1, ni, ni * nj), dtype=np.intp)
+
+    @cached_property
+    def sparse(self) -> tuple[cKDTree, NDArray[np.intp]]:
+        """One vertex per ``SPARSE_CELL_MM`` cell: its KD-tree and the vertices' rows.
+
+        KD-tree searches from far away visit many leaves of a dense surface; a thinned copy
+        of the same (accurate) vertices answers those in a fraction of the time. Built on
+        first use (only the canal needs it; `CheckContext.build` asks for it up front).
+        """
+        cells = np.floor(self.points_lps / SPARSE_CELL_MM).astype(np.int64)
+        _, first = np.unique(cells, axis=0, return_index=True)
+        index = np.sort(first)
+        return cKDTree(self.points_lps[index]), index
 
     @classmethod
     def build(
@@ -99,29 +124,53 @@ class SignedDistance:
             inverse_affine(coarse_affine),
         )
 
-    def approximate(self, points_lps: FloatArray) -> FloatArray:
-        """Signed distance from the coarse grid: within about one coarse voxel (~1.5 mm),
-        ``COARSE_FAR_MM`` beyond its reach; costs microseconds for any number of points."""
-        flat, ok = nearest_voxels(self.coarse_index_from_lps, self.coarse.shape, points_lps)
-        return np.where(ok, self.coarse.ravel()[flat], COARSE_FAR_MM).astype(np.float64)
+    def approximate(self, points_lps: FloatArray) -> NDArray[np.float32]:
+        """Signed distance from the coarse grid: within about one coarse voxel (~1.5 mm);
+        beyond the grid's reach (20 mm around the structure) the value at its edge. Costs
+        microseconds for any number of points: it runs on every mouse move."""
+        m = self.coarse_index_from_lps
+        ijk = np.rint(np.atleast_2d(points_lps) @ m[:3, :3].T + m[:3, 3]).astype(np.intp)
+        np.clip(ijk, 0, self._coarse_last, out=ijk)
+        return self.coarse.ravel()[ijk @ self._coarse_strides]
 
-    def refined_many(self, points_lps: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def refined_many(
+        self, points_lps: FloatArray, *, sparse: bool = False
+    ) -> tuple[FloatArray, FloatArray]:
         """Accurate signed distances of (N, 3) points and the outward normal nearest each.
 
         Near the surface, the mean of the signed distances to the tangent planes of the
         nearest vertices (weighted by closeness); farther out, the nearest vertex's distance
         with the sign of its tangent plane. One KD-tree query for all points.
+
+        ``sparse`` searches the thinned vertices, for points at least ``SPARSE_MIN_MM``
+        from the surface: the nearest thinned vertex lies at most a cell diagonal e (2.6 mm)
+        beside the foot of the perpendicular, which adds at most e² / (2·distance) — 0.6 mm
+        at 6 mm, typically under 0.1 mm (measured) — where no status or grade can change.
         """
         p = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
-        d, idx = self.tree.query(p, k=PLANE_NEIGHBOURS)
-        d = d.reshape(len(p), -1)
-        idx = idx.reshape(len(p), -1)
+        if sparse:
+            tree, index = self.sparse
+            d, sub = tree.query(p, k=PLANE_NEIGHBOURS)
+            idx = index[sub]
+        else:
+            d, idx = self.tree.query(p, k=PLANE_NEIGHBOURS)
         normals = self.normals_lps[idx]
-        signed = np.einsum("nkj,nkj->nk", p[:, None, :] - self.points_lps[idx], normals)
+        signed = np.einsum("nj,nkj->nk", p, normals) - self.plane_offsets[idx]
         w = 1.0 / (d + 1e-3)
-        planes = (signed * w).sum(axis=1) / w.sum(axis=1)
-        far = np.where(signed[:, 0] > 0.0, d[:, 0], -d[:, 0])
-        return np.where(d[:, 0] < NEAR_SURFACE_MM, planes, far), normals[:, 0]
+        planes = np.einsum("nk,nk->n", signed, w) / w.sum(axis=1)
+        nearest = d[:, 0]
+        far = np.copysign(nearest, signed[:, 0])
+        return np.where(nearest < NEAR_SURFACE_MM, planes, far), normals[:, 0]
+
+    def nearest_plane(self, points_lps: FloatArray) -> FloatArray:
+        """Signed distances from the tangent plane of the nearest thinned vertex: within a
+        few tenths of a millimetre of `refined_many`, for ranking points before refining."""
+        p = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
+        tree, index = self.sparse
+        d, sub = tree.query(p)
+        idx = index[sub]
+        signed = np.einsum("nj,nj->n", p, self.normals_lps[idx]) - self.plane_offsets[idx]
+        return np.where(d < NEAR_SURFACE_MM, signed, np.copysign(d, signed))
 
     def refined(self, point_lps: FloatArray) -> tuple[float, FloatArray]:
         """Accurate signed distance of one point, and the outward surface normal nearest it."""
@@ -186,11 +235,11 @@ def min_along_segment(
     pts, _ = segment_points(start_lps, end_lps, step_mm)
     approx = field.approximate(pts)
     candidates = np.flatnonzero(approx <= approx.min() + COARSE_ERROR_MM)
-    exact, _ = field.refined_many(pts[candidates])
+    exact = field.nearest_plane(pts[candidates])
     i = int(candidates[int(np.argmin(exact))])
     lo, hi = max(0, i - 1), min(len(pts) - 1, i + 1)
     fine, _ = segment_points(pts[lo], pts[hi], FINE_STEP_MM)
-    dfine, normals = field.refined_many(fine)
+    dfine, normals = field.refined_many(fine, sparse=float(exact.min()) > SPARSE_MIN_MM)
     j = int(np.argmin(dfine))
     best, dist, normal = fine[j], float(dfine[j]), normals[j]
     return dist, best, normal

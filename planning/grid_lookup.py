@@ -19,13 +19,7 @@ def nearest_voxels(
     m = index_from_lps
     ijk = np.rint(np.atleast_2d(points_lps) @ m[:3, :3].T + m[:3, 3]).astype(np.intp)
     nk, nj, ni = shape_kji
-    ok = (
-        (ijk[:, 0] >= 0)
-        & (ijk[:, 0] < ni)
-        & (ijk[:, 1] >= 0)
-        & (ijk[:, 1] < nj)
-        & (ijk[:, 2] >= 0)
-        & (ijk[:, 2] < nk)
-    )
-    flat = np.where(ok, (ijk[:, 2] * nj + ijk[:, 1]) * ni + ijk[:, 0], 0)
+    ok = np.all((ijk >= 0) & (ijk < (ni, nj, nk)), axis=1)
+    flat: NDArray[np.intp] = ijk @ np.array((1, ni, ni * nj), dtype=np.intp)
+    flat[~ok] = 0
     return flat, ok

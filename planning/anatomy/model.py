@@ -12,6 +12,7 @@ Array order is the project's: ``array[k, j, i]`` (slice, row, column).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,7 +43,12 @@ class VertebraGeometry:
     def to_local(self, point_lps: FloatArray) -> FloatArray:
         """(left, anterior, superior) mm of LPS point(s) relative to the body centroid."""
         d = np.asarray(point_lps, dtype=np.float64) - self.centroid_lps
-        return np.stack([d @ self.left_lps, d @ self.anterior_lps, d @ self.superior_lps], -1)
+        return d @ self.frame_rows.T
+
+    @cached_property
+    def frame_rows(self) -> FloatArray:
+        """The local axes as rows (left, anterior, superior): one product maps many points."""
+        return np.array([self.left_lps, self.anterior_lps, self.superior_lps], dtype=np.float64)
 
 
 @dataclass(eq=False)
