@@ -10,23 +10,36 @@ import argparse
 import os
 import platform
 import sys
+from collections.abc import Callable
+from importlib import import_module
 
-from bench.bench_checks import run as run_checks
-from bench.bench_gui_start import run as run_gui_start
-from bench.bench_load import run as run_load
+BENCHES = {
+    "load": "bench.bench_load",
+    "checks": "bench.bench_checks",
+    "anatomy": "bench.bench_anatomy_ct",
+    "autoplan": "bench.bench_autoplan",
+    "pipeline": "bench.bench_pipeline",
+    "gui-start": "bench.bench_gui_start",
+}
 
-BENCHES = {"load": run_load, "checks": run_checks, "gui-start": run_gui_start}
+
+def _runner(name: str) -> Callable[[], object]:
+    """The ``run`` of a benchmark module, imported only when it is asked for."""
+    return import_module(BENCHES[name]).run  # type: ignore[no-any-return]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("names", nargs="*", help="benchmarks to run")
+    parser.add_argument("names", nargs="*", help=f"benchmarks to run: {', '.join(BENCHES)}")
     args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHES]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)} (known: {', '.join(BENCHES)})")
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     for name in args.names or list(BENCHES):
-        BENCHES[name]()
+        _runner(name)()
     return 0
 
 

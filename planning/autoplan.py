@@ -1,0 +1,335 @@
+"""Automatic transpedicular trajectories: a bilateral needle pair per level, checked.
+
+For each level the planner measures both pedicles (`planning.anatomy.pedicles`) and, per
+side, searches a small set of straight paths around the textbook one: through the pedicle
+isthmus (offsets within it), tip in the anterior third of the body a few millimetres from
+the midline on the same side (offsets in depth, height and distance from the midline). The
+entry is where the path leaves the vertebra behind the isthmus: the posterior cortex where
+the pedicle projects. The chosen path maximises the smallest of two clearances, both from
+the needle's surface: to the pedicle walls (inside the bone) and to the spinal canal beyond
+the 2 mm caution margin. Candidates are scored on the check context's signed-distance
+fields, all at once; the winner then goes through `planning.checks.check`, and a path whose
+check says unsafe is never proposed.
+
+Fallbacks, each said in words in the proposal's notes: a pedicle narrower than the needle
+(or without a safe path) gets the next thinner gauge (11G → 13G → 15G); a side with no safe
+path at any gauge turns the level into a unipedicular one (one needle from the other side,
+tip at the midline); a level with neither is left out, with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.ndimage import find_objects
+
+from planning.anatomy.model import Anatomy
+from planning.anatomy.pedicles import PedicleError, PedicleGeometry, measure_pedicle
+from planning.checks import CheckContext, CheckResult, LevelLandmarks, Status, check
+from planning.plan import GAUGES, Plan, Side, Trajectory
+from planning.plan import gauge as lookup_gauge
+from planning.progress import Progress, no_progress
+from planning.volume import Volume
+
+FloatArray = NDArray[np.float64]
+
+ISTHMUS_OFFSETS = (-0.2, 0.0, 0.2)  # of the isthmus width / height, around its centre
+TIP_DEPTHS = (0.62, 0.70, 0.78)  # of the body's front-to-back span (0 back, 1 front)
+TIP_HEIGHTS_MM = (-3.0, 0.0, 3.0)  # about the body centroid, along the local superior axis
+BILATERAL_MIDLINE_MM = (3.5, 5.0, 6.5)  # tip from the midline, on the needle's own side
+UNIPEDICULAR_MIDLINE_MM = (-1.5, 0.0, 1.5)  # + = the needle's own side
+NOMINAL_DEPTH, NOMINAL_MIDLINE_MM = 0.70, 5.0
+TIP_MIN_DEPTH_MM = 3.5  # tip's surface at least this far inside the vertebra's surface
+ENTRY_SEARCH_MM = 45.0  # the posterior cortex is looked for this far behind the isthmus
+ENTRY_STEP_MM = 0.5
+PATH_SAMPLES = 48  # points along each candidate, entry to tip (≤ 1.6 mm apart)
+PREFER_NOMINAL_MM = 0.15  # score handicap per unit of offset: ties go to the textbook path
+EXACT_CANDIDATES = 32  # best candidates on the coarse grids that are measured exactly
+TRIES_PER_GAUGE = 4  # best-scored candidates sent through `check` before giving up a gauge
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """An automatic plan and, per (level, side), why it is what it is.
+
+    ``notes`` holds one sentence per planned or refused needle; ``omitted`` the levels
+    left out and why; ``results`` the check of every proposed trajectory (none unsafe).
+    """
+
+    plan: Plan
+    notes: dict[tuple[str, Side], str] = field(default_factory=dict)
+    omitted: dict[str, str] = field(default_factory=dict)
+    results: dict[tuple[str, Side], CheckResult] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Scored straight paths for one side and gauge, best first (LPS mm)."""
+
+    entry_lps: FloatArray  # (N, 3)
+    tip_lps: FloatArray  # (N, 3)
+    score_mm: FloatArray  # (N,) the smallest clearance (see module docstring)
+    canal_mm: FloatArray
+    wall_mm: FloatArray
+
+
+def propose(
+    volume: Volume,
+    anatomy: Anatomy,
+    ctx: CheckContext,
+    levels: list[str] | None = None,
+    gauge: str = "11G",
+    progress: Progress | None = None,
+    *,
+    pedicles: dict[str, dict[Side, PedicleGeometry]] | None = None,
+) -> Proposal:
+    """Propose transpedicular trajectories for ``levels`` (all levels of the anatomy by
+    default), starting with ``gauge``; see the module docstring for the fallbacks.
+
+    ``pedicles`` replaces the measurement of the pedicles it holds (e.g. ones the user
+    corrected); the others are measured from ``anatomy``.
+
+    Raises `planning.errors.Cancelled` if ``progress`` is cancelled between levels.
+    """
+    progress = progress or no_progress()
+    first = lookup_gauge(gauge)
+    gauges = [g for g in sorted(GAUGES.values(), key=lambda g: -g.outer_diameter_mm)
+              if g.outer_diameter_mm <= first.outer_diameter_mm]
+    names = list(anatomy.levels) if levels is None else list(levels)
+    notes: dict[tuple[str, Side], str] = {}
+    omitted: dict[str, str] = {}
+    chosen: list[Trajectory] = []
+    boxes = find_objects(anatomy.labels)  # one pass over the labels for every pedicle
+    for n, level in enumerate(names):
+        progress.report(n, len(names), f"Planning {level}")
+        lm = ctx.landmarks.get(level)
+        if lm is None:
+            omitted[level] = f"{level} is not a vertebra found in this CT's anatomy"
+            continue
+        given = (pedicles or {}).get(level, {})
+        planner = _LevelPlanner(anatomy, ctx, lm, [g.name for g in gauges], boxes, given)
+        trajectories, level_notes, reason = planner.plan()
+        notes.update(level_notes)
+        chosen.extend(trajectories)
+        if reason:
+            omitted[level] = reason
+    progress.report(len(names), len(names), "Checking the proposal")
+    plan = Plan(
+        study_uid=volume.study_uid,
+        series_uid=volume.series_uid,
+        frame_of_reference_uid=volume.frame_of_reference_uid,
+        trajectories=tuple(chosen),
+    )
+    results: dict[tuple[str, Side], CheckResult] = {}
+    kept = []
+    for t in plan.trajectories:
+        res = check(t, ctx, plan)
+        if res.status is Status.UNSAFE:  # only the pair check can add this now
+            notes[t.key] = f"{t.label}: left out: " + "; ".join(res.reasons)
+            continue
+        results[t.key] = res
+        kept.append(t)
+    if len(kept) != len(plan.trajectories):
+        plan = Plan(plan.study_uid, plan.series_uid, plan.frame_of_reference_uid, tuple(kept))
+    return Proposal(plan=plan, notes=notes, omitted=omitted, results=results)
+
+
+class _LevelPlanner:
+    """Both sides of one level, with the gauge and unipedicular fallbacks."""
+
+    def __init__(
+        self,
+        anatomy: Anatomy,
+        ctx: CheckContext,
+        lm: LevelLandmarks,
+        gauges: list[str],
+        boxes: list[tuple[slice, ...] | None],
+        given: dict[Side, PedicleGeometry],
+    ) -> None:
+        self.anatomy, self.ctx, self.lm, self.gauges = anatomy, ctx, lm, gauges
+        self.boxes, self.given = boxes, given
+        self.level = lm.geometry.name
+
+    def plan(self) -> tuple[list[Trajectory], dict[tuple[str, Side], str], str]:
+        notes: dict[tuple[str, Side], str] = {}
+        pedicles: dict[Side, PedicleGeometry] = {}
+        found: dict[Side, Trajectory] = {}
+        for side in (Side.LEFT, Side.RIGHT):
+            try:
+                pedicles[side] = self.given.get(side) or measure_pedicle(
+                    self.anatomy, self.level, side, boxes=self.boxes
+                )
+            except PedicleError as exc:
+                notes[(self.level, side)] = str(exc)
+                continue
+            t, text = self._side(pedicles[side], BILATERAL_MIDLINE_MM)
+            notes[(self.level, side)] = text
+            if t is not None:
+                found[side] = t
+        if len(found) == 2:
+            return [found[Side.LEFT], found[Side.RIGHT]], notes, ""
+        if not pedicles:
+            return [], notes, f"{self.level}: neither pedicle could be measured"
+        # unipedicular: the better (wider) measured pedicle, tip at the midline
+        for side in sorted(pedicles, key=lambda s: -pedicles[s].isthmus_width_mm):
+            t, text = self._side(pedicles[side], UNIPEDICULAR_MIDLINE_MM)
+            other = Side.RIGHT if side is Side.LEFT else Side.LEFT
+            if t is not None:
+                why = notes.get((self.level, other), "")
+                notes[(self.level, side)] = (
+                    f"unipedicular from the {side.value}, tip at the midline, because the "
+                    f"{other.value} side has no safe path ({why}); {text}"
+                )
+                return [t], notes, ""
+        if found:
+            side, t = next(iter(found.items()))
+            notes[(self.level, side)] += (
+                "; one needle only: no safe path from the other side and none from this side"
+                " to the midline"
+            )
+            return [t], notes, ""
+        return [], notes, f"{self.level}: no safe path through either pedicle at any gauge"
+
+    def _side(
+        self, ped: PedicleGeometry, midline_mm: tuple[float, ...]
+    ) -> tuple[Trajectory | None, str]:
+        """The best safe trajectory for one side, trying thinner gauges; and its note."""
+        said: list[str] = []
+        fallback: tuple[Trajectory, str] | None = None
+        for name in self.gauges:
+            od = GAUGES[name].outer_diameter_mm
+            if ped.isthmus_width_mm < od:
+                said.append(
+                    f"the pedicle isthmus is {ped.isthmus_width_mm:.1f} mm wide, "
+                    f"narrower than a {name} needle ({od:.2f} mm)"
+                )
+                continue
+            cands = self._candidates(ped, GAUGES[name].radius_mm, midline_mm)
+            if cands is None:
+                said.append(f"no {name} path stays in the bone from the pedicle to the body")
+                continue
+            result = self._first_safe(ped, name, cands)
+            if result is None:
+                said.append(f"every {name} path the search tried checks unsafe")
+                continue
+            t, res, i = result
+            text = self._describe(ped, t, res, cands, i)
+            if not res.wall_breaches:
+                return t, "; ".join([*said, text])
+            said.append(f"{name} breaches the {res.wall_breaches[0].wall} pedicle wall")
+            if fallback is None:
+                fallback = (t, text)
+        if fallback is not None:
+            return fallback[0], "; ".join([*said, "kept the first gauge that fits: " + fallback[1]])
+        return None, f"{ped.side.value.capitalize()} {self.level}: " + "; ".join(said)
+
+    def _first_safe(
+        self, ped: PedicleGeometry, gauge_name: str, cands: _Candidates
+    ) -> tuple[Trajectory, CheckResult, int] | None:
+        for i in range(min(TRIES_PER_GAUGE, len(cands.score_mm))):
+            t = Trajectory(
+                self.level, ped.side, cands.entry_lps[i], cands.tip_lps[i], gauge_name,
+                note="automatic",
+            )
+            res = check(t, self.ctx)
+            if res.status is not Status.UNSAFE:
+                return t, res, i
+        return None
+
+    def _describe(
+        self, ped: PedicleGeometry, t: Trajectory, res: CheckResult, c: _Candidates, i: int
+    ) -> str:
+        what = "pedicle wall" if c.wall_mm[i] <= c.canal_mm[i] - 2.0 else "spinal canal"
+        depth = res.tip_depth_fraction if res.tip_depth_fraction is not None else float("nan")
+        status = res.status.value
+        extra = f" ({'; '.join(r.split(': ', 1)[-1] for r in res.reasons)})" if res.reasons else ""
+        return (
+            f"{t.label}: {t.gauge} through the pedicle isthmus "
+            f"({ped.isthmus_width_mm:.1f} × {ped.isthmus_height_mm:.1f} mm), tip "
+            f"{depth:.0%} deep in the body and {res.tip_to_midline_mm:.1f} mm from the midline; "
+            f"canal clearance {res.canal_clearance_mm:.1f} mm, closest limit the {what}; "
+            f"{status}{extra}"
+        )
+
+    def _candidates(
+        self, ped: PedicleGeometry, radius_mm: float, midline_mm: tuple[float, ...]
+    ) -> _Candidates | None:
+        """All candidate paths, scored on the signed-distance fields, best first; None
+        when no candidate keeps its tip in the body and its path in this vertebra."""
+        geo, lm, ctx = self.lm.geometry, self.lm, self.ctx
+        sign = ped.side.lps_sign
+        off = np.array(ISTHMUS_OFFSETS)
+        dv, dw = np.meshgrid(off * ped.isthmus_width_mm, off * ped.isthmus_height_mm)
+        through = (
+            ped.isthmus_lps
+            + dv.reshape(-1, 1) * ped.transverse_lps
+            + dw.reshape(-1, 1) * ped.vertical_lps
+        )
+        b_lo, b_hi = lm.body_ap_range_mm
+        f, lat, z = np.meshgrid(TIP_DEPTHS, midline_mm, TIP_HEIGHTS_MM, indexing="ij")
+        tip_local = np.stack(
+            [sign * lat.ravel(), b_lo + f.ravel() * (b_hi - b_lo), z.ravel()], axis=1
+        )
+        tips = geo.centroid_lps + tip_local @ geo.frame_rows
+        n_t, n_p = len(through), len(tips)
+        p = np.repeat(through, n_p, axis=0)
+        tip = np.tile(tips, (n_t, 1))
+        nominal = (
+            np.repeat(np.abs(dv.ravel()) / ped.isthmus_width_mm
+                      + np.abs(dw.ravel()) / ped.isthmus_height_mm, n_p)
+            + np.tile(np.abs(f.ravel() - NOMINAL_DEPTH) * 5.0
+                      + np.abs(lat.ravel() - np.median(midline_mm)) / 3.0
+                      + np.abs(z.ravel()) / 6.0, n_t)
+        )
+        d = tip - p
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        # the entry: the last point of this vertebra behind the isthmus, along the path
+        s = np.arange(0.0, ENTRY_SEARCH_MM, ENTRY_STEP_MM)
+        back = p[:, None, :] - s[None, :, None] * d[:, None, :]
+        code = geo.code
+        inside = ctx.label_at(back.reshape(-1, 3)).reshape(len(p), len(s)) == code
+        leaves = ~inside
+        has_exit = leaves.any(axis=1) & inside[:, 0]
+        first_out = np.argmax(leaves, axis=1)
+        entry = p - (s[np.maximum(first_out - 1, 0)])[:, None] * d
+        # samples from the entry to the tip
+        t = np.linspace(0.0, 1.0, PATH_SAMPLES)
+        path = entry[:, None, :] + t[None, :, None] * (tip - entry)[:, None, :]
+        flat = path.reshape(-1, 3)
+        codes = ctx.label_at(flat).reshape(len(p), PATH_SAMPLES)
+        in_vertebra = (codes == code).all(axis=1)
+        tip_flat, tip_ok = ctx.voxel_lookup(tip)
+        in_body = tip_ok & ctx.anatomy.bodies.ravel()[tip_flat]
+        ap = (flat - geo.centroid_lps) @ geo.anterior_lps
+        lo, hi = lm.canal_ap_range_mm
+        in_pedicle = ((ap >= lo) & (ap <= hi)).reshape(len(p), PATH_SAMPLES)
+        valid = has_exit & in_vertebra & in_body & in_pedicle.any(axis=1)
+        if not valid.any():
+            return None
+        # rank every candidate on the coarse grids (microseconds), then measure the best
+        # ones exactly: KD-tree queries for all of them would cost ten times as much
+        limit = ctx.limits.canal_caution_mm
+        wall_c = lm.walls.approximate(flat).reshape(len(p), PATH_SAMPLES)
+        canal_c = ctx.canal.approximate(flat).reshape(len(p), PATH_SAMPLES)
+        rough = np.minimum(
+            np.where(in_pedicle, -wall_c, np.inf).min(axis=1), canal_c.min(axis=1) - limit
+        ) - PREFER_NOMINAL_MM * nominal
+        rough[~valid] = -np.inf
+        keep = np.argsort(-rough, kind="stable")[: min(EXACT_CANDIDATES, int(valid.sum()))]
+        sub = path[keep].reshape(-1, 3)
+        wall_d = lm.walls.refined_many(sub)[0].reshape(len(keep), PATH_SAMPLES)
+        canal_mm = ctx.canal.refined_many(sub)[0].reshape(len(keep), PATH_SAMPLES).min(
+            axis=1) - radius_mm
+        wall_mm = np.where(in_pedicle[keep], -wall_d, np.inf).min(axis=1) - radius_mm
+        deep_enough = -wall_d[:, -1] - radius_mm >= TIP_MIN_DEPTH_MM
+        if not deep_enough.any():
+            return None
+        entry, tip, nominal = entry[keep], tip[keep], nominal[keep]
+        valid = deep_enough
+        limit = ctx.limits.canal_caution_mm
+        score = np.minimum(wall_mm, canal_mm - limit) - PREFER_NOMINAL_MM * nominal
+        order = np.flatnonzero(valid)[np.argsort(-score[valid], kind="stable")]
+        return _Candidates(entry[order], tip[order], score[order], canal_mm[order],
+                           wall_mm[order])
