@@ -73,6 +73,46 @@ def _build_parser() -> argparse.ArgumentParser:
         help="apply a plan made on another Frame of Reference (recorded in the result)",
     )
     p_check.add_argument("--json", action="store_true", help="print one JSON object")
+    p_anat = sub.add_parser(
+        "anatomy", help="find the spinal canal, the vertebrae and their levels in a CT"
+    )
+    p_anat.add_argument("ct", help="DICOM folder or NIfTI file")
+    p_plan = sub.add_parser(
+        "plan", help="propose bilateral transpedicular trajectories and write a plan file"
+    )
+    p_plan.add_argument("ct", help="DICOM folder or NIfTI file")
+    p_plan.add_argument(
+        "-o", "--output", required=True, metavar="PLAN", help=".vplan.json to write"
+    )
+    p_plan.add_argument("--levels", metavar="T12,L1", help="levels to plan (default: every level)")
+    p_plan.add_argument("--gauge", default="11G", help="needle gauge (default 11G)")
+    for p in (p_check, p_anat, p_plan):
+        if p is not p_check:
+            p.add_argument("--series", metavar="UID", help="SeriesInstanceUID of the CT")
+            p.add_argument("--labels", metavar="LABELMAP", help="vertebra label map (NIfTI)")
+            p.add_argument(
+                "--label-table",
+                default="totalsegmentator",
+                metavar="FILE|totalsegmentator|verse",
+                help="what the label map's codes mean (default: totalsegmentator)",
+            )
+        p.add_argument(
+            "--anatomy",
+            choices=("auto", "truth"),
+            help="without --labels: 'auto' finds the anatomy in the CT (the default for "
+            "anatomy and plan); 'truth' uses the demo CT's ground truth (the default for check "
+            "on the demo CT)",
+        )
+        p.add_argument(
+            "--shift-labels",
+            type=int,
+            default=0,
+            metavar="N",
+            help="rename the levels N places caudally (negative: cranially) when the "
+            "automatic labels are off",
+        )
+    p_anat.add_argument("--json", action="store_true", help="print one JSON object")
+    p_plan.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -128,27 +168,40 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _anatomy_for(volume: Volume, ct_path: str, labels: str | None, table: str) -> Anatomy:
-    """The anatomy the checks use: an imported label map, or the demo CT's ground truth."""
+def _anatomy_for(volume: Volume, args: argparse.Namespace, default: str) -> Anatomy:
+    """The anatomy of the command: an imported label map, the demo CT's ground truth, or
+    the automatic one from the CT (``default`` says which of the last two when the user
+    did not choose), with the user's label shift applied."""
     from planning.anatomy import (
         anatomy_from_demo_truth,
         anatomy_from_label_map,
         load_label_table,
     )
+    from planning.anatomy.from_ct import anatomy_from_ct, shift_anatomy_labels
     from planning.demo import demo_uids, generate_demo_ct, load_demo_truth
     from planning.io.nifti import load_nifti
 
-    if labels is not None:
-        return anatomy_from_label_map(volume, load_nifti(labels), load_label_table(table))
-    if volume.frame_of_reference_uid == demo_uids()["frame_of_reference_uid"]:
-        folder = Path(ct_path)
+    progress = _stderr_progress()
+    is_demo = volume.frame_of_reference_uid == demo_uids()["frame_of_reference_uid"]
+    source = args.anatomy or (default if is_demo else "auto")
+    if args.labels is not None:
+        anatomy = anatomy_from_label_map(
+            volume, load_nifti(args.labels), load_label_table(args.label_table), progress
+        )
+    elif source == "truth":
+        if not is_demo:
+            raise CliError(
+                f"'{args.ct}' is not the demo CT: it has no ground truth (use --anatomy auto "
+                "or --labels LABELMAP)."
+            )
+        folder = Path(args.ct)
         if (folder / "ground_truth.json").exists():
-            return anatomy_from_demo_truth(load_demo_truth(folder))
-        return anatomy_from_demo_truth(generate_demo_ct()[1])
-    raise CliError(
-        f"No anatomy for '{ct_path}': pass --labels LABELMAP (e.g. a TotalSegmentator "
-        "vertebrae label map) until automatic segmentation is available."
-    )
+            anatomy = anatomy_from_demo_truth(load_demo_truth(folder))
+        else:
+            anatomy = anatomy_from_demo_truth(generate_demo_ct()[1])
+    else:
+        return anatomy_from_ct(volume, progress, shift_labels=args.shift_labels)
+    return shift_anatomy_labels(anatomy, args.shift_labels) if args.shift_labels else anatomy
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -164,7 +217,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         )
     except FrameMismatchError as exc:
         raise CliError(f"{exc} (option --force-other-frame)") from exc
-    anatomy = _anatomy_for(volume, args.ct, args.labels, args.label_table)
+    anatomy = _anatomy_for(volume, args, default="truth")
     ctx = CheckContext.build(volume, anatomy)
     results = check_plan(plan, ctx)
     out: dict[str, object] = {"trajectories": [r.to_json() for r in results]}
@@ -185,6 +238,133 @@ def _cmd_check(args: argparse.Namespace) -> int:
         for reason in r.reasons:
             print(f"      {reason}")
     print(DISCLAIMER)
+    return EXIT_OK
+
+
+def anatomy_json(anatomy: Anatomy) -> dict[str, object]:
+    """The JSON description of an anatomy: levels with centroid, confidence and pedicle
+    widths, whether the canal was found, and the warnings (no patient data)."""
+    from planning.anatomy.pedicles import measure_pedicles
+    from planning.plan import Side
+
+    pedicles = measure_pedicles(anatomy)
+    levels = []
+    for name, geo in anatomy.levels.items():
+        widths: dict[str, float | None] = {}
+        for side in Side:
+            ped = pedicles.get(name, {}).get(side)
+            widths[side.value] = None if ped is None else round(float(ped.isthmus_width_mm), 2)
+        levels.append(
+            {
+                "name": name,
+                "centroid_lps": [round(float(v), 2) for v in geo.centroid_lps],
+                "confidence": round(float(geo.confidence), 2),
+                "pedicle_width_mm": widths,
+            }
+        )
+    return {
+        "levels": levels,
+        "canal_found": bool(anatomy.canal.any()),
+        "source": anatomy.source,
+        "warnings": list(anatomy.warnings),
+    }
+
+
+def _cmd_anatomy(args: argparse.Namespace) -> int:
+    from planning.io import load_path
+
+    volume = load_path(args.ct, args.series, _stderr_progress())
+    out = anatomy_json(_anatomy_for(volume, args, default="auto"))
+    if args.json:
+        print(json.dumps(out))
+        return EXIT_OK
+    canal = "found" if out["canal_found"] else "NOT found"
+    print(f"Anatomy: {out['source']}; spinal canal {canal}")
+    for lv in out["levels"]:  # type: ignore[attr-defined]
+        w = lv["pedicle_width_mm"]
+        width = "  ".join(
+            f"{side} pedicle {w[side]:4.1f} mm" if w[side] is not None else f"{side} pedicle —"
+            for side in ("left", "right")
+        )
+        x, y, z = lv["centroid_lps"]
+        print(
+            f"{lv['name']:3s}  body centre LPS ({x:7.1f}, {y:7.1f}, {z:7.1f}) mm  "
+            f"confidence {lv['confidence']:.2f}  {width}"
+        )
+    for w in out["warnings"]:  # type: ignore[attr-defined]
+        print(f"warning: {w}")
+    print(DISCLAIMER)
+    return EXIT_OK
+
+
+def _requested_levels(text: str | None, anatomy: Anatomy) -> list[str] | None:
+    """The levels of ``--levels``, each checked against the anatomy found in the CT."""
+    from planning.plan import validate_level
+
+    if text is None:
+        return None
+    levels = [validate_level(name.strip()) for name in text.split(",") if name.strip()]
+    missing = [name for name in levels if name not in anatomy.levels]
+    if missing:
+        found = ", ".join(anatomy.levels) or "none"
+        raise CliError(
+            f"{', '.join(missing)} not found in this CT (levels found: {found}); "
+            "if the labels are off by one, use --shift-labels."
+        )
+    return levels
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from planning.autoplan import propose
+    from planning.checks import CheckContext
+    from planning.io import load_path
+    from planning.plan import gauge
+    from planning.plan_file import save_plan
+
+    needle = gauge(args.gauge)  # a wrong gauge is refused before any work
+    volume = load_path(args.ct, args.series, _stderr_progress())
+    anatomy = _anatomy_for(volume, args, default="auto")
+    levels = _requested_levels(args.levels, anatomy)
+    ctx = CheckContext.build(volume, anatomy)
+    proposal = propose(volume, anatomy, ctx, levels, needle.name, _stderr_progress())
+    path = save_plan(proposal.plan, args.output)
+    out = {
+        "plan": str(path),
+        "trajectories": [
+            {
+                **proposal.results[t.key].to_json(),
+                "gauge": t.gauge,
+                "note": proposal.notes.get(t.key),
+            }
+            for t in proposal.plan.trajectories
+        ],
+        "omitted": [
+            {"level": level, "side": side.value, "reason": note}
+            for (level, side), note in proposal.notes.items()
+            if proposal.plan.get(level, side) is None
+        ],
+        "omitted_levels": [{"level": k, "reason": v} for k, v in proposal.omitted.items()],
+        "warnings": list(anatomy.warnings),
+    }
+    if args.json:
+        print(json.dumps(out))
+        return EXIT_OK
+    for t in proposal.plan.trajectories:
+        r = proposal.results[t.key]
+        print(
+            f"{t.label:9s} {t.gauge:3s}  {r.status.value.upper():7s} canal "
+            f"{r.canal_clearance_mm:+5.1f} mm  tip {r.tip_depth_fraction or 0:.0%} deep  "
+            f"length {r.length_mm:5.1f} mm"
+        )
+        if t.key in proposal.notes:
+            print(f"      {proposal.notes[t.key]}")
+    for item in out["omitted"]:  # type: ignore[attr-defined]
+        print(f"not planned: {item['reason']}")
+    for item in out["omitted_levels"]:  # type: ignore[attr-defined]
+        print(f"not planned: {item['level']}: {item['reason']}")
+    for w in anatomy.warnings:
+        print(f"warning: {w}")
+    print(f"Plan written to {path}. {DISCLAIMER}.")
     return EXIT_OK
 
 
@@ -223,6 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_info(args)
         if args.command == "check":
             return _cmd_check(args)
+        if args.command == "anatomy":
+            return _cmd_anatomy(args)
+        if args.command == "plan":
+            return _cmd_plan(args)
         if args.command == "demo-ct":
             return _cmd_demo(args)
         if args.command == "open":

@@ -154,6 +154,12 @@ def _discs(crop: Int16Array, table: LabelTable, body_map: Int16Array | None
 
 
 # ---- placing the label map on the CT grid ----------------------------------------------
+def labels_on_ct_grid(ct: Volume, labels: Volume, codes: frozenset[int]) -> tuple[Box, Int16Array]:
+    """The CT-grid box ([k, j, i] slices) around the vertebrae of a label map on any grid,
+    and the label codes resampled (nearest) into it."""
+    return _labels_on_ct(ct, labels, codes, labels.source or "the label map")
+
+
 def _labels_on_ct(ct: Volume, labels: Volume, codes: frozenset[int], name: str
                   ) -> tuple[Box, Int16Array]:
     """The CT-grid box around the labelled spine and the label codes resampled into it."""

@@ -86,12 +86,16 @@ def test_plan_from_another_frame_is_refused_unless_forced(tmp_path: Path, demo_f
     assert out["frame_override"]["plan_frame_uid"] == "1.2.3.4.5"
 
 
-def test_non_demo_ct_without_labels_says_what_to_pass(tmp_path: Path) -> None:
+def test_non_demo_ct_uses_the_automatic_anatomy_and_has_no_truth(tmp_path: Path) -> None:
     if not (ABDOMEN / "ct.nii.gz").exists():
         pytest.skip("shared data absent")
     plan_file = save_plan(Plan(), tmp_path / "empty.vplan.json")
-    res = run_cli("check", str(ABDOMEN / "ct.nii.gz"), str(plan_file))
-    assert res.returncode != 0 and "--labels" in res.stderr
+    res = run_cli("check", str(ABDOMEN / "ct.nii.gz"), str(plan_file), "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["trajectories"] == []
+    res = run_cli("check", str(ABDOMEN / "ct.nii.gz"), str(plan_file), "--anatomy", "truth")
+    assert res.returncode == 1
+    assert "not the demo CT" in res.stderr and "--labels" in res.stderr
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,293 @@
+"""Split the spinal column into vertebrae at the discs, and name them.
+
+Along the body centreline (`spine_column`) the bright part of the HU in a plane across the
+body (perpendicular to the spine's axis) dips at every intervertebral disc between two bright
+endplates; a matched filter scores that pattern and a dynamic programme keeps the chain of
+dips one vertebra's height apart (`disc_slices`). Each
+stretch between two discs is one vertebral body, and the bone of the column is given to
+the bodies by flooding it from them (so a spinous process that hangs down over the level
+below stays with the vertebra its lamina joins).
+
+Names come from two cues, cross-checked:
+
+- the sacrum: a segment below the last disc whose bone reaches far laterally (the sacral
+  alae joined to the iliac wings) — the vertebra above it is L5;
+- the ribs: bone reaching far laterally from a vertebra's posterior half — the last
+  rib-bearing vertebra is T12.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage, signal
+from skimage.segmentation import watershed
+
+from planning.anatomy.spine_column import SpineColumn
+from planning.plan import LEVEL_NAMES
+from planning.volume import FloatArray
+
+PROFILE_RADIUS_MM = 14.0  # reaches the body's cortical ring, which the disc lacks
+PROFILE_PERCENTILE = 80.0  # the ring and endplates, robust to a centreline a bit off
+PROFILE_CLIP_HU = (-100.0, 700.0)  # a calcified aorta or a screw does not swamp the mean
+PROFILE_SIGMA_MM = 1.0
+AXIS_SIGMA_MM = 15.0
+ENDPLATE_REACH_MM = 9.0  # disc centre to the endplates' brightest plane, lumbar discs
+MIN_DISC_CONTRAST_HU = 15.0
+DISC_SPACING_MM = (17.0, 46.0)  # between consecutive discs: one vertebra's height
+DISC_COST_FRACTION = 0.3
+SPACING_CHANGE_COST = 2.0
+MIN_SEGMENT_MM = 8.0  # a stretch at the edge of the scan shorter than this is not a vertebra
+COLUMN_RADIUS_MM = 55.0  # bone farther from the canal than this is not the vertebra's
+SEED_RADIUS_MM = 9.0  # the core of each body that seeds the flooding
+SEED_MARGIN_MM = 2.5  # kept from the disc planes
+RIB_REACH_MM = 70.0
+SACRUM_REACH_MM = 60.0
+SACRUM_MIN_HEIGHT_MM = 15.0
+LATERAL_FROM_MM = 40.0
+LATERAL_FRONT_MM = 30.0
+PELVIS_AREA_MM2 = 1000.0  # iliac wings beside the sacrum, per plane
+
+IntArray = NDArray[np.int32]
+
+
+@dataclass(frozen=True, eq=False)
+class Segment:
+    """One vertebra found along the column: working-grid slices ``k`` it spans (body
+    centreline), and the cues seen on it."""
+
+    first_k: int
+    last_k: int
+    lateral_reach_mm: float
+    rib: bool
+    sacrum: bool
+    cut: bool  # at the edge of the followed column: partly out of view
+
+
+@dataclass(frozen=True, eq=False)
+class Naming:
+    """Level name per segment (cranial first) and how sure we are."""
+
+    names: list[str]
+    confidence: float
+    warnings: list[str]
+
+
+def body_profile(column: SpineColumn) -> tuple[NDArray[np.intp], FloatArray]:
+    """Slices and mean clipped HU over a disc across the body, in the plane perpendicular
+    to the body centreline at each slice.
+
+    Why perpendicular: the lower lumbar discs tilt by up to 40°, and an axial disc of ROI
+    would average a disc with the endplates around it. The ROI (`PROFILE_RADIUS_MM`) stays
+    inside the body and the disc, so each plane is either bone or disc.
+    """
+    s = column.grid.spacing_mm
+    ks = np.flatnonzero(np.isfinite(column.body_ij[:, 0]))
+    centre = np.column_stack([column.body_ij[ks, 0], column.body_ij[ks, 1],
+                              ks.astype(np.float64)])  # (i, j, k) working indices
+    # the body centreline wiggles by a few mm from body to disc; the spine's axis does not
+    axis = ndimage.gaussian_filter1d(centre, AXIS_SIGMA_MM / s, axis=0, mode="nearest")
+    tangent = np.gradient(axis, axis=0) if len(ks) > 1 else np.array([[0.0, 0.0, 1.0]])
+    tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
+    across = np.array([1.0, 0.0, 0.0]) - tangent[:, :1] * tangent  # left–right in the plane
+    across /= np.linalg.norm(across, axis=1, keepdims=True)
+    depth = np.cross(tangent, across)
+    r = PROFILE_RADIUS_MM / s
+    grid = np.arange(-np.floor(r), np.floor(r) + 1)
+    a, b = (x.ravel() for x in np.meshgrid(grid, grid))
+    inside = a * a + b * b <= r * r
+    a, b = a[inside], b[inside]
+    points = (centre[:, None, :] + a[None, :, None] * across[:, None, :]
+              + b[None, :, None] * depth[:, None, :])
+    hu = np.clip(column.grid.hu, PROFILE_CLIP_HU[0], PROFILE_CLIP_HU[1])
+    values = ndimage.map_coordinates(hu, [points[..., 2].ravel(), points[..., 1].ravel(),
+                                          points[..., 0].ravel()], order=1, mode="nearest")
+    profile = np.percentile(values.reshape(len(ks), len(a)), PROFILE_PERCENTILE, axis=1)
+    return ks, ndimage.gaussian_filter1d(profile, PROFILE_SIGMA_MM / s)
+
+
+def disc_contrast(profile: FloatArray, s: float) -> FloatArray:
+    """How much darker each plane is than the brighter planes on *both* sides within
+    `ENDPLATE_REACH_MM`: a matched filter for the bright–dark–bright of endplate, disc,
+    endplate. The middle of a body, dark between its endplates too, has them too far away
+    to score, so this is what tells a disc from a porotic body."""
+    w = max(1, round(ENDPLATE_REACH_MM / s))
+    padded = np.pad(profile, w, mode="edge")
+    n = len(profile)
+    above = np.max([padded[w + 1 + d: w + 1 + d + n] for d in range(w)], axis=0)
+    below = np.max([padded[w - 1 - d: w - 1 - d + n] for d in range(w)], axis=0)
+    return np.maximum(np.minimum(above, below) - profile, 0.0)
+
+
+def disc_slices(ks: NDArray[np.intp], profile: FloatArray, s: float) -> NDArray[np.intp]:
+    """Working-grid slices of the discs: the best chain of contrast peaks.
+
+    A dynamic programme over the local maxima of `disc_contrast`: consecutive discs must be
+    `DISC_SPACING_MM` apart (a vertebra's height, thoracic ~20–30 mm, lumbar ~27–40 mm);
+    each disc earns its contrast less a cost of `DISC_COST_FRACTION` of a typical disc's, and
+    a change of spacing between neighbours costs too (vertebral heights change slowly). So
+    a shallow dip in the middle of a body, which would split a vertebra in two halves of
+    odd spacing, is not worth taking, while a faint thoracic disc at the right place is.
+    """
+    contrast = disc_contrast(profile, s)
+    peaks, _ = signal.find_peaks(contrast, height=MIN_DISC_CONTRAST_HU)
+    if peaks.size == 0:
+        return np.empty(0, dtype=np.intp)
+    typical = float(np.percentile(contrast[peaks], 75))
+    gain = contrast[peaks] - DISC_COST_FRACTION * typical
+    z = ks[peaks].astype(np.float64) * s
+    lo, hi = DISC_SPACING_MM
+    best = gain.copy()
+    parent = np.full(len(peaks), -1)
+    spacing = np.zeros(len(peaks))
+    for n in range(len(peaks)):
+        for m in range(n):
+            d = z[n] - z[m]
+            if not lo <= d <= hi:
+                continue
+            change = abs(d - spacing[m]) / max(d, spacing[m]) if parent[m] >= 0 else 0.0
+            score = best[m] + gain[n] - SPACING_CHANGE_COST * typical * change
+            if score > best[n]:
+                best[n], parent[n], spacing[n] = score, m, d
+    chain = []
+    n = int(np.argmax(best))
+    while n >= 0:
+        chain.append(int(peaks[n]))
+        n = int(parent[n])
+    return np.asarray(ks[np.asarray(chain[::-1], dtype=np.intp)], dtype=np.intp)
+
+
+def segments(column: SpineColumn, discs: NDArray[np.intp], ks: NDArray[np.intp]
+             ) -> list[tuple[int, int, bool]]:
+    """(first_k, last_k, cut) per vertebra, cranial first, between consecutive discs and
+    at both ends beyond the last discs when long enough."""
+    s = column.grid.spacing_mm
+    bounds = [int(ks[0]), *[int(d) for d in discs], int(ks[-1])]
+    out = []
+    for n in range(len(bounds) - 1):
+        lo, hi = bounds[n], bounds[n + 1]
+        edge = n == 0 or n == len(bounds) - 2
+        if edge and (hi - lo) * s < MIN_SEGMENT_MM:
+            continue
+        out.append((lo, hi, edge))
+    return out[::-1]  # working k runs towards the head: cranial first
+
+
+def vertebra_labels(column: SpineColumn, spans: list[tuple[int, int, bool]]
+                    ) -> IntArray:
+    """Working-grid label map: 1…n per segment (cranial first), flooded through the bone
+    of the column from each body's core."""
+    s = column.grid.spacing_mm
+    shape = column.bone.shape
+    k_idx = np.arange(shape[0])
+    ci = np.interp(k_idx, np.flatnonzero(np.isfinite(column.canal_ij[:, 0])),
+                   column.canal_ij[np.isfinite(column.canal_ij[:, 0]), 0])
+    cj = np.interp(k_idx, np.flatnonzero(np.isfinite(column.canal_ij[:, 0])),
+                   column.canal_ij[np.isfinite(column.canal_ij[:, 0]), 1])
+    bi = np.interp(k_idx, np.flatnonzero(np.isfinite(column.body_ij[:, 0])),
+                   column.body_ij[np.isfinite(column.body_ij[:, 0]), 0])
+    bj = np.interp(k_idx, np.flatnonzero(np.isfinite(column.body_ij[:, 0])),
+                   column.body_ij[np.isfinite(column.body_ij[:, 0]), 1])
+    _, jj, ii = np.indices((1, shape[1], shape[2]), sparse=True)
+    lo_k = max(0, min(a for a, _, _ in spans) - round(20 / s))
+    hi_k = min(shape[0], max(b for _, b, _ in spans) + round(20 / s) + 1)
+    box = slice(lo_k, hi_k)
+    r_col = (COLUMN_RADIUS_MM / s) ** 2
+    r_seed = (SEED_RADIUS_MM / s) ** 2
+    near_col = ((ii - ci[box, None, None]) ** 2 + (jj - cj[box, None, None]) ** 2) <= r_col
+    mask = column.bone[box] & near_col
+    mask = ndimage.binary_closing(mask, iterations=1) | mask
+    near_body = ((ii - bi[box, None, None]) ** 2 + (jj - bj[box, None, None]) ** 2) <= r_seed
+    markers = np.zeros(mask.shape, dtype=np.int32)
+    margin = round(SEED_MARGIN_MM / s)
+    for n, (a, b, _) in enumerate(spans, start=1):
+        lo, hi = a + margin - lo_k, b - margin - lo_k + 1
+        if hi <= lo:
+            lo, hi = (a + b) // 2 - lo_k, (a + b) // 2 - lo_k + 1
+        markers[lo:hi][near_body[lo:hi] & mask[lo:hi]] = n
+    flooded = watershed(np.zeros(mask.shape, dtype=np.uint8), markers, mask=mask)
+    out = np.zeros(shape, dtype=np.int32)
+    out[box] = flooded
+    return out
+
+
+def lateral_reach_mm(column: SpineColumn, labels: IntArray, n: int, span: tuple[int, int]
+                     ) -> float:
+    """How far from the canal, left or right, bone connected to vertebra ``n`` reaches in its
+    posterior half, over its slices (the maximum projection, so a rib leaving obliquely
+    still connects)."""
+    s = column.grid.spacing_mm
+    a, b = span
+    slab = column.bone[a:b + 1]
+    own = (labels[a:b + 1] == n).any(axis=0)
+    if not own.any():
+        return 0.0
+    projection = slab.any(axis=0) | own
+    ci = float(np.nanmean(column.canal_ij[a:b + 1, 0]))
+    bj = float(np.nanmean(column.body_ij[a:b + 1, 1]))
+    front = max(0, int(np.floor(bj)))
+    projection[:front, :] = False  # anterior of the body's middle: aorta, sternum, bowel
+    lab, _ = ndimage.label(projection)
+    keep = np.unique(lab[own & projection])
+    keep = keep[keep > 0]
+    if keep.size == 0:
+        return 0.0
+    connected = np.isin(lab, keep)
+    _, ii = np.nonzero(connected)
+    return float(np.abs(ii - ci).max() * s)
+
+
+def name_levels(found: list[Segment]) -> Naming:
+    """Names for the segments (cranial first), from the sacrum and rib cues."""
+    n = len(found)
+    sacrum_at = n - 1 if n and found[-1].sacrum else None
+    ribbed = [m for m, seg in enumerate(found) if seg.rib]
+    warnings: list[str] = []
+    by_sacrum = by_rib = None
+    if sacrum_at is not None:
+        by_sacrum = LEVEL_NAMES.index("S1") - sacrum_at
+    if ribbed:
+        by_rib = LEVEL_NAMES.index("T12") - ribbed[-1]
+    if by_sacrum is not None and by_rib is not None:
+        if by_sacrum == by_rib:
+            first, confidence = by_sacrum, 1.0
+        else:
+            first, confidence = by_sacrum, 0.5
+            warnings.append("The level names from the sacrum and from the last rib disagree "
+                            "(a transitional vertebra or a missed rib?); the sacrum was "
+                            "trusted. Check the level names and shift them if needed.")
+    elif by_sacrum is not None:
+        first, confidence = by_sacrum, 0.7
+        warnings.append("Levels were counted up from the sacrum (no ribs seen to cross-check "
+                        "T12). Check the level names.")
+    elif by_rib is not None:
+        first, confidence = by_rib, 0.7
+        warnings.append("Levels were counted from the last rib (T12) (no sacrum in view to "
+                        "cross-check L5). Check the level names.")
+    else:
+        first, confidence = LEVEL_NAMES.index("L5") - (n - 1), 0.3
+        warnings.append("Neither the sacrum nor the ribs are in view: the level labels are "
+                        "uncertain (the lowest vertebra was taken as L5); shift them if "
+                        "needed.")
+    first = max(0, min(first, len(LEVEL_NAMES) - n))
+    return Naming([LEVEL_NAMES[first + m] for m in range(n)], confidence, warnings)
+
+
+def lateral_bone_area_mm2(column: SpineColumn, span: tuple[int, int]) -> float:
+    """Mean bone area per slice lateral to the vertebra (`LATERAL_FROM_MM` or more from the
+    canal, not far in front of the body) over the slices of ``span``.
+
+    Why: reach alone cannot tell a sacrum from a rib-bearing vertebra, but the iliac wings
+    beside the sacrum cut each plane over ~20–40 cm² of bone, a few ribs over less than 10.
+    """
+    s = column.grid.spacing_mm
+    a, b = span
+    ci = float(np.nanmean(column.canal_ij[a:b + 1, 0]))
+    bj = float(np.nanmean(column.body_ij[a:b + 1, 1]))
+    slab = column.bone[a:b + 1].copy()
+    i = np.arange(slab.shape[2])
+    slab[:, :, np.abs(i - ci) * s < LATERAL_FROM_MM] = False
+    slab[:, : max(0, int(bj - LATERAL_FRONT_MM / s)), :] = False
+    return float(slab.sum(axis=(1, 2)).mean() * s * s)

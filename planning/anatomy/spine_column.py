@@ -1,0 +1,303 @@
+"""The spinal column in a CT without labels: bone, canal centreline and body centreline.
+
+Everything here runs on a *working grid*: the CT resampled (trilinear) onto an LPS-aligned,
+isotropic grid of `WORK_SPACING_MM` or the CT's own spacing if coarser. Why: the column's
+cues (a canal enclosed by bone, bodies in front of it, discs between them) are found with
+axis-aligned filters along the patient's own axes, so a flipped, permuted or oblique CT
+grid behaves exactly like an axial one, and a 512 × 512 × 300 CT shrinks to ~2 million
+voxels. Array order is the project's ``[k, j, i]``; on the working grid i runs towards the
+patient's left, j posterior and k superior (LPS).
+
+The canal is found as the soft-tissue voxels (below `CANAL_MAX_HU`: CSF and epidural fat,
+not discs nor cancellous bone) that have bone within `ENCLOSURE_MM` in all four in-plane
+directions, bone being dilated along the body axis first so that the ring stays "closed"
+between two levels. Of those voxels the tube that spans most slices near the midline is the
+canal. The vertebral bodies lie in front of it: per slice, the first run of bone anterior
+to the canal near the midline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from planning.errors import VertebroPlanError
+from planning.volume import FloatArray, Volume
+
+WORK_SPACING_MM = 2.0
+BONE_HU = 180.0
+METAL_HU = 2500.0  # stents, wires, screws: never bone, and their streaks are masked around
+METAL_MARGIN_MM = 4.0
+CANAL_MAX_HU = 70.0
+CANAL_MIN_HU = -200.0
+ENCLOSURE_MM = 30.0
+RING_BRIDGE_MM = 6.0  # bone is dilated by this along the body axis before the enclosure test
+MIN_CANAL_AREA_MM2 = 24.0
+MAX_CANAL_AREA_MM2 = 2500.0  # a canal piece may include a pocket beside it
+CENTRELINE_SIGMA_MM = 5.0
+MAX_GAP_MM = 30.0
+TRACK_TOLERANCE_MM = 5.0
+TRACK_SLOPE = 1.0  # allowed drift per mm along the body axis: the sacrum tilts ~45°
+SYMMETRY_HALF_WIDTH_MM = 24.0  # mirror window: pedicles, laminae, transverse processes
+SYMMETRY_DEPTH_MM = (36.0, 24.0)  # anterior (the body) and posterior of the canal centre
+SYMMETRY_FLOOR = 0.15  # a piece less symmetric than this lengthens no chain
+GAP_COST = 0.05  # per slice skipped where the ring is open
+LINK_COST = 0.02  # per mm of sideways step between linked pieces
+BODY_BAND_MM = 6.0  # half-width of the midline band in which the body is looked for
+BODY_SEARCH_MM = (4.0, 75.0)  # from the canal centre, anteriorly
+BODY_Z_WINDOW_MM = 10.0  # bone is pooled over ± this so that disc slices still see bodies
+BODY_MIN_FRACTION, BODY_END_FRACTION = 0.3, 0.12
+
+BoolArray = NDArray[np.bool_]
+Float32Array = NDArray[np.float32]
+
+
+class SpineNotFoundError(VertebroPlanError, ValueError):
+    """No spinal column (a bony canal with bodies in front) can be found in this CT."""
+
+
+@dataclass(frozen=True, eq=False)
+class WorkGrid:
+    """The CT on the LPS-aligned working grid: HU ``[k, j, i]`` and index→LPS affine."""
+
+    hu: Float32Array
+    affine_lps: FloatArray
+    spacing_mm: float
+
+    def to_lps(self, index_ijk: FloatArray) -> FloatArray:
+        ijk = np.asarray(index_ijk, dtype=np.float64)
+        return ijk @ self.affine_lps[:3, :3].T + self.affine_lps[:3, 3]
+
+
+@dataclass(frozen=True, eq=False)
+class SpineColumn:
+    """Canal and body centrelines on the working grid, one point per slice ``k``.
+
+    ``canal_ij`` / ``body_ij`` are (n_slices, 2) continuous (i, j) working indices, NaN
+    outside ``slices`` (the slices where the column was followed). ``bone`` is the bone mask
+    (metal removed) and ``canal`` the canal voxels found before any interpolation.
+    """
+
+    grid: WorkGrid
+    bone: BoolArray
+    metal: BoolArray
+    canal: BoolArray
+    canal_ij: FloatArray
+    body_ij: FloatArray
+    slices: slice
+    closed_fraction: float
+
+
+def working_grid(ct: Volume, spacing_mm: float | None = None) -> WorkGrid:
+    """The CT resampled onto an LPS-aligned isotropic grid covering its whole extent."""
+    step = spacing_mm or max(WORK_SPACING_MM, float(ct.spacing_mm.min()))
+    lo, hi = ct.bounds_lps()
+    shape_ijk = np.floor((hi - lo) / step).astype(int) + 1
+    affine = np.eye(4)
+    affine[:3, :3] *= step
+    affine[:3, 3] = lo
+    ct_from_work = np.linalg.inv(ct.affine_lps) @ affine  # work (i, j, k) → CT (i, j, k)
+    reverse = np.eye(3)[::-1]
+    matrix = reverse @ ct_from_work[:3, :3] @ reverse
+    offset = reverse @ ct_from_work[:3, 3]
+    hu = ndimage.affine_transform(ct.array, matrix, offset, output_shape=tuple(shape_ijk[::-1]),
+                                  output=np.float32, order=1, mode="constant", cval=-1000.0,
+                                  prefilter=False)
+    return WorkGrid(np.asarray(hu, dtype=np.float32), affine, float(step))
+
+
+def find_column(grid: WorkGrid) -> SpineColumn:
+    """Bone, canal and body centrelines of the spine on the working grid."""
+    s = grid.spacing_mm
+    hu = grid.hu
+    metal = hu > METAL_HU
+    if metal.any():
+        metal = ndimage.binary_dilation(metal, iterations=max(1, round(METAL_MARGIN_MM / s)))
+    bone = (hu >= BONE_HU) & ~metal
+    if not bone.any():
+        raise SpineNotFoundError("No bone was found in this CT (is it a CT in HU?).")
+    canal = _canal_voxels(hu, bone, s)
+    if metal.any():
+        canal &= ~ndimage.binary_dilation(metal, iterations=max(1, round(10.0 / s)))
+    canal_ij, covered = _canal_path(canal, bone, s)
+    body_ij = _body_path(bone, canal_ij, covered, s)
+    first, last = int(covered[0]), int(covered[-1])
+    closed = float(np.isfinite(canal_ij[first:last + 1, 0]).mean())
+    canal_ij = _fill_and_smooth(canal_ij, covered, s)
+    body_ij = _fill_and_smooth(body_ij, np.flatnonzero(np.isfinite(body_ij[:, 0])), s)
+    return SpineColumn(grid, bone, metal, canal, canal_ij, body_ij,
+                       slice(first, last + 1), closed)
+
+
+def _within(mask: BoolArray, axis: int, n: int, forward: bool) -> BoolArray:
+    """True where ``mask`` holds within ``n`` voxels ahead (``forward``) or behind along
+    ``axis``, the voxel itself excluded: a difference of cumulative sums."""
+    c = np.cumsum(mask, axis=axis, dtype=np.int32)
+    pad = [(0, 0)] * 3
+    if forward:
+        pad[axis] = (0, n)
+        padded = np.pad(c, pad, mode="edge")
+        ahead = np.take(padded, np.arange(n, n + mask.shape[axis]), axis=axis)
+        return np.asarray(ahead - c > 0)
+    pad[axis] = (n + 1, 0)
+    padded = np.pad(c, pad, mode="constant")
+    before = np.take(padded, np.arange(0, mask.shape[axis]), axis=axis)
+    return np.asarray(c - mask.astype(np.int32) - before > 0)
+
+
+def _canal_voxels(hu: Float32Array, bone: BoolArray, s: float) -> BoolArray:
+    """Soft-tissue voxels enclosed by bone in-plane: the canal and a few pockets."""
+    bridged = ndimage.maximum_filter1d(bone, size=2 * round(RING_BRIDGE_MM / s) + 1, axis=0)
+    n = max(2, round(ENCLOSURE_MM / s))
+    soft = ndimage.uniform_filter(hu, size=3)
+    enclosed = (soft < CANAL_MAX_HU) & (soft > CANAL_MIN_HU) & ~bone
+    for axis in (1, 2):
+        for forward in (True, False):
+            enclosed &= _within(bridged, axis, n, forward)
+    return enclosed
+
+
+def _canal_path(canal: BoolArray, bone: BoolArray, s: float
+                ) -> tuple[FloatArray, NDArray[np.intp]]:
+    """Per slice (i, j) of the canal (NaN where not seen) and the slices where it was seen.
+
+    Enclosed pockets are many (a stent's lumen, a pocket between a lamina and a facet, a
+    soft vertebral body); the canal is the one that continues from slice to slice on the
+    midline of a symmetric bony ring (`_best_chain`), across gaps of up to `MAX_GAP_MM`
+    where the ring is open.
+    """
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = ndimage.generate_binary_structure(2, 1)
+    labels, count = ndimage.label(canal, structure=structure)
+    if count == 0:
+        raise SpineNotFoundError("No spinal canal was found: no soft tissue is enclosed by "
+                                 "bone anywhere in this CT.")
+    flat = labels.ravel()
+    area = np.bincount(flat, minlength=count + 1).astype(np.float64)
+    i = np.arange(canal.shape[2], dtype=np.float64)[None, None, :]
+    j = np.arange(canal.shape[1], dtype=np.float64)[None, :, None]
+    index = np.arange(count + 1)
+    ci = ndimage.sum_labels(np.broadcast_to(i, canal.shape), labels, index) / np.maximum(area, 1)
+    cj = ndimage.sum_labels(np.broadcast_to(j, canal.shape), labels, index) / np.maximum(area, 1)
+    objects = ndimage.find_objects(labels)
+    piece_k = np.array([-1] + [o[0].start for o in objects])
+    area_mm2 = area * s * s
+    ok = (area_mm2 >= MIN_CANAL_AREA_MM2) & (area_mm2 <= MAX_CANAL_AREA_MM2)
+    ok[0] = False
+    if not ok.any():
+        raise SpineNotFoundError("No spinal canal was found: the bony ring is never closed.")
+    centres = np.stack([ci, cj], axis=1)
+    candidates = np.flatnonzero(ok)
+    symmetry = _symmetry(bone, centres[candidates], piece_k[candidates], s)
+    chain = _best_chain(candidates, centres, piece_k, symmetry, s)
+    path = np.full((canal.shape[0], 2), np.nan)
+    for piece in chain:
+        path[int(piece_k[piece])] = centres[piece]
+    return path, np.flatnonzero(np.isfinite(path[:, 0]))
+
+
+def _symmetry(bone: BoolArray, centres_ij: FloatArray, ks: NDArray[np.int_], s: float
+              ) -> FloatArray:
+    """Left–right mirror agreement (IoU) of the bone around each candidate's centre.
+
+    The canal lies on the midline of the bony ring, between two pedicles and in front of
+    a spinous process, so the bone around it is nearly mirror-symmetric; a pocket between a
+    lamina and a rib head, or a stent graft's lumen beside the spine, is not.
+    """
+    half = max(2, round(SYMMETRY_HALF_WIDTH_MM / s))
+    front, back = (round(m / s) for m in SYMMETRY_DEPTH_MM)
+    padded = np.pad(bone, ((0, 0), (front, back), (half, half)))
+    out = np.zeros(len(ks))
+    for n, ((ci, cj), k) in enumerate(zip(centres_ij, ks, strict=True)):
+        i, j = round(ci), round(cj)
+        window = padded[k, j:j + front + back + 1, i:i + 2 * half + 1]
+        union = np.count_nonzero(window | window[:, ::-1])
+        out[n] = np.count_nonzero(window & window[:, ::-1]) / union if union else 0.0
+    return out
+
+
+def _best_chain(candidates: NDArray[np.intp], centres: FloatArray, piece_k: NDArray[np.int_],
+                symmetry: FloatArray, s: float) -> list[int]:
+    """The chain of pieces, one per slice at most, that best forms a symmetric tube.
+
+    A longest path over the slices (pieces sorted by ``k``): each piece earns its symmetry
+    less `SYMMETRY_FLOOR`, a skipped slice costs `GAP_COST`, and a link is allowed only
+    between pieces within `TRACK_TOLERANCE_MM` (+ `TRACK_SLOPE` per mm of gap) across at
+    most `MAX_GAP_MM`. Why a global path rather than following from a seed: a seed in a
+    pocket beside the canal would be followed for the whole column.
+    """
+    order = np.argsort(piece_k[candidates], kind="stable")
+    nodes = candidates[order]
+    gain = symmetry[order] - SYMMETRY_FLOOR
+    k_of = piece_k[nodes]
+    xy = centres[nodes]
+    max_gap = max(2, round(MAX_GAP_MM / s))
+    best = gain.copy()
+    parent = np.full(len(nodes), -1)
+    for n in range(len(nodes)):
+        lo = np.searchsorted(k_of, k_of[n] - max_gap)
+        hi = np.searchsorted(k_of, k_of[n])
+        if hi <= lo:
+            continue
+        gap = (k_of[n] - k_of[lo:hi]).astype(np.float64)
+        d = np.linalg.norm(xy[lo:hi] - xy[n], axis=1) * s
+        allowed = d <= TRACK_TOLERANCE_MM + TRACK_SLOPE * gap * s
+        if not allowed.any():
+            continue
+        score = np.where(allowed, best[lo:hi] - GAP_COST * (gap - 1) - LINK_COST * d, -np.inf)
+        m = int(np.argmax(score))
+        if score[m] > 0:
+            best[n] = gain[n] + score[m]
+            parent[n] = lo + m
+    chain = []
+    n = int(np.argmax(best))
+    while n >= 0:
+        chain.append(int(nodes[n]))
+        n = int(parent[n])
+    return chain[::-1]
+
+
+def _fill_and_smooth(path: FloatArray, known: NDArray[np.intp], s: float) -> FloatArray:
+    """Interpolate ``path`` over all slices between its known ones, then smooth it; slices
+    outside stay NaN."""
+    out = np.full_like(path, np.nan)
+    if known.size == 0:
+        return out
+    first, last = int(known[0]), int(known[-1])
+    ks = np.arange(first, last + 1)
+    for c in range(2):
+        filled = np.interp(ks, known, path[known, c])
+        out[first:last + 1, c] = ndimage.gaussian_filter1d(filled, CENTRELINE_SIGMA_MM / s,
+                                                           mode="nearest")
+    return out
+
+
+def _body_path(bone: BoolArray, canal_ij: FloatArray, covered: NDArray[np.intp], s: float
+               ) -> FloatArray:
+    """Per slice (i, j) of the vertebral body's middle, anterior (−j) of the canal."""
+    half = max(1, round(BODY_BAND_MM / s))
+    zwin = 2 * round(BODY_Z_WINDOW_MM / s) + 1
+    pooled = ndimage.uniform_filter1d(bone.astype(np.float32), size=zwin, axis=0)
+    near, far = (round(m / s) for m in BODY_SEARCH_MM)
+    first, last = int(covered[0]), int(covered[-1])
+    known = _fill_and_smooth(canal_ij, covered, s)
+    out = np.full_like(canal_ij, np.nan)
+    for k in range(first, last + 1):
+        ci, cj = known[k]
+        i0, i1 = max(0, round(ci) - half), min(bone.shape[2], round(ci) + half + 1)
+        j_hi = round(cj) - near
+        j_lo = max(0, round(cj) - far)
+        if j_hi <= j_lo or i1 <= i0:
+            continue
+        frac = pooled[k, j_lo:j_hi, i0:i1].mean(axis=1)[::-1]  # from the canal forwards
+        start = np.flatnonzero(frac >= BODY_MIN_FRACTION)
+        if start.size == 0:
+            continue
+        end = np.flatnonzero(frac[start[0]:] < BODY_END_FRACTION)
+        stop = start[0] + (int(end[0]) if end.size else frac.size - start[0])
+        middle = (start[0] + stop - 1) / 2.0
+        out[k] = (ci, j_hi - 1 - middle)
+    return out

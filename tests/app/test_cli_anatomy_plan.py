@@ -1,0 +1,107 @@
+"""`vertebroplan anatomy` and `vertebroplan plan` end to end, as a user runs them: the demo
+CT's DICOM folder in, JSON and a plan file out, the plan then checked against the truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_helpers import ROOT, run_cli
+
+from planning.demo import demo_ct_path, load_demo_truth
+from planning.plan import shift_level
+from planning.plan_file import load_plan
+
+ABDOMEN = ROOT.parent / "shared" / "data" / "ct-abdomen-3mm"
+
+
+@pytest.fixture(scope="module")
+def demo_folder() -> Path:
+    return demo_ct_path()
+
+
+@pytest.fixture(scope="module")
+def anatomy_json(demo_folder: Path) -> dict:
+    result = run_cli("anatomy", str(demo_folder), "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_anatomy_finds_the_lumbar_levels_where_the_truth_has_them(
+    anatomy_json: dict, demo_folder: Path
+) -> None:
+    truth = load_demo_truth(demo_folder)
+    found = {lv["name"]: lv for lv in anatomy_json["levels"]}
+    assert anatomy_json["canal_found"] is True
+    assert anatomy_json["source"].startswith("automatic")
+    for name in ("T12", "L1", "L2", "L3", "L4", "L5"):
+        assert name in found, (name, list(found))
+        centroid = np.array(found[name]["centroid_lps"])
+        error = np.linalg.norm(centroid - truth.level(name).centroid_lps)
+        assert error <= 3.0, (name, error)
+        for side in ("left", "right"):
+            width = found[name]["pedicle_width_mm"][side]
+            design = truth.level(name).pedicle(side).isthmus_width_mm
+            assert width is not None and abs(width - design) <= 2.0, (name, side, width, design)
+
+
+def test_shift_labels_renames_every_level(demo_folder: Path, anatomy_json: dict) -> None:
+    result = run_cli("anatomy", str(demo_folder), "--json", "--shift-labels", "1")
+    assert result.returncode == 0, result.stderr
+    shifted = [lv["name"] for lv in json.loads(result.stdout)["levels"]]
+    original = [lv["name"] for lv in anatomy_json["levels"]]
+    assert shifted == [shift_level(n, 1) for n in original if n != "S1"][: len(shifted)]
+    assert "L1" in original and "L2" in shifted
+
+
+def test_plan_then_check_against_the_ground_truth_is_safe(
+    tmp_path: Path, demo_folder: Path
+) -> None:
+    out = tmp_path / "auto.vplan.json"
+    result = run_cli("plan", str(demo_folder), "--levels", "L1,L3", "-o", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    proposed = json.loads(result.stdout)
+    plan = load_plan(out)
+    assert sorted((t.level, t.side.value) for t in plan.trajectories) == [
+        ("L1", "left"), ("L1", "right"), ("L3", "left"), ("L3", "right")
+    ]
+    assert all(t["status"] == "safe" and t["breach_grade"] == "A" for t in proposed["trajectories"])
+    # the independent verdict: the demo's ground-truth anatomy, not the automatic one
+    checked = run_cli("check", str(demo_folder), str(out), "--json", "--anatomy", "truth")
+    assert checked.returncode == 0, checked.stderr
+    results = json.loads(checked.stdout)["trajectories"]
+    assert len(results) == 4
+    for r in results:
+        assert r["status"] == "safe", r
+        assert r["tip_in_body"] is True
+        assert r["canal_clearance_mm"] >= 2.0
+
+
+def test_plan_refuses_unknown_levels_and_gauges_in_one_line(
+    tmp_path: Path, demo_folder: Path
+) -> None:
+    out = tmp_path / "x.vplan.json"
+    result = run_cli("plan", str(demo_folder), "--levels", "C3", "-o", str(out))
+    assert result.returncode == 1
+    assert "C3 not found in this CT" in result.stderr and "--shift-labels" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+    result = run_cli("plan", str(demo_folder), "--gauge", "9G", "-o", str(out))
+    assert result.returncode == 1 and "9G" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not ABDOMEN.exists(), reason="../shared/data/ct-abdomen-3mm is absent")
+def test_anatomy_of_the_real_ct_from_its_label_map() -> None:
+    result = run_cli(
+        "anatomy", str(ABDOMEN / "ct.nii.gz"), "--labels", str(ABDOMEN / "labels.nii.gz"), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    names = [lv["name"] for lv in out["levels"]]
+    assert names[:6] == ["T12", "L1", "L2", "L3", "L4", "L5"]
+    for lv in out["levels"][:6]:
+        for side in ("left", "right"):
+            width = lv["pedicle_width_mm"][side]
+            assert width is not None and 4.0 <= width <= 20.0, (lv["name"], side, width)
