@@ -59,14 +59,6 @@ def _build_parser() -> argparse.ArgumentParser:
     p_check = sub.add_parser("check", help="check every trajectory of a plan against the CT")
     p_check.add_argument("ct", help="DICOM folder or NIfTI file the plan was made on")
     p_check.add_argument("plan", help=".vplan.json plan file")
-    p_check.add_argument("--series", metavar="UID", help="SeriesInstanceUID of the CT")
-    p_check.add_argument("--labels", metavar="LABELMAP", help="vertebra label map (NIfTI)")
-    p_check.add_argument(
-        "--label-table",
-        default="totalsegmentator",
-        metavar="FILE|totalsegmentator|verse",
-        help="what the label map's codes mean (default: totalsegmentator)",
-    )
     p_check.add_argument(
         "--force-other-frame",
         action="store_true",
@@ -87,15 +79,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p_plan.add_argument("--levels", metavar="T12,L1", help="levels to plan (default: every level)")
     p_plan.add_argument("--gauge", default="11G", help="needle gauge (default 11G)")
     for p in (p_check, p_anat, p_plan):
-        if p is not p_check:
-            p.add_argument("--series", metavar="UID", help="SeriesInstanceUID of the CT")
-            p.add_argument("--labels", metavar="LABELMAP", help="vertebra label map (NIfTI)")
-            p.add_argument(
-                "--label-table",
-                default="totalsegmentator",
-                metavar="FILE|totalsegmentator|verse",
-                help="what the label map's codes mean (default: totalsegmentator)",
-            )
+        p.add_argument("--series", metavar="UID", help="SeriesInstanceUID of the CT")
+        p.add_argument("--labels", metavar="LABELMAP", help="vertebra label map (NIfTI)")
+        p.add_argument(
+            "--label-table",
+            default="totalsegmentator",
+            metavar="FILE|totalsegmentator|verse",
+            help="what the label map's codes mean (default: totalsegmentator)",
+        )
         p.add_argument(
             "--anatomy",
             choices=("auto", "truth"),
