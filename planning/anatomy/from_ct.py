@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from planning.anatomy.body_fill import CANCELLOUS_MIN_HU, INTERIOR_MIN_HU, fill_bodies
 from planning.anatomy.from_labels import anatomy_from_label_map, labels_on_ct_grid
 from planning.anatomy.label_tables import VERSE
 from planning.anatomy.level_labels import (
@@ -104,6 +105,7 @@ def anatomy_from_ct(ct: Volume, progress: Progress | None = None, *,
     clock("discs")
     progress.report(3, STAGES, "Separating the vertebrae")
     labels_w = vertebra_labels(column, spans)
+    interior_w = fill_bodies(column, labels_w)
     clock("split")
     progress.report(4, STAGES, "Naming the levels")
     found = _cues(column, labels_w, spans)
@@ -117,7 +119,8 @@ def anatomy_from_ct(ct: Volume, progress: Progress | None = None, *,
     codes = np.zeros(len(names) + 1, dtype=np.int16)
     for n, name in enumerate(names, start=1):
         codes[n] = VERSE.code_of(name) if name is not None else 0
-    label_volume = _labels_on_ct(ct, grid, codes[labels_w])
+    label_volume = _labels_on_ct(ct, grid, np.where(interior_w > 0, codes[interior_w] + BODY_CODE,
+                                                    codes[labels_w]))
     clock("labels on CT")
     inner = _Sub(progress, 6, STAGES)
     anatomy = anatomy_from_label_map(ct, label_volume, VERSE, inner.progress)
@@ -217,13 +220,16 @@ def _cues(column: SpineColumn, labels_w: NDArray[np.int32],
 
 FILL_PIXEL_MM = 1.0  # pixel size the body interiors are filled at
 RING_GAP_MM = 3.0  # gaps in a thin cortical ring bridged before its interior is filled
-CANCELLOUS_MIN_HU = 70.0  # a hole in the bone this dense is cancellous bone; the canal is
-# CSF and fat (below ~30 HU), so it stays open. Osteoporotic bodies are mostly 80–200 HU:
-# with the 180 HU bone threshold alone, 57–77 % of the real CT's body voxels were lost.
+
+
+BODY_CODE = 1000  # added to a vertebra's code on the working grid where its body is
 
 
 def _labels_on_ct(ct: Volume, grid: WorkGrid, codes_w: NDArray[np.int16]) -> Volume:
     """The vertebra codes on the CT's own grid, with the CT's own bone edges.
+
+    ``codes_w`` holds each vertebra's code, plus `BODY_CODE` inside its body
+    (`fill_bodies`): there every CT voxel but fat, gas and CSF is the vertebra.
 
     The working grid (2 mm) decides which vertebra a place belongs to; the CT at its full
     resolution decides where bone is: each CT voxel of bone (≥ `BONE_HU`, no metal) takes the
@@ -235,8 +241,10 @@ def _labels_on_ct(ct: Volume, grid: WorkGrid, codes_w: NDArray[np.int16]) -> Vol
     codes = frozenset(int(c) for c in np.unique(codes_w) if c)
     box, on_ct = labels_on_ct_grid(ct, coarse, codes)
     hu = ct.array[box]
-    bone = (hu >= BONE_HU) & (hu <= METAL_HU)
-    fine = np.where(bone, on_ct, 0).astype(np.int16)
+    in_body = on_ct > BODY_CODE
+    on_ct[in_body] -= BODY_CODE
+    keep = np.where(in_body, hu >= INTERIOR_MIN_HU, hu >= BONE_HU) & (hu <= METAL_HU)
+    fine = np.where(keep, on_ct, 0).astype(np.int16)
     in_plane = np.zeros((3, 3, 3), dtype=bool)
     in_plane[1] = ndimage.generate_binary_structure(2, 1)
     # the ring is closed and filled on every f-th row and column (≈ 1 mm pixels): at 0.5 mm
@@ -266,7 +274,9 @@ def _labels_on_ct(ct: Volume, grid: WorkGrid, codes_w: NDArray[np.int16]) -> Vol
             cancellous = np.concatenate([[False], mean_hu >= CANCELLOUS_MIN_HU])[holes_lab]
         else:
             cancellous = np.zeros_like(holes)
-        add = (closed & ~mine) | cancellous
-        add = np.repeat(np.repeat(add, f, axis=1), f, axis=2)[:, : part.shape[1], : part.shape[2]]
+        bridged, inside = (np.repeat(np.repeat(a, f, axis=1), f, axis=2)
+                           [:, : part.shape[1], : part.shape[2]]
+                           for a in (closed & ~mine, cancellous))
+        add = (bridged & (hu[grown] >= CANCELLOUS_MIN_HU)) | inside
         part[add & (part == 0)] = code
     return Volume(fine, crop_affine(ct.affine_lps, box), source="automatic segmentation")

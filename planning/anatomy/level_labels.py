@@ -35,7 +35,7 @@ PROFILE_CLIP_HU = (-100.0, 700.0)  # a calcified aorta or a screw does not swamp
 PROFILE_SIGMA_MM = 1.0
 AXIS_SIGMA_MM = 15.0
 ENDPLATE_REACH_MM = 9.0  # disc centre to the endplates' brightest plane, lumbar discs
-MIN_DISC_CONTRAST_HU = 15.0
+MIN_DISC_CONTRAST_HU = 10.0
 DISC_SPACING_MM = (17.0, 46.0)  # between consecutive discs: one vertebra's height
 DISC_COST_FRACTION = 0.3
 SPACING_CHANGE_COST = 2.0
@@ -43,6 +43,7 @@ MIN_SEGMENT_MM = 8.0  # a stretch at the edge of the scan shorter than this is n
 COLUMN_RADIUS_MM = 55.0  # bone farther from the canal than this is not the vertebra's
 SEED_RADIUS_MM = 9.0  # the core of each body that seeds the flooding
 SEED_MARGIN_MM = 2.5  # kept from the disc planes
+DISC_RIDGE_MM = 6.0  # half-width of the ridge the flooding crosses last, at each disc plane
 RIB_REACH_MM = 70.0
 SACRUM_REACH_MM = 60.0
 SACRUM_MIN_HEIGHT_MM = 15.0
@@ -130,6 +131,8 @@ def disc_slices(ks: NDArray[np.intp], profile: FloatArray, s: float) -> NDArray[
     a change of spacing between neighbours costs too (vertebral heights change slowly). So
     a shallow dip in the middle of a body, which would split a vertebra in two halves of
     odd spacing, is not worth taking, while a faint thoracic disc at the right place is.
+    Stretches at either end longer than a vertebra cost a disc each (`_missed`): a faint
+    disc near the end of the scan must still be found.
     """
     contrast = disc_contrast(profile, s)
     peaks, _ = signal.find_peaks(contrast, height=MIN_DISC_CONTRAST_HU)
@@ -139,7 +142,11 @@ def disc_slices(ks: NDArray[np.intp], profile: FloatArray, s: float) -> NDArray[
     gain = contrast[peaks] - DISC_COST_FRACTION * typical
     z = ks[peaks].astype(np.float64) * s
     lo, hi = DISC_SPACING_MM
-    best = gain.copy()
+    # a chain that leaves more than a vertebra's height of spine before its first or after
+    # its last disc has missed one there: each such stretch costs a typical disc
+    start = z - float(ks[0]) * s
+    end = float(ks[-1]) * s - z
+    best = gain - typical * _missed(start, hi)
     parent = np.full(len(peaks), -1)
     spacing = np.zeros(len(peaks))
     for n in range(len(peaks)):
@@ -152,11 +159,16 @@ def disc_slices(ks: NDArray[np.intp], profile: FloatArray, s: float) -> NDArray[
             if score > best[n]:
                 best[n], parent[n], spacing[n] = score, m, d
     chain = []
-    n = int(np.argmax(best))
+    n = int(np.argmax(best - typical * _missed(end, hi)))
     while n >= 0:
         chain.append(int(peaks[n]))
         n = int(parent[n])
     return np.asarray(ks[np.asarray(chain[::-1], dtype=np.intp)], dtype=np.intp)
+
+
+def _missed(gap_mm: FloatArray, max_spacing_mm: float) -> FloatArray:
+    """How many discs at least must lie in a stretch of spine this long with no disc."""
+    return np.maximum(0.0, np.ceil(gap_mm / max_spacing_mm) - 1.0)
 
 
 def segments(column: SpineColumn, discs: NDArray[np.intp], ks: NDArray[np.intp]
@@ -207,10 +219,27 @@ def vertebra_labels(column: SpineColumn, spans: list[tuple[int, int, bool]]
         if hi <= lo:
             lo, hi = (a + b) // 2 - lo_k, (a + b) // 2 - lo_k + 1
         markers[lo:hi][near_body[lo:hi] & mask[lo:hi]] = n
-    flooded = watershed(np.zeros(mask.shape, dtype=np.uint8), markers, mask=mask)
+    flooded = watershed(_disc_ridge(spans, lo_k, hi_k, s, mask.shape), markers, mask=mask)
     out = np.zeros(shape, dtype=np.int32)
     out[box] = flooded
     return out
+
+
+def _disc_ridge(spans: list[tuple[int, int, bool]], lo_k: int, hi_k: int, s: float,
+                shape: tuple[int, ...]) -> NDArray[np.uint8]:
+    """The flooding's landscape: high on the disc planes, flat within each vertebra's slab.
+
+    Why: on a flat landscape the flooding is a race through connected bone, and at the
+    facet joints (bridged at 3 mm) a neighbour's flood could win a vertebra's own pedicles
+    (on the real abdominal CT, L1's and L4's pedicles went to their neighbours). With the
+    ridge, every slab is flooded from its own body before any flood crosses a disc plane.
+    """
+    planes = np.array(sorted({k for a, b, _ in spans for k in (a, b)}), dtype=np.float64)
+    k = np.arange(lo_k, hi_k, dtype=np.float64)
+    distance_mm = np.abs(k[:, None] - planes[None, :]).min(axis=1) * s
+    height = np.clip(1.0 - distance_mm / DISC_RIDGE_MM, 0.0, 1.0)
+    ridge = np.rint(254.0 * height).astype(np.uint8)
+    return np.broadcast_to(ridge[:, None, None], shape).copy()
 
 
 def lateral_reach_mm(column: SpineColumn, labels: IntArray, n: int, span: tuple[int, int]

@@ -46,6 +46,8 @@ FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
 SECTION_STEP_MM = 0.75  # coronal sections (first pass) and their pixels
+CANAL_GAP_MM = 3.0  # bone this close to the canal borders it: on a 3 mm CT a voxel of
+# epidural fat or partial volume can lie between the canal mask and the pedicle's bone
 FINE_SECTION_STEP_MM = 1.0  # between sections perpendicular to the axis
 FINE_STEP_MM = 0.25  # pixels of the sections perpendicular to the axis
 LATERAL_REACH_MM = 36.0  # how far from the midline a pedicle can lie
@@ -262,7 +264,8 @@ def _coarse_axis(
     )
     canal = canal_f > 0.5
     bone = _cut_necks((bone_f > 0.5) & ~canal, h)
-    touching = binary_dilation(canal, structure=np.ones((1, 3, 3), dtype=bool))
+    touching = binary_dilation(canal, structure=np.ones((1, 3, 3), dtype=bool),
+                               iterations=max(1, round(CANAL_GAP_MM / h)))
     n_sec = len(a)
     chosen = np.zeros(bone.shape, dtype=bool)
     start = n_sec // 2

@@ -118,13 +118,8 @@ def test_real_abdomen_levels() -> None:
     errors = {name: float(np.linalg.norm(found.levels[name].centroid_lps
                                          - reference.levels[name].centroid_lps))
               for name in [*LUMBAR, "S1"]}
-    # Measured: L2–S1 within 10 mm (the issue's figure). T12 (cut by the top of the scan)
-    # and L1 are 17 and 12 mm off: without a body map their body/posterior-element split
-    # fails and the posterior elements pull the centroid back. Open in issue 4's note; this
-    # bound keeps them from getting worse while the figure stands as measured.
-    for name, error in errors.items():
-        bound = REAL_MAX_ERROR_MM if name not in ("T12", "L1") else 2 * REAL_MAX_ERROR_MM
-        assert error <= bound, f"{name}: {error:.1f} mm"
+    for name, error in errors.items():  # measured 0.4–4.9 mm
+        assert error <= REAL_MAX_ERROR_MM, f"{name}: {error:.1f} mm"
 
 
 def test_demo_resampled_to_1mm(demo: tuple[Volume, DemoTruth]) -> None:
