@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.ndimage import find_objects
 
+from planning.anatomy.from_ct import SOURCE as AUTOMATIC_SOURCE
 from planning.anatomy.model import Anatomy
 from planning.anatomy.pedicles import PedicleError, PedicleGeometry, measure_pedicle
 from planning.checks import CheckContext, CheckResult, LevelLandmarks, Status, check
@@ -150,9 +151,7 @@ def uncertainty_margin_mm(volume: Volume, anatomy: Anatomy) -> float:
     be a voxel of the scan off: on the real 3 mm CT and its re-gridded copies, paths
     2.1–2.3 mm clear of the automatic canal came within 1 mm of the labelled one);
     nothing extra for imported label maps and the demo's truth."""
-    from planning.anatomy.from_ct import SOURCE
-
-    if anatomy.source != SOURCE:
+    if anatomy.source != AUTOMATIC_SOURCE:
         return 0.0
     return max(AUTO_CANAL_MARGIN_MM, float(volume.spacing_mm.max()))
 

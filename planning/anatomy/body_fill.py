@@ -21,7 +21,6 @@ from skimage.morphology import convex_hull_image
 
 from planning.anatomy.spine_column import SpineColumn
 
-CANCELLOUS_MIN_HU = 70.0  # a hole in a bone's ring this dense is cancellous bone
 INTERIOR_MIN_HU = 20.0  # inside a body's shell everything but fat, gas and CSF is the body:
 # the posterior body of an osteoporotic vertebra, with its venous plexus, measured 66–131 HU
 BODY_REACH_MM = 40.0  # bone farther than this from the body centre line is not its shell

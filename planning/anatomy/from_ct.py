@@ -8,6 +8,7 @@ for an imported TotalSegmentator map, so both sources behave alike downstream.
    enclosed by bone, followed slice to slice) and the bodies' centreline in front of it.
 2. `level_labels`: discs at the minima of the HU profile along the bodies, vertebrae
    between them, their bone flooded from each body; names from the sacrum and the ribs.
+   `body_fill`: each body's cancellous interior, which the bone threshold misses.
 3. The labels are brought back onto the CT's own grid (bone at the CT's resolution, the
    vertebra from the working grid) and handed to `anatomy_from_label_map`.
 
@@ -26,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from planning.anatomy.body_fill import CANCELLOUS_MIN_HU, INTERIOR_MIN_HU, fill_bodies
+from planning.anatomy.body_fill import INTERIOR_MIN_HU, fill_bodies
 from planning.anatomy.from_labels import anatomy_from_label_map, labels_on_ct_grid
 from planning.anatomy.label_tables import VERSE
 from planning.anatomy.level_labels import (
@@ -119,7 +120,8 @@ def anatomy_from_ct(ct: Volume, progress: Progress | None = None, *,
     codes = np.zeros(len(names) + 1, dtype=np.int16)
     for n, name in enumerate(names, start=1):
         codes[n] = VERSE.code_of(name) if name is not None else 0
-    label_volume = _labels_on_ct(ct, grid, np.where(interior_w > 0, codes[interior_w] + BODY_CODE,
+    body_codes = codes[interior_w]
+    label_volume = _labels_on_ct(ct, grid, np.where(body_codes > 0, body_codes + BODY_CODE,
                                                     codes[labels_w]))
     clock("labels on CT")
     inner = _Sub(progress, 6, STAGES)
@@ -220,8 +222,8 @@ def _cues(column: SpineColumn, labels_w: NDArray[np.int32],
 
 FILL_PIXEL_MM = 1.0  # pixel size the body interiors are filled at
 RING_GAP_MM = 3.0  # gaps in a thin cortical ring bridged before its interior is filled
-
-
+CANCELLOUS_MIN_HU = 70.0  # a hole in the bone this dense is cancellous bone; the canal is
+# CSF and fat (below ~30 HU), so it stays open
 BODY_CODE = 1000  # added to a vertebra's code on the working grid where its body is
 
 
