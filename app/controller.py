@@ -17,12 +17,18 @@ import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 
 from app.workers import Worker
-from planning.errors import Cancelled, SeriesError
+from planning.anatomy.model import Anatomy
+from planning.checks import CheckContext, CheckResult, SafetyLimits, check
+from planning.errors import Cancelled, SeriesError, VertebroPlanError
+from planning.mask_reslice import mask_mesh
+from planning.plan import Plan, Side, Trajectory
 from planning.progress import Progress
 from planning.spine_seed import spine_seed_lps
 from planning.surface import BoneSurface, extract_bone_surface
 from planning.volume import FloatArray, Volume
 from widgets.window_level import WINDOW_PRESETS
+
+Mesh = tuple[Any, Any, Any]  # vertices (N, 3) LPS, triangles (M, 3), normals (N, 3)
 
 
 class Controller(QObject):
@@ -41,12 +47,26 @@ class Controller(QObject):
     # shared view state
     crosshair_changed = Signal(object)  # LPS ndarray (3,)
     window_level_changed = Signal(float, float)  # width HU, level HU
+    # anatomy + check context (background, after each load; the user can read slices)
+    anatomy_started = Signal(str)  # what is being done
+    anatomy_progress = Signal(int, int, str)
+    anatomy_ready = Signal(object)  # Anatomy (its CheckContext is `check_context`)
+    anatomy_finished = Signal()  # success, failure or cancel
+    anatomy_unavailable = Signal(str)  # why there is no anatomy (no spine, cancelled, error)
+    # automatic proposals (background)
+    proposal_started = Signal(str)
+    proposal_progress = Signal(int, int, str)
+    proposal_ready = Signal(object)  # planning.autoplan.Proposal
+    proposal_finished = Signal()
     # outcome of actions
     error_occurred = Signal(str, object)  # action ("loading the CT"), exception
     status_message = Signal(str)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, *, auto_anatomy: bool = True) -> None:
+        """``auto_anatomy``: find the spine after every load (off in tests that set the
+        anatomy themselves)."""
         super().__init__(parent)
+        self.auto_anatomy = auto_anatomy
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(2)
         self._volume: Volume | None = None
@@ -56,6 +76,15 @@ class Controller(QObject):
         self._load: Worker | None = None
         self._load_action = ""
         self._surface_job: Worker | None = None
+        self._anatomy: Anatomy | None = None
+        self._found_anatomy: Anatomy | None = None  # before any label shift
+        self._label_shift = 0
+        self._anatomy_is_found = False
+        self._canal_mesh: Mesh | None = None
+        self._limits = SafetyLimits()
+        self._context: CheckContext | None = None
+        self._anatomy_job: Worker | None = None
+        self._proposal_job: Worker | None = None
         self._token = 0
         # the pool does not own the workers (autoDelete off): they are kept here until
         # their run() has returned, so a superseded job is never freed while it runs
@@ -69,6 +98,22 @@ class Controller(QObject):
     @property
     def surface(self) -> BoneSurface | None:
         return self._surface
+
+    @property
+    def anatomy(self) -> Anatomy | None:
+        return self._anatomy
+
+    @property
+    def check_context(self) -> CheckContext | None:
+        return self._context
+
+    @property
+    def is_finding_anatomy(self) -> bool:
+        return self._anatomy_job is not None
+
+    @property
+    def is_proposing(self) -> bool:
+        return self._proposal_job is not None
 
     @property
     def crosshair_lps(self) -> FloatArray:
@@ -104,12 +149,206 @@ class Controller(QObject):
         """Make ``volume`` current (also the entry point for tests) and build its surface."""
         self._volume = volume
         self._surface = None
+        self._anatomy, self._context, self._found_anatomy = None, None, None
+        self._canal_mesh = None
+        self._label_shift = 0
         self.volume_loaded.emit(volume)
         self._crosshair_lps = np.array([np.nan] * 3)  # force the emit below
         self.set_crosshair(spine_seed_lps(volume))  # open the views on the spine
         if volume.warnings:
             self.status_message.emit(" · ".join(volume.warnings))
         self._start_surface(volume)
+        if self.auto_anatomy:
+            self.find_anatomy()
+
+    # ---- anatomy, checks, proposals ----------------------------------------------------
+    def check(self, trajectory: Trajectory, plan: Plan) -> CheckResult | None:
+        """The check of one trajectory (≈1 ms: runs on every mouse move), or None while
+        there is no anatomy."""
+        if self._context is None:
+            return None
+        return check(trajectory, self._context, plan)
+
+    def check_all(self, plan: Plan) -> dict[tuple[str, Side], CheckResult]:
+        if self._context is None:
+            return {}
+        return {t.key: check(t, self._context, plan) for t in plan.trajectories}
+
+    def find_anatomy(self, shift_labels: int = 0) -> None:
+        """Find canal, vertebrae and levels in the current CT, then prepare the checks."""
+        volume, limits = self._volume, self._limits
+        if volume is None:
+            return
+
+        def job(progress: Progress) -> tuple[Anatomy, CheckContext, Mesh]:
+            from planning.anatomy.from_ct import anatomy_from_ct
+
+            anatomy = anatomy_from_ct(volume, progress, shift_labels=shift_labels)
+            progress.report(9, 10, "Preparing the safety checks")
+            context = CheckContext.build(volume, anatomy, limits)
+            return anatomy, context, mask_mesh(anatomy.canal, anatomy.affine_lps)
+
+        self._start_anatomy("Finding the spine…", job, found=True)
+
+    def shift_labels(self, n: int) -> None:
+        """Rename every level ``n`` places caudally (+) or cranially (−).
+
+        Shifts add up and always apply to the anatomy as found, so a shift and its undo
+        in quick succession (while the first is still being prepared) cancel exactly.
+        """
+        volume, base = self._volume, self._found_anatomy
+        if volume is None or base is None or n == 0:
+            return
+        self._label_shift += n
+        total = self._label_shift
+        canal_mesh, limits = self._canal_mesh, self._limits
+
+        def job(progress: Progress) -> tuple[Anatomy, CheckContext, Mesh]:
+            from planning.anatomy.from_ct import shift_anatomy_labels
+
+            progress.report(0, 2, "Renaming the levels")
+            shifted = shift_anatomy_labels(base, total) if total else base
+            progress.report(1, 2, "Preparing the safety checks")
+            return shifted, CheckContext.build(volume, shifted, limits), canal_mesh
+
+        self._start_anatomy(f"Renaming the levels ({total:+d})…", job)
+
+    @property
+    def label_shift(self) -> int:
+        """Levels the user shifted the labels by, from the anatomy as found."""
+        return self._label_shift
+
+    def set_anatomy(self, anatomy: Anatomy, context: CheckContext | None = None,
+                    canal_mesh: Mesh | None = None) -> None:
+        """Make ``anatomy`` the spine as found, unshifted (also the entry point for tests
+        and imported label maps)."""
+        if self._volume is None:
+            return
+        self._found_anatomy, self._label_shift = anatomy, 0
+        context = context or CheckContext.build(self._volume, anatomy, self._limits)
+        self._show_anatomy(anatomy, context,
+                           canal_mesh or mask_mesh(anatomy.canal, anatomy.affine_lps))
+
+    def _show_anatomy(self, anatomy: Anatomy, context: CheckContext, canal_mesh: Mesh) -> None:
+        self._anatomy, self._context, self._canal_mesh = anatomy, context, canal_mesh
+        self.anatomy_ready.emit(anatomy)
+
+    @property
+    def limits(self) -> SafetyLimits:
+        return self._limits
+
+    def set_limits(self, limits: SafetyLimits) -> None:
+        """New check thresholds (from the settings); every needle is checked again."""
+        self._limits = limits
+        if self._context is not None and self._anatomy is not None:
+            self._context.limits = limits
+            self.anatomy_ready.emit(self._anatomy)
+
+    @property
+    def canal_mesh(self) -> Mesh | None:
+        """The canal's surface (vertices, triangles, normals in LPS) for the 3D view."""
+        return self._canal_mesh
+
+    def cancel_anatomy(self) -> None:
+        if self._anatomy_job is not None:
+            self._anatomy_job.cancel()
+
+    def propose(self, levels: list[str], gauge: str) -> None:
+        """Propose bilateral trajectories for ``levels`` in the background."""
+        volume, anatomy, ctx = self._volume, self._anatomy, self._context
+        if volume is None or anatomy is None or ctx is None:
+            self.status_message.emit("The spine has not been found yet: nothing to propose.")
+            return
+
+        def job(progress: Progress) -> object:
+            from planning.autoplan import propose
+
+            return propose(volume, anatomy, ctx, levels, gauge, progress)
+
+        if self._proposal_job is not None:
+            self._proposal_job.cancel()
+        worker = self._run(job)
+        worker.signals.progressed.connect(self._on_proposal_progress)
+        worker.signals.succeeded.connect(self._on_proposal_succeeded)
+        worker.signals.failed.connect(self._on_proposal_failed)
+        self._proposal_job = worker
+        self.proposal_started.emit(f"Proposing {', '.join(levels)}…")
+        self._pool.start(worker)
+
+    def cancel_proposal(self) -> None:
+        if self._proposal_job is not None:
+            self._proposal_job.cancel()
+
+    def _start_anatomy(self, label: str, job: Callable[[Progress], Any], *,
+                       found: bool = False) -> None:
+        if self._anatomy_job is not None:
+            self._anatomy_job.cancel()
+        self._anatomy_is_found = found
+        worker = self._run(job)
+        worker.signals.progressed.connect(self._on_anatomy_progress)
+        worker.signals.succeeded.connect(self._on_anatomy_succeeded)
+        worker.signals.failed.connect(self._on_anatomy_failed)
+        self._anatomy_job = worker
+        self.anatomy_started.emit(label)
+        self._pool.start(worker)
+
+    def _is_current(self, job: Worker | None, token: int) -> bool:
+        return job is not None and job.token == token
+
+    @Slot(int, int, int, str)
+    def _on_anatomy_progress(self, token: int, done: int, total: int, message: str) -> None:
+        if self._is_current(self._anatomy_job, token):
+            self.anatomy_progress.emit(done, total, message)
+
+    @Slot(int, object)
+    def _on_anatomy_succeeded(self, token: int, result: object) -> None:
+        if not self._is_current(self._anatomy_job, token):
+            return
+        self._anatomy_job = None
+        self.anatomy_finished.emit()
+        anatomy, context, mesh = result  # type: ignore[misc]
+        if self._anatomy_is_found:
+            self.set_anatomy(anatomy, context, mesh)
+        else:
+            self._show_anatomy(anatomy, context, mesh)
+
+    @Slot(int, object)
+    def _on_anatomy_failed(self, token: int, exc: object) -> None:
+        if not self._is_current(self._anatomy_job, token):
+            return
+        self._anatomy_job = None
+        self.anatomy_finished.emit()
+        if isinstance(exc, Cancelled):
+            self.anatomy_unavailable.emit("Finding the spine was cancelled.")
+        elif isinstance(exc, VertebroPlanError):  # e.g. no spine in this CT: not a fault
+            self.anatomy_unavailable.emit(str(exc))
+        else:
+            self.anatomy_unavailable.emit("The spine could not be analysed (an error).")
+            self.error_occurred.emit("finding the spine", exc)
+
+    @Slot(int, int, int, str)
+    def _on_proposal_progress(self, token: int, done: int, total: int, message: str) -> None:
+        if self._is_current(self._proposal_job, token):
+            self.proposal_progress.emit(done, total, message)
+
+    @Slot(int, object)
+    def _on_proposal_succeeded(self, token: int, result: object) -> None:
+        if not self._is_current(self._proposal_job, token):
+            return
+        self._proposal_job = None
+        self.proposal_finished.emit()
+        self.proposal_ready.emit(result)
+
+    @Slot(int, object)
+    def _on_proposal_failed(self, token: int, exc: object) -> None:
+        if not self._is_current(self._proposal_job, token):
+            return
+        self._proposal_job = None
+        self.proposal_finished.emit()
+        if isinstance(exc, Cancelled):
+            self.status_message.emit("Proposal cancelled.")
+        else:
+            self.error_occurred.emit("proposing trajectories", exc)
 
     # ---- opening files -------------------------------------------------------------
     def open_path(self, path: str | Path, series_uid: str | None = None) -> None:
@@ -175,7 +414,7 @@ class Controller(QObject):
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
         """Cancel running work and wait for the threads (call when the window closes)."""
-        for worker in (self._load, self._surface_job):
+        for worker in (self._load, self._surface_job, self._anatomy_job, self._proposal_job):
             if worker is not None:
                 worker.cancel()
         self._pool.waitForDone(timeout_ms)

@@ -57,8 +57,14 @@ def run_gui(
 
         window.view3d.surface_shown.connect(capture)
         window.controller.error_occurred.connect(fail)
-    if path is not None:
-        QTimer.singleShot(0, lambda: window.open_path(path, series_uid))
-    else:
-        QTimer.singleShot(0, window.controller.open_demo)
+    def start() -> None:
+        if screenshot is None and window.workspace.offer_recovery():
+            return  # the recovered plan's CT is being opened
+        if path is not None:
+            window.open_path(path, series_uid)
+        else:
+            window.controller.open_demo()
+
+    window.workspace.restore_layout()
+    QTimer.singleShot(0, start)
     return int(app.exec())

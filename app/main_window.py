@@ -29,10 +29,12 @@ from PySide6.QtWidgets import (
 
 from app.controller import Controller
 from app.error_boundary import guarded, report_error
+from app.plan_workspace import PlanWorkspace
 from planning.reslice import AXIAL, CORONAL, SAGITTAL
 from planning.surface import BoneSurface
 from planning.volume import Volume
 from widgets.mpr_view import MprView
+from widgets.needle_view import NeedleView
 from widgets.series_dialog import SeriesDialog, format_dicom_date, format_person_name
 from widgets.view3d import View3D
 from widgets.window_level import WINDOW_PRESETS, WindowLevelBar
@@ -100,16 +102,18 @@ class MainWindow(QMainWindow):
             view.set_linked_planes([(v.plane, v.color) for v in self.mpr_views if v is not view])
             view.setToolTip(MOUSE_HINT.replace(" · ", "\n"))
         self.view3d = View3D()
+        self.needle_view = NeedleView()
         self.window_level_bar = WindowLevelBar()
 
         self._build_central()
         self._build_actions()
         self._build_status_bar()
         self._connect()
+        self.workspace = PlanWorkspace(self)
         self.window_level_bar.set_window_level(*self.controller.window_level)
         for view in self.mpr_views:
             view.set_window_level(*self.controller.window_level)
-        self.resize(1440, 920)
+        self.resize(1600, 960)
 
     # ---- construction -----------------------------------------------------------------
     def _build_central(self) -> None:
@@ -129,13 +133,17 @@ class MainWindow(QMainWindow):
         grid = QGridLayout(grid_widget)
         grid.setContentsMargins(2, 2, 2, 2)
         grid.setSpacing(2)
+        # the three slices side by side on top; below, the 3D scene and the needle view
+        # (two panes: along the needle and the probe's eye), which need the width
         grid.addWidget(_framed(self.axial_view), 0, 0)
-        grid.addWidget(_framed(self.view3d), 0, 1)
-        grid.addWidget(_framed(self.sagittal_view), 1, 0)
-        grid.addWidget(_framed(self.coronal_view), 1, 1)
-        for i in range(2):
-            grid.setRowStretch(i, 1)
+        grid.addWidget(_framed(self.sagittal_view), 0, 1)
+        grid.addWidget(_framed(self.coronal_view), 0, 2)
+        grid.addWidget(_framed(self.view3d), 1, 0)
+        grid.addWidget(_framed(self.needle_view), 1, 1, 1, 2)
+        for i in range(3):
             grid.setColumnStretch(i, 1)
+        grid.setRowStretch(0, 5)
+        grid.setRowStretch(1, 4)
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -166,7 +174,7 @@ class MainWindow(QMainWindow):
             "Open NIfTI…", self.open_nifti_file, "Ctrl+Shift+O", sp.SP_FileIcon,
             "Open a NIfTI volume (.nii, .nii.gz)")
         self.open_demo_action = self._action(
-            "Open demo CT", self.controller.open_demo, None, sp.SP_ComputerIcon,
+            "Open demo CT", self.open_demo, None, sp.SP_ComputerIcon,
             "Open the synthetic demo spine CT")
         quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
         self.preset_actions = []
@@ -196,7 +204,7 @@ class MainWindow(QMainWindow):
         help_menu.addAction(help_action)
         help_menu.addAction(about_action)
 
-        toolbar = QToolBar("Main", self)
+        toolbar = self.toolbar = QToolBar("Main", self)
         toolbar.setObjectName("mainToolbar")
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -255,15 +263,23 @@ class MainWindow(QMainWindow):
     # ---- user actions ----------------------------------------------------------------
     @guarded("opening a DICOM folder")
     def open_dicom_folder(self) -> None:
+        if not self.workspace.confirm_discard("open another CT"):
+            return
         folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
         if folder:
             self.controller.open_dicom_folder(folder)
 
     @guarded("opening a NIfTI file")
     def open_nifti_file(self) -> None:
+        if not self.workspace.confirm_discard("open another CT"):
+            return
         path, _ = QFileDialog.getOpenFileName(self, "Open NIfTI volume", "", NIFTI_FILTER)
         if path:
             self.controller.open_nifti(path)
+
+    def open_demo(self) -> None:
+        if self.workspace.confirm_discard("open the demo CT"):
+            self.controller.open_demo()
 
     def reset_views(self) -> None:
         for view in self.mpr_views:
@@ -304,8 +320,6 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_volume_loaded(self, volume: Volume) -> None:
-        name = Path(volume.source).name if volume.source else ""
-        self.setWindowTitle(f"VertebroPlan — {name}" if name else "VertebroPlan")
         for view in self.mpr_views:
             view.set_volume(volume)
         self.view3d.clear_surface("Waiting for the bone surface…")
@@ -362,11 +376,15 @@ class MainWindow(QMainWindow):
 
     @Slot(int, int, str)
     def _on_load_progress(self, done: int, total: int, message: str) -> None:
-        if self._progress_dialog is not None:
-            self._progress_dialog.setMaximum(max(total, 1))
-            self._progress_dialog.setValue(min(done, max(total, 1)))
-            if message:
-                self._progress_dialog.setLabelText(message)
+        dialog = self._progress_dialog
+        if dialog is None:
+            return
+        if message:
+            dialog.setLabelText(message)
+        dialog.setMaximum(max(total, 1))
+        # a modal progress dialog runs the event loop in setValue: the load may finish and
+        # close the dialog right there, so nothing may touch it afterwards
+        dialog.setValue(min(done, max(total, 1)))
 
     @Slot()
     def _on_load_finished(self) -> None:
@@ -401,6 +419,10 @@ class MainWindow(QMainWindow):
         self.controller.open_path(path, series_uid)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.workspace.confirm_discard("quit"):
+            event.ignore()
+            return
+        self.workspace.closing()
         self.controller.shutdown()
         self.view3d.close_view()
         super().closeEvent(event)

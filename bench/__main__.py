@@ -20,6 +20,7 @@ BENCHES = {
     "autoplan": "bench.bench_autoplan",
     "pipeline": "bench.bench_pipeline",
     "gui-start": "bench.bench_gui_start",
+    "gui-latency": "bench.bench_gui_latency",
 }
 
 

@@ -13,6 +13,7 @@ pixel centres are at integer coordinates and the plane's centre is at the middle
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -55,8 +56,9 @@ class ViewPlane:
         object.__setattr__(self, "right_lps", right)
         object.__setattr__(self, "down_lps", down)
 
-    @property
+    @cached_property
     def normal_lps(self) -> FloatArray:
+        """(cached: views ask for it many times per frame)"""
         return np.cross(self.right_lps, self.down_lps)
 
 

@@ -13,6 +13,8 @@ Mouse and keys:
     Ctrl+wheel, right drag   zoom
     middle drag, Shift+left  pan
     Ctrl+left drag           window (left/right) and level (up/down)
+    left drag on a needle    move its entry or tip handle, or the whole needle (shaft)
+    left click, placing      the entry, then the target of a new needle
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from planning.reslice import (
     slice_step_mm,
 )
 from planning.volume import FloatArray, Volume
+from widgets.mpr_overlays import Outline, outline_paths, paint_needle, pick_needle, widget_xy
+from widgets.plan_display import NeedleDisplay
 
 BACKGROUND = QColor("#000000")
 TEXT = QColor("#e8ecf1")
@@ -73,6 +77,14 @@ class MprView(QWidget):
     """(point_lps: ndarray) — the user moved the linked crosshair (click, drag, scroll)."""
     window_level_requested = Signal(float, float)
     """(width_hu, level_hu) — the user dragged the display window."""
+    needle_dragged = Signal(str, object, str, object)
+    """(level, Side, part, lps) during a drag: part "entry"/"target" is that point's new
+    place; "needle" moves the whole needle and gives its new entry."""
+    needle_drag_finished = Signal()
+    needle_picked = Signal(str, object)
+    """(level, Side) — a click on a needle without moving it: select it."""
+    point_placed = Signal(object)
+    """(lps) — a click while placing a new needle (its entry, then its target)."""
 
     def __init__(self, plane: ViewPlane, color: QColor, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -99,6 +111,16 @@ class MprView(QWidget):
         self._drag_state: tuple = ()
         self._wheel_rest = 0
         self._fitted = False
+        # planning overlays (given by the main window, never edited here)
+        self._needles: list[NeedleDisplay] = []
+        self._outlines: list[Outline] = []
+        self._outline_cache: dict[str, tuple[tuple, list]] = {}
+        self._level_marks: dict[str, FloatArray] = {}
+        self._editable = True
+        self._placing = False
+        self._pending_entry: FloatArray | None = None
+        self._hover: QPointF | None = None
+        self._needle_drag: tuple | None = None  # (level, side, part, start lps, moved)
 
     # ---- state set by the controller (never emits) --------------------------------
     def set_volume(self, volume: Volume | None) -> None:
@@ -130,6 +152,53 @@ class MprView(QWidget):
         """The other views whose slice lines are drawn through the crosshair."""
         self._linked = list(planes)
         self.update()
+
+    def set_needles(self, needles: list[NeedleDisplay]) -> None:
+        """The needles to draw (their status colours and selection included)."""
+        self._needles = list(needles)
+        self.update()
+
+    def set_outlines(self, outlines: list[Outline]) -> None:
+        """Structures outlined in every slice (the canal, the vertebra being edited)."""
+        keep = {o.name for o in outlines}
+        self._outline_cache = {k: v for k, v in self._outline_cache.items() if k in keep}
+        for o in outlines:  # a new mask under an old name must be cut again
+            old = next((x for x in self._outlines if x.name == o.name), None)
+            if old is not None and old.mask is not o.mask:
+                self._outline_cache.pop(o.name, None)
+        self._outlines = list(outlines)
+        self.update()
+
+    def set_level_marks(self, marks: dict[str, FloatArray]) -> None:
+        """Level name → body centre (LPS): names drawn beside the vertebrae."""
+        self._level_marks = {k: np.asarray(v, dtype=np.float64) for k, v in marks.items()}
+        self.update()
+
+    def set_editable(self, editable: bool) -> None:
+        self._editable = editable
+        self.update()
+
+    def set_placing(self, placing: bool, pending_entry_lps: FloatArray | None = None) -> None:
+        """Placing mode: clicks place points; with an entry pending, a line follows the
+        mouse from it to show the needle being placed."""
+        self._placing = placing
+        self._pending_entry = (None if pending_entry_lps is None
+                               else np.asarray(pending_entry_lps, dtype=np.float64))
+        self.setCursor(Qt.CursorShape.CrossCursor if placing else Qt.CursorShape.ArrowCursor)
+        self.update()
+
+    @property
+    def needles(self) -> list[NeedleDisplay]:
+        return list(self._needles)
+
+    def current_level(self) -> str | None:
+        """The level whose body centre is nearest the slice (within 15 mm), for the title."""
+        if not self._level_marks:
+            return None
+        n = self.plane.normal_lps
+        dist = {k: abs(float((c - self._crosshair_lps) @ n)) for k, c in self._level_marks.items()}
+        name = min(dist, key=lambda k: dist[k])
+        return name if dist[name] <= 15.0 else None
 
     def reset_view(self) -> None:
         """Centre on the crosshair and zoom so the whole volume fits."""
@@ -220,7 +289,10 @@ class MprView(QWidget):
                 window_to_uint8(self._image_hu, self._window, self._level)
             )
             h, w = grey.shape
-            self._qimage = QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+            # converted once to the screen's format: drawing a grey image converts it on
+            # every paint, and a drag repaints many times a second
+            self._qimage = QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8
+                                  ).convertToFormat(QImage.Format.Format_RGB32)
             self._qimage.setDevicePixelRatio(dpr)
         return self._qimage
 
@@ -257,6 +329,7 @@ class MprView(QWidget):
         painter.drawImage(0, 0, image)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         self._paint_crosshair(painter)
+        self._paint_plan(painter)
         self._paint_title(painter)
         self._paint_letters(painter)
         self._paint_scale_bar(painter)
@@ -264,6 +337,55 @@ class MprView(QWidget):
         if self.hasFocus():
             painter.setPen(QPen(self.color, 2))
             painter.drawRect(QRectF(self.rect()).adjusted(1, 1, -1, -1))
+
+    def _paint_plan(self, painter: QPainter) -> None:
+        geometry = self.slice_geometry()
+        for outline in self._outlines:
+            key = (tuple(np.round(geometry.center_lps, 4)), round(geometry.pixel_mm, 6),
+                   geometry.width_px, geometry.height_px)
+            cached = self._outline_cache.get(outline.name)
+            if cached is None or cached[0] != key:
+                cached = (key, outline_paths(outline, geometry))
+                self._outline_cache[outline.name] = cached
+            pen = QPen(outline.color, outline.width_px)
+            painter.setPen(pen)
+            fill = QColor(outline.color)
+            fill.setAlpha(outline.fill_alpha)
+            painter.setBrush(fill if outline.fill_alpha else Qt.BrushStyle.NoBrush)
+            for path in cached[1]:
+                painter.drawPath(path)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+        self._paint_level_marks(painter, geometry)
+        font = self._font(9, bold=True)
+        for needle in sorted(self._needles, key=lambda nd: nd.selected):
+            paint_needle(painter, needle, geometry, font, self._editable)
+        if self._placing and self._pending_entry is not None:
+            start = widget_xy(geometry, self._pending_entry)
+            painter.setPen(QPen(QColor("#ffffff"), 1.5, Qt.PenStyle.DashLine))
+            if self._hover is not None:
+                painter.drawLine(start, self._hover)
+            painter.setBrush(QColor(0, 0, 0, 90))
+            painter.drawEllipse(start, 5.0, 5.0)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+
+    def _paint_level_marks(self, painter: QPainter, geometry: SliceGeometry) -> None:
+        """Level names beside the bodies in views that show the spine's length."""
+        if abs(float(self.plane.normal_lps[2])) > 0.7:  # axial: the title names the level
+            return
+        painter.setFont(self._font(9, bold=True))
+        fm = QFontMetricsF(painter.font())
+        for name, centre in self._level_marks.items():
+            if abs(geometry.distance_to_plane_mm(centre)) > 40.0:
+                continue
+            p = widget_xy(geometry, centre)
+            rect = QRectF(p.x() - fm.horizontalAdvance(name) / 2 - 4, p.y() - fm.height() / 2,
+                          fm.horizontalAdvance(name) + 8, fm.height())
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(20, 24, 32, 170))
+            painter.drawRoundedRect(rect, 3, 3)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QColor("#ffd866"))
+            painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), name)
 
     def _font(self, point_size: float, bold: bool = False) -> QFont:
         font = QFont(self.font())
@@ -288,12 +410,14 @@ class MprView(QWidget):
 
     def _paint_title(self, painter: QPainter) -> None:
         painter.setFont(self._font(11, bold=True))
-        width = QFontMetricsF(painter.font()).horizontalAdvance(self.plane.name)
+        level = self.current_level() if abs(float(self.plane.normal_lps[2])) > 0.7 else None
+        title = f"{self.plane.name} · {level}" if level else self.plane.name
+        width = QFontMetricsF(painter.font()).horizontalAdvance(title)
         self._backdrop(painter, QRectF(10, 4, width, 22))
         painter.fillRect(QRectF(0, 0, 4, 30), self.color)
         self._text(painter, QRectF(10, 4, self.width() - 20, 22),
                    Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                   self.plane.name, self.color)
+                   title, self.color)
 
     def _paint_centre_text(self, painter: QPainter, text: str) -> None:
         painter.setFont(self._font(11))
@@ -429,6 +553,24 @@ class MprView(QWidget):
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         pos, button, mods = event.position(), event.button(), event.modifiers()
         k = Qt.KeyboardModifier
+        plain_left = button == Qt.MouseButton.LeftButton and not (
+            mods & (k.ShiftModifier | k.ControlModifier))
+        if plain_left and self._volume is not None and self._placing:
+            self._drag = None
+            self.point_placed.emit(self.widget_to_lps(pos))
+            event.accept()
+            return
+        hit = (pick_needle(self._needles, self.slice_geometry(), pos)
+               if plain_left and self._editable and self._volume is not None else None)
+        if hit is not None:
+            needle, part = hit
+            start = needle.target_lps if part == "target" else needle.entry_lps
+            self._drag = "needle"
+            self._needle_drag = (needle.level, needle.side, part,
+                                 np.asarray(start, dtype=np.float64).copy(), False)
+            self._drag_start = pos
+            event.accept()
+            return
         if button == Qt.MouseButton.MiddleButton or (
             button == Qt.MouseButton.LeftButton and mods & k.ShiftModifier
         ):
@@ -449,6 +591,21 @@ class MprView(QWidget):
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         pos = event.position()
         delta = pos - self._drag_start
+        self._hover = pos
+        if self._drag == "needle" and self._needle_drag is not None:
+            level, side, part, start, _moved = self._needle_drag
+            if abs(delta.x()) + abs(delta.y()) >= 1.0:
+                shift = self._pixel_mm * (delta.x() * self.plane.right_lps
+                                          + delta.y() * self.plane.down_lps)
+                self._needle_drag = (level, side, part, start, True)
+                self.needle_dragged.emit(level, side, part, start + shift)
+        elif self._drag is None and not self._placing and self._editable:
+            over = pick_needle(self._needles, self.slice_geometry(), pos)
+            self.setCursor(Qt.CursorShape.ArrowCursor if over is None else
+                           Qt.CursorShape.SizeAllCursor if over[1] == "needle" else
+                           Qt.CursorShape.PointingHandCursor)
+        if self._placing and self._pending_entry is not None:
+            self.update()
         if self._drag == "crosshair" and self._volume is not None:
             self._move_crosshair(self.widget_to_lps(pos))
         elif self._drag == "pan":
@@ -467,6 +624,13 @@ class MprView(QWidget):
         self._emit_cursor(pos)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._drag == "needle" and self._needle_drag is not None:
+            level, side, _part, _start, moved = self._needle_drag
+            self._needle_drag = None
+            if moved:
+                self.needle_drag_finished.emit()
+            else:
+                self.needle_picked.emit(level, side)
         self._drag = None
         event.accept()
 

@@ -1,0 +1,51 @@
+"""Persistent user settings (QSettings): default gauge, check thresholds, window layout.
+
+``$VERTEBROPLAN_SETTINGS`` names an INI file to use instead of the platform's store, so
+tests (and a locked-down workstation) never touch the user's real settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from PySide6.QtCore import QSettings
+
+from planning.checks import SafetyLimits
+from planning.plan import DEFAULT_GAUGE, GAUGES
+
+SETTINGS_ENV = "VERTEBROPLAN_SETTINGS"
+LIMIT_KEYS = ("canal_caution_mm", "anterior_cortex_warn_mm", "midline_max_mm",
+              "pair_min_distance_mm")
+
+
+def open_settings() -> QSettings:
+    path = os.environ.get(SETTINGS_ENV)
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings("VertebroPlan", "VertebroPlan")
+
+
+def default_gauge(settings: QSettings) -> str:
+    value = str(settings.value("plan/default_gauge", DEFAULT_GAUGE))
+    return value if value in GAUGES else DEFAULT_GAUGE
+
+
+def limits(settings: QSettings) -> SafetyLimits:
+    """The check thresholds, the defaults where a stored value is missing or invalid."""
+    base = SafetyLimits()
+    values = {}
+    for key in LIMIT_KEYS:
+        raw = settings.value(f"checks/{key}")
+        try:
+            value = float(raw) if raw is not None else None
+        except (TypeError, ValueError):
+            value = None
+        if value is not None and 0.0 <= value <= 100.0:
+            values[key] = value
+    return dataclasses.replace(base, **values)
+
+
+def store_limits(settings: QSettings, value: SafetyLimits) -> None:
+    for key in LIMIT_KEYS:
+        settings.setValue(f"checks/{key}", float(getattr(value, key)))

@@ -1,0 +1,11 @@
+"""Every app test gets its own settings file and recovery folder (never the user's)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_files(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("VERTEBROPLAN_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("VERTEBROPLAN_RECOVERY_DIR", str(tmp_path / "recovery"))

@@ -1,0 +1,299 @@
+"""The details of one needle's check, written for a surgeon: every number with its unit and
+the reasons behind the verdict.
+
+The panel only formats a `CheckResult` it is given; it never runs a check. The small
+formatters here (signed millimetres, grade meanings, reasons without their label prefix,
+status symbols) are shared with the levels panel so both say the same thing the same way.
+"""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextDocument
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from planning.checks import GRADE_LIMITS_MM, CheckResult, Status
+from planning.plan import GAUGES
+from widgets.plan_display import STATUS_COLORS, STATUS_WORDS
+
+MINUS = "\u2212"  # a real minus sign: a hyphen before a clearance is too easy to miss
+STATUS_SYMBOLS: dict[Status | None, str] = {
+    Status.SAFE: "✔",
+    Status.CAUTION: "⚠",
+    Status.UNSAFE: "✖",
+    None: "",
+}
+"""A shape per status, so the verdict survives red–green colour blindness and greyscale print."""
+TEXT_ON_STATUS = "#111418"  # near-black reads on every status colour (contrast ≥ 5:1)
+LABEL_GREY = "#8e99a6"
+VALUE_WHITE = "#e8ecf1"
+PLACEHOLDER = "Select a needle to see its checks"
+
+
+def format_number(value: float, decimals: int = 1) -> str:
+    """``value`` with a true minus sign, and no "−0.0" for a value that rounds to zero."""
+    text = f"{value:.{decimals}f}"
+    if float(text) == 0.0:
+        text = f"{0.0:.{decimals}f}"
+    return text.replace("-", MINUS)
+
+
+def format_mm(value: float | None, decimals: int = 1) -> str:
+    """Millimetres for display ("−1.4 mm"); "—" when the value does not exist."""
+    return "—" if value is None else f"{format_number(value, decimals)} mm"
+
+
+def format_deg(value: float) -> str:
+    return f"{format_number(value)}°"
+
+
+def grade_meaning(grade: str) -> str:
+    """What a Gertzbein–Robbins style grade means, from the limits the checks use.
+
+    Derived from `planning.checks.GRADE_LIMITS_MM` so the words can never disagree with the
+    grading itself.
+    """
+    limits = [limit for _, limit in GRADE_LIMITS_MM]
+    names = [name for name, _ in GRADE_LIMITS_MM]
+    if grade == "A":
+        return "no breach of the canal"
+    if grade in names:
+        i = names.index(grade)
+        lo, hi = limits[i - 1], limits[i]
+        if lo <= 0.0:
+            return f"into the canal by < {hi:g} mm"
+        return f"into the canal by {lo:g}–{hi:g} mm"
+    if grade == "E":
+        return f"into the canal by > {limits[-1]:g} mm"
+    return "unknown grade"
+
+
+def reason_text(result: CheckResult, reason: str) -> str:
+    """A reason without the "Left L2: " prefix the checks add (the heading already says
+    which needle it is), starting with a capital letter."""
+    prefix = f"{result.side.value.capitalize()} {result.level}: "
+    text = reason[len(prefix):] if reason.startswith(prefix) else reason
+    return text[:1].upper() + text[1:]
+
+
+def needle_title(result: CheckResult) -> str:
+    """"L1 left", the way a surgeon names a needle."""
+    return f"{result.level} {result.side.value}"
+
+
+class CheckDetailsPanel(QWidget):
+    """Everything the checks measured for one needle, and why it got its verdict.
+
+    A coloured headline gives the verdict at a glance; the numbers below are selectable
+    rich text, so they can be copied into a note or a report.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._result: CheckResult | None = None
+        self._headline = QLabel()
+        self._headline.setObjectName("checkHeadline")
+        self._headline.setTextFormat(Qt.TextFormat.RichText)
+        self._headline.setWordWrap(True)
+        self._headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self._body = QLabel()
+        self._body.setObjectName("checkBody")
+        self._body.setTextFormat(Qt.TextFormat.RichText)
+        self._body.setWordWrap(True)
+        self._body.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self._body.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+            | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        )
+        self._body.setContentsMargins(6, 4, 6, 6)
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self._body)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self._headline)
+        layout.addWidget(scroll, 1)
+        self.show_result(None)
+
+    # ---- public API -------------------------------------------------------------------
+    def show_result(self, result: CheckResult | None, gauge_name: str | None = None) -> None:
+        """Show one needle's check (``None``: nothing selected).
+
+        ``gauge_name`` (a `planning.plan.GAUGES` key) is shown with its outer diameter,
+        because every clearance is measured from the needle's outer surface.
+        """
+        self._result = result
+        if result is None:
+            self._headline.setStyleSheet(
+                f"QLabel {{ color: {LABEL_GREY}; padding: 10px 8px; font-style: italic; }}"
+            )
+            self._headline.setText(html.escape(PLACEHOLDER))
+            self._body.setText("")
+            return
+        color = STATUS_COLORS[result.status]
+        self._headline.setStyleSheet(
+            f"QLabel {{ background-color: {color}; color: {TEXT_ON_STATUS};"
+            " border-radius: 4px; padding: 6px 10px; }"
+        )
+        self._headline.setText(_headline_html(result, gauge_name))
+        self._body.setText(_body_html(result))
+
+    def result(self) -> CheckResult | None:
+        """The result on show (the panel keeps nothing else)."""
+        return self._result
+
+    def plain_text(self) -> str:
+        """The headline and the details as plain text: what a copy of the panel gives."""
+        parts = []
+        for label in (self._headline, self._body):
+            doc = QTextDocument()
+            doc.setHtml(label.text())
+            parts.append(doc.toPlainText().strip())
+        return "\n".join(p for p in parts if p)
+
+
+# ---- HTML ----------------------------------------------------------------------------
+def _headline_html(result: CheckResult, gauge_name: str | None) -> str:
+    symbol = STATUS_SYMBOLS[result.status]
+    word = STATUS_WORDS[result.status].upper()
+    title = html.escape(f"{symbol} {needle_title(result)} — {word}")
+    sub = [f"canal {format_mm(result.canal_clearance_mm)}, grade {result.breach_grade}"]
+    if gauge_name:
+        g = GAUGES.get(gauge_name)
+        sub.append(f"{gauge_name} needle" + (f" ({g.outer_diameter_mm:.2f} mm)" if g else ""))
+    return (
+        f"<div style='font-size:13pt; font-weight:bold'>{title}</div>"
+        f"<div style='font-size:9pt'>{html.escape(' · '.join(sub))}</div>"
+    )
+
+
+def _row(label: str, value: str, note: str = "", value_color: str = VALUE_WHITE) -> str:
+    """One line of the table: the name, the value (HTML) and an optional grey note."""
+    note_html = (
+        f" <span style='color:{LABEL_GREY}; font-size:8.5pt'>{_keep_units(html.escape(note))}"
+        "</span>"
+        if note
+        else ""
+    )
+    value = _keep_units(value)
+    return (
+        f"<tr><td width='34%' style='color:{LABEL_GREY}' valign='top'>{html.escape(label)}</td>"
+        f"<td style='color:{value_color}'>{value}{note_html}</td></tr>"
+    )
+
+
+def _keep_units(text_html: str) -> str:
+    """Non-breaking spaces before units and after "<", so a narrow dock never wraps a number
+    away from its unit ("< 2 | mm")."""
+    return text_html.replace(" mm", "&nbsp;mm").replace("&lt; ", "&lt;&nbsp;").replace(
+        "&gt; ", "&gt;&nbsp;"
+    )
+
+
+def _section(title: str) -> str:
+    return (
+        f"<tr><td colspan='3' style='color:{LABEL_GREY}; font-weight:bold; padding-top:6px'>"
+        f"{html.escape(title.upper())}</td></tr>"
+    )
+
+
+def _body_html(r: CheckResult) -> str:
+    bad = STATUS_COLORS[Status.UNSAFE]
+    warn = STATUS_COLORS[Status.CAUTION]
+    breached = r.breach_grade != "A"
+    rows = [_section("Spinal canal")]
+    rows.append(
+        _row(
+            "Clearance",
+            f"<b>{format_mm(r.canal_clearance_mm)}</b>",
+            "from the needle's surface",
+            bad if breached else VALUE_WHITE,
+        )
+    )
+    rows.append(
+        _row(
+            "Breach grade",
+            f"<b>{html.escape(r.breach_grade)}</b>",
+            f"— {grade_meaning(r.breach_grade)}",
+            bad if breached else VALUE_WHITE,
+        )
+    )
+
+    rows.append(_section("Pedicle"))
+    if r.wall_breaches:
+        for b in r.wall_breaches:
+            medial = b.wall == "medial"
+            rows.append(
+                _row(
+                    f"{b.wall.capitalize()} wall",
+                    f"breached by {format_mm(b.depth_mm)}",
+                    "towards the canal" if medial else "",
+                    bad if medial else warn,
+                )
+            )
+    else:
+        rows.append(_row("Walls", "no breach"))
+    if r.crossings:
+        rows.append(_row("Crosses into", html.escape(", ".join(r.crossings)), value_color=bad))
+
+    rows.append(_section("Tip"))
+    if r.tip_in_body:
+        in_body = f"yes ({html.escape(r.tip_level or r.level)})"
+    else:
+        where = f"in {r.tip_level}" if r.tip_level else "outside the vertebra"
+        in_body = f"no — {html.escape(where)}"
+    rows.append(_row("In the body", in_body, value_color=VALUE_WHITE if r.tip_in_body else warn))
+    depth = "—" if r.tip_depth_fraction is None else f"{r.tip_depth_fraction * 100:.0f}%"
+    rows.append(_row("Depth", depth, "of body depth"))
+    rows.append(_row("Anterior cortex", format_mm(r.tip_to_anterior_cortex_mm), "ahead of the tip"))
+    rows.append(_row("To midline", format_mm(r.tip_to_midline_mm)))
+
+    rows.append(_section("Needle"))
+    pair = "— (no other needle)" if r.pair_distance_mm is None else format_mm(r.pair_distance_mm)
+    rows.append(_row("Other needle", pair, "surface to surface" if r.pair_distance_mm else ""))
+    rows.append(_row("Length", format_mm(r.length_mm), "entry to tip"))
+    skin = "— (skin not found)" if r.skin_to_tip_mm is None else format_mm(r.skin_to_tip_mm)
+    rows.append(_row("Skin to tip", skin))
+
+    table = (
+        "<table width='100%' cellspacing='0' cellpadding='2'>" + "".join(rows) + "</table>"
+    )
+    angles = (
+        "<table width='100%' cellspacing='0' cellpadding='2'>"
+        + _section("Angles")
+        + f"<tr><td></td><td style='color:{LABEL_GREY}' align='right'>patient</td>"
+        f"<td style='color:{LABEL_GREY}' align='right'>vertebra</td></tr>"
+        + _angle_row("Medial", r.medial_angle_deg, r.medial_angle_vertebra_deg)
+        + _angle_row("Craniocaudal", r.craniocaudal_angle_deg, r.craniocaudal_angle_vertebra_deg)
+        + f"<tr><td colspan='3' style='color:{LABEL_GREY}; font-size:8.5pt'>"
+        "medial +: converging to the midline<br>craniocaudal +: pointing caudally</td></tr>"
+        "</table>"
+    )
+    return _reasons_html(r) + table + angles
+
+
+def _angle_row(label: str, patient_deg: float, vertebra_deg: float) -> str:
+    return (
+        f"<tr><td style='color:{LABEL_GREY}'>{html.escape(label)}</td>"
+        f"<td align='right' style='color:{VALUE_WHITE}'>{format_deg(patient_deg)}</td>"
+        f"<td align='right' style='color:{VALUE_WHITE}'>{format_deg(vertebra_deg)}</td></tr>"
+    )
+
+
+def _reasons_html(r: CheckResult) -> str:
+    heading = (
+        f"<p style='color:{STATUS_COLORS[r.status]}; font-weight:bold; margin-top:2px;"
+        f" margin-bottom:0'>WHY {html.escape(STATUS_WORDS[r.status].upper())}</p>"
+    )
+    if not r.reasons:
+        return heading + f"<p style='color:{VALUE_WHITE}'>Every check is within its limits.</p>"
+    items = "".join(f"<li>{html.escape(reason_text(r, text))}</li>" for text in r.reasons)
+    return heading + f"<ul style='margin-left:-20px; color:{VALUE_WHITE}'>{items}</ul>"

@@ -1,0 +1,85 @@
+"""Settings: the default needle gauge and the safety checks' thresholds.
+
+Ranged inputs only (spin boxes with units), so an invalid value cannot be entered; the
+defaults and where they come from are in each tooltip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
+
+from planning.checks import SafetyLimits
+from planning.plan import GAUGES
+
+FIELDS = (
+    ("canal_caution_mm", "Canal clearance for caution", 0.5, 10.0, "mm"),
+    ("anterior_cortex_warn_mm", "Tip to anterior cortex, caution below", 0.5, 15.0, "mm"),
+    ("midline_max_mm", "Tip to midline, caution above", 3.0, 40.0, "mm"),
+    ("pair_min_distance_mm", "Left–right needle spacing, caution below", 0.5, 15.0, "mm"),
+)
+
+
+class SettingsDialog(QDialog):
+    """Edits a gauge name and a `SafetyLimits`; read them back after ``exec()``."""
+
+    def __init__(self, gauge: str, limits: SafetyLimits, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("VertebroPlan settings")
+        self.setObjectName("settingsDialog")
+        self._limits = limits
+        form = QFormLayout()
+        self.gauge_combo = QComboBox()
+        self.gauge_combo.addItems(list(GAUGES))
+        self.gauge_combo.setCurrentText(gauge)
+        self.gauge_combo.setToolTip("Gauge of new needles and of automatic proposals")
+        form.addRow("Default needle gauge", self.gauge_combo)
+        self.spins: dict[str, QDoubleSpinBox] = {}
+        defaults = SafetyLimits()
+        for key, label, lo, hi, unit in FIELDS:
+            spin = QDoubleSpinBox()
+            spin.setRange(lo, hi)
+            spin.setDecimals(1)
+            spin.setSingleStep(0.5)
+            spin.setSuffix(f" {unit}")
+            spin.setValue(float(getattr(limits, key)))
+            doc = (SafetyLimits.__dataclass_fields__[key].metadata.get("doc")
+                   or f"Default {getattr(defaults, key):g} {unit}")
+            spin.setToolTip(str(doc))
+            self.spins[key] = spin
+            form.addRow(label, spin)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        restore = buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+        restore.clicked.connect(self._restore_defaults)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        note = QLabel("Changing a threshold re-checks every needle at once.")
+        note.setObjectName("hintLabel")
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+
+    def _restore_defaults(self) -> None:
+        defaults = SafetyLimits()
+        for key, spin in self.spins.items():
+            spin.setValue(float(getattr(defaults, key)))
+
+    def gauge(self) -> str:
+        return self.gauge_combo.currentText()
+
+    def limits(self) -> SafetyLimits:
+        return dataclasses.replace(self._limits,
+                                   **{k: float(s.value()) for k, s in self.spins.items()})
