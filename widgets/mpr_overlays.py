@@ -86,12 +86,23 @@ def widget_xy(geometry: SliceGeometry, point_lps: FloatArray) -> QPointF:
     return QPointF(float(x) + 0.5, float(y) + 0.5)
 
 
+NEAR_SLICE_MM = 15.0  # needles farther than this from the slice are not drawn (unselected)
+
+
 def paint_needle(painter: QPainter, needle: NeedleDisplay, geometry: SliceGeometry,
                  font: QFont, editable: bool) -> None:
-    """One needle: faint full projection, solid in-slab part, handles, cut, label."""
+    """One needle: faint full projection, solid in-slab part, handles, cut, label.
+
+    Needles of other levels (all of the needle farther than ``NEAR_SLICE_MM`` from the
+    slice) are left out unless selected, and only needles that reach the slab are
+    labelled: an axial slice through L2 shows L2's pair, not a pile of projections.
+    """
     entry, tip = np.asarray(needle.entry_lps, float), np.asarray(needle.target_lps, float)
-    p0, p1 = widget_xy(geometry, entry), widget_xy(geometry, tip)
     d0, d1 = geometry.distance_to_plane_mm(entry), geometry.distance_to_plane_mm(tip)
+    nearest = 0.0 if (d0 > 0) != (d1 > 0) else min(abs(d0), abs(d1))
+    if nearest > NEAR_SLICE_MM and not needle.selected:
+        return
+    p0, p1 = widget_xy(geometry, entry), widget_xy(geometry, tip)
     half = slab_mm(needle, geometry)
     color = QColor(needle.color)
     width_px = max(2.0, 2.0 * needle.radius_mm / geometry.pixel_mm)
@@ -131,6 +142,8 @@ def paint_needle(painter: QPainter, needle: NeedleDisplay, geometry: SliceGeomet
         r = HANDLE_PX if editable else HANDLE_PX - 1.5
         painter.drawEllipse(point, r, r)
         painter.setBrush(Qt.BrushStyle.NoBrush)
+    if span is None and not needle.selected:
+        return
     # the label beside the entry, on the side away from the tip
     away = p0 - p1
     n = math.hypot(away.x(), away.y()) or 1.0
