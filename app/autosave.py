@@ -23,13 +23,12 @@ PREFIX, SUFFIX = "recovery-", ".vplan.json"
 
 
 def default_folder() -> Path:
-    """``$VERTEBROPLAN_RECOVERY_DIR``, else the platform's per-user data folder."""
+    """``$VERTEBROPLAN_RECOVERY_DIR``, else ``$XDG_DATA_HOME/vertebroplan/recovery``
+    (``~/.local/share/vertebroplan/recovery``): the user's own data folder."""
     if os.environ.get(RECOVERY_ENV):
         return Path(os.environ[RECOVERY_ENV])
-    from PySide6.QtCore import QStandardPaths
-
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
-    return Path(base or Path.home() / ".vertebroplan") / "recovery"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "vertebroplan" / "recovery"
 
 
 @dataclass(frozen=True)
