@@ -278,3 +278,24 @@ def test_unsaved_edit_survives_a_killed_process(qtbot, demo, tmp_path, monkeypat
     assert plan.trajectories == expected.trajectories
     assert win.workspace.document.is_dirty and win.isWindowModified()
     assert not files[0].exists()  # taken over by this session's own recovery file
+
+
+def test_drag_in_3d_edits_the_plan_as_one_step(qtbot, window, demo) -> None:
+    """The 3D view's drag (its mouse handling is tested in tests/widgets) edits the plan
+    through the same undo stack, and the slice views redraw the moved needle."""
+    _volume, truth, _anatomy = demo
+    ws = window.workspace
+    entry, target = _pedicle_path(truth, "L4", Side.RIGHT)
+    ws.document.edit(ws.document.plan.with_trajectory(
+        Trajectory("L4", Side.RIGHT, tuple(entry), tuple(target))), "Place")
+    steps = ws.document.undo_stack.count()
+    for dz in (1.0, 2.0, 3.0):
+        window.view3d.needle_dragged.emit("L4", Side.RIGHT, "entry", entry + [0.0, 0.0, dz])
+    window.view3d.needle_drag_finished.emit()
+    moved = ws.document.plan.get("L4", Side.RIGHT)
+    assert moved.entry == pytest.approx(entry + [0.0, 0.0, 3.0])
+    assert moved.target == pytest.approx(target)
+    assert ws.document.undo_stack.count() == steps + 1
+    drawn = {n.key: n for n in window.axial_view.needles}
+    assert drawn[("L4", Side.RIGHT)].entry_lps == pytest.approx(moved.entry)
+    assert drawn[("L4", Side.RIGHT)].selected  # dragging selects
