@@ -19,7 +19,7 @@ def nearest_voxels(
     m = index_from_lps
     ijk = np.rint(np.atleast_2d(points_lps) @ m[:3, :3].T + m[:3, 3]).astype(np.intp)
     nk, nj, ni = shape_kji
-    ok = ((ijk >= 0) & (ijk < (ni, nj, nk))).all(axis=1)
+    ok: NDArray[np.bool_] = np.all((ijk >= 0) & (ijk < (ni, nj, nk)), axis=1)
     flat: NDArray[np.intp] = ijk @ np.array((1, ni, ni * nj), dtype=np.intp)
     flat[~ok] = 0
     return flat, ok

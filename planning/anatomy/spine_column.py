@@ -13,7 +13,8 @@ not discs nor cancellous bone) that have bone within `ENCLOSURE_MM` in all four 
 directions, bone being dilated along the body axis first so that the ring stays "closed"
 between two levels. Of those voxels the tube that spans most slices near the midline is the
 canal. The vertebral bodies lie in front of it: per slice, the first run of bone anterior
-to the canal near the midline.
+to the canal near the midline (carried on at the top of the column where a cut, porotic
+body is too faint, `_carry_body`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ BODY_BAND_MM = 6.0  # half-width of the midline band in which the body is looked
 BODY_SEARCH_MM = (4.0, 75.0)  # from the canal centre, anteriorly
 BODY_Z_WINDOW_MM = 10.0  # bone is pooled over ± this so that disc slices still see bodies
 BODY_MIN_FRACTION, BODY_END_FRACTION = 0.3, 0.12
+BODY_CARRY_MM = 24.0  # see `_carry_body`
 
 BoolArray = NDArray[np.bool_]
 Float32Array = NDArray[np.float32]
@@ -127,6 +129,7 @@ def find_column(grid: WorkGrid) -> SpineColumn:
     first, last = int(covered[0]), int(covered[-1])
     closed = float(np.isfinite(canal_ij[first:last + 1, 0]).mean())
     canal_ij = _fill_and_smooth(canal_ij, covered, s)
+    body_ij = _carry_body(body_ij, canal_ij, last, s)
     body_ij = _fill_and_smooth(body_ij, np.flatnonzero(np.isfinite(body_ij[:, 0])), s)
     return SpineColumn(grid, bone, metal, canal, canal_ij, body_ij,
                        slice(first, last + 1), closed)
@@ -272,6 +275,32 @@ def _fill_and_smooth(path: FloatArray, known: NDArray[np.intp], s: float) -> Flo
         filled = np.interp(ks, known, path[known, c])
         out[first:last + 1, c] = ndimage.gaussian_filter1d(filled, CENTRELINE_SIGMA_MM / s,
                                                            mode="nearest")
+    return out
+
+
+def _carry_body(body_ij: FloatArray, canal_ij: FloatArray, last: int, s: float
+                ) -> FloatArray:
+    """The body path carried on cranially, at its offset from the canal, over the slices at
+    the top of the column where the canal was followed but the body's bone was too faint to
+    be found (at most `BODY_CARRY_MM`).
+
+    Why: a porotic body cut by the edge of the scan, blurred once more by resampling, can
+    fall below `BODY_MIN_FRACTION` while its canal is still seen (T12 at the top of the
+    real abdominal CT resampled to 1 mm); without a body there no disc is found below it,
+    and the vertebra is lost. Within a vertebra the body keeps its place in front of the
+    canal, so that offset is what is carried. Only cranially: caudally the column ends in
+    the sacrum, whose canal turns back away from the bodies.
+    """
+    out = body_ij.copy()
+    known = np.flatnonzero(np.isfinite(body_ij[:, 0]))
+    if known.size == 0:
+        return out
+    end = int(known[-1])
+    near = known[end - known < max(1, round(BODY_Z_WINDOW_MM / s))]
+    offset = np.mean(body_ij[near] - canal_ij[near], axis=0)
+    for k in range(end + 1, min(last, end + round(BODY_CARRY_MM / s)) + 1):
+        if np.isfinite(canal_ij[k, 0]):
+            out[k] = canal_ij[k] + offset
     return out
 
 

@@ -290,10 +290,11 @@ def test_drag_in_3d_edits_the_plan_as_one_step(qtbot, window, demo) -> None:
         Trajectory("L4", Side.RIGHT, tuple(entry), tuple(target))), "Place")
     steps = ws.document.undo_stack.count()
     for dz in (1.0, 2.0, 3.0):
-        window.view3d.needle_dragged.emit("L4", Side.RIGHT, "entry", entry + [0.0, 0.0, dz])
+        moved_entry = entry + np.array([0.0, 0.0, dz])
+        window.view3d.needle_dragged.emit("L4", Side.RIGHT, "entry", moved_entry)
     window.view3d.needle_drag_finished.emit()
     moved = ws.document.plan.get("L4", Side.RIGHT)
-    assert moved.entry == pytest.approx(entry + [0.0, 0.0, 3.0])
+    assert moved.entry == pytest.approx(entry + np.array([0.0, 0.0, 3.0]))
     assert moved.target == pytest.approx(target)
     assert ws.document.undo_stack.count() == steps + 1
     drawn = {n.key: n for n in window.axial_view.needles}

@@ -3,12 +3,11 @@
 For each variant (as scanned, the patient mirrored, an oblique grid, resampled to 1 mm,
 cropped to three levels) the same transform is applied to the CT and to its TotalSegmentator
 label and body maps; the reference anatomy comes from those maps, the tested one from the CT
-alone. Asserted (the issue's figures): T12–L5 and S1 found and named right (L1–S1 on the
-re-interpolated variants, see `EXPECTED`), each body centroid within 10 mm of the
-reference; proposals made on the automatic anatomy never enter the canal the labels give
-(but one on the oblique copy, `TOLERATED_ENTRY_MM`), and each tip lies inside its labelled
-vertebra. The cropped
-variant has no sacrum nor rib, so its names are only checked to be marked uncertain.
+alone. Asserted (the issue's figures): T12–L5 and S1 found and named right, each body
+centroid within 10 mm of the reference; proposals made on the automatic anatomy never
+enter the canal the labels give, lateral recesses included (`planning.anatomy.canal_border`),
+and each tip lies inside its labelled vertebra. The cropped variant has no sacrum nor rib,
+so its names are only checked to be marked uncertain.
 """
 
 from __future__ import annotations
@@ -30,6 +29,9 @@ from tests.planning.regrid import crop, mirror_patient, oblique_grid, regrid
 ABDOMEN = Path(__file__).parents[2] / ".." / "shared" / "data" / "ct-abdomen-3mm"
 LEVELS = ["T12", "L1", "L2", "L3", "L4", "L5", "S1"]
 MAX_ERROR_MM = 10.0
+# needle surface to the labelled canal: measured 1.9–2.3 mm at the closest on each variant;
+# every path of the search that keeps the planner's margins stays 1.3 mm clear of it
+MIN_CLEARANCE_MM = 1.0
 
 pytestmark = pytest.mark.skipif(not (ABDOMEN / "ct.nii.gz").exists(),
                                 reason="shared test data absent")
@@ -73,14 +75,6 @@ def _one_mm(maps: Maps) -> Maps:
 
 VARIANTS = {"scanned": lambda m: m, "mirrored": _mirrored, "oblique": _oblique,
             "1 mm": _one_mm}
-# T12 is cut by the top of this scan (about 20 mm of it shows). On the re-interpolated
-# variants the canal is not followed into the last slices, so that stub is lost: they are
-# held to L1–S1 (measured; said in issue 4's note).
-# Measured, and open in issue 4: on the oblique copy (a 3 mm scan interpolated onto a
-# rotated 2 mm grid) the right L5 proposal, 3.7 mm clear of the automatic canal, enters the
-# labelled canal by 0.5 mm: the automatic canal at the lumbosacral junction is 4 mm off.
-TOLERATED_ENTRY_MM = {"oblique": 1.0}
-EXPECTED = {"scanned": LEVELS, "mirrored": LEVELS, "oblique": LEVELS[1:], "1 mm": LEVELS[1:]}
 
 
 def _reference(maps: Maps) -> Anatomy:
@@ -90,11 +84,9 @@ def _reference(maps: Maps) -> Anatomy:
 
 
 def _assert_proposals_stay_out_of_the_labelled_canal(ct: Volume, found: Anatomy,
-                                                     reference: Anatomy, *,
-                                                     tolerated_entry_mm: float = 0.0) -> int:
+                                                     reference: Anatomy) -> int:
     """Proposals on the automatic anatomy, checked against the labels' canal and levels;
-    returns how many levels got at least one needle. ``tolerated_entry_mm`` lets one
-    needle enter the labelled canal by at most that much (a measured shortfall)."""
+    returns how many levels got at least one needle."""
     levels = [name for name in LEVELS[:-1] if name in found.levels]
     proposal = propose(ct, found, CheckContext.build(ct, found), levels=levels)
     for level in levels:  # every level is planned, or its omission is explained
@@ -102,14 +94,10 @@ def _assert_proposals_stay_out_of_the_labelled_canal(ct: Volume, found: Anatomy,
     truth = CheckContext.build(ct, reference)
     code = {g.code: name for name, g in reference.levels.items()}
     assert proposal.plan.trajectories, proposal.omitted
-    entering = []
     for t in proposal.plan.trajectories:
         res = check(t, truth, proposal.plan)
-        if res.canal_clearance_mm <= 0.0 and tolerated_entry_mm > 0.0 and not entering:
-            entering.append(t.key)
-            assert -res.canal_clearance_mm <= tolerated_entry_mm, (t.key, res.reasons)
-            continue
-        assert res.canal_clearance_mm > 0.0 and res.breach_grade == "A", (t.key, res.reasons)
+        assert res.canal_clearance_mm >= MIN_CLEARANCE_MM and res.breach_grade == "A", (
+            t.key, res.canal_clearance_mm)
         assert code.get(int(truth.label_at(t.target[None])[0])) == t.level, t.key
     return len(proposal.plan.levels)
 
@@ -119,16 +107,17 @@ def test_levels_named_and_placed_and_proposals_safe(scanned: Maps, variant: str)
     maps = VARIANTS[variant](scanned)
     reference = _reference(maps)
     found = anatomy_from_ct(maps[0])
-    expected = EXPECTED[variant]
-    assert [n for n in found.levels if n in LEVELS] == expected
-    for name in expected:
+    # T12 is cut by the top of this scan: about 20 mm of it shows, blurred once more on the
+    # re-interpolated variants (see `spine_column._carry_body`)
+    assert [n for n in found.levels if n in LEVELS] == LEVELS
+    for name in LEVELS:
         error = float(np.linalg.norm(found.levels[name].centroid_lps
                                      - reference.levels[name].centroid_lps))
         assert error <= MAX_ERROR_MM, f"{variant} {name}: {error:.1f} mm"
-    # measured 3–6 of 6: a level whose paths all pass within the automatic anatomy's
-    # margin of its canal is left out with the reason (see `uncertainty_margin_mm`)
-    planned = _assert_proposals_stay_out_of_the_labelled_canal(
-        maps[0], found, reference, tolerated_entry_mm=TOLERATED_ENTRY_MM.get(variant, 0.0))
+    # measured 3–5 of 6 (as scanned and mirrored 5, oblique and 1 mm 3): a level whose paths
+    # all pass within the automatic anatomy's margin of its canal, or of the soft tissue
+    # beside it, is left out with the reason (see `planning.autoplan._Guard`)
+    planned = _assert_proposals_stay_out_of_the_labelled_canal(maps[0], found, reference)
     assert planned >= 3
 
 

@@ -40,7 +40,7 @@ def test_reslice_labels_cuts_a_ball_where_it_is() -> None:
         assert abs(area_mm2 - np.pi * 64) / (np.pi * 64) < 0.15, name
         # patient's left (+x) of the centre is inside; a point 12 mm left is outside
         px = geo.lps_to_pixel(centre + np.array([12.0, 0.0, 0.0]))
-        assert cut[int(round(px[1])), int(round(px[0]))] == 0, name
+        assert cut[round(px[1]), round(px[0])] == 0, name
 
 
 def test_mask_mesh_surrounds_the_ball_with_outward_normals() -> None:
