@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QProgressDialog,
+    QSizePolicy,
     QStyle,
     QToolBar,
     QVBoxLayout,
@@ -122,6 +123,9 @@ class MainWindow(QMainWindow):
         self.patient_label = QLabel("No CT loaded")
         self.patient_label.setObjectName("patientLabel")
         self.patient_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        # a long study description is cut (full text in the tooltip), never widens the window
+        self.patient_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                         QSizePolicy.Policy.Preferred)
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.setSpacing(0)
@@ -221,6 +225,8 @@ class MainWindow(QMainWindow):
         self.hint_label = QLabel(SHORT_HINT)
         self.hint_label.setToolTip(MOUSE_HINT.replace(" · ", "\n"))
         self.hint_label.setObjectName("hintLabel")
+        # the hint gives way (is cut) before the window would have to grow
+        self.hint_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar.addWidget(self.hint_label, 1)
         self.warning_label = QLabel("")
         self.warning_label.setObjectName("warningLabel")
@@ -324,6 +330,7 @@ class MainWindow(QMainWindow):
             view.set_volume(volume)
         self.view3d.clear_surface("Waiting for the bone surface…")
         self.patient_label.setText(self._describe(volume))
+        self.patient_label.setToolTip(self._describe(volume))
         self.warning_label.setVisible(bool(volume.warnings))
         if volume.warnings:
             self.warning_label.setText(f"⚠ {len(volume.warnings)} notice(s) about this CT")

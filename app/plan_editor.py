@@ -28,6 +28,15 @@ def _value_key(t: Trajectory | None) -> tuple | None:
     return None if t is None else (t.level, t.side, t.entry_lps, t.target_lps, t.gauge)
 
 
+def _summary(t: Trajectory, res: CheckResult | None) -> str:
+    """A needle's tooltip: verdict, clearance and grade, and every reason in words."""
+    if res is None:
+        return f"{t.label} ({t.gauge}): not checked — no anatomy for this CT"
+    head = (f"{t.label} ({t.gauge}): {res.status.value.upper()} — canal clearance "
+            f"{res.canal_clearance_mm:.1f} mm, grade {res.breach_grade}")
+    return "\n".join([head, *(f"• {r}" for r in res.reasons)])
+
+
 class PlanEditor(QObject):
     """Selection, placing and drags → plan edits; plan + anatomy → checks and displays."""
 
@@ -250,5 +259,6 @@ class PlanEditor(QObject):
                 radius_mm=t.radius_mm, status=None if res is None else res.status,
                 clearance_mm=None if res is None else res.canal_clearance_mm,
                 selected=t.key == self._selected,
+                summary=_summary(t, res),
             ))
         return out

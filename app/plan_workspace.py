@@ -93,6 +93,7 @@ class TaskIndicator(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.label = QLabel("")
+        self.label.setMaximumWidth(320)  # long stage names must not widen the window
         self.bar = QProgressBar()
         self.bar.setFixedWidth(140)
         self.bar.setTextVisible(False)

@@ -39,14 +39,14 @@ def main() -> int:
 
     from app.controller import Controller
     from app.main_window import MainWindow
+    from bench.bench_checks import _resampled
     from planning.anatomy.from_demo import anatomy_from_demo_truth
-    from planning.demo import generate_demo_ct
     from planning.plan import Side, Trajectory
 
     PaintCounter = _paint_counter_class()  # noqa: N806
     app = QApplication(sys.argv[:1])
     app.setStyle("Fusion")
-    volume, truth = generate_demo_ct()
+    volume, truth = _resampled()  # the demo spine on a 512 × 512 × 300 grid
     window = MainWindow(Controller(auto_anatomy=False))
     window.resize(1600, 960)
     window.show()

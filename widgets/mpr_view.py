@@ -37,7 +37,7 @@ from PySide6.QtGui import (
     QShowEvent,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from planning.reslice import (
     SliceGeometry,
@@ -121,6 +121,7 @@ class MprView(QWidget):
         self._pending_entry: FloatArray | None = None
         self._hover: QPointF | None = None
         self._needle_drag: tuple | None = None  # (level, side, part, start lps, moved)
+        self._needle_tip = ""
 
     # ---- state set by the controller (never emits) --------------------------------
     def set_volume(self, volume: Volume | None) -> None:
@@ -604,6 +605,13 @@ class MprView(QWidget):
             self.setCursor(Qt.CursorShape.ArrowCursor if over is None else
                            Qt.CursorShape.SizeAllCursor if over[1] == "needle" else
                            Qt.CursorShape.PointingHandCursor)
+            tip = "" if over is None else over[0].summary
+            if tip != self._needle_tip:  # the needle's checks in words while hovering it
+                self._needle_tip = tip
+                if tip:
+                    QToolTip.showText(event.globalPosition().toPoint(), tip, self)
+                else:
+                    QToolTip.hideText()
         if self._placing and self._pending_entry is not None:
             self.update()
         if self._drag == "crosshair" and self._volume is not None:

@@ -47,6 +47,7 @@ class NeedleDisplay:
     status: Status | None = None
     clearance_mm: float | None = None  # canal clearance of the needle's surface
     selected: bool = False
+    summary: str = ""  # the verdict and its reasons in words (tooltips)
 
     @property
     def key(self) -> tuple[str, Side]:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QToolTip
 
 from app.controller import Controller
 from app.main_window import MainWindow
@@ -133,6 +133,9 @@ def test_place_pair_by_clicks_drag_into_canal_undo_redo(qtbot, window, demo) -> 
     details = ws.details_panel.plain_text()
     assert "UNSAFE" in details and "canal" in details.lower()
     assert ws.document.undo_stack.count() == steps + 1  # five moves, one undo step
+    QTest.mouseMove(view, view.lps_to_widget(moved.target).toPoint())  # hover: tooltip
+    qtbot.waitUntil(lambda: "UNSAFE" in QToolTip.text(), timeout=5000)
+    assert "enters the spinal canal" in QToolTip.text()
     assert ws.undo_action.text() == "&Undo Move L2 left target"  # the Edit menu's label
     window.grab().save(str(ARTIFACTS / "planning_dragged_into_canal.png"))
 
@@ -300,3 +303,27 @@ def test_drag_in_3d_edits_the_plan_as_one_step(qtbot, window, demo) -> None:
     drawn = {n.key: n for n in window.axial_view.needles}
     assert drawn[("L4", Side.RIGHT)].entry_lps == pytest.approx(moved.entry)
     assert drawn[("L4", Side.RIGHT)].selected  # dragging selects
+
+
+def test_settings_and_window_layout_persist(qtbot, demo, monkeypatch) -> None:
+    import dataclasses
+
+    from app.settings import store_limits
+
+    first = _window(qtbot, demo, monkeypatch)
+    ws = first.workspace
+    ws.settings.setValue("plan/default_gauge", "13G")
+    store_limits(ws.settings, dataclasses.replace(first.controller.limits,
+                                                  canal_caution_mm=3.5))
+    first.resize(1500, 900)
+    ws.help_dock.raise_()
+    ws.closing()
+    ws.settings.sync()
+
+    second = _window(qtbot, demo, monkeypatch)
+    second.workspace.restore_layout()
+    assert second.workspace.editor.gauge == "13G"
+    assert second.workspace.levels_panel.gauge() == "13G"
+    assert second.controller.limits.canal_caution_mm == 3.5
+    assert second.controller.check_context.limits.canal_caution_mm == 3.5
+    assert (second.width(), second.height()) == (1500, 900)
