@@ -122,7 +122,8 @@ class MainWindow(QMainWindow):
         self.banner.setObjectName("researchBanner")
         self.patient_label = QLabel("No CT loaded")
         self.patient_label.setObjectName("patientLabel")
-        self.patient_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        # left-aligned: when the line is cut, the name and ID stay, the voxel sizes go
+        self.patient_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         # a long study description is cut (full text in the tooltip), never widens the window
         self.patient_label.setSizePolicy(QSizePolicy.Policy.Ignored,
                                          QSizePolicy.Policy.Preferred)

@@ -48,6 +48,15 @@ class PatientInfo:
     __str__ = __repr__
 
 
+@dataclass(frozen=True)
+class SourceInstance:
+    """One DICOM image a volume was built from, so exported objects (an SR of a plan) can
+    reference the CT series instance by instance."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+
+
 def validate_affine(affine_lps: FloatArray) -> FloatArray:
     """Return a float64 copy of a 4×4 index→LPS affine, refusing degenerate matrices.
 
@@ -95,6 +104,8 @@ class Volume:
     patient: PatientInfo = field(default_factory=PatientInfo)
     source: str = ""
     warnings: list[str] = field(default_factory=list)
+    source_instances: tuple[SourceInstance, ...] = ()
+    """The DICOM images the volume was built from, in slice order (empty for NIfTI)."""
 
     def __post_init__(self) -> None:
         if self.array.ndim != 3:

@@ -40,6 +40,7 @@ _KEYWORDS = (
     "StudyID",
     "InstitutionName",
     "SOPClassUID",
+    "SOPInstanceUID",
     "SeriesInstanceUID",
     "StudyInstanceUID",
     "FrameOfReferenceUID",
@@ -118,6 +119,7 @@ class ImageHeader:
     transfer_syntax: str
     pixel_offset: int | None  # byte offset of raw native pixel data, None if not native
     number_of_frames: int
+    sop_instance_uid: str = ""  # shared by every frame of a multi-frame image
 
     @property
     def is_localizer(self) -> bool:
@@ -348,6 +350,7 @@ def read_header(path: Path) -> ScanItem:
         "path": path,
         "frame": None,
         "sop_class_uid": sop_class,
+        "sop_instance_uid": _str(ds, "SOPInstanceUID"),
         "series_uid": _str(ds, "SeriesInstanceUID"),
         "study_uid": _str(ds, "StudyInstanceUID"),
         "frame_of_reference_uid": _str(ds, "FrameOfReferenceUID"),

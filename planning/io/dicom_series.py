@@ -27,7 +27,7 @@ from planning.io.dicom_headers import (
 )
 from planning.io.pixels import read_slices
 from planning.progress import Progress, no_progress
-from planning.volume import PatientInfo, Volume, affine_from_dicom
+from planning.volume import PatientInfo, SourceInstance, Volume, affine_from_dicom
 
 SKIP_NAMES = {"DICOMDIR"}
 ORIENTATION_DECIMALS = 3
@@ -357,6 +357,9 @@ def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
         grid.first_lps, row_dir, col_dir, first.pixel_spacing_mm, grid.step_lps
     )
     patient = info.patient
+    instances = dict.fromkeys(  # one per file: the frames of a multi-frame image share it
+        SourceInstance(i.sop_class_uid, i.sop_instance_uid) for i in stack if i.sop_instance_uid
+    )
     return Volume(
         array=hu,
         affine_lps=affine,
@@ -367,4 +370,5 @@ def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
         patient=patient,
         source=str(info.folder),
         warnings=warnings,
+        source_instances=tuple(instances),
     )
