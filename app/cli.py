@@ -44,6 +44,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p_open = sub.add_parser("open", help="start the workstation on a DICOM folder or NIfTI file")
     p_open.add_argument("path", help="DICOM folder (searched recursively) or .nii/.nii.gz")
     p_open.add_argument("--series", metavar="UID", help="SeriesInstanceUID to open")
+    p_open.add_argument("--plan", metavar="PLAN",
+                        help="a plan to open with the CT (.vplan.json or DICOM SR)")
     for p in (parser, p_open):
         p.add_argument(
             "--screenshot",
@@ -58,7 +60,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p_info.add_argument("--json", action="store_true", help="print one JSON object")
     p_check = sub.add_parser("check", help="check every trajectory of a plan against the CT")
     p_check.add_argument("ct", help="DICOM folder or NIfTI file the plan was made on")
-    p_check.add_argument("plan", help=".vplan.json plan file")
+    p_check.add_argument("plan", help="plan file (.vplan.json or VertebroPlan DICOM SR)")
     p_check.add_argument(
         "--force-other-frame",
         action="store_true",
@@ -78,7 +80,25 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p_plan.add_argument("--levels", metavar="T12,L1", help="levels to plan (default: every level)")
     p_plan.add_argument("--gauge", default="11G", help="needle gauge (default 11G)")
-    for p in (p_check, p_anat, p_plan):
+    p_export = sub.add_parser(
+        "export", help="write the plan as a PDF report and/or DICOM SR, or send it to a PACS"
+    )
+    p_export.add_argument("ct", help="DICOM folder the plan was made on")
+    p_export.add_argument("plan", help="plan file (.vplan.json or DICOM SR)")
+    p_export.add_argument("--pdf", metavar="FILE", help="PDF report to write")
+    p_export.add_argument("--sr", metavar="FILE", help="DICOM Comprehensive 3D SR to write")
+    p_export.add_argument("--send", metavar="AET@HOST:PORT",
+                          help="send the SR and the report (Encapsulated PDF) to a DICOM node")
+    p_export.add_argument("--deidentify", action="store_true",
+                          help="remove patient identifiers (DICOM PS3.15 basic profile)")
+    p_export.add_argument("--planner", default="", help="planner's name for the report")
+    p_export.add_argument("--no-3d", action="store_true",
+                          help="leave the 3D snapshots out of the report (faster)")
+    p_export.add_argument(
+        "--force-other-frame", action="store_true",
+        help="apply a plan made on another Frame of Reference (recorded in the exports)",
+    )
+    for p in (p_check, p_anat, p_plan, p_export):
         p.add_argument("--series", metavar="UID", help="SeriesInstanceUID of the CT")
         p.add_argument("--labels", metavar="LABELMAP", help="vertebra label map (NIfTI)")
         p.add_argument(
@@ -197,10 +217,11 @@ def _anatomy_for(volume: Volume, args: argparse.Namespace, default: str) -> Anat
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from planning.checks import CheckContext, check_plan
+    from planning.export.any_plan import load_any_plan
     from planning.io import load_path
-    from planning.plan_file import FrameMismatchError, check_frame, load_plan
+    from planning.plan_file import FrameMismatchError, check_frame
 
-    plan = load_plan(args.plan)  # a broken plan is refused before the CT is read
+    plan = load_any_plan(args.plan)  # a broken plan is refused before the CT is read
     volume = load_path(args.ct, args.series, _stderr_progress())
     try:
         plan = check_frame(
@@ -359,6 +380,48 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from app.export_job import ExportRequest, export_plan
+    from planning.checks import CheckContext, check
+    from planning.export.any_plan import load_any_plan
+    from planning.io import load_path
+    from planning.plan_file import FrameMismatchError, check_frame
+
+    if not (args.pdf or args.sr or args.send):
+        raise CliError("nothing to do: give --pdf FILE, --sr FILE and/or --send AET@HOST:PORT")
+    import os
+
+    if not os.environ.get("DISPLAY"):  # 3D snapshots off screen: straight to EGL, no X probe
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    plan = load_any_plan(args.plan)
+    volume = load_path(args.ct, args.series, _stderr_progress())
+    try:
+        plan = check_frame(
+            plan, volume.frame_of_reference_uid, force_other_frame=args.force_other_frame
+        )
+    except FrameMismatchError as exc:
+        raise CliError(f"{exc} (option --force-other-frame)") from exc
+    anatomy = _anatomy_for(volume, args, default="truth")
+    ctx = CheckContext.build(volume, anatomy)
+    results = {t.key: check(t, ctx, plan) for t in plan.trajectories}
+    request = ExportRequest(
+        pdf_path=Path(args.pdf) if args.pdf else None,
+        sr_path=Path(args.sr) if args.sr else None,
+        send_to=args.send, deidentify=args.deidentify, planner=args.planner,
+        with_3d=not args.no_3d,
+    )
+    report = export_plan(volume, plan, results, anatomy, request, _stderr_progress())
+    for path in report.written:
+        print(f"Written: {path}")
+    for line in report.sent:
+        print(f"Sent: {line}")
+    unsafe = [r for r in results.values() if r.status.value == "unsafe"]
+    if unsafe:
+        print(f"Note: {len(unsafe)} trajectory(ies) of this plan are UNSAFE; the exports say so.")
+    print(DISCLAIMER)
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from planning.demo import write_demo_ct
 
@@ -371,7 +434,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_gui(path: str | None, series: str | None, screenshot: str | None) -> int:
+def _cmd_gui(path: str | None, series: str | None, screenshot: str | None,
+             plan: str | None = None) -> int:
     import os
 
     has_display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
@@ -382,7 +446,7 @@ def _cmd_gui(path: str | None, series: str | None, screenshot: str | None) -> in
         )
     from app.gui import run_gui
 
-    return run_gui(path, series, screenshot)
+    return run_gui(path, series, screenshot, plan)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -400,8 +464,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_plan(args)
         if args.command == "demo-ct":
             return _cmd_demo(args)
+        if args.command == "export":
+            return _cmd_export(args)
         if args.command == "open":
-            return _cmd_gui(args.path, args.series, args.screenshot)
+            return _cmd_gui(args.path, args.series, args.screenshot, args.plan)
         return _cmd_gui(None, None, args.screenshot)
     except VertebroPlanError as exc:
         print(f"vertebroplan: error: {exc}", file=sys.stderr)

@@ -58,6 +58,11 @@ class Controller(QObject):
     proposal_progress = Signal(int, int, str)
     proposal_ready = Signal(object)  # planning.autoplan.Proposal
     proposal_finished = Signal()
+    # other background tasks (exports, sending): one at a time
+    task_started = Signal(str)
+    task_progress = Signal(int, int, str)
+    task_finished = Signal()
+    task_succeeded = Signal(str, object)  # action, result
     # outcome of actions
     error_occurred = Signal(str, object)  # action ("loading the CT"), exception
     status_message = Signal(str)
@@ -85,6 +90,8 @@ class Controller(QObject):
         self._context: CheckContext | None = None
         self._anatomy_job: Worker | None = None
         self._proposal_job: Worker | None = None
+        self._task_job: Worker | None = None
+        self._task_action = ""
         self._token = 0
         # the pool does not own the workers (autoDelete off): they are kept here until
         # their run() has returned, so a superseded job is never freed while it runs
@@ -275,6 +282,52 @@ class Controller(QObject):
         self.proposal_started.emit(f"Proposing {', '.join(levels)}…")
         self._pool.start(worker)
 
+    @property
+    def is_busy_with_task(self) -> bool:
+        return self._task_job is not None
+
+    def run_task(self, label: str, action: str, job: Callable[[Progress], Any]) -> bool:
+        """Run ``job`` in the background (an export, a send); False if one is running."""
+        if self._task_job is not None:
+            self.status_message.emit("Another export is still running: wait or cancel it.")
+            return False
+        worker = self._run(job)
+        worker.signals.progressed.connect(self._on_task_progress)
+        worker.signals.succeeded.connect(self._on_task_succeeded)
+        worker.signals.failed.connect(self._on_task_failed)
+        self._task_job, self._task_action = worker, action
+        self.task_started.emit(label)
+        self._pool.start(worker)
+        return True
+
+    def cancel_task(self) -> None:
+        if self._task_job is not None:
+            self._task_job.cancel()
+
+    @Slot(int, int, int, str)
+    def _on_task_progress(self, token: int, done: int, total: int, message: str) -> None:
+        if self._is_current(self._task_job, token):
+            self.task_progress.emit(done, total, message)
+
+    @Slot(int, object)
+    def _on_task_succeeded(self, token: int, result: object) -> None:
+        if not self._is_current(self._task_job, token):
+            return
+        self._task_job = None
+        self.task_finished.emit()
+        self.task_succeeded.emit(self._task_action, result)
+
+    @Slot(int, object)
+    def _on_task_failed(self, token: int, exc: object) -> None:
+        if not self._is_current(self._task_job, token):
+            return
+        self._task_job = None
+        self.task_finished.emit()
+        if isinstance(exc, Cancelled):
+            self.status_message.emit(f"{self._task_action.capitalize()} cancelled.")
+        else:
+            self.error_occurred.emit(self._task_action, exc)
+
     def cancel_proposal(self) -> None:
         if self._proposal_job is not None:
             self._proposal_job.cancel()
@@ -414,7 +467,8 @@ class Controller(QObject):
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
         """Cancel running work and wait for the threads (call when the window closes)."""
-        for worker in (self._load, self._surface_job, self._anatomy_job, self._proposal_job):
+        for worker in (self._load, self._surface_job, self._anatomy_job, self._proposal_job,
+                       self._task_job):
             if worker is not None:
                 worker.cancel()
         self._pool.waitForDone(timeout_ms)

@@ -10,7 +10,8 @@ os.environ.setdefault("QT_API", "pyside6")  # before pyvistaqt is imported
 
 
 def run_gui(
-    path: str | None, series_uid: str | None = None, screenshot: str | None = None
+    path: str | None, series_uid: str | None = None, screenshot: str | None = None,
+    plan: str | None = None,
 ) -> int:
     """Create the application and main window, open ``path`` (or the demo CT), run.
 
@@ -61,6 +62,8 @@ def run_gui(
         if screenshot is None and window.workspace.offer_recovery():
             return  # the recovered plan's CT is being opened
         if path is not None:
+            if plan is not None:
+                window.workspace.open_plan_after_load(plan)
             window.open_path(path, series_uid)
         else:
             window.controller.open_demo()

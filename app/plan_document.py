@@ -16,8 +16,9 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from app.commands import ReplacePlanCommand
+from planning.export.any_plan import load_any_plan
 from planning.plan import Plan
-from planning.plan_file import load_plan, save_plan
+from planning.plan_file import save_plan
 
 _drag_ids = itertools.count(1)
 
@@ -85,8 +86,9 @@ class PlanDocument(QObject):
         self.dirty_changed.emit(self.is_dirty)
 
     def open(self, path: str | Path) -> Plan:
-        """Read a plan file (validated; raises `PlanFormatError` naming the file)."""
-        return load_plan(path)
+        """Read a plan file, ``.vplan.json`` or DICOM SR (validated; raises
+        `PlanFormatError` naming the file)."""
+        return load_any_plan(path)
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write the plan atomically to ``path`` (or its current file) and mark it clean."""

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from app.main_window import MainWindow
 
 PLAN_FILTER = f"VertebroPlan plans (*{SUFFIX});;All files (*)"
+OPEN_PLAN_FILTER = (f"Plans (*{SUFFIX} *.dcm);;VertebroPlan plans (*{SUFFIX});;"
+                    "DICOM SR (*.dcm);;All files (*)")
 AUTOSAVE_DELAY_MS = 250
 LIVE_3D_MAX_S = 0.04  # 3D frames slower than this do not follow every move of a drag
 DRAG_3D_PAUSE_MS = 150  # a drag writes its recovery file at most four times a second
@@ -141,6 +143,8 @@ class PlanWorkspace(QObject):
         self._autosave_timer.timeout.connect(self.write_recovery)
         self._pending_plan: tuple[Plan, Path | None, bool] | None = None
         self._extra_levels: set[str] = set()
+        self._plan_after_load: Path | None = None
+        self.last_export: Any = None
         self._highlight: tuple[str, Any] | None = None  # level, mesh
         self._pending_3d: list[NeedleDisplay] = []
         self._3d_timer = QTimer(self)
@@ -222,11 +226,23 @@ class PlanWorkspace(QObject):
                                    "Default gauge and the checks' thresholds")
         self.find_spine_action = act("Find the spine again", self.controller.find_anatomy,
                                      None, None, "Run the automatic anatomy again")
+        self.import_sr_action = act("Import plan from DICOM SR…", self.import_sr_dialog, None,
+                                    None, "Rebuild a plan from a VertebroPlan DICOM SR")
+        self.export_pdf_action = act("Export PDF report…", lambda: self.export_dialog("pdf"),
+                                     "Ctrl+E", None, "Write the plan as a PDF report")
+        self.export_sr_action = act("Export DICOM SR…", lambda: self.export_dialog("sr"),
+                                    None, None, "Write the plan as a DICOM Comprehensive 3D SR")
+        self.send_action = act("Send to PACS / angio suite…", self.send_dialog, None, None,
+                               "Send the SR and the PDF report to the configured DICOM node")
 
         menu = w.menuBar()
         file_menu = next(m.menu() for m in menu.actions() if m.text() == "&File")
         first = file_menu.actions()[-2]  # before the separator above Quit
-        for a in (self.open_plan_action, self.save_plan_action, self.save_as_action):
+        for a in (self.open_plan_action, self.save_plan_action, self.save_as_action,
+                  self.import_sr_action):
+            file_menu.insertAction(first, a)
+        file_menu.insertSeparator(first)
+        for a in (self.export_pdf_action, self.export_sr_action, self.send_action):
             file_menu.insertAction(first, a)
         edit_menu = menu.addMenu("&Edit")
         menu.insertMenu(menu.actions()[1], edit_menu)
@@ -299,6 +315,10 @@ class PlanWorkspace(QObject):
         c.proposal_progress.connect(self.task.progress)
         c.proposal_finished.connect(self._on_proposal_finished)
         c.proposal_ready.connect(self._on_proposal)
+        c.task_started.connect(lambda text: self.task.start(text, c.cancel_task))
+        c.task_progress.connect(self.task.progress)
+        c.task_finished.connect(self.task.finish)
+        c.task_succeeded.connect(self._on_task_done)
 
     # ---- user actions ----------------------------------------------------------------
     def select_level(self, level: str) -> None:
@@ -356,13 +376,100 @@ class PlanWorkspace(QObject):
         self.controller.propose(levels, gauge)
 
     def show_settings(self) -> None:
-        dialog = SettingsDialog(self.editor.gauge, self.controller.limits, self.window)
+        dialog = SettingsDialog(self.editor.gauge, self.controller.limits, self.window,
+                                planner=self._planner(), dicom_node=self._dicom_node())
         if dialog.exec():
+            self.settings.setValue("export/planner", dialog.planner())
+            self.settings.setValue("export/dicom_node", dialog.dicom_node())
             self.settings.setValue("plan/default_gauge", dialog.gauge())
             store_limits(self.settings, dialog.limits())
             self.editor.gauge = dialog.gauge()
             self.levels_panel.set_gauge(dialog.gauge())
             self.controller.set_limits(dialog.limits())
+
+    # ---- exports -----------------------------------------------------------------------
+    def _planner(self) -> str:
+        return str(self.settings.value("export/planner", ""))
+
+    def _dicom_node(self) -> str:
+        return str(self.settings.value("export/dicom_node", ""))
+
+    def _export_inputs(self) -> tuple[Any, Plan, dict, Any] | None:
+        volume, plan = self.controller.volume, self.document.plan
+        if volume is None or not plan.trajectories:
+            self.window.statusBar().showMessage("Plan at least one needle before exporting.",
+                                                10000)
+            return None
+        return volume, plan, self.editor.results, self.controller.anatomy
+
+    def export_dialog(self, kind: str) -> None:
+        """Export PDF / DICOM SR to a file chosen by the user (in the background)."""
+        if self._export_inputs() is None:
+            return
+        pdf = kind == "pdf"
+        suffix, filt = ((".pdf", "PDF report (*.pdf)") if pdf else
+                        (".dcm", "DICOM SR (*.dcm)"))
+        default = Path(self._plan_dir()) / f"vertebroplasty-plan{suffix}"
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export", str(default), filt)
+        if not path:
+            return
+        target = Path(path if path.lower().endswith(suffix) else path + suffix)
+        deid = QMessageBox.question(
+            self.window, "De-identify?",
+            "Remove the patient's identifiers (for a teaching file)?",
+            QMessageBox.StandardButton.No | QMessageBox.StandardButton.Yes,
+        ) == QMessageBox.StandardButton.Yes
+        self.export(pdf_path=target if pdf else None, sr_path=None if pdf else target,
+                    deidentify=deid)
+
+    def send_dialog(self) -> None:
+        if self._export_inputs() is None:
+            return
+        node = self._dicom_node()
+        if not node:
+            from PySide6.QtWidgets import QInputDialog
+
+            node, ok = QInputDialog.getText(
+                self.window, "Send to PACS / angio suite",
+                "DICOM node (AE title@host:port), e.g. ANGIO@10.0.0.12:104:")
+            if not ok or not node.strip():
+                return
+            node = node.strip()
+            self.settings.setValue("export/dicom_node", node)
+        self.export(send_to=node)
+
+    def export(self, *, pdf_path: Path | None = None, sr_path: Path | None = None,
+               send_to: str | None = None, deidentify: bool = False) -> bool:
+        """Start one export in the background; False if there is nothing to export."""
+        inputs = self._export_inputs()
+        if inputs is None:
+            return False
+        volume, plan, results, anatomy = inputs
+        from app.export_job import ExportRequest, export_plan
+
+        request = ExportRequest(pdf_path=pdf_path, sr_path=sr_path, send_to=send_to,
+                                deidentify=deidentify, planner=self._planner())
+        surface = self.controller.surface
+        what = "sending the plan" if send_to else "exporting the plan"
+        return self.controller.run_task(
+            "Sending the plan…" if send_to else "Exporting the plan…", what,
+            lambda progress: export_plan(volume, plan, results, anatomy, request, progress,
+                                         surface=surface))
+
+    def _on_task_done(self, _action: str, report: Any) -> None:
+        parts = [f"Written {p.name}" for p in getattr(report, "written", [])]
+        parts += [f"Sent: {s}" for s in getattr(report, "sent", [])]
+        self.window.statusBar().showMessage(" · ".join(parts) or "Export finished.", 30000)
+        self.last_export = report
+
+    def import_sr_dialog(self) -> None:
+        if self.controller.volume is None:
+            self.window.statusBar().showMessage("Open the CT first, then its plan.", 10000)
+            return
+        path, _ = QFileDialog.getOpenFileName(self.window, "Import plan from DICOM SR",
+                                              self._plan_dir(), "DICOM SR (*.dcm);;All (*)")
+        if path and self.confirm_discard("import another plan"):
+            self.open_plan(path)
 
     # ---- files -------------------------------------------------------------------------
     def open_plan_dialog(self) -> None:
@@ -370,7 +477,7 @@ class PlanWorkspace(QObject):
             self.window.statusBar().showMessage("Open the CT first, then its plan.", 10000)
             return
         path, _ = QFileDialog.getOpenFileName(self.window, "Open plan", self._plan_dir(),
-                                              PLAN_FILTER)
+                                              OPEN_PLAN_FILTER)
         if path and self.confirm_discard("open another plan"):
             self.open_plan(path)
 
@@ -390,11 +497,17 @@ class PlanWorkspace(QObject):
                     self.window.statusBar().showMessage("The plan was not opened.", 10000)
                     return False
                 plan = check_frame(plan, volume.frame_of_reference_uid, force_other_frame=True)
-            self.document.reset(plan, Path(path), dirty=plan.frame_override is not None)
+            from_sr = Path(path).suffix.lower() != ".json"  # an SR is imported, not edited
+            self.document.reset(plan, None if from_sr else Path(path),
+                                dirty=from_sr or plan.frame_override is not None)
             self._extra_levels.clear()
             self.autosave.clear()
             return True
         return False
+
+    def open_plan_after_load(self, path: str | Path) -> None:
+        """Open ``path`` as soon as the CT being loaded is on screen (``open CT --plan``)."""
+        self._plan_after_load = Path(path)
 
     def _ask_other_frame(self, message: str) -> bool:
         box = QMessageBox(QMessageBox.Icon.Warning, "Plan made on another CT",
@@ -537,6 +650,9 @@ class PlanWorkspace(QObject):
         self.window.view3d.show_level_labels({})
         self.levels_panel.set_labels_uncertain(False)
         self._update_rows()
+        plan_path, self._plan_after_load = self._plan_after_load, None
+        if plan_path is not None:
+            self.open_plan(plan_path)
 
     def _on_anatomy(self, anatomy: Anatomy) -> None:
         marks = {n: g.centroid_lps for n, g in anatomy.levels.items()}

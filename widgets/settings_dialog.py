@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QLabel,
+    QLineEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -33,7 +34,8 @@ FIELDS = (
 class SettingsDialog(QDialog):
     """Edits a gauge name and a `SafetyLimits`; read them back after ``exec()``."""
 
-    def __init__(self, gauge: str, limits: SafetyLimits, parent: QWidget | None = None) -> None:
+    def __init__(self, gauge: str, limits: SafetyLimits, parent: QWidget | None = None, *,
+                 planner: str = "", dicom_node: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("VertebroPlan settings")
         self.setObjectName("settingsDialog")
@@ -44,6 +46,14 @@ class SettingsDialog(QDialog):
         self.gauge_combo.setCurrentText(gauge)
         self.gauge_combo.setToolTip("Gauge of new needles and of automatic proposals")
         form.addRow("Default needle gauge", self.gauge_combo)
+        self.planner_edit = QLineEdit(planner)
+        self.planner_edit.setPlaceholderText("printed on the report")
+        form.addRow("Planner", self.planner_edit)
+        self.node_edit = QLineEdit(dicom_node)
+        self.node_edit.setPlaceholderText("ANGIO@10.0.0.12:104")
+        self.node_edit.setToolTip("The PACS or angio-suite workstation that receives plans: "
+                                  "its AE title, host and port")
+        form.addRow("Send plans to (AET@host:port)", self.node_edit)
         self.spins: dict[str, QDoubleSpinBox] = {}
         defaults = SafetyLimits()
         for key, label, lo, hi, unit in FIELDS:
@@ -76,6 +86,12 @@ class SettingsDialog(QDialog):
         defaults = SafetyLimits()
         for key, spin in self.spins.items():
             spin.setValue(float(getattr(defaults, key)))
+
+    def planner(self) -> str:
+        return self.planner_edit.text().strip()
+
+    def dicom_node(self) -> str:
+        return self.node_edit.text().strip()
 
     def gauge(self) -> str:
         return self.gauge_combo.currentText()

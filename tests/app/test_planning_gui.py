@@ -327,3 +327,47 @@ def test_settings_and_window_layout_persist(qtbot, demo, monkeypatch) -> None:
     assert second.controller.limits.canal_caution_mm == 3.5
     assert second.controller.check_context.limits.canal_caution_mm == 3.5
     assert (second.width(), second.height()) == (1500, 900)
+
+
+def test_export_send_and_reimport_from_the_window(qtbot, demo, tmp_path, monkeypatch) -> None:
+    """File ▸ Export runs in the background; the SR sent to a real DICOM node and the one
+    written to disk rebuild the same plan in another window (File ▸ Import plan)."""
+    from planning.export.any_plan import load_any_plan
+    from tests.planning.dicom_receiver import storescp_receiver
+
+    win = _window(qtbot, demo, monkeypatch)
+    ws = win.workspace
+    _v, truth, _a = demo
+    plan = ws.document.plan
+    for side in (Side.LEFT, Side.RIGHT):
+        entry, target = _pedicle_path(truth, "L3", side)
+        plan = plan.with_trajectory(Trajectory("L3", side, tuple(entry), tuple(target)))
+    ws.document.edit(plan, "Place")
+    pdf, sr = tmp_path / "r.pdf", tmp_path / "p.dcm"
+    assert ws.export(pdf_path=pdf, sr_path=sr)
+    assert ws.task.isVisible()  # progress and Cancel while it runs
+    qtbot.waitUntil(lambda: not win.controller.is_busy_with_task, timeout=120000)
+    assert pdf.exists() and sr.exists() and "Written" in win.statusBar().currentMessage()
+    with storescp_receiver(tmp_path) as receiver:
+        r = receiver.remote
+        assert ws.export(send_to=f"{r.ae_title}@{r.host}:{r.port}")
+        qtbot.waitUntil(lambda: not win.controller.is_busy_with_task, timeout=120000)
+        received = receiver.received()
+    assert "Sent" in win.statusBar().currentMessage() and len(received) == 2
+
+    other = _window(qtbot, demo, monkeypatch)
+    assert other.workspace.open_plan(sr)
+    back = other.workspace.document.plan
+    assert len(back.trajectories) == 2
+    for a, b in zip(back.trajectories, ws.document.plan.trajectories, strict=True):
+        assert a.key == b.key
+        assert np.abs(a.entry - b.entry).max() < 0.01
+    sent_sr = next(p for p in received if _is_sr(p))
+    sent_keys = [t.key for t in load_any_plan(sent_sr).trajectories]
+    assert sent_keys == [t.key for t in back.trajectories]
+
+
+def _is_sr(path: Path) -> bool:
+    import pydicom
+
+    return pydicom.dcmread(path, stop_before_pixels=True).Modality == "SR"

@@ -1,0 +1,149 @@
+"""One export of a plan: PDF report, DICOM SR, Encapsulated PDF, send — for the CLI and the
+GUI alike (the GUI runs it in a worker with progress and Cancel).
+
+The images of the report come from here because the 3D snapshot needs VTK, which the pure
+domain (`planning.export`) may not import; everything else is `planning.export`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from planning.anatomy.model import Anatomy
+from planning.checks import CheckResult
+from planning.errors import VertebroPlanError
+from planning.plan import Plan, Side
+from planning.progress import Progress, no_progress
+from planning.volume import Volume
+
+SOFTWARE_VERSION = "0.1.0"
+
+
+class ExportError(VertebroPlanError, ValueError):
+    """An export that cannot be made as asked (nothing to export, no DICOM CT for the SR)."""
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    pdf_path: Path | None = None
+    sr_path: Path | None = None
+    send_to: str | None = None  # "AET@HOST:PORT"
+    deidentify: bool = False
+    planner: str = ""
+    with_3d: bool = True  # a 3D snapshot per level in the report (VTK off screen)
+
+
+@dataclass
+class ExportReport:
+    written: list[Path] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)  # what arrived, in words
+    notes: list[str] = field(default_factory=list)
+
+
+def export_plan(
+    volume: Volume,
+    plan: Plan,
+    results: dict[tuple[str, Side], CheckResult],
+    anatomy: Anatomy | None,
+    request: ExportRequest,
+    progress: Progress | None = None,
+    surface: object | None = None,
+) -> ExportReport:
+    """Write and/or send the plan as the request says; raises `VertebroPlanError`s with
+    messages for the user (and `Cancelled` when ``progress`` is cancelled)."""
+    from planning.export.deidentify import Deidentifier
+    from planning.export.dicom_sr import write_plan_sr
+    from planning.export.encapsulated_pdf import encapsulate_pdf, write_dataset
+    from planning.export.pdf import write_pdf_report
+    from planning.export.report_images import level_images
+
+    progress = progress or no_progress()
+    if not plan.trajectories:
+        raise ExportError("The plan has no needles: there is nothing to export.")
+    if not (request.pdf_path or request.sr_path or request.send_to):
+        raise ExportError("Choose at least one of: a PDF file, an SR file, a DICOM node.")
+    report = ExportReport()
+    # the report was rendered without identifiers (write_pdf_report(deidentify=True)), so
+    # its encapsulation may be marked as de-identified content
+    deid = Deidentifier(document_content_deidentified=True) if request.deidentify else None
+    steps = 3 + len(plan.levels)
+    step = 0
+
+    def tick(message: str) -> None:
+        nonlocal step
+        progress.report(step, steps, message)
+        progress.check_cancelled()
+        step += 1
+
+    pdf_path = request.pdf_path
+    with tempfile.TemporaryDirectory(prefix="vertebroplan-export-") as tmp:
+        if pdf_path is None and request.send_to:
+            pdf_path = Path(tmp) / "plan-report.pdf"
+        if pdf_path is not None:
+            images, snapshots = {}, {}
+            bone = surface
+            if request.with_3d and bone is None:
+                from planning.surface import extract_bone_surface
+
+                tick("Building the bone surface for the report")
+                bone = extract_bone_surface(volume)
+            for level in plan.levels:
+                tick(f"Report images of {level}")
+                images[level] = level_images(volume, plan, results, anatomy, level)
+                if request.with_3d and bone is not None:
+                    snapshots[level] = _snapshot(bone, plan, results, anatomy, level)
+            tick("Writing the PDF report")
+            write_pdf_report(pdf_path, plan, results, volume, images, snapshots=snapshots,
+                             planner=request.planner, software_version=SOFTWARE_VERSION,
+                             deidentify=request.deidentify)
+            if request.pdf_path is not None:
+                report.written.append(pdf_path)
+        sr_path = request.sr_path
+        if sr_path is None and request.send_to:
+            sr_path = Path(tmp) / "plan-sr.dcm"
+        if sr_path is not None:
+            tick("Writing the DICOM SR")
+            write_plan_sr(sr_path, plan, results, volume, deidentify_with=deid,
+                          software_version=SOFTWARE_VERSION)
+            if request.sr_path is not None:
+                report.written.append(sr_path)
+        if request.send_to:
+            from planning.export.send import RemoteAE, send
+
+            remote = RemoteAE.parse(request.send_to)
+            assert pdf_path is not None and sr_path is not None
+            pdf_ds = encapsulate_pdf(pdf_path, volume, deidentify_with=deid)
+            pdf_dcm = Path(tmp) / "plan-report.dcm"
+            write_dataset(pdf_ds, pdf_dcm)
+            tick(f"Sending to {remote.ae_title} at {remote.host}:{remote.port}")
+            outcome = send(remote, [sr_path, pdf_dcm], progress=progress)
+            report.sent.append(str(outcome))
+    progress.report(steps, steps, "Export finished")
+    return report
+
+
+def _snapshot(surface: object, plan: Plan, results: dict[tuple[str, Side], CheckResult],
+              anatomy: Anatomy | None, level: str) -> bytes:
+    import numpy as np
+
+    from planning.mask_reslice import mask_mesh
+    from widgets.plan_display import NeedleDisplay
+    from widgets.snapshot3d import render_level_snapshot
+
+    needles = []
+    for t in plan.trajectories:
+        res = results.get(t.key)
+        needles.append(NeedleDisplay(t.level, t.side, t.entry, t.target, t.radius_mm,
+                                     None if res is None else res.status,
+                                     None if res is None else res.canal_clearance_mm,
+                                     selected=t.level == level))
+    own = [t for t in plan.trajectories if t.level == level]
+    focus = np.mean([t.entry + 0.6 * (t.target - t.entry) for t in own], axis=0)
+    canal = None
+    if anatomy is not None:
+        canal = mask_mesh(anatomy.canal, anatomy.affine_lps, step_vox=2)
+    verts, faces, normals = (surface.vertices_lps, surface.faces,  # type: ignore[attr-defined]
+                             surface.normals_lps)  # type: ignore[attr-defined]
+    return render_level_snapshot(verts, faces, normals, needles, focus, canal_mesh=canal)

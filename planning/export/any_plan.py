@@ -1,0 +1,30 @@
+"""Open a plan from either of its file forms: ``.vplan.json`` or a VertebroPlan DICOM SR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from planning.plan import Plan
+from planning.plan_file import PlanFormatError, load_plan
+
+
+def is_dicom_file(path: Path) -> bool:
+    """A DICOM Part 10 file: "DICM" after the 128-byte preamble."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def load_any_plan(path: str | Path) -> Plan:
+    """The plan in ``path``; errors name the file and what is wrong with it."""
+    p = Path(path)
+    if not p.exists():
+        raise PlanFormatError(f"'{p}' does not exist.")
+    if is_dicom_file(p):
+        from planning.export.dicom_sr import read_plan_sr
+
+        return read_plan_sr(p)
+    return load_plan(p)

@@ -1,0 +1,580 @@
+"""A plan as a DICOM Comprehensive 3D SR, and the plan read back from one.
+
+Why an SR: the angio suite's PACS files it into the CT's own study (same StudyInstanceUID,
+patient and study modules copied from the CT), and any DICOM viewer shows the needle paths
+in the CT's Frame of Reference. The document is a TID 1500 Measurement Report built with
+highdicom; each needle is one TID 1501 Measurement Group::
+
+    Imaging Measurement Report (126000, DCM)              TID 1500, root
+    ├ Language, Observer = device "VertebroPlan", Procedure reported = CT (25045-6, LN)
+    ├ Imaging Measurements (126010, DCM)
+    │ └ Measurement Group (125007, DCM)                    one per trajectory, TID 1501
+    │   ├ Tracking Identifier "Left L1 needle path", Tracking Unique Identifier
+    │   ├ Finding = Needle (79068005, SCT)
+    │   ├ Finding Site = L1 vertebra (66794005, SCT) ─ Laterality = Left (7771000, SCT)
+    │   ├ NUM Length (410668003, SCT) [mm]
+    │   │ └ INFERRED FROM SCOORD3D POLYLINE [entry, tip] in the CT's Frame of Reference
+    │   ├ NUM Needle outer diameter, canal clearance, tip to anterior cortex [mm],
+    │   │     medial and craniocaudal angles [deg] (patient and vertebra axes)
+    │   └ TEXT Needle Gauge (111465, DCM) "11G", safety status, breach grade, findings,
+    │         Comment (121106, DCM) = the trajectory's note
+    └ Qualitative Evaluations (C0034375, UMLS)
+      └ TEXT Comment "For research and training — not for clinical use"
+
+Coordinates are DICOM patient LPS millimetres, written as given (no flip, no resampling).
+SCOORD3D stores float32: its rounding error is below 0.004 mm for any coordinate within
+65 m of the origin, so the round trip keeps the plan's 0.01 mm tolerance without extra
+items. The polyline runs entry → tip; `read_plan_sr` relies on that order.
+
+Codes: the vertebrae C1–L5 are those of DICOM PS3.16 CID 7603 "Vertebra" (SNOMED CT, as
+pydicom's code dictionary lists them); S1, absent from CID 7603, is SNOMED CT 65985001
+"Structure of first sacral vertebra". Laterality, Needle, Length and Finding Site are
+SNOMED CT codes used by DICOM; concepts no standard names (medial angle, canal clearance,
+…) use the local coding scheme ``99VPLAN``, declared in the Coding Scheme Identification
+Sequence as DICOM requires for private schemes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pydicom
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
+from highdicom.sr import (
+    Comprehensive3DSR,
+    ContainerContentItem,
+    ContentSequence,
+    CoordinatesForMeasurement3D,
+    DeviceObserverIdentifyingAttributes,
+    FindingSite,
+    GraphicTypeValues3D,
+    Measurement,
+    MeasurementReport,
+    MeasurementsAndQualitativeEvaluations,
+    ObservationContext,
+    ObserverContext,
+    RelationshipTypeValues,
+    TextContentItem,
+    TrackingIdentifier,
+)
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+from pydicom.uid import UID, Comprehensive3DSRStorage, CTImageStorage, generate_uid
+
+from planning.checks import CheckResult
+from planning.errors import VertebroPlanError
+from planning.io.dicom_headers import PARSE_ERRORS
+from planning.plan import (
+    DEFAULT_GAUGE,
+    GAUGES,
+    LEVEL_NAMES,
+    Plan,
+    PlanError,
+    Side,
+    Trajectory,
+    gauge,
+)
+from planning.plan_file import PlanFormatError
+from planning.volume import PatientInfo, Volume
+
+DISCLAIMER = "For research and training — not for clinical use"
+SERIES_DESCRIPTION = "VertebroPlan needle plan (not for clinical use)"
+DEFAULT_SERIES_NUMBER = 900
+# UTF-8: the disclaimer's dash and any patient name survive, whatever the CT's character set.
+CHARACTER_SET = "ISO_IR 192"
+DEVICE_UID = generate_uid(entropy_srcs=["VertebroPlan SR device observer"])
+
+LOCAL_SCHEME = "99VPLAN"
+_LOCAL_SCHEME_ITEM = CodingSchemeIdentificationItem(
+    designator=LOCAL_SCHEME,
+    name="VertebroPlan local codes",
+    responsible_organization="VertebroPlan",
+)
+
+
+def _local(value: str, meaning: str) -> Code:
+    return Code(value, LOCAL_SCHEME, meaning)
+
+
+OUTER_DIAMETER = _local("outer-diameter", "Needle outer diameter")
+CANAL_CLEARANCE = _local("canal-clearance", "Needle clearance to spinal canal")
+TIP_TO_CORTEX = _local("tip-to-cortex", "Tip to anterior cortex distance")
+MEDIAL_ANGLE = _local("medial-angle", "Medial angle to patient sagittal plane")
+CC_ANGLE = _local("cc-angle", "Craniocaudal angle to patient axial plane")
+MEDIAL_ANGLE_VERTEBRA = _local("vert-medial-ang", "Medial angle to vertebra sagittal plane")
+CC_ANGLE_VERTEBRA = _local("vert-cc-angle", "Craniocaudal angle to vertebra axial plane")
+SAFETY_STATUS = _local("safety-status", "Safety check status")
+BREACH_GRADE = _local("breach-grade", "Canal breach grade (Gertzbein-Robbins)")
+CHECK_FINDING = _local("check-finding", "Safety check finding")
+
+QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")  # TID 1500
+PROCEDURE_REPORTED = codes.LN.CTUnspecifiedBodyRegion  # CID 100: the plan measures a CT
+NEEDLE = codes.SCT.Needle
+NEEDLE_GAUGE = codes.DCM.NeedleGauge
+COMMENT = codes.DCM.Comment
+MM = codes.UCUM.Millimeter
+DEGREE = codes.UCUM.Degree
+
+# C1–L5: DICOM PS3.16 CID 7603 "Vertebra" (pydicom's code dictionary, keyword "L1Vertebra"
+# → 66794005 "L1 vertebra"); S1 is not in CID 7603: SNOMED CT 65985001.
+LEVEL_CODES: Mapping[str, Code] = MappingProxyType(
+    {
+        name: Code("65985001", "SCT", "S1 vertebra")
+        if name == "S1"
+        else getattr(codes.SCT, f"{name}Vertebra")
+        for name in LEVEL_NAMES
+    }
+)
+_LEVEL_BY_CODE = {(c.scheme_designator, c.value): name for name, c in LEVEL_CODES.items()}
+LATERALITY: Mapping[Side, Code] = MappingProxyType(
+    {Side.LEFT: codes.SCT.Left, Side.RIGHT: codes.SCT.Right}
+)
+_SIDE_BY_CODE = {(c.scheme_designator, c.value): side for side, c in LATERALITY.items()}
+
+RESULT_LENGTH_TOLERANCE_MM = 0.01
+NUM_DECIMALS = 2
+
+
+class SRExportError(VertebroPlanError, ValueError):
+    """A plan cannot be written as a DICOM SR (nothing to write, or the wrong CT)."""
+
+
+Deidentifier = Callable[[Dataset], Dataset]
+
+
+# ---- writing ---------------------------------------------------------------------------
+
+
+def write_plan_sr(
+    path: str | Path,
+    plan: Plan,
+    results: Mapping[tuple[str, Side], CheckResult],
+    volume: Volume,
+    *,
+    deidentify_with: Deidentifier | None = None,
+    manufacturer: str = "VertebroPlan",
+    software_version: str = "0.1.0",
+    series_number: int = DEFAULT_SERIES_NUMBER,
+    instance_number: int = 1,
+) -> Path:
+    """Write ``plan`` on ``volume`` as a Comprehensive 3D SR file (atomically).
+
+    Parameters
+    ----------
+    path
+        The file to write; its folder is created. A crash mid-write leaves any previous
+        file intact.
+    plan
+        The trajectories, in LPS mm of ``volume``'s Frame of Reference.
+    results
+        Check results keyed by ``(level, side)``; a trajectory without one is written
+        with its geometry, gauge and length only.
+    volume
+        The CT the plan was made on: patient, study, Frame of Reference and (when loaded
+        from DICOM) the image instances the SR references.
+    deidentify_with
+        Called with the finished dataset; what it returns is written.
+    manufacturer, software_version
+        General Equipment of the SR (and the device observer of the report).
+    series_number, instance_number
+        Of the new SR series and instance (new UIDs are generated for both).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    SRExportError
+        The plan is empty, was made on another CT, the CT has no Frame of Reference UID,
+        or a result does not belong to the plan's current needle.
+    """
+    p = Path(path)
+    frame_uid = _check_exportable(plan, results, volume)
+    groups = [_group(t, results.get(t.key), frame_uid) for t in plan.trajectories]
+    report = MeasurementReport(
+        observation_context=ObservationContext(
+            observer_device_context=ObserverContext(
+                observer_type=codes.cid270.Device,
+                observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
+                    uid=DEVICE_UID,
+                    name="VertebroPlan",
+                    manufacturer_name=manufacturer,
+                    model_name="VertebroPlan",
+                ),
+            )
+        ),
+        procedure_reported=PROCEDURE_REPORTED,
+        imaging_measurements=groups,
+    )
+    root = report[0]
+    disclaimer = ContainerContentItem(
+        name=QUALITATIVE_EVALUATIONS, relationship_type=RelationshipTypeValues.CONTAINS
+    )
+    disclaimer.ContentSequence = ContentSequence([_text(COMMENT, DISCLAIMER)])
+    root.ContentSequence.append(disclaimer)
+
+    study_uid = volume.study_uid or generate_uid()
+    evidence = _evidence(volume, study_uid)
+    sr = Comprehensive3DSR(
+        evidence=evidence,
+        content=root,
+        series_instance_uid=generate_uid(),
+        series_number=series_number,
+        sop_instance_uid=generate_uid(),
+        instance_number=instance_number,
+        manufacturer=manufacturer,
+        is_complete=True,
+        is_final=False,
+        is_verified=False,
+        institution_name=volume.patient.institution or None,
+        series_description=SERIES_DESCRIPTION,
+        manufacturer_model_name="VertebroPlan",
+        software_versions=software_version,
+        coding_schemes=[_LOCAL_SCHEME_ITEM],
+        specific_character_set=CHARACTER_SET,
+    )
+    if not volume.source_instances:  # the placeholder only carried patient and study
+        del sr.CurrentRequestedProcedureEvidenceSequence
+    dataset: Dataset = sr
+    if deidentify_with is not None:
+        dataset = deidentify_with(sr)
+    _save_atomic(dataset, p)
+    return p
+
+
+def _check_exportable(
+    plan: Plan, results: Mapping[tuple[str, Side], CheckResult], volume: Volume
+) -> str:
+    """The Frame of Reference UID to write, after refusing what would mislead a reader."""
+    if not plan.trajectories:
+        raise SRExportError("The plan has no needle trajectories: there is nothing to export.")
+    frame_uid = volume.frame_of_reference_uid
+    if not frame_uid:
+        raise SRExportError(
+            "The CT has no Frame of Reference UID, so a DICOM SR could not place the needles "
+            "in it. Export the plan as a plan file or PDF instead."
+        )
+    planned_on = plan.frame_of_reference_uid
+    if planned_on and planned_on != frame_uid and plan.frame_override is None:
+        raise SRExportError(
+            f"The plan was made on another CT (Frame of Reference {planned_on}, this CT has "
+            f"{frame_uid}): its coordinates would be placed wrongly in this CT's study."
+        )
+    for t in plan.trajectories:
+        r = results.get(t.key)
+        if r is not None and abs(r.length_mm - t.length_mm) > RESULT_LENGTH_TOLERANCE_MM:
+            raise SRExportError(
+                f"The check result of {t.label} is for another needle position "
+                f"({r.length_mm:.1f} mm long, the needle is {t.length_mm:.1f} mm): "
+                "re-run the checks before exporting."
+            )
+    return frame_uid
+
+
+def _text(name: Code, value: str) -> TextContentItem:
+    return TextContentItem(
+        name=name, value=value, relationship_type=RelationshipTypeValues.CONTAINS
+    )
+
+
+def _num(name: Code, value: float, unit: Code) -> Measurement:
+    """A TID 300 measurement, rounded to what a reader can act on (0.01 mm, 0.01°)."""
+    return Measurement(name=name, value=_rounded(value), unit=unit)
+
+
+def _rounded(value: float) -> float:
+    return round(float(value), NUM_DECIMALS) + 0.0  # + 0.0: no "-0.0" in the file
+
+
+def _group(
+    t: Trajectory, result: CheckResult | None, frame_uid: str
+) -> MeasurementsAndQualitativeEvaluations:
+    """One needle: where it is (level, side, path) and what the checks found."""
+    path = np.array([t.entry_lps, t.target_lps], dtype=np.float64)
+    length = Measurement(
+        name=codes.SCT.Length,
+        value=_rounded(t.length_mm),
+        unit=MM,
+        referenced_coordinates=[
+            CoordinatesForMeasurement3D(
+                graphic_type=GraphicTypeValues3D.POLYLINE,
+                graphic_data=path,
+                frame_of_reference_uid=frame_uid,
+            )
+        ],
+    )
+    measurements = [length, _num(OUTER_DIAMETER, GAUGES[t.gauge].outer_diameter_mm, MM)]
+    texts = [_text(NEEDLE_GAUGE, t.gauge)]
+    if result is not None:
+        measurements += [
+            _num(CANAL_CLEARANCE, result.canal_clearance_mm, MM),
+            _num(MEDIAL_ANGLE, result.medial_angle_deg, DEGREE),
+            _num(CC_ANGLE, result.craniocaudal_angle_deg, DEGREE),
+            _num(MEDIAL_ANGLE_VERTEBRA, result.medial_angle_vertebra_deg, DEGREE),
+            _num(CC_ANGLE_VERTEBRA, result.craniocaudal_angle_vertebra_deg, DEGREE),
+        ]
+        if result.tip_to_anterior_cortex_mm is not None:
+            measurements.append(_num(TIP_TO_CORTEX, result.tip_to_anterior_cortex_mm, MM))
+        texts += [
+            _text(SAFETY_STATUS, result.status.value),
+            _text(BREACH_GRADE, result.breach_grade),
+            *(_text(CHECK_FINDING, reason) for reason in result.reasons),
+        ]
+    if t.note:
+        texts.append(_text(COMMENT, t.note))
+    group = MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=TrackingIdentifier(
+            uid=generate_uid(), identifier=f"{t.label} needle path"
+        ),
+        finding_type=NEEDLE,
+        finding_sites=[FindingSite(LEVEL_CODES[t.level], laterality=LATERALITY[t.side])],
+        measurements=measurements,
+    )
+    group[0].ContentSequence.extend(texts)
+    return group
+
+
+def _evidence(volume: Volume, study_uid: str) -> list[Dataset]:
+    """Header-only datasets of the CT images, from which the SR takes its patient and study
+    modules and its references to the CT series.
+
+    A volume without instance UIDs (NIfTI) gets one placeholder that carries the patient
+    and study only; its reference is removed from the SR afterwards.
+    """
+    p: PatientInfo = volume.patient
+    base = Dataset()
+    base.SpecificCharacterSet = CHARACTER_SET
+    base.PatientName = p.name
+    base.PatientID = p.patient_id
+    base.PatientBirthDate = p.birth_date
+    base.PatientSex = p.sex if p.sex in ("M", "F", "O") else ""
+    base.StudyInstanceUID = study_uid
+    base.StudyDate = p.study_date
+    base.StudyTime = p.study_time
+    base.AccessionNumber = p.accession_number
+    base.ReferringPhysicianName = p.referring_physician
+    base.StudyID = p.study_id
+    if p.study_description:
+        base.StudyDescription = p.study_description
+    base.SeriesInstanceUID = volume.series_uid or generate_uid()
+    instances = [(i.sop_class_uid, i.sop_instance_uid) for i in volume.source_instances]
+    out = []
+    for sop_class, sop_instance in instances or [(CTImageStorage, generate_uid())]:
+        ds = Dataset()
+        ds.update(base)
+        ds.SOPClassUID = sop_class
+        ds.SOPInstanceUID = sop_instance
+        out.append(ds)
+    return out
+
+
+def _save_atomic(dataset: Dataset, path: Path) -> None:
+    """Temp file in the same folder, fsync, rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            dataset.save_as(fh, enforce_file_format=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---- reading ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The parts of one measurement group a trajectory is rebuilt from."""
+
+    label: str
+    items: tuple[Dataset, ...]
+
+
+def read_plan_sr(path: str | Path) -> Plan:
+    """Rebuild the plan from an SR written by `write_plan_sr`.
+
+    Levels, sides, entry and tip (LPS mm), gauge and note come from each needle's
+    measurement group; the CT's study UID from the SR's study, its series UID from the
+    SR's evidence references (empty when the CT was not DICOM), its Frame of Reference
+    from the needle paths.
+
+    Raises
+    ------
+    PlanFormatError
+        The file is missing, not DICOM, not a Comprehensive 3D SR measurement report, or
+        holds no needle path; the message names the file.
+    """
+    p = Path(path)
+    try:
+        ds = pydicom.dcmread(p)
+    except FileNotFoundError as exc:
+        raise PlanFormatError(f"'{p}' does not exist.") from exc
+    except InvalidDicomError as exc:
+        raise PlanFormatError(f"'{p}' is not a DICOM file.") from exc
+    except OSError as exc:
+        raise PlanFormatError(f"'{p}' cannot be read: {exc.strerror or exc}") from exc
+    except PARSE_ERRORS as exc:
+        raise PlanFormatError(
+            f"'{p}' is damaged or truncated DICOM ({type(exc).__name__})."
+        ) from exc
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class != Comprehensive3DSRStorage:
+        what = UID(sop_class).name if sop_class else "object of unknown type"
+        raise PlanFormatError(
+            f"'{p}' is a DICOM {what}, not a needle plan (a Comprehensive 3D SR "
+            "written by VertebroPlan)."
+        )
+    try:
+        return _plan_from_sr(ds)
+    except PlanFormatError as exc:
+        raise PlanFormatError(f"'{p}': {exc}") from exc
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise PlanFormatError(
+            f"'{p}' is a Comprehensive 3D SR whose content is not a needle plan "
+            f"({type(exc).__name__}: {exc})."
+        ) from exc
+
+
+def _plan_from_sr(ds: Dataset) -> Plan:
+    if not _is(ds, codes.DCM.ImagingMeasurementReport):
+        raise PlanFormatError(
+            "the SR is not an Imaging Measurement Report (TID 1500), so not a needle plan"
+        )
+    groups = [
+        _Group(_tracking_label(g), tuple(g.get("ContentSequence", ())))
+        for container in _children(ds, codes.DCM.ImagingMeasurements)
+        for g in _children(container, codes.DCM.MeasurementGroup)
+    ]
+    needles = [g for g in groups if any(_is_code(i, codes.DCM.Finding, NEEDLE) for i in g.items)]
+    if not needles:
+        raise PlanFormatError("the SR holds no needle paths, so it is not a needle plan")
+    trajectories, frames = [], set()
+    for g in needles:
+        t, frame_uid = _trajectory(g)
+        trajectories.append(t)
+        frames.add(frame_uid)
+    if len(frames) > 1:
+        raise PlanFormatError(
+            f"the needle paths lie in {len(frames)} different Frames of Reference"
+        )
+    try:
+        return Plan(
+            study_uid=str(ds.get("StudyInstanceUID", "")),
+            series_uid=_referenced_series(ds),
+            frame_of_reference_uid=frames.pop(),
+            trajectories=tuple(trajectories),
+        )
+    except PlanError as exc:
+        raise PlanFormatError(str(exc)) from exc
+
+
+def _trajectory(g: _Group) -> tuple[Trajectory, str]:
+    site = _only(g, [i for i in g.items if _is(i, codes.SCT.FindingSite)], "finding site")
+    level = _LEVEL_BY_CODE.get(_code_key(site.ConceptCodeSequence[0]))
+    if level is None:
+        meaning = site.ConceptCodeSequence[0].get("CodeMeaning", "?")
+        raise PlanFormatError(f"{g.label}: '{meaning}' is not a vertebral level (C1–S1)")
+    lat = _only(g, list(_children(site, codes.SCT.Laterality)), "laterality")
+    side = _SIDE_BY_CODE.get(_code_key(lat.ConceptCodeSequence[0]))
+    if side is None:
+        raise PlanFormatError(f"{g.label}: laterality must be Left or Right")
+    paths = [
+        s
+        for item in g.items
+        for s in _walk(item)
+        if s.get("ValueType") == "SCOORD3D" and s.get("GraphicType") == "POLYLINE"
+    ]
+    path = _only(g, paths, "needle path (SCOORD3D POLYLINE)")
+    points = np.asarray(path.GraphicData, dtype=np.float64).reshape(-1, 3)
+    if len(points) < 2:
+        raise PlanFormatError(f"{g.label}: the needle path has {len(points)} point(s), needs 2")
+    gauge_texts = [i.TextValue for i in g.items if _is(i, NEEDLE_GAUGE)]
+    notes = [i.TextValue for i in g.items if _is(i, COMMENT) and i.get("ValueType") == "TEXT"]
+    try:
+        name = gauge(gauge_texts[0]).name if gauge_texts else DEFAULT_GAUGE
+        t = Trajectory(
+            level,
+            side,
+            points[0],
+            points[-1],
+            name,
+            note=notes[0] if notes else "",
+        )
+    except PlanError as exc:
+        raise PlanFormatError(f"{g.label}: {exc}") from exc
+    return t, str(path.ReferencedFrameOfReferenceUID)
+
+
+def _referenced_series(ds: Dataset) -> str:
+    """The series the SR's evidence references (the CT), or "" when there is none."""
+    for seq in ("CurrentRequestedProcedureEvidenceSequence", "PertinentOtherEvidenceSequence"):
+        for study in ds.get(seq, ()):
+            for series in study.get("ReferencedSeriesSequence", ()):
+                return str(series.SeriesInstanceUID)
+    return ""
+
+
+def _code_key(item: Dataset) -> tuple[str, str]:
+    return (str(item.CodingSchemeDesignator), str(item.CodeValue))
+
+
+def _is(item: Dataset, name: Code) -> bool:
+    """Whether a content item's concept name is ``name`` (scheme and value compared)."""
+    seq = item.get("ConceptNameCodeSequence")
+    return bool(seq) and _code_key(seq[0]) == (name.scheme_designator, name.value)
+
+
+def _is_code(item: Dataset, name: Code, value: Code) -> bool:
+    seq = item.get("ConceptCodeSequence")
+    return (
+        _is(item, name)
+        and bool(seq)
+        and _code_key(seq[0]) == (value.scheme_designator, value.value)
+    )
+
+
+def _children(item: Dataset, name: Code) -> Iterator[Dataset]:
+    return (c for c in item.get("ContentSequence", ()) if _is(c, name))
+
+
+def _walk(item: Dataset) -> Iterator[Dataset]:
+    yield item
+    for child in item.get("ContentSequence", ()):
+        yield from _walk(child)
+
+
+def _tracking_label(group: Dataset) -> str:
+    ids = [c.TextValue for c in _children(group, codes.DCM.TrackingIdentifier)]
+    return str(ids[0]) if ids else "a measurement group"
+
+
+def _only(g: _Group, found: list[Any], what: str) -> Any:
+    if len(found) != 1:
+        raise PlanFormatError(f"{g.label}: expected one {what}, found {len(found)}")
+    return found[0]
+
+
+__all__ = [
+    "DISCLAIMER",
+    "LATERALITY",
+    "LEVEL_CODES",
+    "LOCAL_SCHEME",
+    "SRExportError",
+    "read_plan_sr",
+    "write_plan_sr",
+]

@@ -1,0 +1,733 @@
+"""The PDF plan report a surgeon takes to the angio suite (fpdf2, DejaVu Sans).
+
+Page 1 is the summary: one row per needle with its numbers and coloured status, the
+reasons behind every verdict in words, the warnings, and the frame of reference the
+coordinates belong to. Then one page per level: the axial and sagittal images
+(`planning.export.report_images`), the 3-D picture when the caller has one, and the level's
+numbers side by side for the left and right needle.
+
+Every page carries a header with the patient, the study, the planner, when and with which
+version the report was made, and the disclaimer. ``deidentify`` leaves out everything that
+names the patient or the study (name, ID, birth date, sex, accession number, study date,
+descriptions, UIDs) and says "De-identified" instead.
+
+Coordinates are DICOM patient LPS millimetres, printed with one decimal and a true minus
+sign, exactly as `format_number` writes them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from fpdf import FPDF, FontFace
+from fpdf.enums import XPos, YPos
+
+from planning.checks import GRADE_LIMITS_MM, CheckResult, SafetyLimits, Status
+from planning.export.report_images import (
+    STATUS_COLORS,
+    STATUS_SYMBOLS,
+    STATUS_WORDS,
+    LevelImages,
+    ReportFileError,
+    dejavu_font_path,
+    format_number,
+)
+from planning.plan import GAUGES, Plan, Side, Trajectory
+from planning.volume import PatientInfo, Volume
+
+DISCLAIMER = "For research and training — not for clinical use"
+TITLE = "Vertebroplasty plan"
+DEIDENTIFIED = "De-identified"
+FONT = "DejaVu"
+PAGE_W, MARGIN = 210.0, 10.0
+CONTENT_W = PAGE_W - 2 * MARGIN
+HEADER_END_Y = 35.0  # content starts here on every page
+FOOTER_H = 14.0
+TEXT_ON_STATUS = (17, 20, 24)  # near-black reads on every status colour (contrast ≥ 5:1)
+DARK = (25, 28, 33)
+GREY = (105, 112, 122)
+RULE = (190, 196, 204)
+DISCLAIMER_FILL = (178, 34, 34)
+HEADING_FILL = (228, 232, 238)
+LPS_NOTE = ("Coordinates are DICOM patient LPS millimetres: +x towards the patient's left, "
+            "+y posterior, +z superior (head).")
+ANGLE_NOTE = ("Angles, in the patient's frame: medial + = converging towards the midline; "
+              "craniocaudal + = pointing caudally (towards the feet).")
+STATUS_NOTE = ("Safe: every check within its limits. Caution: a margin is below its limit "
+               "(see the reasons). Unsafe: the needle enters the canal, breaches the medial "
+               "pedicle wall, leaves the vertebral body or crosses an endplate or disc.")
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What the header of every page says (already formatted, de-identified if asked)."""
+
+    patient: list[tuple[str, str]]
+    study: list[tuple[str, str]]
+    planner: str
+    created: str
+    software: str
+
+
+def format_person_name(name: str) -> str:
+    """DICOM PN "DOE^JOHN^PAUL" → "DOE, John Paul" (family name as stored, given names
+    capitalised); a name without "^" is shown as it is."""
+    parts = [p.strip() for p in str(name).split("=")[0].split("^")]
+    family = parts[0] if parts else ""
+    given = " ".join(p.title() if p.isupper() else p for p in parts[1:3] if p)
+    if not given:
+        return family
+    return f"{family}, {given}" if family else given
+
+
+def format_dicom_date(date: str) -> str:
+    """DICOM DA "YYYYMMDD" → "YYYY-MM-DD" (anything else is shown as it is)."""
+    d = str(date or "").strip()
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
+
+
+def format_lps(point: Iterable[float]) -> str:
+    """"12.3, −45.6, 78.9": one decimal, true minus signs (LPS mm)."""
+    return ", ".join(format_number(float(v)) for v in point)
+
+
+def format_mm(value: float | None, decimals: int = 1) -> str:
+    return "—" if value is None else f"{format_number(value, decimals)} mm"
+
+
+def format_deg(value: float) -> str:
+    return f"{format_number(value)}°"
+
+
+def grade_meaning(grade: str) -> str:
+    """What a Gertzbein–Robbins style grade means, from the limits the checks use."""
+    names = [name for name, _ in GRADE_LIMITS_MM]
+    limits = [limit for _, limit in GRADE_LIMITS_MM]
+    if grade == "A":
+        return "no breach of the canal"
+    if grade in names:
+        i = names.index(grade)
+        lo, hi = limits[i - 1], limits[i]
+        if lo <= 0.0:
+            return f"into the canal by < {hi:g} mm"
+        return f"into the canal by {lo:g}–{hi:g} mm"
+    if grade == "E":
+        return f"into the canal by > {limits[-1]:g} mm"
+    return "unknown grade"
+
+
+def reason_text(result: CheckResult, reason: str) -> str:
+    """A reason without the "Left L2: " prefix the checks add, starting with a capital."""
+    prefix = f"{result.side.value.capitalize()} {result.level}: "
+    text = reason[len(prefix):] if reason.startswith(prefix) else reason
+    return text[:1].upper() + text[1:]
+
+
+def _hex(color: str) -> tuple[int, int, int]:
+    h = color.lstrip("#")
+    return (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
+
+
+def _status(result: CheckResult | None) -> Status | None:
+    return None if result is None else result.status
+
+
+def _status_text(status: Status | None) -> str:
+    return f"{STATUS_SYMBOLS[status]} {STATUS_WORDS[status]}"
+
+
+def _worst(statuses: Iterable[Status | None]) -> Status | None:
+    order = [Status.UNSAFE, None, Status.CAUTION, Status.SAFE]  # not checked is not "safe"
+    found = list(statuses)
+    return next((s for s in order if s in found), None)
+
+
+class _ReportPDF(FPDF):
+    """A4 portrait with the report's header (disclaimer, patient, study) and footer."""
+
+    def __init__(self, header: _Header) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self.report_header = header
+        self.add_font(FONT, "", str(dejavu_font_path(bold=False)))
+        self.add_font(FONT, "B", str(dejavu_font_path(bold=True)))
+        self.set_margins(MARGIN, HEADER_END_Y, MARGIN)
+        self.set_auto_page_break(True, margin=FOOTER_H + 2.0)
+
+    def header(self) -> None:
+        h = self.report_header
+        # the disclaimer: a full-width band, first thing on every page
+        self.set_fill_color(*DISCLAIMER_FILL)
+        self.set_text_color(255, 255, 255)
+        self.set_font(FONT, "B", 9.5)
+        self.set_xy(MARGIN, 6.0)
+        self.cell(CONTENT_W, 6.5, DISCLAIMER, align="C", fill=True)
+        # title line
+        self.set_text_color(*DARK)
+        self.set_font(FONT, "B", 13)
+        self.set_xy(MARGIN, 14.0)
+        self.cell(100, 6, TITLE)
+        self.set_font(FONT, "", 7.5)
+        self.set_text_color(*GREY)
+        self.set_xy(MARGIN + 100, 14.5)
+        self.cell(CONTENT_W - 100, 5, h.software, align="R")
+        # patient and study (left), planner and creation (right)
+        split = 126.0  # patient and study left of this, planner and time right of it
+        self._pairs(MARGIN, 21.0, h.patient, split - 3.0)
+        self._pairs(MARGIN, 25.5, h.study, split - 3.0)
+        self._pairs(MARGIN + split, 21.0, [("Planner", h.planner or "—")], CONTENT_W - split)
+        self._pairs(MARGIN + split, 25.5, [("Created", h.created)], CONTENT_W - split)
+        self.set_draw_color(*RULE)
+        self.set_line_width(0.3)
+        self.line(MARGIN, 31.0, PAGE_W - MARGIN, 31.0)
+        self.set_text_color(*DARK)
+        self.set_xy(MARGIN, HEADER_END_Y)
+
+    def _pairs(self, x: float, y: float, pairs: Sequence[tuple[str, str]], width: float) -> None:
+        """"Label value   Label value" on one line, the last value shortened to fit."""
+        self.set_xy(x, y)
+        right = x + width
+        for n, (label, value) in enumerate(pairs):
+            self.set_font(FONT, "", 7)
+            self.set_text_color(*GREY)
+            self.cell(self.get_string_width(label) + 1.2, 4, label)
+            self.set_font(FONT, "B", 8)
+            self.set_text_color(*DARK)
+            room = right - self.get_x() - (0 if n == len(pairs) - 1 else 3)
+            text = _fit(self, value, room)
+            self.cell(self.get_string_width(text) + 4.0, 4, text)
+
+    def footer(self) -> None:
+        self.set_y(-FOOTER_H + 2.0)
+        self.set_draw_color(*RULE)
+        self.set_line_width(0.2)
+        self.line(MARGIN, self.get_y(), PAGE_W - MARGIN, self.get_y())
+        self.set_font(FONT, "", 6.8)
+        self.set_text_color(*GREY)
+        self.set_xy(MARGIN, self.get_y() + 1.0)
+        self.cell(150, 4, "Coordinates: DICOM patient LPS, mm (+x patient's left, +y posterior,"
+                          " +z head).  " + DISCLAIMER + ".")
+        self.set_xy(PAGE_W - MARGIN - 30, self.get_y())
+        self.cell(30, 4, f"Page {self.page_no()} of {{nb}}", align="R")
+
+
+def _fit(pdf: FPDF, text: str, width_mm: float) -> str:
+    """``text`` shortened with "…" to fit ``width_mm`` in the current font."""
+    if pdf.get_string_width(text) <= width_mm:
+        return text
+    while text and pdf.get_string_width(text + "…") > width_mm:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
+def _header_values(
+    patient: PatientInfo, planner: str, software_version: str, deidentify: bool,
+    created: datetime,
+) -> _Header:
+    if deidentify:
+        patient_pairs = [("Patient", DEIDENTIFIED)]
+        study_pairs = [("Study", DEIDENTIFIED)]
+    else:
+        patient_pairs = [("Patient", format_person_name(patient.name) or "—"),
+                         ("ID", patient.patient_id or "—"),
+                         ("Born", format_dicom_date(patient.birth_date) or "—")]
+        if patient.sex:
+            patient_pairs.append(("Sex", patient.sex))
+        study_pairs = [("Study", format_dicom_date(patient.study_date) or "—")]
+        if patient.accession_number:
+            study_pairs.append(("Accession", patient.accession_number))
+        study_pairs.append(("", patient.study_description or patient.series_description or ""))
+    offset = created.strftime("%z")
+    zone = f" UTC{offset[:3]}:{offset[3:]}" if offset else ""
+    return _Header(
+        patient=patient_pairs,
+        study=study_pairs,
+        planner=planner,
+        created=created.strftime("%Y-%m-%d %H:%M") + zone,
+        software=f"VertebroPlan {software_version}".strip(),
+    )
+
+
+def write_pdf_report(
+    path: str | Path,
+    plan: Plan,
+    results: Mapping[tuple[str, Side], CheckResult],
+    volume: Volume,
+    images: Mapping[str, LevelImages],
+    *,
+    snapshots: Mapping[str, bytes] | None = None,
+    planner: str = "",
+    software_version: str,
+    deidentify: bool = False,
+    warnings: Sequence[str] = (),
+    created: datetime | None = None,
+    limits: SafetyLimits | None = None,
+) -> Path:
+    """Write the plan report to ``path`` (atomically: a temporary file, then a rename).
+
+    Parameters
+    ----------
+    path
+        Where to write the PDF; its folder is created if needed.
+    plan, results
+        The plan and each trajectory's check, keyed by (level, Side); a trajectory without
+        a result is reported as "Not checked".
+    volume
+        The CT: patient and study for the header, the frame of reference UID.
+    images
+        Per level name, the axial and sagittal images (`report_images.level_images`).
+    snapshots
+        Per level name, a PNG of the 3-D scene (e.g. ``widgets.snapshot3d``), optional.
+    planner, software_version
+        Printed in every page's header.
+    deidentify
+        Leave out the patient's and the study's identity (see the module docstring).
+    warnings
+        Sentences printed on the summary page (e.g. the anatomy's or the CT's warnings).
+    created
+        The creation time printed in the header (default: now, local time).
+    limits
+        The limits the checks used, quoted in the explanations (default: the defaults).
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ReportFileError
+        When the file cannot be written or the font is missing.
+    """
+    target = Path(path)
+    when = (created or datetime.now()).astimezone()
+    header = _header_values(volume.patient, planner, software_version, deidentify, when)
+    pdf = _ReportPDF(header)
+    pdf.set_title(f"{TITLE}: {', '.join(plan.levels) or 'no levels'}")
+    pdf.set_creator(header.software)
+    pdf.set_producer(header.software)
+    if planner:
+        pdf.set_author(planner)
+    pdf.set_subject(DISCLAIMER)
+    pdf.set_creation_date(when)
+
+    all_warnings = list(warnings) + _plan_warnings(plan, volume, results)
+    _summary_page(pdf, plan, results, volume, all_warnings, deidentify, limits or SafetyLimits())
+    for level in plan.levels:
+        _level_page(pdf, plan, results, level, images.get(level), (snapshots or {}).get(level))
+    _write_atomically(target, bytes(pdf.output()))
+    return target
+
+
+def _plan_warnings(
+    plan: Plan, volume: Volume, results: Mapping[tuple[str, Side], CheckResult]
+) -> list[str]:
+    """Warnings the report adds by itself: another CT's frame, needles not checked."""
+    out = []
+    if plan.frame_override is not None:
+        out.append(
+            "This plan was made on a CT with another frame of reference "
+            f"({plan.frame_override.plan_frame_uid}) and applied to this one "
+            f"({plan.frame_override.ct_frame_uid}): {plan.frame_override.reason}."
+        )
+    elif (plan.frame_of_reference_uid and volume.frame_of_reference_uid
+          and plan.frame_of_reference_uid != volume.frame_of_reference_uid):
+        out.append("The plan's frame of reference is not this CT's: the coordinates may "
+                   "not match the patient.")
+    unchecked = [t.label for t in plan.trajectories if t.key not in results]
+    if unchecked:
+        out.append(f"Not checked against the anatomy: {', '.join(unchecked)}.")
+    return out
+
+
+# ---- page 1 ------------------------------------------------------------------------------
+SUMMARY_COLUMNS: tuple[tuple[str, float, str], ...] = (
+    ("Level", 10.5, "C"),
+    ("Side", 10.5, "C"),
+    ("Gauge", 11.5, "C"),
+    ("Entry x, y, z (LPS mm)", 34.5, "C"),
+    ("Target x, y, z (LPS mm)", 34.5, "C"),
+    ("Length (mm)", 14.0, "C"),
+    ("Medial (°)", 14.0, "C"),
+    ("Cranio-\ncaudal (°)", 14.5, "C"),
+    ("Canal clearance (mm)", 16.5, "C"),
+    ("Grade", 11.0, "C"),
+    ("Status", 18.5, "C"),
+)
+
+
+def _heading(pdf: FPDF, text: str, size: float = 11.0, gap_mm: float = 3.0) -> None:
+    pdf.ln(gap_mm)
+    pdf.set_x(MARGIN)
+    pdf.set_font(FONT, "B", size)
+    pdf.set_text_color(*DARK)
+    pdf.cell(CONTENT_W, size * 0.55, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(1.0)
+
+
+def _summary_page(
+    pdf: _ReportPDF,
+    plan: Plan,
+    results: Mapping[tuple[str, Side], CheckResult],
+    volume: Volume,
+    warnings: Sequence[str],
+    deidentify: bool,
+    limits: SafetyLimits,
+) -> None:
+    pdf.add_page()
+    statuses = [_status(results.get(t.key)) for t in plan.trajectories]
+    _heading(pdf, "Summary", 14.0, 0.0)
+    _verdict_line(pdf, plan, statuses)
+    if plan.trajectories:
+        _summary_table(pdf, plan, results)
+    else:
+        pdf.set_font(FONT, "", 9)
+        pdf.multi_cell(CONTENT_W, 5, "The plan has no needles.", align="L", new_x=XPos.LMARGIN)
+
+    _heading(pdf, "Findings")
+    for t in plan.trajectories:
+        _finding(pdf, t, results.get(t.key))
+    if warnings:
+        _heading(pdf, "Warnings")
+        for text in warnings:
+            _bullet(pdf, "⚠", text, _hex(STATUS_COLORS[Status.CAUTION]), 8.5)
+
+    _heading(pdf, "Reference")
+    pdf.set_font(FONT, "", 7.5)
+    pdf.set_text_color(*DARK)
+    if deidentify:
+        uid_lines = [f"Frame of reference UID: {DEIDENTIFIED.lower()}"]
+    else:
+        frame = plan.frame_of_reference_uid or volume.frame_of_reference_uid or "—"
+        uid_lines = [f"Frame of reference UID: {frame}",
+                     f"Study instance UID: {plan.study_uid or volume.study_uid or '—'}",
+                     f"Series instance UID: {plan.series_uid or volume.series_uid or '—'}"]
+    grades = ", ".join(f"{g} {grade_meaning(g)}" for g in ("A", "B", "C", "D", "E"))
+    notes = [
+        *uid_lines,
+        LPS_NOTE,
+        ANGLE_NOTE,
+        "Canal clearance: from the needle's outer surface to the spinal canal; negative = "
+        f"inside the canal by that depth. Caution below {limits.canal_caution_mm:g} mm.",
+        f"Breach grade (Gertzbein–Robbins style): {grades}.",
+        STATUS_NOTE,
+    ]
+    for line in notes:
+        pdf.set_x(MARGIN)
+        pdf.multi_cell(CONTENT_W, 3.7, line, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
+def _verdict_line(pdf: FPDF, plan: Plan, statuses: Sequence[Status | None]) -> None:
+    """"3 levels, 6 needles:" then a coloured chip per status present."""
+    pdf.set_font(FONT, "", 9.5)
+    pdf.set_text_color(*DARK)
+    n_levels = len(plan.levels)
+    n = len(plan.trajectories)
+    head = (f"{n_levels} level{'s' if n_levels != 1 else ''} "
+            f"({', '.join(plan.levels) or 'none'}), {n} needle{'s' if n != 1 else ''}:  ")
+    pdf.set_x(MARGIN)
+    pdf.cell(pdf.get_string_width(head), 6, head)
+    for status in (Status.SAFE, Status.CAUTION, Status.UNSAFE, None):
+        count = sum(1 for s in statuses if s is status)
+        if not count and status is None:
+            continue
+        text = f" {STATUS_SYMBOLS[status]} {count} {STATUS_WORDS[status].lower()} "
+        pdf.set_font(FONT, "B", 9)
+        if count:
+            pdf.set_fill_color(*_hex(STATUS_COLORS[status]))
+            pdf.set_text_color(*TEXT_ON_STATUS)
+        else:
+            pdf.set_fill_color(240, 242, 245)
+            pdf.set_text_color(*GREY)
+        pdf.cell(pdf.get_string_width(text) + 2, 6, text, fill=True, align="C")
+        pdf.cell(2, 6, "")
+    pdf.set_text_color(*DARK)
+    pdf.ln(8)
+
+
+def _table_defaults(pdf: FPDF, size_pt: float) -> None:
+    """A table takes its cells' default style from the current state: set it plainly."""
+    pdf.set_font(FONT, "", size_pt)
+    pdf.set_text_color(*DARK)
+    pdf.set_fill_color(255, 255, 255)
+
+
+def _summary_table(
+    pdf: FPDF, plan: Plan, results: Mapping[tuple[str, Side], CheckResult]
+) -> None:
+    _table_defaults(pdf, 7.5)
+    pdf.set_draw_color(*RULE)
+    pdf.set_line_width(0.2)
+    widths = tuple(w for _, w, _ in SUMMARY_COLUMNS)
+    heading_style = FontFace(emphasis="BOLD", color=DARK, fill_color=HEADING_FILL, size_pt=7)
+    with pdf.table(col_widths=widths, width=CONTENT_W, text_align="CENTER", line_height=3.6,
+                   headings_style=heading_style, padding=(1.0, 0.8),
+                   borders_layout="HORIZONTAL_LINES", align="LEFT") as table:
+        row = table.row()
+        for name, _, _ in SUMMARY_COLUMNS:
+            row.cell(name)
+        for t in plan.trajectories:
+            r = results.get(t.key)
+            status = _status(r)
+            row = table.row()
+            row.cell(t.level, style=FontFace(emphasis="BOLD"))
+            row.cell(t.side.value.capitalize())
+            row.cell(t.gauge)
+            row.cell(format_lps(t.entry_lps))
+            row.cell(format_lps(t.target_lps))
+            row.cell(format_number(t.length_mm))
+            row.cell("—" if r is None else format_number(r.medial_angle_deg))
+            row.cell("—" if r is None else format_number(r.craniocaudal_angle_deg))
+            row.cell("—" if r is None else format_number(r.canal_clearance_mm),
+                     style=FontFace(emphasis="BOLD"))
+            row.cell("—" if r is None else r.breach_grade)
+            row.cell(_status_text(status), style=FontFace(
+                emphasis="BOLD", color=TEXT_ON_STATUS, fill_color=_hex(STATUS_COLORS[status])))
+
+
+def _finding(pdf: FPDF, t: Trajectory, r: CheckResult | None) -> None:
+    """One needle's verdict and reasons in words."""
+    status = _status(r)
+    color = _hex(STATUS_COLORS[status])
+    title = f"{t.level} {t.side.value} — {STATUS_WORDS[status]}"
+    if r is None:
+        body = ["Not checked against the anatomy."]
+    elif not r.reasons:
+        body = ["Every check is within its limits."]
+    else:
+        body = [reason_text(r, text) for text in r.reasons]
+    if status is Status.SAFE and len(body) == 1:  # one line: "✔ L1 left — Safe: ..."
+        _bullet(pdf, STATUS_SYMBOLS[status], f"{title}: {body[0]}", color, 8.5, bold_prefix=title)
+        return
+    _bullet(pdf, STATUS_SYMBOLS[status], title, color, 8.5, bold_prefix=title)
+    for text in body:
+        _bullet(pdf, "•", text, DARK, 8.0, indent=6.0)
+
+
+def _bullet(
+    pdf: FPDF, symbol: str, text: str, color: tuple[int, int, int], size: float,
+    *, indent: float = 0.0, bold_prefix: str = "",
+) -> None:
+    """A symbol in ``color`` and wrapped text beside it."""
+    x = MARGIN + indent
+    pdf.set_x(x)
+    pdf.set_font(FONT, "B", size)
+    pdf.set_text_color(*color)
+    pdf.cell(5, size * 0.48, symbol)
+    pdf.set_text_color(*DARK)
+    if bold_prefix and text.startswith(bold_prefix):
+        pdf.set_font(FONT, "B", size)
+        pdf.cell(pdf.get_string_width(bold_prefix), size * 0.48, bold_prefix)
+        text = text[len(bold_prefix):]
+        pdf.set_font(FONT, "", size)
+        pdf.multi_cell(CONTENT_W - indent - 5 - pdf.get_string_width(bold_prefix) - 0.1,
+                       size * 0.48, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    else:
+        pdf.set_font(FONT, "", size)
+        pdf.multi_cell(CONTENT_W - indent - 5, size * 0.48, text, align="L",
+                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(0.6)
+
+
+# ---- one page per level ----------------------------------------------------------------
+IMAGE_W = 93.0
+IMAGE_GAP = CONTENT_W - 2 * IMAGE_W
+SNAPSHOT_W = 86.0
+TABLE_GAP = 4.0
+
+
+def _level_page(
+    pdf: _ReportPDF,
+    plan: Plan,
+    results: Mapping[tuple[str, Side], CheckResult],
+    level: str,
+    images: LevelImages | None,
+    snapshot: bytes | None,
+) -> None:
+    pdf.add_page()
+    needles = [t for t in plan.trajectories if t.level == level]
+    statuses = [_status(results.get(t.key)) for t in needles]
+    worst = _worst(statuses)
+    # title: the level and a chip per needle
+    pdf.set_font(FONT, "B", 18)
+    pdf.set_text_color(*DARK)
+    pdf.set_x(MARGIN)
+    pdf.cell(pdf.get_string_width(level) + 4, 8, level)
+    pdf.set_font(FONT, "", 9)
+    approach = "bipedicular" if len(needles) == 2 else "unipedicular" if needles else ""
+    pdf.cell(pdf.get_string_width(approach) + 4, 8, approach)
+    for t, status in zip(needles, statuses, strict=True):
+        text = f" {t.side.value.capitalize()}: {_status_text(status)} "
+        pdf.set_font(FONT, "B", 9)
+        pdf.set_fill_color(*_hex(STATUS_COLORS[status]))
+        pdf.set_text_color(*TEXT_ON_STATUS)
+        pdf.cell(pdf.get_string_width(text) + 2, 6.5, text, fill=True, align="C")
+        pdf.cell(2, 6.5, "")
+    pdf.set_text_color(*DARK)
+    pdf.ln(9.5)
+
+    # the two slices, side by side
+    y = pdf.get_y()
+    if images is not None:
+        for i, (png, caption) in enumerate(((images.axial_png, images.axial_caption),
+                                            (images.sagittal_png, images.sagittal_caption))):
+            x = MARGIN + i * (IMAGE_W + IMAGE_GAP)
+            pdf.image(io.BytesIO(png), x=x, y=y, w=IMAGE_W, h=IMAGE_W)
+            pdf.set_xy(x, y + IMAGE_W + 0.8)
+            pdf.set_font(FONT, "", 7)
+            pdf.set_text_color(*GREY)
+            pdf.multi_cell(IMAGE_W, 3.2, caption, align="L")
+        pdf.set_y(y + IMAGE_W + 8.5)
+    else:
+        pdf.set_font(FONT, "", 9)
+        pdf.set_text_color(*GREY)
+        pdf.cell(CONTENT_W, 6, "No images of this level.", new_x=XPos.LMARGIN,
+                 new_y=YPos.NEXT)
+    pdf.set_text_color(*DARK)
+
+    # the 3-D picture and the numbers beside it
+    y = pdf.get_y()
+    table_x, table_w = MARGIN, CONTENT_W
+    bottom = y
+    if snapshot is not None:
+        info = pdf.image(io.BytesIO(snapshot), x=MARGIN, y=y, w=SNAPSHOT_W)
+        snap_h = float(info.rendered_height)
+        pdf.set_xy(MARGIN, y + snap_h + 0.8)
+        pdf.set_font(FONT, "", 7)
+        pdf.set_text_color(*GREY)
+        pdf.multi_cell(SNAPSHOT_W, 3.2, "3-D: bone, spinal canal (blue, seen through the "
+                                        "bone) and needles in their status colours.",
+                       align="L")
+        bottom = pdf.get_y()
+        table_x, table_w = MARGIN + SNAPSHOT_W + TABLE_GAP, CONTENT_W - SNAPSHOT_W - TABLE_GAP
+    pdf.set_xy(table_x, y)
+    _level_table(pdf, needles, results, table_x, table_w)
+    pdf.set_y(max(bottom, pdf.get_y()) + 1.0)
+
+    if worst is not Status.SAFE or any(r.reasons for t in needles
+                                       if (r := results.get(t.key)) is not None):
+        _heading(pdf, "Reasons", 10.0, 2.0)
+        for t in needles:
+            _finding(pdf, t, results.get(t.key))
+
+
+def _level_rows(t: Trajectory, r: CheckResult | None) -> list[tuple[str, str]]:
+    """(label, value) pairs of one needle, in the level table's order."""
+    rows = [
+        ("Gauge", f"{t.gauge} ({GAUGES[t.gauge].outer_diameter_mm:.2f} mm)"),
+        ("Entry (LPS mm)", format_lps(t.entry_lps)),
+        ("Target (LPS mm)", format_lps(t.target_lps)),
+        ("Length entry–tip", format_mm(t.length_mm)),
+    ]
+    if r is None:
+        return rows
+    if r.wall_breaches:
+        walls = "; ".join(f"{b.wall} {format_mm(b.depth_mm)}" for b in r.wall_breaches)
+    else:
+        walls = "none"
+    if r.tip_in_body:
+        tip = f"in the body of {r.tip_level}"
+    elif r.tip_level:
+        tip = f"in {r.tip_level}, not in the body"
+    else:
+        tip = "outside the vertebra"
+    depth = "—" if r.tip_depth_fraction is None else f"{r.tip_depth_fraction:.0%}"
+    rows += [
+        ("Skin to tip", format_mm(r.skin_to_tip_mm)),
+        ("Medial angle", f"{format_deg(r.medial_angle_deg)} "
+                         f"(vertebra {format_deg(r.medial_angle_vertebra_deg)})"),
+        ("Craniocaudal angle", f"{format_deg(r.craniocaudal_angle_deg)} "
+                               f"(vertebra {format_deg(r.craniocaudal_angle_vertebra_deg)})"),
+        ("Canal clearance", format_mm(r.canal_clearance_mm)),
+        ("Breach grade", f"{r.breach_grade}: {grade_meaning(r.breach_grade)}"),
+        ("Pedicle wall breach", walls),
+        ("Tip", tip),
+        ("Tip depth in body", depth.replace("-", "\u2212")),
+        ("Tip to anterior cortex", format_mm(r.tip_to_anterior_cortex_mm)),
+        ("Tip to midline", format_mm(r.tip_to_midline_mm)),
+        ("Gap to other needle", format_mm(r.pair_distance_mm)),
+    ]
+    if r.crossings:
+        rows.append(("Crosses", ", ".join(r.crossings)))
+    return rows
+
+
+def _level_table(
+    pdf: FPDF, needles: Sequence[Trajectory], results: Mapping[tuple[str, Side], CheckResult],
+    x: float, width: float,
+) -> None:
+    """Parameters as rows, one column per needle (left, right)."""
+    if not needles:
+        pdf.set_font(FONT, "", 9)
+        pdf.cell(width, 6, "No needle at this level.")
+        return
+    per_needle = [_level_rows(t, results.get(t.key)) for t in needles]
+    labels: list[str] = []
+    for rows in per_needle:
+        labels += [label for label, _ in rows if label not in labels]
+    values = [dict(rows) for rows in per_needle]
+    label_w = 30.0
+    col_w = (width - label_w) / len(needles)
+    _table_defaults(pdf, 7.2)
+    pdf.set_draw_color(*RULE)
+    pdf.set_line_width(0.2)
+    heading_style = FontFace(emphasis="BOLD", color=DARK, fill_color=HEADING_FILL, size_pt=7.5)
+    old_margin = pdf.l_margin
+    pdf.set_left_margin(x)
+    with pdf.table(col_widths=(label_w, *([col_w] * len(needles))), width=width,
+                   text_align=("LEFT", *(["CENTER"] * len(needles))), line_height=3.4,
+                   headings_style=heading_style, padding=(0.8, 1.0),
+                   borders_layout="HORIZONTAL_LINES", align="LEFT") as table:
+        row = table.row()
+        row.cell("")
+        for t in needles:
+            row.cell(f"{t.level} {t.side.value}")
+        row = table.row()
+        row.cell("Status", style=FontFace(color=GREY))
+        for t in needles:
+            status = _status(results.get(t.key))
+            row.cell(_status_text(status), style=FontFace(
+                emphasis="BOLD", color=TEXT_ON_STATUS, fill_color=_hex(STATUS_COLORS[status])))
+        for label in labels:
+            row = table.row()
+            row.cell(label, style=FontFace(color=GREY))
+            for v in values:
+                bold = label == "Canal clearance"
+                row.cell(v.get(label, "—"), style=FontFace(emphasis="BOLD") if bold else None)
+        notes = [t.note for t in needles]
+        if any(notes):
+            row = table.row()
+            row.cell("Note", style=FontFace(color=GREY))
+            for note in notes:
+                row.cell(note or "—")
+    pdf.set_left_margin(old_margin)
+
+
+# ---- file ---------------------------------------------------------------------------------
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Temp file in the same folder, fsync, rename over the target: a crash or a full disk
+    never leaves a half-written report where the old one was."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise ReportFileError(f"the report cannot be written to '{target}': "
+                              f"{exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ReportFileError(f"the report cannot be written to '{target}': "
+                              f"{exc.strerror or exc}") from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

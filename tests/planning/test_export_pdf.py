@@ -1,0 +1,191 @@
+"""The PDF report on the demo CT: every number a surgeon needs is in its text, the pages
+carry pictures, and a de-identified report names nobody.
+
+Text is read back with poppler's ``pdftotext`` and pages are rendered with ``pdftoppm``
+(poppler-utils), as a reader's PDF viewer would.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from planning.anatomy import anatomy_from_demo_truth
+from planning.autoplan import propose
+from planning.checks import CheckContext, CheckResult, Status, check
+from planning.demo import DEMO_PATIENT, generate_demo_ct
+from planning.export.pdf import (
+    DISCLAIMER,
+    format_lps,
+    format_person_name,
+    write_pdf_report,
+)
+from planning.export.report_images import (
+    STATUS_COLORS,
+    STATUS_WORDS,
+    ReportFileError,
+    format_number,
+    level_images,
+)
+from planning.plan import Plan, Side
+from planning.volume import Volume
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+LEVELS = ["T12", "L1", "L2"]
+VERSION = "0.1.0-test"
+PLANNER = "Dr Test Planner"
+WARNING = "The anatomy comes from the demo CT's ground truth."
+REPORT_SECONDS = 10.0  # images and PDF for 3 levels, with room for a busy test machine
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("pdftotext") is None or shutil.which("pdftoppm") is None,
+    reason="poppler-utils (pdftotext, pdftoppm) is not installed",
+)
+
+
+def _unsafe_into_canal(plan: Plan, anatomy, level: str) -> Plan:
+    """The right needle of ``level`` re-aimed from its entry to the canal's centre."""
+    geo = anatomy.levels[level]
+    k, j, i = np.nonzero(anatomy.canal)
+    canal_lps = anatomy.to_lps(np.stack([i, j, k], 1).astype(np.float64))
+    local = geo.to_local(canal_lps)
+    near = canal_lps[(np.abs(local[:, 2]) < 3.0) & (np.abs(local[:, 0]) < 15.0)]
+    t = plan.get(level, Side.RIGHT)
+    assert t is not None and len(near)
+    return plan.with_trajectory(t.moved(target_lps=near.mean(axis=0)))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory):
+    volume, truth = generate_demo_ct()
+    anatomy = anatomy_from_demo_truth(truth)
+    ctx = CheckContext.build(volume, anatomy)
+    proposal = propose(volume, anatomy, ctx, LEVELS)
+    assert proposal.plan.levels == tuple(LEVELS)
+    plan = _unsafe_into_canal(proposal.plan, anatomy, "L2")
+    results = {t.key: check(t, ctx, plan) for t in plan.trajectories}
+    assert results[("L2", Side.RIGHT)].status is Status.UNSAFE
+    assert results[("L2", Side.RIGHT)].canal_clearance_mm < 0.0
+
+    snapshot = io.BytesIO()  # a stand-in 3-D picture: the page layout with a snapshot
+    Image.new("RGB", (600, 450), (40, 60, 90)).save(snapshot, format="PNG")
+    folder = tmp_path_factory.mktemp("report")
+    start = time.perf_counter()
+    images = {level: level_images(volume, plan, results, anatomy, level) for level in LEVELS}
+    path = write_pdf_report(folder / "plan report.pdf", plan, results, volume, images,
+                            snapshots={"L1": snapshot.getvalue()}, planner=PLANNER,
+                            software_version=VERSION, warnings=[WARNING])
+    seconds = time.perf_counter() - start
+    deidentified = write_pdf_report(folder / "deidentified.pdf", plan, results, volume, images,
+                                    planner=PLANNER, software_version=VERSION,
+                                    deidentify=True)
+    return plan, results, path, deidentified, seconds
+
+
+def _text(pdf: Path) -> str:
+    out = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], check=True,
+                         capture_output=True)
+    return out.stdout.decode("utf-8")
+
+
+def _pages(pdf: Path, folder: Path, dpi: int, stem: str = "page") -> list[Path]:
+    subprocess.run(["pdftoppm", "-r", str(dpi), "-png", str(pdf), str(folder / stem)],
+                   check=True, capture_output=True)
+    return sorted(folder.glob(f"{stem}-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+
+
+def test_every_number_and_verdict_is_in_the_text(report) -> None:
+    plan, results, path, _, seconds = report
+    text = _text(path)
+    assert DISCLAIMER in text
+    assert text.count(DISCLAIMER) >= 1 + len(LEVELS)  # on every page
+    assert WARNING in text
+    assert plan.frame_of_reference_uid and plan.frame_of_reference_uid in text
+    assert "DICOM patient LPS" in text
+    assert PLANNER in text and VERSION in text
+    for t in plan.trajectories:
+        r: CheckResult = results[t.key]
+        assert t.level in text and t.gauge in text
+        assert t.side.value.capitalize() in text
+        assert format_lps(t.entry_lps) in text, (t.label, format_lps(t.entry_lps))
+        assert format_lps(t.target_lps) in text, (t.label, format_lps(t.target_lps))
+        for v in (*t.entry_lps, *t.target_lps):
+            assert format_number(v) in text
+        assert format_number(r.canal_clearance_mm) in text
+        assert STATUS_WORDS[r.status] in text
+    unsafe = results[("L2", Side.RIGHT)]
+    assert format_number(unsafe.canal_clearance_mm).startswith("\u2212")  # a true minus
+    assert "enters the spinal canal" in text
+    print(f"\nreport (images + PDF) for {len(LEVELS)} levels: {seconds:.2f} s")
+    assert seconds < REPORT_SECONDS
+
+
+def test_header_names_the_patient_and_deidentified_report_does_not(report) -> None:
+    _, _, path, deidentified, _ = report
+    text = _text(path)
+    name = format_person_name(DEMO_PATIENT.name)
+    assert name == "VertebroPlan, Demo"
+    assert name in text and DEMO_PATIENT.patient_id in text
+    assert "1950-01-01" in text and DEMO_PATIENT.accession_number in text
+    anonymous = _text(deidentified)
+    assert "De-identified" in anonymous and DISCLAIMER in anonymous
+    for secret in (name, "VertebroPlan^Demo", DEMO_PATIENT.patient_id, "1950-01-01",
+                   "19500101", DEMO_PATIENT.accession_number, "VertebroPlan, "):
+        assert secret not in anonymous, secret
+
+
+def test_pages_are_one_summary_and_one_per_level_with_pictures(report, tmp_path: Path) -> None:
+    _, _, path, deidentified, _ = report
+    pages = _pages(path, tmp_path, 60)
+    assert len(pages) == 1 + len(LEVELS)
+    red = np.array([int(STATUS_COLORS[Status.UNSAFE][i:i + 2], 16) for i in (1, 3, 5)])
+
+    def pixels(page: Path) -> np.ndarray:
+        return np.asarray(Image.open(page).convert("RGB"), dtype=float)
+
+    def red_pixels(page: Path) -> int:
+        return int((np.linalg.norm(pixels(page) - red, axis=-1) < 12).sum())
+
+    for page in pages[1:]:  # the image half of each level page is far from blank
+        image_band = pixels(page)[int(0.15 * 702):int(0.48 * 702)].mean(axis=-1)
+        assert image_band.var() > 500.0, page.name
+    assert red_pixels(pages[0]) > 30  # the unsafe status in the summary table
+    assert red_pixels(pages[3]) > 30  # L2's page
+    assert red_pixels(pages[1]) == 0  # T12: two safe needles, nothing red
+    # full-size copies for a human to look at
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for n, page in enumerate(_pages(path, tmp_path, 110, "big"), start=1):
+        shutil.copy(page, ARTIFACTS / f"report_page{n}.png")
+    first = _pages(deidentified, tmp_path, 110, "deid")[0]
+    shutil.copy(first, ARTIFACTS / "report_page1_deidentified.png")
+
+
+def test_write_is_atomic_and_errors_name_the_file(report, tmp_path: Path) -> None:
+    plan, results, _, _, _ = report
+    target = tmp_path / "out.pdf"
+    target.write_bytes(b"old report")
+    volume_like = Volume(np.zeros((2, 2, 2), np.int16), np.eye(4), patient=DEMO_PATIENT)
+    written = write_pdf_report(target, plan, results, volume_like, {}, software_version=VERSION)
+    assert written == target and target.read_bytes().startswith(b"%PDF")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.pdf"]  # no temporary file left
+    folder_in_the_way = tmp_path / "a folder.pdf"
+    folder_in_the_way.mkdir()
+    with pytest.raises(ReportFileError, match=r"a folder\.pdf"):
+        write_pdf_report(folder_in_the_way, plan, results, volume_like, {},
+                         software_version=VERSION)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a folder.pdf", "out.pdf"]
+
+
+def test_person_names() -> None:
+    assert format_person_name("DOE^JOHN") == "DOE, John"
+    assert format_person_name("DOE^JOHN^PAUL^^") == "DOE, John Paul"
+    assert format_person_name("Doe^Jane") == "Doe, Jane"
+    assert format_person_name("ANONYMOUS") == "ANONYMOUS"
+    assert format_person_name("") == ""
