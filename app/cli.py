@@ -21,6 +21,8 @@ from planning.progress import Progress
 
 if TYPE_CHECKING:  # the batch commands import their heavy modules only when they run
     from planning.anatomy import Anatomy
+    from planning.checks import CheckContext
+    from planning.plan import Plan
     from planning.volume import Volume
 
 EXIT_OK = 0
@@ -215,8 +217,10 @@ def _anatomy_for(volume: Volume, args: argparse.Namespace, default: str) -> Anat
     return shift_anatomy_labels(anatomy, args.shift_labels) if args.shift_labels else anatomy
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    from planning.checks import CheckContext, check_plan
+def _plan_on_ct(args: argparse.Namespace) -> tuple[Plan, Volume, Anatomy, CheckContext]:
+    """The plan of ``args.plan`` (.vplan.json or SR) on the CT ``args.ct``, with the frame
+    check (``--force-other-frame``), the anatomy and the checks' context."""
+    from planning.checks import CheckContext
     from planning.export.any_plan import load_any_plan
     from planning.io import load_path
     from planning.plan_file import FrameMismatchError, check_frame
@@ -230,7 +234,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     except FrameMismatchError as exc:
         raise CliError(f"{exc} (option --force-other-frame)") from exc
     anatomy = _anatomy_for(volume, args, default="truth")
-    ctx = CheckContext.build(volume, anatomy)
+    return plan, volume, anatomy, CheckContext.build(volume, anatomy)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from planning.checks import check_plan
+
+    plan, _volume, _anatomy, ctx = _plan_on_ct(args)
     results = check_plan(plan, ctx)
     out: dict[str, object] = {"trajectories": [r.to_json() for r in results]}
     if plan.frame_override is not None:
@@ -381,28 +391,16 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    import os
+
     from app.export_job import ExportRequest, export_plan
-    from planning.checks import CheckContext, check
-    from planning.export.any_plan import load_any_plan
-    from planning.io import load_path
-    from planning.plan_file import FrameMismatchError, check_frame
+    from planning.checks import check
 
     if not (args.pdf or args.sr or args.send):
         raise CliError("nothing to do: give --pdf FILE, --sr FILE and/or --send AET@HOST:PORT")
-    import os
-
     if not os.environ.get("DISPLAY"):  # 3D snapshots off screen: straight to EGL, no X probe
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-    plan = load_any_plan(args.plan)
-    volume = load_path(args.ct, args.series, _stderr_progress())
-    try:
-        plan = check_frame(
-            plan, volume.frame_of_reference_uid, force_other_frame=args.force_other_frame
-        )
-    except FrameMismatchError as exc:
-        raise CliError(f"{exc} (option --force-other-frame)") from exc
-    anatomy = _anatomy_for(volume, args, default="truth")
-    ctx = CheckContext.build(volume, anatomy)
+    plan, volume, anatomy, ctx = _plan_on_ct(args)
     results = {t.key: check(t, ctx, plan) for t in plan.trajectories}
     request = ExportRequest(
         pdf_path=Path(args.pdf) if args.pdf else None,

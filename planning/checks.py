@@ -534,3 +534,33 @@ def _wall_name(normal: FloatArray, geo: VertebraGeometry, side: Side) -> str:
 def check_plan(plan: Plan, ctx: CheckContext) -> list[CheckResult]:
     """Check every trajectory of a plan (pairs included)."""
     return [check(t, ctx, plan) for t in plan.trajectories]
+
+
+# ---- words for the numbers (panels, report) ----------------------------------------
+def grade_meaning(grade: str) -> str:
+    """What a Gertzbein–Robbins style grade means, from the limits the checks use.
+
+    Derived from `planning.checks.GRADE_LIMITS_MM` so the words can never disagree with the
+    grading itself.
+    """
+    limits = [limit for _, limit in GRADE_LIMITS_MM]
+    names = [name for name, _ in GRADE_LIMITS_MM]
+    if grade == "A":
+        return "no breach of the canal"
+    if grade in names:
+        i = names.index(grade)
+        lo, hi = limits[i - 1], limits[i]
+        if lo <= 0.0:
+            return f"into the canal by < {hi:g} mm"
+        return f"into the canal by {lo:g}–{hi:g} mm"
+    if grade == "E":
+        return f"into the canal by > {limits[-1]:g} mm"
+    return "unknown grade"
+
+
+def reason_text(result: CheckResult, reason: str) -> str:
+    """A reason without the "Left L2: " prefix the checks add (the heading already says
+    which needle it is), starting with a capital letter."""
+    prefix = f"{result.side.value.capitalize()} {result.level}: "
+    text = reason[len(prefix):] if reason.startswith(prefix) else reason
+    return text[:1].upper() + text[1:]

@@ -49,12 +49,10 @@ from planning.reslice import (
 )
 from planning.volume import FloatArray, Volume
 from widgets.mpr_overlays import Outline, outline_paths, paint_needle, pick_needle, widget_xy
+from widgets.painting import SHADOW, TEXT, backdrop, shadowed_text, sized_font
 from widgets.plan_display import NeedleDisplay
 
 BACKGROUND = QColor("#000000")
-TEXT = QColor("#e8ecf1")
-SHADOW = QColor(0, 0, 0, 200)
-PLATE = QColor(0, 0, 0, 140)
 SCALE_BAR_MM = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 ZOOM_PER_WHEEL_STEP = 1.15
 MIN_PIXEL_MM, MAX_PIXEL_MM = 0.05, 10.0
@@ -389,25 +387,14 @@ class MprView(QWidget):
             painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), name)
 
     def _font(self, point_size: float, bold: bool = False) -> QFont:
-        font = QFont(self.font())
-        font.setPointSizeF(point_size)
-        font.setBold(bold)
-        return font
+        return sized_font(self, point_size, bold)
 
     def _text(self, painter: QPainter, rect: QRectF, flags: Qt.AlignmentFlag, text: str,
               color: QColor = TEXT) -> None:
-        """Text with a dark shadow, readable over bright bone and black air alike."""
-        painter.setPen(SHADOW)
-        painter.drawText(rect.translated(1, 1), int(flags), text)
-        painter.setPen(color)
-        painter.drawText(rect, int(flags), text)
+        shadowed_text(painter, rect, flags, text, color)
 
     def _backdrop(self, painter: QPainter, rect: QRectF) -> None:
-        """A translucent dark plate behind corner text so it stays legible over bone."""
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(PLATE)
-        painter.drawRoundedRect(rect.adjusted(-4, -1, 4, 1), 3, 3)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
+        backdrop(painter, rect)
 
     def _paint_title(self, painter: QPainter) -> None:
         painter.setFont(self._font(11, bold=True))

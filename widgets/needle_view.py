@@ -68,15 +68,13 @@ from planning.mask_reslice import reslice_labels
 from planning.reslice import SliceGeometry, ViewPlane, orientation_letters, reslice
 from planning.volume import FloatArray, Volume
 from widgets.mpr_view import SCALE_BAR_MM, window_to_uint8
+from widgets.painting import SHADOW, TEXT, backdrop, shadowed_text, sized_font
 from widgets.plan_display import CANAL_COLOR, STATUS_WORDS, NeedleDisplay
 
 HINT_TEXT = "Select a needle to see it here"
 BACKGROUND = QColor("#000000")
 HEADER_BACKGROUND = QColor("#16181c")
-TEXT = QColor("#e8ecf1")
 MUTED_TEXT = QColor("#8a93a0")
-SHADOW = QColor(0, 0, 0, 200)
-PLATE = QColor(0, 0, 0, 140)
 LETTER_COLOR = QColor("#ffd866")
 ALONG_COLOR = QColor("#9fa8da")  # the along-the-needle plane, and its trace in the probe pane
 PROBE_COLOR = QColor("#f5f7fa")  # the probe plane, and its trace (the depth line)
@@ -349,24 +347,14 @@ class SlicePane(QWidget):
         self._paint_header(painter)
 
     def _font(self, point_size: float, bold: bool = False) -> QFont:
-        font = QFont(self.font())
-        font.setPointSizeF(point_size)
-        font.setBold(bold)
-        return font
+        return sized_font(self, point_size, bold)
 
     def _text(self, painter: QPainter, rect: QRectF, flags: Qt.AlignmentFlag, text: str,
               color: QColor = TEXT) -> None:
-        """Text with a dark shadow, readable over bright bone and black air alike."""
-        painter.setPen(SHADOW)
-        painter.drawText(rect.translated(1, 1), int(flags), text)
-        painter.setPen(color)
-        painter.drawText(rect, int(flags), text)
+        shadowed_text(painter, rect, flags, text, color)
 
     def _backdrop(self, painter: QPainter, rect: QRectF) -> None:
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(PLATE)
-        painter.drawRoundedRect(rect.adjusted(-4, -1, 4, 1), 3, 3)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
+        backdrop(painter, rect)
 
     def _centre_text(self, painter: QPainter, rect: QRectF, text: str) -> None:
         if text:

@@ -28,6 +28,7 @@ from vtkmodules.vtkRenderingCore import vtkRenderer
 
 from planning.plan import Side
 from planning.volume import FloatArray
+from widgets.painting import triangle_mesh
 from widgets.plan_display import CANAL_COLOR, STATUS_COLORS, NeedleDisplay
 
 BONE_COLOR = (0.91, 0.87, 0.78)
@@ -50,21 +51,7 @@ LETTER_COLOR = (1.0, 1.0, 1.0)
 MeshArrays = tuple[NDArray[np.float32], NDArray[np.int32], NDArray[np.float32] | None]
 
 
-def _polydata(
-    vertices_lps: NDArray[np.float32], faces: NDArray[np.int32],
-    normals_lps: NDArray[np.float32] | None,
-) -> pv.PolyData:
-    """A triangle mesh (faces index vertices, LPS mm), with the given normals if any."""
-    cells = np.empty((len(faces), 4), dtype=np.int64)
-    cells[:, 0] = 3
-    cells[:, 1:] = faces
-    mesh = pv.PolyData(np.asarray(vertices_lps, dtype=np.float32), cells.ravel())
-    if normals_lps is not None and len(normals_lps) == len(vertices_lps):
-        mesh.point_data["Normals"] = np.asarray(normals_lps, dtype=np.float32)
-        mesh.point_data.active_normals_name = "Normals"
-    else:
-        mesh = mesh.compute_normals(cell_normals=False, split_vertices=False)
-    return mesh
+_polydata = triangle_mesh  # (widgets.painting)
 
 
 def _hex_rgb(color: str) -> tuple[float, float, float]:

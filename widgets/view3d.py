@@ -46,6 +46,7 @@ from vtkmodules.vtkRenderingCore import (
 
 from planning.plan import Side
 from planning.volume import FloatArray
+from widgets.painting import triangle_mesh
 from widgets.plan_display import CANAL_COLOR, HIGHLIGHT_COLOR, NeedleDisplay
 
 BONE_COLOR = (0.91, 0.87, 0.78)
@@ -90,19 +91,7 @@ def _rgb(color: QColor | str) -> tuple[float, float, float]:
     return (c.redF(), c.greenF(), c.blueF())
 
 
-def _polydata(
-    vertices_lps: NDArray[np.float32], faces: NDArray[np.int32],
-    normals_lps: NDArray[np.float32] | None,
-) -> pv.PolyData:
-    """A triangle mesh (faces index vertices, LPS mm), with the given normals if any."""
-    cells = np.empty((len(faces), 4), dtype=np.int64)
-    cells[:, 0] = 3
-    cells[:, 1:] = faces
-    mesh = pv.PolyData(np.asarray(vertices_lps, dtype=np.float32), cells.ravel())
-    if normals_lps is not None:
-        mesh.point_data["Normals"] = np.asarray(normals_lps, dtype=np.float32)
-        mesh.point_data.active_normals_name = "Normals"
-    return mesh
+_polydata = triangle_mesh  # (widgets.painting)
 
 
 def _text(font_px: int, color: tuple[float, float, float]) -> vtkTextActor:

@@ -28,7 +28,7 @@ from pathlib import Path
 from fpdf import FPDF, FontFace
 from fpdf.enums import XPos, YPos
 
-from planning.checks import GRADE_LIMITS_MM, CheckResult, SafetyLimits, Status
+from planning.checks import CheckResult, SafetyLimits, Status, grade_meaning, reason_text
 from planning.export.report_images import (
     STATUS_COLORS,
     STATUS_SYMBOLS,
@@ -103,30 +103,6 @@ def format_mm(value: float | None, decimals: int = 1) -> str:
 
 def format_deg(value: float) -> str:
     return f"{format_number(value)}°"
-
-
-def grade_meaning(grade: str) -> str:
-    """What a Gertzbein–Robbins style grade means, from the limits the checks use."""
-    names = [name for name, _ in GRADE_LIMITS_MM]
-    limits = [limit for _, limit in GRADE_LIMITS_MM]
-    if grade == "A":
-        return "no breach of the canal"
-    if grade in names:
-        i = names.index(grade)
-        lo, hi = limits[i - 1], limits[i]
-        if lo <= 0.0:
-            return f"into the canal by < {hi:g} mm"
-        return f"into the canal by {lo:g}–{hi:g} mm"
-    if grade == "E":
-        return f"into the canal by > {limits[-1]:g} mm"
-    return "unknown grade"
-
-
-def reason_text(result: CheckResult, reason: str) -> str:
-    """A reason without the "Left L2: " prefix the checks add, starting with a capital."""
-    prefix = f"{result.side.value.capitalize()} {result.level}: "
-    text = reason[len(prefix):] if reason.startswith(prefix) else reason
-    return text[:1].upper() + text[1:]
 
 
 def _hex(color: str) -> tuple[int, int, int]:
