@@ -49,11 +49,10 @@ from planning.reslice import (
 )
 from planning.volume import FloatArray, Volume
 from widgets.mpr_overlays import Outline, outline_paths, paint_needle, pick_needle, widget_xy
-from widgets.painting import SHADOW, TEXT, backdrop, shadowed_text, sized_font
+from widgets.painting import TEXT, backdrop, scale_bar, shadowed_text, sized_font
 from widgets.plan_display import NeedleDisplay
 
 BACKGROUND = QColor("#000000")
-SCALE_BAR_MM = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 ZOOM_PER_WHEEL_STEP = 1.15
 MIN_PIXEL_MM, MAX_PIXEL_MM = 0.05, 10.0
 LPS_AXIS = ("x", "y", "z")
@@ -447,21 +446,8 @@ class MprView(QWidget):
 
     def _paint_scale_bar(self, painter: QPainter) -> None:
         """A bar of a round length near 1/5 of the view width, labelled in mm."""
-        target_mm = self.width() * self._pixel_mm / 5.0
-        length_mm = max([s for s in SCALE_BAR_MM if s <= target_mm], default=SCALE_BAR_MM[0])
-        length_px = length_mm / self._pixel_mm
-        x1 = self.width() - 16.0
-        x0, y = x1 - length_px, self.height() - 40.0
-        painter.setPen(QPen(SHADOW, 4))
-        painter.drawLine(QPointF(x0, y + 1), QPointF(x1, y + 1))
-        painter.setPen(QPen(TEXT, 2))
-        painter.drawLine(QPointF(x0, y), QPointF(x1, y))
-        for x in (x0, x1):
-            painter.drawLine(QPointF(x, y - 5), QPointF(x, y + 5))
-        painter.setFont(self._font(9))
-        self._text(painter, QRectF(x0 - 40, y - 22, length_px + 80, 16),
-                   Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom,
-                   f"{length_mm} mm")
+        scale_bar(painter, self.width() - 16.0, self.height() - 40.0, self._pixel_mm,
+                  self.width(), self._font(9))
 
     def _paint_info(self, painter: QPainter) -> None:
         painter.setFont(self._font(9))

@@ -67,8 +67,8 @@ from skimage.measure import find_contours
 from planning.mask_reslice import reslice_labels
 from planning.reslice import SliceGeometry, ViewPlane, orientation_letters, reslice
 from planning.volume import FloatArray, Volume
-from widgets.mpr_view import SCALE_BAR_MM, window_to_uint8
-from widgets.painting import SHADOW, TEXT, backdrop, shadowed_text, sized_font
+from widgets.mpr_view import window_to_uint8
+from widgets.painting import SHADOW, TEXT, backdrop, scale_bar, shadowed_text, sized_font
 from widgets.plan_display import CANAL_COLOR, STATUS_WORDS, NeedleDisplay
 
 HINT_TEXT = "Select a needle to see it here"
@@ -414,21 +414,8 @@ class SlicePane(QWidget):
     def _paint_scale_bar(self, painter: QPainter, geometry: SliceGeometry) -> None:
         """A bar of a round length near 1/5 of the pane width, labelled in mm."""
         r = self.image_rect()
-        target_mm = r.width() * geometry.pixel_mm / 5.0
-        length_mm = max([s for s in SCALE_BAR_MM if s <= target_mm], default=SCALE_BAR_MM[0])
-        length_px = length_mm / geometry.pixel_mm
-        x1 = r.right() - 12.0
-        x0, y = x1 - length_px, r.bottom() - 12.0
-        painter.setPen(QPen(SHADOW, 4))
-        painter.drawLine(QPointF(x0, y + 1), QPointF(x1, y + 1))
-        painter.setPen(QPen(TEXT, 2))
-        painter.drawLine(QPointF(x0, y), QPointF(x1, y))
-        for x in (x0, x1):
-            painter.drawLine(QPointF(x, y - 4), QPointF(x, y + 4))
-        painter.setFont(self._font(8.5))
-        self._text(painter, QRectF(x0 - 30, y - 20, length_px + 60, 14),
-                   Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom,
-                   f"{length_mm} mm")
+        scale_bar(painter, r.right() - 12.0, r.bottom() - 12.0, geometry.pixel_mm, r.width(),
+                  self._font(8.5), tick_px=4.0)
 
     # ---- input --------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPainter
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 TEXT = QColor("#e8ecf1")
@@ -36,6 +36,29 @@ def backdrop(painter: QPainter, rect: QRectF) -> None:
     painter.setBrush(PLATE)
     painter.drawRoundedRect(rect.adjusted(-4, -1, 4, 1), 3, 3)
     painter.setBrush(Qt.BrushStyle.NoBrush)
+
+
+SCALE_BAR_MM = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+
+
+def scale_bar(painter: QPainter, right_x: float, y: float, pixel_mm: float, view_width_px: float,
+              font: QFont, tick_px: float = 5.0) -> None:
+    """A bar of a round length near 1/5 of the view width ending at ``right_x``, in mm."""
+    target_mm = view_width_px * pixel_mm / 5.0
+    length_mm = max([s for s in SCALE_BAR_MM if s <= target_mm], default=SCALE_BAR_MM[0])
+    length_px = length_mm / pixel_mm
+    x0, x1 = right_x - length_px, right_x
+    painter.setPen(QPen(SHADOW, 4))
+    painter.drawLine(QPointF(x0, y + 1), QPointF(x1, y + 1))
+    painter.setPen(QPen(TEXT, 2))
+    painter.drawLine(QPointF(x0, y), QPointF(x1, y))
+    for x in (x0, x1):
+        painter.drawLine(QPointF(x, y - tick_px), QPointF(x, y + tick_px))
+    painter.setFont(font)
+    height = QFontMetricsF(font).height()
+    shadowed_text(painter, QRectF(x0 - 40, y - 6 - height, length_px + 80, height),
+                  Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom,
+                  f"{length_mm} mm")
 
 
 def triangle_mesh(vertices_lps: NDArray[np.float32], faces: NDArray[np.int32],
