@@ -70,4 +70,6 @@ def run_gui(
 
     window.workspace.restore_layout()
     QTimer.singleShot(0, start)
-    return int(app.exec())
+    code = int(app.exec())
+    window.controller.shutdown()  # cancel and wait for background work before teardown
+    return code

@@ -46,7 +46,9 @@ class Worker(QRunnable):
         if (now - self._last_emit >= PROGRESS_INTERVAL_S or message != self._last_message
                 or done >= total):
             self._last_emit, self._last_message = now, message
-            self.signals.progressed.emit(self.token, int(done), int(total), message)
+            if not self._emit(self.signals.progressed, self.token, int(done), int(total),
+                              message):
+                self.progress.cancel()  # nobody is listening any more: stop the work
 
     def cancel(self) -> None:
         self.progress.cancel()
@@ -56,8 +58,18 @@ class Worker(QRunnable):
         try:
             result = job(self.progress)
         except Exception as exc:  # every failure goes to the GUI thread's error boundary
-            self.signals.failed.emit(self.token, exc)
+            self._emit(self.signals.failed, self.token, exc)
         else:
-            self.signals.succeeded.emit(self.token, result)
+            self._emit(self.signals.succeeded, self.token, result)
         finally:
             self.done = True
+
+    @staticmethod
+    def _emit(signal: Any, *args: Any) -> bool:
+        """Emit, unless the application is already gone (its signal objects deleted while
+        this job ran on at exit): then there is nobody to tell, and that is not an error."""
+        try:
+            signal.emit(*args)
+        except RuntimeError:
+            return False
+        return True
