@@ -36,6 +36,7 @@ from app.plan_document import PlanDocument
 from app.plan_editor import PlanEditor
 from app.settings import default_gauge, limits, open_settings, store_limits
 from planning.anatomy.model import Anatomy
+from planning.carm import working_angles
 from planning.mask_reslice import mask_mesh
 from planning.plan import Plan, Side, level_index
 from planning.plan_file import SUFFIX, FrameMismatchError, check_frame
@@ -805,8 +806,9 @@ class PlanWorkspace(QObject):
     def _show_details(self) -> None:
         key = self.editor.selected
         t = None if key is None else self.document.plan.get(*key)
+        carm = None if t is None else working_angles(t, "prone")
         self.details_panel.show_result(None if key is None else self.editor.result(key),
-                                       t.gauge if t is not None else None)
+                                       t.gauge if t is not None else None, carm, "prone")
 
     def _catch_up(self) -> None:
         """The mouse paused during a drag, or the drag ended: the slower displays follow."""

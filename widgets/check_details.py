@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
+from planning.carm import CArmAngles
 from planning.checks import CheckResult, Status, grade_meaning, reason_text
 from planning.plan import GAUGES
 from widgets.plan_display import STATUS_COLORS, STATUS_WORDS
@@ -95,7 +96,9 @@ class CheckDetailsPanel(QWidget):
         self.show_result(None)
 
     # ---- public API -------------------------------------------------------------------
-    def show_result(self, result: CheckResult | None, gauge_name: str | None = None) -> None:
+    def show_result(self, result: CheckResult | None, gauge_name: str | None = None,
+                    carm: dict[str, CArmAngles] | None = None, position: str = "prone"
+                    ) -> None:
         """Show one needle's check (``None``: nothing selected).
 
         ``gauge_name`` (a `planning.plan.GAUGES` key) is shown with its outer diameter,
@@ -115,7 +118,7 @@ class CheckDetailsPanel(QWidget):
             " border-radius: 4px; padding: 6px 10px; }"
         )
         self._headline.setText(_headline_html(result, gauge_name))
-        self._body.setText(_body_html(result))
+        self._body.setText(_body_html(result) + _carm_html(carm, position))
 
     def result(self) -> CheckResult | None:
         """The result on show (the panel keeps nothing else)."""
@@ -249,6 +252,17 @@ def _body_html(r: CheckResult) -> str:
         "</table>"
     )
     return _reasons_html(r) + table + angles
+
+
+def _carm_html(carm: dict[str, CArmAngles] | None, position: str) -> str:
+    """The C-arm working angles of the needle, as the C-arm's own display reads them."""
+    if not carm:
+        return ""
+    rows = [_section(f"C-arm ({position})")]
+    for key, label in (("bulls_eye", "Bull's-eye"), ("progression", "Progression")):
+        if key in carm:
+            rows.append(_row(label, carm[key].label()))
+    return "<table width='100%' cellspacing='0' cellpadding='2'>" + "".join(rows) + "</table>"
 
 
 def _angle_row(label: str, patient_deg: float, vertebra_deg: float) -> str:

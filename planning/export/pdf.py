@@ -28,6 +28,7 @@ from pathlib import Path
 from fpdf import FPDF, FontFace
 from fpdf.enums import XPos, YPos
 
+from planning.carm import working_angles
 from planning.checks import CheckResult, SafetyLimits, Status, grade_meaning, reason_text
 from planning.export.report_images import (
     STATUS_COLORS,
@@ -628,6 +629,9 @@ def _level_rows(t: Trajectory, r: CheckResult | None) -> list[tuple[str, str]]:
         ("Tip to midline", format_mm(r.tip_to_midline_mm)),
         ("Gap to other needle", format_mm(r.pair_distance_mm)),
     ]
+    views = working_angles(t, "prone")
+    rows.append(("C-arm (prone): bull's-eye / progression",
+                 f"{views['bulls_eye'].label()} / {views['progression'].label()}"))
     if r.crossings:
         rows.append(("Crosses", ", ".join(r.crossings)))
     return rows

@@ -19,6 +19,7 @@ from PIL import Image
 
 from planning.anatomy import anatomy_from_demo_truth
 from planning.autoplan import propose
+from planning.carm import working_angles
 from planning.checks import CheckContext, CheckResult, Status, check
 from planning.demo import DEMO_PATIENT, generate_demo_ct
 from planning.export.pdf import (
@@ -120,6 +121,9 @@ def test_every_number_and_verdict_is_in_the_text(report) -> None:
             assert format_number(v) in text
         assert format_number(r.canal_clearance_mm) in text
         assert STATUS_WORDS[r.status] in text
+        views = working_angles(t, "prone")  # the C-arm set-up of every needle
+        flat = " ".join(text.split())  # (a table cell may wrap)
+        assert views["bulls_eye"].label() in flat and views["progression"].label() in flat
     unsafe = results[("L2", Side.RIGHT)]
     assert format_number(unsafe.canal_clearance_mm).startswith("\u2212")  # a true minus
     assert "enters the spinal canal" in text
