@@ -70,6 +70,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import UID, Comprehensive3DSRStorage, CTImageStorage, generate_uid
 
+from planning.carm import working_angles
 from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
 from planning.io.dicom_headers import PARSE_ERRORS
@@ -112,6 +113,15 @@ MEDIAL_ANGLE = _local("medial-angle", "Medial angle to patient sagittal plane")
 CC_ANGLE = _local("cc-angle", "Craniocaudal angle to patient axial plane")
 MEDIAL_ANGLE_VERTEBRA = _local("vert-medial-ang", "Medial angle to vertebra sagittal plane")
 CC_ANGLE_VERTEBRA = _local("vert-cc-angle", "Craniocaudal angle to vertebra axial plane")
+CARM_CODES = {  # C-arm working angles of a prone patient, as the C-arm displays them
+    ("bulls_eye", "primary"): _local("carm-be-primary", "C-arm bull's-eye primary angle (LAO +)"),
+    ("bulls_eye", "secondary"): _local("carm-be-second",
+                                       "C-arm bull's-eye secondary angle (CRAN +)"),
+    ("progression", "primary"): _local("carm-pr-primary",
+                                       "C-arm progression view primary angle (LAO +)"),
+    ("progression", "secondary"): _local("carm-pr-second",
+                                         "C-arm progression view secondary angle (CRAN +)"),
+}
 SAFETY_STATUS = _local("safety-status", "Safety check status")
 BREACH_GRADE = _local("breach-grade", "Canal breach grade (Gertzbein-Robbins)")
 CHECK_FINDING = _local("check-finding", "Safety check finding")
@@ -315,6 +325,11 @@ def _group(
         ],
     )
     measurements = [length, _num(OUTER_DIAMETER, GAUGES[t.gauge].outer_diameter_mm, MM)]
+    for view, angles in working_angles(t, "prone").items():
+        measurements += [
+            _num(CARM_CODES[(view, "primary")], angles.primary_deg, DEGREE),
+            _num(CARM_CODES[(view, "secondary")], angles.secondary_deg, DEGREE),
+        ]
     texts = [_text(NEEDLE_GAUGE, t.gauge)]
     if result is not None:
         measurements += [

@@ -15,6 +15,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from planning.anatomy.from_demo import anatomy_from_demo_truth
+from planning.carm import working_angles
 from planning.checks import CheckContext, CheckResult, check_plan
 from planning.demo import DEMO_PATIENT, write_demo_ct
 from planning.export.dicom_sr import (
@@ -213,6 +214,11 @@ def test_each_needle_group_holds_its_measurements(planned) -> None:
         assert _texts(g, "Safety check status") == [r.status.value]
         assert _texts(g, "Canal breach grade (Gertzbein-Robbins)") == [r.breach_grade]
         assert _texts(g, "Safety check finding") == list(r.reasons)
+        views = working_angles(t, "prone")  # the C-arm set-up, as numbers
+        assert _num(g, "C-arm bull's-eye primary angle (LAO +)") == pytest.approx(
+            views["bulls_eye"].primary_deg, abs=0.01)
+        assert _num(g, "C-arm progression view secondary angle (CRAN +)") == pytest.approx(
+            views["progression"].secondary_deg, abs=0.01)
         cortex = _named(g, "Tip to anterior cortex distance")
         assert len(cortex) == (r.tip_to_anterior_cortex_mm is not None)
     into_canal = results[("L2", Side.RIGHT)]
