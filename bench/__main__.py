@@ -16,6 +16,7 @@ from importlib import import_module
 BENCHES = {
     "load": "bench.bench_load",
     "checks": "bench.bench_checks",
+    "drr": "bench.bench_drr",
     "anatomy": "bench.bench_anatomy_ct",
     "autoplan": "bench.bench_autoplan",
     "pipeline": "bench.bench_pipeline",
