@@ -81,6 +81,18 @@ class FluoroView:
     geometry: DrrGeometry
     trajectory: Trajectory | None = None
     """The needle a working view is made for (None for AP and lateral)."""
+    source_to_patient_mm: float = DEFAULT_SOURCE_TO_PATIENT_MM
+    """Source to the isocentre, the point the central ray is aimed at."""
+
+    @property
+    def isocentre_lps(self) -> FloatArray:
+        g = self.geometry
+        return np.asarray(g.source_lps + self.source_to_patient_mm * g.normal_lps)
+
+    @property
+    def magnification(self) -> float:
+        """Detector size / object size at the isocentre (the scale bar's reference)."""
+        return self.geometry.source_to_detector_mm / self.source_to_patient_mm
 
     @property
     def caption(self) -> str:
@@ -113,7 +125,8 @@ def standard_views(target_lps: Iterable[float], setup: FluoroSetup = FluoroSetup
                                 ("lateral", "Lateral", CArmAngles(90.0, 0.0))):
         beam = beam_direction_lps(angles, setup.position)
         views.append(FluoroView(kind, title, angles,  # type: ignore[arg-type]
-                                _geometry(target, beam, setup, setup.detector_mm)))
+                                _geometry(target, beam, setup, setup.detector_mm),
+                                source_to_patient_mm=setup.source_to_patient_mm))
     return views
 
 
@@ -126,9 +139,11 @@ def needle_views(trajectory: Trajectory, setup: FluoroSetup = FluoroSetup()) -> 
     prog_beam = progression_beam_lps(trajectory, setup.position)
     return [
         FluoroView("bulls_eye", f"{trajectory.label} — bull's-eye", eye,
-                   _geometry(middle, eye_beam, setup, WORKING_DETECTOR_MM), trajectory),
+                   _geometry(middle, eye_beam, setup, WORKING_DETECTOR_MM), trajectory,
+                   setup.source_to_patient_mm),
         FluoroView("progression", f"{trajectory.label} — progression", prog,
-                   _geometry(middle, prog_beam, setup, WORKING_DETECTOR_MM), trajectory),
+                   _geometry(middle, prog_beam, setup, WORKING_DETECTOR_MM), trajectory,
+                   setup.source_to_patient_mm),
     ]
 
 

@@ -73,3 +73,13 @@ def test_projection_does_not_depend_on_the_ct_grid() -> None:
     a = standard_views(np.array([1.0, 2.0, 3.0]))[0].geometry
     b = standard_views([1.0, 2.0, 3.0])[0].geometry
     assert np.allclose(a.source_lps, b.source_lps)
+
+
+def test_isocentre_is_the_aimed_point_and_magnification_the_distance_ratio() -> None:
+    setup = FluoroSetup(source_to_detector_mm=1000, source_to_patient_mm=700)
+    for view in plan_views([LEFT_L2], centre_lps=(1.0, 2.0, 3.0), setup=setup):
+        assert view.magnification == pytest.approx(1000 / 700)
+    ap = standard_views((1.0, 2.0, 3.0), setup)[0]
+    assert np.allclose(ap.isocentre_lps, (1.0, 2.0, 3.0))
+    eye = needle_views(LEFT_L2, setup)[0]
+    assert np.allclose(eye.isocentre_lps, (LEFT_L2.entry + LEFT_L2.target) / 2)
