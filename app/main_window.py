@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QProgressDialog,
     QSizePolicy,
     QStyle,
+    QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -34,6 +35,7 @@ from app.plan_workspace import PlanWorkspace
 from planning.reslice import AXIAL, CORONAL, SAGITTAL
 from planning.surface import BoneSurface
 from planning.volume import Volume
+from widgets.fluoro_view import FluoroPanel
 from widgets.mpr_view import MprView
 from widgets.needle_view import NeedleView
 from widgets.series_dialog import SeriesDialog, format_dicom_date, format_person_name
@@ -104,6 +106,7 @@ class MainWindow(QMainWindow):
             view.setToolTip(MOUSE_HINT.replace(" · ", "\n"))
         self.view3d = View3D()
         self.needle_view = NeedleView()
+        self.fluoro_panel = FluoroPanel()
         self.window_level_bar = WindowLevelBar()
 
         self._build_central()
@@ -144,7 +147,16 @@ class MainWindow(QMainWindow):
         grid.addWidget(_framed(self.sagittal_view), 0, 1)
         grid.addWidget(_framed(self.coronal_view), 0, 2)
         grid.addWidget(_framed(self.view3d), 1, 0)
-        grid.addWidget(_framed(self.needle_view), 1, 1, 1, 2)
+        # the needle view and the simulated fluoroscopy share the wide cell, as tabs
+        self.bottom_tabs = QTabWidget()
+        self.bottom_tabs.setObjectName("bottomTabs")
+        self.bottom_tabs.setDocumentMode(True)
+        self.bottom_tabs.addTab(self.needle_view, "Needle view")
+        self.bottom_tabs.addTab(self.fluoro_panel, "Fluoroscopy (simulated DRR)")
+        self.bottom_tabs.setTabToolTip(1, "Digitally reconstructed radiographs: AP and "
+                                          "lateral, or the selected needle's C-arm working "
+                                          "views, with the needles' shadows")
+        grid.addWidget(_framed(self.bottom_tabs), 1, 1, 1, 2)
         for i in range(3):
             grid.setColumnStretch(i, 1)
         grid.setRowStretch(0, 5)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.autosave import Autosave, Recovery
 from app.error_boundary import error_boundary
+from app.fluoroscopy import Fluoroscopy
 from app.plan_document import PlanDocument
 from app.plan_editor import PlanEditor
 from app.settings import default_gauge, limits, open_settings, store_limits
@@ -157,6 +158,7 @@ class PlanWorkspace(QObject):
         self.levels_panel.set_gauge(self.editor.gauge)
         self.details_panel = CheckDetailsPanel()
         self.needle_view = window.needle_view
+        self.fluoro = Fluoroscopy(window.fluoro_panel, self)
         self.help_browser = QTextBrowser()
         self.help_browser.setObjectName("helpPanel")
         self.help_browser.setHtml(HELP_HTML)
@@ -288,6 +290,12 @@ class PlanWorkspace(QObject):
         w.view3d.needle_dragged.connect(e.drag)
         w.view3d.needle_drag_finished.connect(self._drag_finished)
         w.view3d.needle_picked.connect(self.select_needle)
+        for pane in w.fluoro_panel.panes:
+            pane.needle_dragged.connect(e.drag)
+            pane.needle_drag_finished.connect(self._drag_finished)
+            pane.needle_picked.connect(self.select_needle)
+            pane.point_placed.connect(e.point_placed)
+        w.bottom_tabs.currentChanged.connect(lambda _i: self._update_fluoro())
         e.needles_changed.connect(self._show_needles)
         e.results_changed.connect(lambda _r: self._update_rows())
         e.selection_changed.connect(self._on_selection)
@@ -329,6 +337,7 @@ class PlanWorkspace(QObject):
         self._set_highlight(level)
         if anatomy is not None and level in anatomy.levels:
             self.controller.set_crosshair(anatomy.levels[level].centroid_lps)
+        self._update_fluoro(level)
 
     def select_needle(self, level: str, side: Side) -> None:
         self.editor.select(level, side)
@@ -564,6 +573,7 @@ class PlanWorkspace(QObject):
         """The window closes after the user agreed: nothing left to recover."""
         self._autosave_timer.stop()
         self.autosave.clear()
+        self.fluoro.shutdown()
         self.settings.setValue("window/geometry", self.window.saveGeometry())
         self.settings.setValue("window/state", self.window.saveState())
 
@@ -643,6 +653,7 @@ class PlanWorkspace(QObject):
                                      frame_of_reference_uid=volume.frame_of_reference_uid))
         self.needle_view.set_volume(volume)
         self.needle_view.set_canal(None, None)
+        self.fluoro.set_volume(volume)
         for view in self.window.mpr_views:
             view.set_outlines([])
             view.set_level_marks({})
@@ -730,21 +741,44 @@ class PlanWorkspace(QObject):
             self._3d_timer.start()
         selected = next((n for n in needles if n.selected), None)
         self.needle_view.set_needle(selected)
+        self.window.fluoro_panel.set_needles(needles)
+        if not self.editor.is_dragging:  # working views follow the needle when it rests
+            self._update_fluoro()
 
     def _on_selection(self, key: tuple[str, Side] | None) -> None:
         if key is not None:
             self.levels_panel.select_level(key[0])
             self._set_highlight(key[0])
         self._show_details()
+        self._update_fluoro()
 
     def _on_placing(self, placing: bool, pending: Any) -> None:
         for view in self.window.mpr_views:
             view.set_placing(placing, pending)
+        self.window.fluoro_panel.set_placing(placing)
 
     def _gauge_changed(self, gauge: str) -> None:
         self.editor.set_gauge(gauge, apply_to_selected=True)
 
     # ---- derived displays --------------------------------------------------------------
+    def _update_fluoro(self, level: str | None = None) -> None:
+        """Aim the simulated C-arm: AP/lateral at the level being worked on (its body's
+        centroid, else its needles, else the crosshair), working views at the selected
+        needle."""
+        plan, key = self.document.plan, self.editor.selected
+        trajectory = None if key is None else plan.get(*key)
+        level = level or (key[0] if key is not None else self._current_level())
+        anatomy = self.controller.anatomy
+        points = [p for t in plan.trajectories if t.level == level
+                  for p in (t.entry_lps, t.target_lps)]
+        if level is not None and anatomy is not None and level in anatomy.levels:
+            centre = anatomy.levels[level].centroid_lps
+        elif points:
+            centre = np.mean(points, axis=0)
+        else:
+            centre = self.controller.crosshair_lps
+        self.fluoro.show(centre, trajectory)
+
     def _current_level(self) -> str | None:
         selected = self.levels_panel.selected_levels()
         if selected:

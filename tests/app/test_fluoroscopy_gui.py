@@ -1,0 +1,144 @@
+"""The simulated fluoroscopy tab: DRRs rendered in the background, needles' shadows where the
+C-arm geometry puts them, patient sides right, needles dragged in a projection (Xvfb)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("QT_API", "pyside6")
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+
+from app.controller import Controller
+from app.main_window import MainWindow
+from planning.anatomy.from_demo import anatomy_from_demo_truth
+from planning.demo import generate_demo_ct
+from planning.fluoro_views import edge_letters
+from planning.plan import Side, Trajectory
+
+pytestmark = pytest.mark.gui
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    volume, truth = generate_demo_ct()
+    return volume, truth, anatomy_from_demo_truth(truth)
+
+
+def _pedicle_needle(truth, level: str, side: Side) -> Trajectory:
+    p = truth.level(level).pedicle(side)
+    reach = float(np.linalg.norm(p.anterior_cortex_lps - p.entry_lps))
+    return Trajectory(level, side, tuple(p.entry_lps), tuple(p.entry_lps + 0.85 * reach
+                                                             * p.direction_lps), "11G")
+
+
+@pytest.fixture
+def window(qtbot, demo, monkeypatch) -> MainWindow:
+    volume, truth, anatomy = demo
+    win = MainWindow(Controller(auto_anatomy=False))
+    qtbot.addWidget(win)
+    win.resize(1600, 960)
+    win.show()
+    qtbot.waitExposed(win)
+    win.controller.set_volume(volume)
+    win.controller.set_anatomy(anatomy)
+    monkeypatch.setattr(win.workspace, "confirm_discard", lambda _doing: True)
+    plan = win.workspace.document.plan
+    for side in (Side.LEFT, Side.RIGHT):
+        plan = plan.with_trajectory(_pedicle_needle(truth, "L2", side))
+    win.workspace.document.edit(plan, "Place L2 pair")
+    return win
+
+
+def _wait_frames(qtbot, win: MainWindow, kinds: list[str]) -> None:
+    panes = win.fluoro_panel.panes
+    qtbot.waitUntil(lambda: [None if p.frame is None else p.frame.view.kind for p in panes]
+                    == kinds and not win.workspace.fluoro.is_busy, timeout=60000)
+
+
+def test_ap_and_lateral_show_the_needles_on_the_patients_sides(qtbot, window) -> None:
+    ws = window.workspace
+    assert window.workspace.fluoro.renders == 0  # nothing rendered while the tab is hidden
+    window.bottom_tabs.setCurrentWidget(window.fluoro_panel)
+    ws.levels_panel.select_level("L2")
+    ws.select_level("L2")
+    _wait_frames(qtbot, window, ["ap", "lateral"])
+    ap_pane, lateral_pane = window.fluoro_panel.panes
+    frame = ap_pane.frame
+    assert frame.image.shape == (512, 512) and frame.image.dtype == np.uint8
+    # bone is dark, air bright: the centre of the AP image (the vertebra) is darker than a
+    # corner (outside the body)
+    assert frame.image[240:272, 240:272].mean() < frame.image[:16, :16].mean() - 40
+    letters = edge_letters(frame.view.geometry)
+    left_needle = ws.document.plan.get("L2", Side.LEFT)
+    right_needle = ws.document.plan.get("L2", Side.RIGHT)
+    x_left = ap_pane.lps_to_widget(left_needle.entry).x()
+    x_right = ap_pane.lps_to_widget(right_needle.entry).x()
+    # whatever the convention, the needle of the patient's left is on the "L" side
+    assert (x_left < x_right) == (letters["left"] == "L")
+    assert letters["left"] == "L"  # prone PA: seen from behind, the left is on the left
+    assert "LAO 0° CRAN 0°" in frame.view.caption and frame.position == "prone"
+    assert lateral_pane.frame.view.kind == "lateral"
+    window.grab().save(str(ARTIFACTS / "fluoroscopy_ap_lateral.png"))
+
+
+def test_working_views_follow_the_selected_needle(qtbot, window) -> None:
+    ws = window.workspace
+    window.bottom_tabs.setCurrentWidget(window.fluoro_panel)
+    window.fluoro_panel.set_mode("working")
+    ws.select_needle("L2", Side.LEFT)
+    _wait_frames(qtbot, window, ["bulls_eye", "progression"])
+    eye, progression = window.fluoro_panel.panes
+    needle = ws.document.plan.get("L2", Side.LEFT)
+    a, b = eye.lps_to_widget(needle.entry), eye.lps_to_widget(needle.target)
+    assert abs(a.x() - b.x()) + abs(a.y() - b.y()) < 1.0  # end-on: a dot
+    a, b = progression.lps_to_widget(needle.entry), progression.lps_to_widget(needle.target)
+    assert np.hypot(a.x() - b.x(), a.y() - b.y()) > 40  # at full length
+    window.grab().save(str(ARTIFACTS / "fluoroscopy_working_views.png"))
+
+    # drag the tip in the progression view: it moves parallel to the detector (its depth
+    # along the beam is kept), the plan changes as one undo step, then the views re-aim
+    renders = ws.fluoro.renders
+    g = progression.frame.view.geometry
+    depth_before = float((needle.target - g.source_lps) @ g.normal_lps)
+    QTest.mousePress(progression, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     b.toPoint())
+    for dy in (4, 8, 12, 16):
+        QTest.mouseMove(progression, QPoint(round(b.x()), round(b.y()) + dy))
+    QTest.mouseRelease(progression, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       QPoint(round(b.x()), round(b.y()) + 16))
+    moved = ws.document.plan.get("L2", Side.LEFT)
+    assert moved.entry_lps == needle.entry_lps and moved.target_lps != needle.target_lps
+    assert float((moved.target - g.source_lps) @ g.normal_lps) == pytest.approx(depth_before,
+                                                                               abs=1e-6)
+    assert ws.document.undo_stack.undoText() == "Move L2 left target"
+    qtbot.waitUntil(lambda: ws.fluoro.renders > renders and not ws.fluoro.is_busy,
+                    timeout=60000)
+    new_eye = eye.frame.view
+    a, b = eye.lps_to_widget(moved.entry), eye.lps_to_widget(moved.target)
+    assert new_eye.trajectory == moved and abs(a.x() - b.x()) + abs(a.y() - b.y()) < 1.0
+
+
+def test_a_needle_placed_in_projections_only(qtbot, window) -> None:
+    """Under fluoroscopy: entry and tip clicked in the AP view (on the isocentre plane)."""
+    ws = window.workspace
+    window.bottom_tabs.setCurrentWidget(window.fluoro_panel)
+    ws.select_level("L3")
+    _wait_frames(qtbot, window, ["ap", "lateral"])
+    ap = window.fluoro_panel.panes[0]
+    ws.place(Side.RIGHT, "L3")
+    iso = ap.frame.view.isocentre_lps
+    entry = iso + np.array([-30.0, 0.0, 0.0])
+    for point in (entry, iso):
+        pos = ap.lps_to_widget(point).toPoint()
+        qtbot.mouseClick(ap, Qt.MouseButton.LeftButton, pos=pos)
+    placed = ws.document.plan.get("L3", Side.RIGHT)
+    assert placed is not None
+    assert np.allclose(placed.target, iso, atol=1.0)
+    assert np.allclose(placed.entry, entry, atol=1.0)
