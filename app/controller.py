@@ -152,8 +152,10 @@ class Controller(QObject):
         """Switch to a named window preset ("Bone", "Soft tissue")."""
         self.set_window_level(*WINDOW_PRESETS[name])
 
-    def set_volume(self, volume: Volume) -> None:
-        """Make ``volume`` current (also the entry point for tests) and build its surface."""
+    def set_volume(self, volume: Volume, *, find_spine: bool = True) -> None:
+        """Make ``volume`` current (also the entry point for tests) and build its surface.
+
+        ``find_spine=False``: the caller brings the anatomy (a training case's)."""
         self._volume = volume
         self._surface = None
         self._anatomy, self._context, self._found_anatomy = None, None, None
@@ -165,7 +167,7 @@ class Controller(QObject):
         if volume.warnings:
             self.status_message.emit(" · ".join(volume.warnings))
         self._start_surface(volume)
-        if self.auto_anatomy:
+        if self.auto_anatomy and find_spine:
             self.find_anatomy()
 
     # ---- anatomy, checks, proposals ----------------------------------------------------

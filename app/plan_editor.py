@@ -57,6 +57,8 @@ class PlanEditor(QObject):
         self._pending_entry: np.ndarray | None = None
         self._drag_id = new_drag_id()
         self._dragging = False
+        self.locked = False
+        """True while the plan must not change (a training attempt after submission)."""
         self._cache: dict[tuple, CheckResult] = {}
         self._results: dict[Key, CheckResult] = {}
         document.changed.connect(self.refresh)
@@ -94,6 +96,8 @@ class PlanEditor(QObject):
     # ---- placing a new needle ----------------------------------------------------------
     def start_placing(self, level: str, side: Side) -> None:
         """The next two clicks in any slice view are the entry and the target."""
+        if self.locked:
+            return
         self._placing = (level, Side.parse(side))
         self._pending_entry = None
         self.placing_changed.emit(True, None)
@@ -108,7 +112,7 @@ class PlanEditor(QObject):
         self.message.emit("Placing cancelled.")
 
     def point_placed(self, point_lps: np.ndarray) -> None:
-        if self._placing is None:
+        if self._placing is None or self.locked:
             return
         p = np.asarray(point_lps, dtype=np.float64)
         if self._pending_entry is None:
@@ -141,7 +145,7 @@ class PlanEditor(QObject):
     def drag(self, level: str, side: Side, part: str, point_lps: np.ndarray) -> None:
         """A handle (or the whole needle) dragged to a point; one drag = one undo step."""
         t = self.plan.get(level, side)
-        if t is None:
+        if t is None or self.locked:
             return
         self._dragging = True
         p = tuple(float(v) for v in point_lps)
@@ -169,6 +173,8 @@ class PlanEditor(QObject):
 
     def remove(self, level: str, side: Side | None = None) -> None:
         """Delete one needle (or both of a level)."""
+        if self.locked:
+            return
         if side is None and level not in self.plan.levels:
             return
         if side is not None and self.plan.get(level, side) is None:
@@ -183,7 +189,7 @@ class PlanEditor(QObject):
     def set_gauge(self, gauge: str, *, apply_to_selected: bool = False) -> None:
         """The gauge of new needles; optionally also of the selected needle (undoable)."""
         self.gauge = gauge
-        if apply_to_selected and self._selected is not None:
+        if apply_to_selected and self._selected is not None and not self.locked:
             t = self.plan.get(*self._selected)
             if t is not None and t.gauge != gauge:
                 self.document.edit(self.plan.with_trajectory(dataclasses.replace(t, gauge=gauge)),
@@ -191,6 +197,8 @@ class PlanEditor(QObject):
 
     def accept_proposal(self, plan: Plan, levels: list[str]) -> None:
         """Replace the needles of ``levels`` by the proposal's (one undo step)."""
+        if self.locked:
+            return
         merged = self.plan
         for level in levels:
             merged = merged.without(level)

@@ -36,6 +36,7 @@ from app.fluoroscopy import Fluoroscopy
 from app.plan_document import PlanDocument
 from app.plan_editor import PlanEditor
 from app.settings import default_gauge, limits, open_settings, store_limits
+from app.training_session import TrainingSession
 from planning.anatomy.model import Anatomy
 from planning.carm import working_angles
 from planning.mask_reslice import mask_mesh
@@ -164,6 +165,7 @@ class PlanWorkspace(QObject):
         self.help_browser.setHtml(HELP_HTML)
         self.task = TaskIndicator()
         self._build_docks()
+        self.training = TrainingSession(window, self)
         self._build_actions()
         self._connect()
         window.statusBar().addPermanentWidget(self.task)
@@ -263,6 +265,11 @@ class PlanWorkspace(QObject):
             plan_menu.addAction(a)
         plan_menu.addSeparator()
         plan_menu.addAction(self.find_spine_action)
+        self.training_action = act("Training mode…", self.training.show, "Ctrl+T", None,
+                                   "Practise on cases with a hidden reference plan, scored")
+        training_menu = menu.addMenu("&Training")
+        menu.insertMenu(menu.actions()[4], training_menu)
+        training_menu.addAction(self.training_action)
         view_menu = next(m.menu() for m in menu.actions() if m.text() == "&View")
         view_menu.addSeparator()
         for dock in (self.levels_dock, self.help_dock):
@@ -376,6 +383,11 @@ class PlanWorkspace(QObject):
         self.propose(self.levels_panel.selected_levels(), self.levels_panel.gauge())
 
     def propose(self, levels: list[str], gauge: str) -> None:
+        if self.training.active:
+            self.window.statusBar().showMessage(
+                "Automatic proposals are off in training mode: place the needles yourself.",
+                15000)
+            return
         anatomy = self.controller.anatomy
         if anatomy is None:
             self.window.statusBar().showMessage(
@@ -574,6 +586,7 @@ class PlanWorkspace(QObject):
         self._autosave_timer.stop()
         self.autosave.clear()
         self.fluoro.shutdown()
+        self.training.stop()
         self.settings.setValue("window/geometry", self.window.saveGeometry())
         self.settings.setValue("window/state", self.window.saveState())
 
@@ -759,6 +772,13 @@ class PlanWorkspace(QObject):
 
     def _gauge_changed(self, gauge: str) -> None:
         self.editor.set_gauge(gauge, apply_to_selected=True)
+
+    def set_plan_editable(self, editable: bool) -> None:
+        """Lock the plan (a submitted training attempt) or unlock it, in every view."""
+        if not editable:
+            self.editor.cancel_placing()
+        self.editor.locked = not editable
+        self.window.view3d.set_editable(editable)
 
     # ---- derived displays --------------------------------------------------------------
     def _update_fluoro(self, level: str | None = None) -> None:

@@ -29,11 +29,12 @@ from planning.drr import DrrGeometry, project_points
 from planning.fluoro_views import FluoroView, edge_letters
 from planning.volume import FloatArray
 from widgets.painting import backdrop, scale_bar, shadowed_text, sized_font
+from widgets.plan_display import REFERENCE_COLOR as REFERENCE_HEX
 from widgets.plan_display import NeedleDisplay, status_qcolor
 
 PICK_PX = 9.0
 LETTER_COLOR = QColor("#ffd866")
-REFERENCE_COLOR = QColor("#4fc3f7")
+REFERENCE_COLOR = QColor(REFERENCE_HEX)
 MODES = (("standard", "AP + lateral"),
          ("working", "Working views of the selected needle (bull's-eye + progression)"))
 

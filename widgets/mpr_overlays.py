@@ -23,7 +23,7 @@ from skimage.measure import find_contours
 from planning.mask_reslice import reslice_labels
 from planning.reslice import SliceGeometry
 from planning.volume import FloatArray
-from widgets.plan_display import NeedleDisplay
+from widgets.plan_display import REFERENCE_COLOR, NeedleDisplay
 
 HANDLE_PX = 5.0  # radius of the entry/tip handles
 PICK_PX = 9.0  # how close a press must be to a handle to grab it
@@ -154,6 +154,37 @@ def paint_needle(painter: QPainter, needle: NeedleDisplay, geometry: SliceGeomet
     fm = QFontMetricsF(font)
     rect = QRectF(anchor.x() - fm.horizontalAdvance(text) / 2 - 3, anchor.y() - fm.height() / 2,
                   fm.horizontalAdvance(text) + 6, fm.height())
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(0, 0, 0, 170))
+    painter.drawRoundedRect(rect, 3, 3)
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    painter.setPen(color)
+    painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), text)
+
+
+def paint_reference(painter: QPainter, needle: NeedleDisplay, geometry: SliceGeometry,
+                    font: QFont) -> None:
+    """A reference needle (training, after submission): its projection dashed, labelled
+    "ref", when it comes near the slice; never picked or dragged."""
+    entry, tip = np.asarray(needle.entry_lps, float), np.asarray(needle.target_lps, float)
+    d0, d1 = geometry.distance_to_plane_mm(entry), geometry.distance_to_plane_mm(tip)
+    nearest = 0.0 if (d0 > 0) != (d1 > 0) else min(abs(d0), abs(d1))
+    if nearest > NEAR_SLICE_MM:
+        return
+    p0, p1 = widget_xy(geometry, entry), widget_xy(geometry, tip)
+    color = QColor(REFERENCE_COLOR)
+    width_px = max(2.0, 2.0 * needle.radius_mm / geometry.pixel_mm)
+    pen = QPen(color, width_px * 0.6, Qt.PenStyle.DashLine)
+    pen.setCapStyle(Qt.PenCapStyle.FlatCap)
+    painter.setPen(pen)
+    painter.drawLine(p0, p1)
+    painter.setPen(QPen(color, 1.5))
+    painter.drawEllipse(p1, HANDLE_PX - 1, HANDLE_PX - 1)
+    painter.setFont(font)
+    text = f"ref {needle.label}"
+    fm = QFontMetricsF(font)
+    rect = QRectF(p1.x() + 8, p1.y() - fm.height() / 2, fm.horizontalAdvance(text) + 6,
+                  fm.height())
     painter.setPen(Qt.PenStyle.NoPen)
     painter.setBrush(QColor(0, 0, 0, 170))
     painter.drawRoundedRect(rect, 3, 3)

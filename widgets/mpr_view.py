@@ -48,7 +48,14 @@ from planning.reslice import (
     slice_step_mm,
 )
 from planning.volume import FloatArray, Volume
-from widgets.mpr_overlays import Outline, outline_paths, paint_needle, pick_needle, widget_xy
+from widgets.mpr_overlays import (
+    Outline,
+    outline_paths,
+    paint_needle,
+    paint_reference,
+    pick_needle,
+    widget_xy,
+)
 from widgets.painting import TEXT, backdrop, scale_bar, shadowed_text, sized_font
 from widgets.plan_display import NeedleDisplay
 
@@ -110,6 +117,7 @@ class MprView(QWidget):
         self._fitted = False
         # planning overlays (given by the main window, never edited here)
         self._needles: list[NeedleDisplay] = []
+        self._reference: list[NeedleDisplay] = []
         self._outlines: list[Outline] = []
         self._outline_cache: dict[str, tuple[tuple, list]] = {}
         self._level_marks: dict[str, FloatArray] = {}
@@ -154,6 +162,11 @@ class MprView(QWidget):
     def set_needles(self, needles: list[NeedleDisplay]) -> None:
         """The needles to draw (their status colours and selection included)."""
         self._needles = list(needles)
+        self.update()
+
+    def set_reference(self, needles: list[NeedleDisplay]) -> None:
+        """Reference needles drawn dashed (a training case's, after submission)."""
+        self._reference = list(needles)
         self.update()
 
     def set_outlines(self, outlines: list[Outline]) -> None:
@@ -355,6 +368,8 @@ class MprView(QWidget):
             painter.setBrush(Qt.BrushStyle.NoBrush)
         self._paint_level_marks(painter, geometry)
         font = self._font(9, bold=True)
+        for needle in self._reference:
+            paint_reference(painter, needle, geometry, font)
         for needle in sorted(self._needles, key=lambda nd: nd.selected):
             paint_needle(painter, needle, geometry, font, self._editable)
         if self._placing and self._pending_entry is not None:

@@ -311,6 +311,7 @@ class View3D(QWidget):
         self._overlay_props: dict[str, vtkProp] = {}
         self._level_anchors: dict[str, vtkCoordinate] = {}
         self._editable = True
+        self._closed = False
         self._grab: _Grab | None = None
         self._camera_press = False
         self._render_timer = QTimer(self)
@@ -424,6 +425,8 @@ class View3D(QWidget):
         reset_camera: bool = True,
     ) -> None:
         """Draw (or replace) the bone mesh; faces index ``vertices_lps``, all in LPS mm."""
+        if self._closed:
+            return
         if len(faces) == 0:
             self.clear_surface("No bone found above the threshold")
             return
@@ -443,6 +446,8 @@ class View3D(QWidget):
         self._request_render()
 
     def clear_surface(self, message: str = "No surface") -> None:
+        if self._closed:
+            return
         self.plotter.remove_actor("bone", render=False)
         self._has_surface = False
         self.set_status(message)
@@ -459,6 +464,8 @@ class View3D(QWidget):
     ) -> None:
         """Draw (or replace) the spinal canal, translucent, in the x-ray layer so it shows
         through the laminae; empty arrays clear it. LPS mm, faces wound outward."""
+        if self._closed:
+            return
         self._show_xray_surface("canal", vertices_lps, faces, normals_lps,
                                 _rgb(CANAL_COLOR), CANAL_OPACITY)
 
@@ -469,6 +476,8 @@ class View3D(QWidget):
         normals_lps: NDArray[np.float32] | None = None,
     ) -> None:
         """Tint the vertebra being edited (its surface, LPS mm); empty arrays clear it."""
+        if self._closed:
+            return
         self._show_xray_surface("highlight", vertices_lps, faces, normals_lps,
                                 _rgb(HIGHLIGHT_COLOR), HIGHLIGHT_OPACITY)
 
@@ -508,6 +517,8 @@ class View3D(QWidget):
         """Level names ("L1") beside their vertebrae: ``labels`` maps a name to a point in
         the vertebra (LPS mm); the text sits 48 mm to the patient's right and 10 mm
         anterior of it, clear of the posterior entries where needles and handles are."""
+        if self._closed:
+            return
         for name in [n for n in self._level_anchors if n not in labels]:
             del self._level_anchors[name]
             self._remove_overlay_prop(f"level:{name}")
@@ -528,6 +539,8 @@ class View3D(QWidget):
         Called on every mouse move of a drag in any view, so a needle already drawn keeps
         its VTK objects and only its points, radius and colour are updated.
         """
+        if self._closed:
+            return
         shown = {n.key: n for n in needles}
         for key in [k for k in self._needles if k not in shown]:
             self._remove_needle(key)
@@ -817,6 +830,7 @@ class View3D(QWidget):
 
     def close_view(self) -> None:
         """Release the VTK render window (call before the widget is destroyed)."""
+        self._closed = True  # results of background work may still arrive: ignore them
         self._render_timer.stop()
         iren = self.plotter.iren.interactor if self.plotter.iren is not None else None
         if iren is not None:
