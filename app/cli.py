@@ -97,6 +97,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p_export.add_argument("--planner", default="", help="planner's name for the report")
     p_export.add_argument("--no-3d", action="store_true",
                           help="leave the 3D snapshots out of the report (faster)")
+    p_export.add_argument("--no-fluoro", action="store_true",
+                          help="leave out the simulated fluoroscopy (DRR) page of each level")
+    p_export.add_argument("--supine", action="store_true",
+                          help="C-arm angles for a supine patient (default: prone)")
     p_export.add_argument(
         "--force-other-frame", action="store_true",
         help="apply a plan made on another Frame of Reference (recorded in the exports)",
@@ -434,6 +438,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from app.export_job import ExportRequest, export_plan
     from planning.checks import check
+    from planning.fluoro_views import FluoroSetup
 
     if not (args.pdf or args.sr or args.send):
         raise CliError("nothing to do: give --pdf FILE, --sr FILE and/or --send AET@HOST:PORT")
@@ -445,7 +450,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         pdf_path=Path(args.pdf) if args.pdf else None,
         sr_path=Path(args.sr) if args.sr else None,
         send_to=args.send, deidentify=args.deidentify, planner=args.planner,
-        with_3d=not args.no_3d,
+        with_3d=not args.no_3d, with_fluoroscopy=not args.no_fluoro,
+        fluoro_setup=FluoroSetup(position="supine" if args.supine else "prone"),
     )
     report = export_plan(volume, plan, results, anatomy, request, _stderr_progress())
     for path in report.written:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from planning.anatomy.model import Anatomy
 from planning.checks import CheckResult
+from planning.drr import AttenuationVolume
 from planning.errors import VertebroPlanError
+from planning.fluoro_views import FluoroSetup
 from planning.plan import Plan, Side
 from planning.progress import Progress, no_progress
 from planning.volume import Volume
@@ -33,6 +35,8 @@ class ExportRequest:
     deidentify: bool = False
     planner: str = ""
     with_3d: bool = True  # a 3D snapshot per level in the report (VTK off screen)
+    with_fluoroscopy: bool = True  # a simulated fluoroscopy (DRR) page per level
+    fluoro_setup: FluoroSetup | None = None  # C-arm distances and patient position
 
 
 @dataclass
@@ -50,6 +54,7 @@ def export_plan(
     request: ExportRequest,
     progress: Progress | None = None,
     surface: object | None = None,
+    attenuation: AttenuationVolume | None = None,
 ) -> ExportReport:
     """Write and/or send the plan as the request says; raises `VertebroPlanError`s with
     messages for the user (and `Cancelled` when ``progress`` is cancelled)."""
@@ -68,7 +73,8 @@ def export_plan(
     # the report was rendered without identifiers (write_pdf_report(deidentify=True)), so
     # its encapsulation may be marked as de-identified content
     deid = Deidentifier(document_content_deidentified=True) if request.deidentify else None
-    steps = 3 + len(plan.levels)
+    fluoro_steps = 2 * len(plan.levels) if request.with_fluoroscopy else 0
+    steps = 3 + len(plan.levels) + fluoro_steps
     step = 0
 
     def tick(message: str) -> None:
@@ -97,7 +103,11 @@ def export_plan(
             tick("Writing the PDF report")
             write_pdf_report(pdf_path, plan, results, volume, images, snapshots=snapshots,
                              planner=request.planner, software_version=SOFTWARE_VERSION,
-                             deidentify=request.deidentify)
+                             deidentify=request.deidentify,
+                             fluoroscopy=request.with_fluoroscopy,
+                             fluoro_setup=request.fluoro_setup, attenuation=attenuation,
+                             progress=progress.part(step, fluoro_steps, steps))
+            step += fluoro_steps
             if request.pdf_path is not None:
                 report.written.append(pdf_path)
         sr_path = request.sr_path

@@ -58,6 +58,11 @@ class Fluoroscopy(QObject):
         self.panel.set_message("No CT loaded" if volume is None else
                                "Select a level or a needle to simulate fluoroscopy")
 
+    def attenuation_for(self, volume: Volume) -> AttenuationVolume | None:
+        """The attenuation volume already built for ``volume`` (None if not yet): the
+        report's DRRs reuse it instead of building it again (~1 s)."""
+        return self._attenuation if volume is self._volume else None
+
     def set_setup(self, setup: FluoroSetup) -> None:
         self.setup = setup
         self.refresh()

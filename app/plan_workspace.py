@@ -470,13 +470,15 @@ class PlanWorkspace(QObject):
         from app.export_job import ExportRequest, export_plan
 
         request = ExportRequest(pdf_path=pdf_path, sr_path=sr_path, send_to=send_to,
-                                deidentify=deidentify, planner=self._planner())
+                                deidentify=deidentify, planner=self._planner(),
+                                fluoro_setup=self.fluoro.setup)
         surface = self.controller.surface
+        attenuation = self.fluoro.attenuation_for(volume)
         what = "sending the plan" if send_to else "exporting the plan"
         return self.controller.run_task(
             "Sending the plan…" if send_to else "Exporting the plan…", what,
             lambda progress: export_plan(volume, plan, results, anatomy, request, progress,
-                                         surface=surface))
+                                         surface=surface, attenuation=attenuation))
 
     def _on_task_done(self, _action: str, report: Any) -> None:
         parts = [f"Written {p.name}" for p in getattr(report, "written", [])]

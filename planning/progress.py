@@ -42,6 +42,20 @@ class Progress:
         if self._cancel.is_set():
             raise Cancelled("Cancelled by the user.")
 
+    def part(self, start: int, span: int, total: int) -> Progress:
+        """A Progress for one part of this job: its own 0..n maps onto ``start`` ..
+        ``start + span`` of ``total`` here, and Cancel here cancels it too.
+
+        Why: a step of a job (the report's DRRs inside an export) reports its own fine
+        progress without knowing the job's other steps, and the bar still moves forward only.
+        """
+        def relay(done: int, part_total: int, message: str) -> None:
+            fraction = done / part_total if part_total else 1.0
+            if self.callback is not None:
+                self.callback(start * 100 + round(span * 100 * fraction), total * 100, message)
+
+        return Progress(callback=relay, _cancel=self._cancel)
+
 
 def no_progress() -> Progress:
     """A Progress that reports nowhere and is never cancelled."""

