@@ -115,8 +115,9 @@ def export_plan(
             sr_path = Path(tmp) / "plan-sr.dcm"
         if sr_path is not None:
             tick("Writing the DICOM SR")
+            position = (request.fluoro_setup or FluoroSetup()).position
             write_plan_sr(sr_path, plan, results, volume, deidentify_with=deid,
-                          software_version=SOFTWARE_VERSION)
+                          software_version=SOFTWARE_VERSION, position=position)
             if request.sr_path is not None:
                 report.written.append(sr_path)
         if request.send_to:

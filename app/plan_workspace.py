@@ -8,6 +8,7 @@ the recovery file follows within a moment. Nothing here computes anatomy or chec
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -303,6 +304,11 @@ class PlanWorkspace(QObject):
             pane.needle_picked.connect(self.select_needle)
             pane.point_placed.connect(e.point_placed)
         w.bottom_tabs.currentChanged.connect(lambda _i: self._update_fluoro())
+        saved = str(self.settings.value("carm/position", "prone"))
+        if saved in ("prone", "supine"):
+            w.fluoro_panel.set_position(saved)
+            self.fluoro.set_setup(replace(self.fluoro.setup, position=saved))
+        w.fluoro_panel.position_changed.connect(self.set_patient_position)
         e.needles_changed.connect(self._show_needles)
         e.results_changed.connect(lambda _r: self._update_rows())
         e.selection_changed.connect(self._on_selection)
@@ -859,12 +865,23 @@ class PlanWorkspace(QObject):
         else:
             self._show_details()
 
+    def set_patient_position(self, position: str) -> None:
+        """Prone or supine on the angio table: the C-arm angles of the details panel, the
+        simulated fluoroscopy and the report follow it; remembered for the next session."""
+        if position not in ("prone", "supine") or position == self.fluoro.setup.position:
+            return
+        self.settings.setValue("carm/position", position)
+        self.window.fluoro_panel.set_position(position)
+        self.fluoro.set_setup(replace(self.fluoro.setup, position=position))  # type: ignore[arg-type]
+        self._show_details()
+
     def _show_details(self) -> None:
         key = self.editor.selected
         t = None if key is None else self.document.plan.get(*key)
-        carm = None if t is None else working_angles(t, "prone")
+        position = self.fluoro.setup.position
+        carm = None if t is None else working_angles(t, position)
         self.details_panel.show_result(None if key is None else self.editor.result(key),
-                                       t.gauge if t is not None else None, carm, "prone")
+                                       t.gauge if t is not None else None, carm, position)
 
     def _catch_up(self) -> None:
         """The mouse paused during a drag, or the drag ended: the slower displays follow."""

@@ -239,7 +239,7 @@ class TrainingSession(QObject):
         self._tick()
 
     def _tick(self) -> None:
-        self.panel.set_clock(f"⏱ {format_duration(self.elapsed_s)}")
+        self.panel.set_clock(f"Time {format_duration(self.elapsed_s)}")
 
     # ---- what the views show ------------------------------------------------------------
     def _fluoro_views_only(self) -> None:

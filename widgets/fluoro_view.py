@@ -322,6 +322,7 @@ class FluoroPanel(QWidget):
     """Two panes side by side and the choice of views; the workspace renders the frames."""
 
     mode_changed = Signal(str)  # "standard" | "working"
+    position_changed = Signal(str)  # "prone" | "supine": how the patient lies on the table
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -330,6 +331,12 @@ class FluoroPanel(QWidget):
             self.mode_box.addItem(text, key)
         self.mode_box.setToolTip("AP and lateral centred on the level, or the selected "
                                  "needle's C-arm working views")
+        self.position_box = QComboBox()
+        for key in ("prone", "supine"):
+            self.position_box.addItem(f"Patient {key}", key)
+        self.position_box.setToolTip("How the patient lies on the angio table: the C-arm "
+                                     "angles here, in the needle details and in the report "
+                                     "are for this position")
         self.status_label = QLabel("")
         self.status_label.setObjectName("fluoroStatus")
         self.convention_label = QLabel(
@@ -341,6 +348,7 @@ class FluoroPanel(QWidget):
         top.setContentsMargins(4, 2, 4, 0)
         top.addWidget(QLabel("Views:"))
         top.addWidget(self.mode_box)
+        top.addWidget(self.position_box)
         top.addStretch(1)
         top.addWidget(self.status_label)
         self.panes = (FluoroPane(), FluoroPane())
@@ -356,6 +364,8 @@ class FluoroPanel(QWidget):
         layout.addLayout(row, 1)
         layout.addWidget(self.convention_label)
         self.mode_box.currentIndexChanged.connect(self._mode_changed)
+        self.position_box.currentIndexChanged.connect(
+            lambda _i: self.position_changed.emit(self.position))
 
     @property
     def mode(self) -> str:
@@ -366,6 +376,16 @@ class FluoroPanel(QWidget):
         index = self.mode_box.findData(mode)
         if index >= 0:
             self.mode_box.setCurrentIndex(index)
+
+    @property
+    def position(self) -> str:
+        return str(self.position_box.currentData())
+
+    def set_position(self, position: str) -> None:
+        """Show ``position`` (emits `position_changed` when it changes)."""
+        index = self.position_box.findData(position)
+        if index >= 0:
+            self.position_box.setCurrentIndex(index)
 
     def _mode_changed(self, _index: int) -> None:
         self.mode_changed.emit(self.mode)

@@ -70,7 +70,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import UID, Comprehensive3DSRStorage, CTImageStorage, generate_uid
 
-from planning.carm import working_angles
+from planning.carm import PatientPosition, working_angles
 from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
 from planning.io.dicom_headers import PARSE_ERRORS
@@ -113,7 +113,7 @@ MEDIAL_ANGLE = _local("medial-angle", "Medial angle to patient sagittal plane")
 CC_ANGLE = _local("cc-angle", "Craniocaudal angle to patient axial plane")
 MEDIAL_ANGLE_VERTEBRA = _local("vert-medial-ang", "Medial angle to vertebra sagittal plane")
 CC_ANGLE_VERTEBRA = _local("vert-cc-angle", "Craniocaudal angle to vertebra axial plane")
-CARM_CODES = {  # C-arm working angles of a prone patient, as the C-arm displays them
+CARM_CODES = {  # C-arm working angles for CARM_POSITION, as the C-arm displays them
     ("bulls_eye", "primary"): _local("carm-be-primary", "C-arm bull's-eye primary angle (LAO +)"),
     ("bulls_eye", "secondary"): _local("carm-be-second",
                                        "C-arm bull's-eye secondary angle (CRAN +)"),
@@ -122,6 +122,7 @@ CARM_CODES = {  # C-arm working angles of a prone patient, as the C-arm displays
     ("progression", "secondary"): _local("carm-pr-second",
                                          "C-arm progression view secondary angle (CRAN +)"),
 }
+CARM_POSITION = _local("carm-position", "Patient position for the C-arm angles")
 SAFETY_STATUS = _local("safety-status", "Safety check status")
 BREACH_GRADE = _local("breach-grade", "Canal breach grade (Gertzbein-Robbins)")
 CHECK_FINDING = _local("check-finding", "Safety check finding")
@@ -175,6 +176,7 @@ def write_plan_sr(
     software_version: str = "0.1.0",
     series_number: int = DEFAULT_SERIES_NUMBER,
     instance_number: int = 1,
+    position: PatientPosition = "prone",
 ) -> Path:
     """Write ``plan`` on ``volume`` as a Comprehensive 3D SR file (atomically).
 
@@ -197,6 +199,10 @@ def write_plan_sr(
         General Equipment of the SR (and the device observer of the report).
     series_number, instance_number
         Of the new SR series and instance (new UIDs are generated for both).
+    position
+        How the patient lies on the angio table (prone or supine): the C-arm working angles
+        written per needle are for it, and it is written beside them (they mean nothing
+        without it).
 
     Returns
     -------
@@ -211,7 +217,7 @@ def write_plan_sr(
     """
     p = Path(path)
     frame_uid = _check_exportable(plan, results, volume)
-    groups = [_group(t, results.get(t.key), frame_uid) for t in plan.trajectories]
+    groups = [_group(t, results.get(t.key), frame_uid, position) for t in plan.trajectories]
     report = MeasurementReport(
         observation_context=ObservationContext(
             observer_device_context=ObserverContext(
@@ -308,7 +314,8 @@ def _rounded(value: float) -> float:
 
 
 def _group(
-    t: Trajectory, result: CheckResult | None, frame_uid: str
+    t: Trajectory, result: CheckResult | None, frame_uid: str,
+    position: PatientPosition = "prone",
 ) -> MeasurementsAndQualitativeEvaluations:
     """One needle: where it is (level, side, path) and what the checks found."""
     path = np.array([t.entry_lps, t.target_lps], dtype=np.float64)
@@ -325,12 +332,12 @@ def _group(
         ],
     )
     measurements = [length, _num(OUTER_DIAMETER, GAUGES[t.gauge].outer_diameter_mm, MM)]
-    for view, angles in working_angles(t, "prone").items():
+    for view, angles in working_angles(t, position).items():
         measurements += [
             _num(CARM_CODES[(view, "primary")], angles.primary_deg, DEGREE),
             _num(CARM_CODES[(view, "secondary")], angles.secondary_deg, DEGREE),
         ]
-    texts = [_text(NEEDLE_GAUGE, t.gauge)]
+    texts = [_text(NEEDLE_GAUGE, t.gauge), _text(CARM_POSITION, position)]
     if result is not None:
         measurements += [
             _num(CANAL_CLEARANCE, result.canal_clearance_mm, MM),

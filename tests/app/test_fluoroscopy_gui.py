@@ -142,3 +142,30 @@ def test_a_needle_placed_in_projections_only(qtbot, window) -> None:
     assert placed is not None
     assert np.allclose(placed.target, iso, atol=1.0)
     assert np.allclose(placed.entry, entry, atol=1.0)
+
+
+def test_supine_patient_mirrors_the_ap_and_changes_the_angles_everywhere(qtbot, window) -> None:
+    """Prone is the default; a supine patient (chosen in the tab) gets an AP seen from the
+    front (the patient's left on the right), supine C-arm angles in the needle details and
+    the report's set-up, and the choice is remembered."""
+    from planning.carm import working_angles
+
+    ws = window.workspace
+    window.bottom_tabs.setCurrentWidget(window.fluoro_panel)
+    ws.select_needle("L2", Side.LEFT)
+    needle = ws.document.plan.get("L2", Side.LEFT)
+    assert working_angles(needle, "prone")["bulls_eye"].label() in ws.details_panel._body.text()
+    window.fluoro_panel.position_box.setCurrentIndex(
+        window.fluoro_panel.position_box.findData("supine"))
+    assert ws.fluoro.setup.position == "supine"
+    assert ws.settings.value("carm/position") == "supine"
+    body = ws.details_panel._body.text()
+    assert "c-arm (supine)" in body.lower()
+    assert working_angles(needle, "supine")["bulls_eye"].label() in body
+    ws.select_level("L2")
+    _wait_frames(qtbot, window, ["ap", "lateral"])
+    ap = window.fluoro_panel.panes[0].frame
+    assert ap.position == "supine" and edge_letters(ap.view.geometry)["left"] == "R"
+    pane = window.fluoro_panel.panes[0]
+    right = ws.document.plan.get("L2", Side.RIGHT)
+    assert pane.lps_to_widget(right.entry).x() < pane.lps_to_widget(needle.entry).x()

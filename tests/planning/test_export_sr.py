@@ -215,6 +215,7 @@ def test_each_needle_group_holds_its_measurements(planned) -> None:
         assert _texts(g, "Canal breach grade (Gertzbein-Robbins)") == [r.breach_grade]
         assert _texts(g, "Safety check finding") == list(r.reasons)
         views = working_angles(t, "prone")  # the C-arm set-up, as numbers
+        assert _texts(g, "Patient position for the C-arm angles") == ["prone"]
         assert _num(g, "C-arm bull's-eye primary angle (LAO +)") == pytest.approx(
             views["bulls_eye"].primary_deg, abs=0.01)
         assert _num(g, "C-arm progression view secondary angle (CRAN +)") == pytest.approx(
@@ -226,6 +227,24 @@ def test_each_needle_group_holds_its_measurements(planned) -> None:
     assert _texts(_group(ds, "Left L1 needle path"), "Comment") == ["aim for the fracture cleft"]
     (disclaimer,) = [i.TextValue for i in _named(ds, "Comment") if i.TextValue == DISCLAIMER]
     assert disclaimer == "For research and training — not for clinical use"
+
+
+def test_supine_angles_are_written_with_their_position(demo, planned, tmp_path: Path) -> None:
+    plan, results, _ = planned
+    volume = demo[2]
+    path = write_plan_sr(tmp_path / "supine.dcm", plan, results, volume, position="supine")
+    ds = pydicom.dcmread(path)
+    for t in plan.trajectories:
+        g = _group(ds, f"{t.label} needle path")
+        supine, prone = working_angles(t, "supine"), working_angles(t, "prone")
+        assert _texts(g, "Patient position for the C-arm angles") == ["supine"]
+        written = (_num(g, "C-arm bull's-eye primary angle (LAO +)"),
+                   _num(g, "C-arm bull's-eye secondary angle (CRAN +)"))
+        expected = (supine["bulls_eye"].primary_deg, supine["bulls_eye"].secondary_deg)
+        assert written == pytest.approx(expected, abs=0.01)
+        # the same line seen from the other side of the table: CRAN and CAUD swap
+        assert written[1] == pytest.approx(-prone["bulls_eye"].secondary_deg, abs=0.01)
+        assert abs(written[1]) > 0.5
 
 
 def test_every_level_has_a_distinct_snomed_code() -> None:
