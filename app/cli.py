@@ -101,6 +101,10 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="leave out the simulated fluoroscopy (DRR) page of each level")
     p_export.add_argument("--supine", action="store_true",
                           help="C-arm angles for a supine patient (default: prone)")
+    p_export.add_argument("--source-detector-mm", type=float, default=1200.0, metavar="MM",
+                          help="simulated C-arm: source to detector distance (default 1200)")
+    p_export.add_argument("--source-isocentre-mm", type=float, default=800.0, metavar="MM",
+                          help="simulated C-arm: source to isocentre distance (default 800)")
     p_export.add_argument(
         "--force-other-frame", action="store_true",
         help="apply a plan made on another Frame of Reference (recorded in the exports)",
@@ -444,6 +448,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise CliError("nothing to do: give --pdf FILE, --sr FILE and/or --send AET@HOST:PORT")
     if not os.environ.get("DISPLAY"):  # 3D snapshots off screen: straight to EGL, no X probe
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    try:
+        setup = FluoroSetup(position="supine" if args.supine else "prone",
+                            source_to_detector_mm=args.source_detector_mm,
+                            source_to_patient_mm=args.source_isocentre_mm)
+    except ValueError as exc:
+        raise CliError(f"C-arm set-up: {exc}") from None
     plan, volume, anatomy, ctx = _plan_on_ct(args)
     results = {t.key: check(t, ctx, plan) for t in plan.trajectories}
     request = ExportRequest(
@@ -451,7 +461,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         sr_path=Path(args.sr) if args.sr else None,
         send_to=args.send, deidentify=args.deidentify, planner=args.planner,
         with_3d=not args.no_3d, with_fluoroscopy=not args.no_fluoro,
-        fluoro_setup=FluoroSetup(position="supine" if args.supine else "prone"),
+        fluoro_setup=setup,
     )
     report = export_plan(volume, plan, results, anatomy, request, _stderr_progress())
     for path in report.written:

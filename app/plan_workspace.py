@@ -36,7 +36,7 @@ from app.error_boundary import error_boundary
 from app.fluoroscopy import Fluoroscopy
 from app.plan_document import PlanDocument
 from app.plan_editor import PlanEditor
-from app.settings import default_gauge, limits, open_settings, store_limits
+from app.settings import carm_distances, default_gauge, limits, open_settings, store_limits
 from app.training_session import TrainingSession
 from planning.anatomy.model import Anatomy
 from planning.carm import working_angles
@@ -308,6 +308,7 @@ class PlanWorkspace(QObject):
         if saved in ("prone", "supine"):
             w.fluoro_panel.set_position(saved)
             self.fluoro.set_setup(replace(self.fluoro.setup, position=saved))
+        self._apply_carm_distances(*carm_distances(self.settings))
         w.fluoro_panel.position_changed.connect(self.set_patient_position)
         e.needles_changed.connect(self._show_needles)
         e.results_changed.connect(lambda _r: self._update_rows())
@@ -403,10 +404,31 @@ class PlanWorkspace(QObject):
         self._proposed_levels = levels
         self.controller.propose(levels, gauge)
 
+    def _apply_carm_distances(self, source_to_detector_mm: float,
+                              source_to_isocentre_mm: float) -> None:
+        setup = self.fluoro.setup
+        if (setup.source_to_detector_mm, setup.source_to_patient_mm) == (
+                source_to_detector_mm, source_to_isocentre_mm):
+            return
+        try:
+            new = replace(setup, source_to_detector_mm=source_to_detector_mm,
+                          source_to_patient_mm=source_to_isocentre_mm)
+        except ValueError as exc:  # an edited settings file: keep the working set-up
+            self.window.statusBar().showMessage(f"C-arm distances not used: {exc}", 15000)
+            return
+        self.fluoro.set_setup(new)
+
     def show_settings(self) -> None:
+        setup = self.fluoro.setup
         dialog = SettingsDialog(self.editor.gauge, self.controller.limits, self.window,
-                                planner=self._planner(), dicom_node=self._dicom_node())
+                                planner=self._planner(), dicom_node=self._dicom_node(),
+                                carm_mm=(setup.source_to_detector_mm,
+                                         setup.source_to_patient_mm))
         if dialog.exec():
+            detector, isocentre = dialog.carm_mm()
+            self.settings.setValue("carm/source_to_detector_mm", detector)
+            self.settings.setValue("carm/source_to_isocentre_mm", isocentre)
+            self._apply_carm_distances(detector, isocentre)
             self.settings.setValue("export/planner", dialog.planner())
             self.settings.setValue("export/dicom_node", dialog.dicom_node())
             self.settings.setValue("plan/default_gauge", dialog.gauge())

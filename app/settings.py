@@ -12,6 +12,7 @@ import os
 from PySide6.QtCore import QSettings
 
 from planning.checks import SafetyLimits
+from planning.fluoro_views import DEFAULT_SOURCE_TO_DETECTOR_MM, DEFAULT_SOURCE_TO_PATIENT_MM
 from planning.plan import DEFAULT_GAUGE, GAUGES
 
 SETTINGS_ENV = "VERTEBROPLAN_SETTINGS"
@@ -24,6 +25,18 @@ def open_settings() -> QSettings:
     if path:
         return QSettings(path, QSettings.Format.IniFormat)
     return QSettings("VertebroPlan", "VertebroPlan")
+
+
+def carm_distances(settings: QSettings) -> tuple[float, float]:
+    """(source–detector, source–isocentre) mm of the simulated C-arm; defaults 1200 / 800."""
+    def number(key: str, default: float) -> float:
+        try:
+            return float(settings.value(key, default))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return default
+
+    return (number("carm/source_to_detector_mm", DEFAULT_SOURCE_TO_DETECTOR_MM),
+            number("carm/source_to_isocentre_mm", DEFAULT_SOURCE_TO_PATIENT_MM))
 
 
 def default_gauge(settings: QSettings) -> str:

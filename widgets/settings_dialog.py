@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from planning.checks import SafetyLimits
+from planning.fluoro_views import DEFAULT_SOURCE_TO_DETECTOR_MM, DEFAULT_SOURCE_TO_PATIENT_MM
 from planning.plan import GAUGES
 
 FIELDS = (
@@ -35,7 +36,9 @@ class SettingsDialog(QDialog):
     """Edits a gauge name and a `SafetyLimits`; read them back after ``exec()``."""
 
     def __init__(self, gauge: str, limits: SafetyLimits, parent: QWidget | None = None, *,
-                 planner: str = "", dicom_node: str = "") -> None:
+                 planner: str = "", dicom_node: str = "",
+                 carm_mm: tuple[float, float] = (DEFAULT_SOURCE_TO_DETECTOR_MM,
+                                                  DEFAULT_SOURCE_TO_PATIENT_MM)) -> None:
         super().__init__(parent)
         self.setWindowTitle("VertebroPlan settings")
         self.setObjectName("settingsDialog")
@@ -54,6 +57,18 @@ class SettingsDialog(QDialog):
         self.node_edit.setToolTip("The PACS or angio-suite workstation that receives plans: "
                                   "its AE title, host and port")
         form.addRow("Send plans to (AET@host:port)", self.node_edit)
+        # the simulated fluoroscopy's C-arm: as the angio suite's C-arm is built
+        self.detector_spin = _mm_spin(500.0, 2000.0, carm_mm[0],
+                                      "Distance from the X-ray source to the detector")
+        self.isocentre_spin = _mm_spin(300.0, 1500.0, carm_mm[1],
+                                       "Distance from the X-ray source to the isocentre (the "
+                                       "level or needle the C-arm is centred on); shorter "
+                                       "than source–detector")
+        self.detector_spin.valueChanged.connect(
+            lambda v: self.isocentre_spin.setMaximum(v - 50.0))
+        self.isocentre_spin.setMaximum(self.detector_spin.value() - 50.0)
+        form.addRow("C-arm source–detector", self.detector_spin)
+        form.addRow("C-arm source–isocentre", self.isocentre_spin)
         self.spins: dict[str, QDoubleSpinBox] = {}
         defaults = SafetyLimits()
         for key, label, lo, hi, unit in FIELDS:
@@ -86,6 +101,12 @@ class SettingsDialog(QDialog):
         defaults = SafetyLimits()
         for key, spin in self.spins.items():
             spin.setValue(float(getattr(defaults, key)))
+        self.detector_spin.setValue(DEFAULT_SOURCE_TO_DETECTOR_MM)
+        self.isocentre_spin.setValue(DEFAULT_SOURCE_TO_PATIENT_MM)
+
+    def carm_mm(self) -> tuple[float, float]:
+        """(source–detector, source–isocentre) in mm for the simulated fluoroscopy."""
+        return float(self.detector_spin.value()), float(self.isocentre_spin.value())
 
     def planner(self) -> str:
         return self.planner_edit.text().strip()
@@ -99,3 +120,14 @@ class SettingsDialog(QDialog):
     def limits(self) -> SafetyLimits:
         return dataclasses.replace(self._limits,
                                    **{k: float(s.value()) for k, s in self.spins.items()})
+
+
+def _mm_spin(low: float, high: float, value: float, tip: str) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(low, high)
+    spin.setDecimals(0)
+    spin.setSingleStep(10.0)
+    spin.setSuffix(" mm")
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin

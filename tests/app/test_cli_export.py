@@ -100,3 +100,38 @@ def test_export_to_nobody_fails_with_a_clear_message(case, tmp_path) -> None:
     assert out.returncode != 0
     assert "vertebroplan: error:" in out.stderr and "127.0.0.1" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_export_supine_with_a_custom_c_arm_and_without_fluoroscopy(case, tmp_path) -> None:
+    """The C-arm set-up reaches the SR and the report; a set-up that cannot be is refused
+    before any work, with the reason."""
+    ct, plan_path = case
+    pdf, sr = tmp_path / "report.pdf", tmp_path / "plan.dcm"
+    out = run_cli("export", str(ct), str(plan_path), "--pdf", str(pdf), "--sr", str(sr),
+                  "--no-3d", "--supine", "--source-detector-mm", "1100",
+                  "--source-isocentre-mm", "700")
+    assert out.returncode == 0, out.stderr
+    text = " ".join(_text(pdf).split())
+    assert "Source–detector 1100 mm, source–isocentre 700 mm" in text
+    assert "Patient supine" in text and "C-arm (supine)" in text
+    ds = pydicom.dcmread(sr)
+
+    def items(seq):
+        for item in seq:
+            yield item
+            yield from items(item.get("ContentSequence", []))
+
+    positions = [item.TextValue for item in items(ds.ContentSequence)
+                 if "TextValue" in item and item.ConceptNameCodeSequence[0].CodeMeaning
+                 == "Patient position for the C-arm angles"]
+    assert positions == ["supine"] * 4
+
+    plain = tmp_path / "plain.pdf"
+    out = run_cli("export", str(ct), str(plan_path), "--pdf", str(plain), "--no-3d",
+                  "--no-fluoro")
+    assert out.returncode == 0 and "Simulated fluoroscopy" not in _text(plain)
+
+    bad = run_cli("export", str(ct), str(plan_path), "--pdf", str(tmp_path / "x.pdf"),
+                  "--source-detector-mm", "600", "--source-isocentre-mm", "900")
+    assert bad.returncode != 0 and "C-arm set-up" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "x.pdf").exists()

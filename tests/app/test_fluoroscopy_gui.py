@@ -169,3 +169,36 @@ def test_supine_patient_mirrors_the_ap_and_changes_the_angles_everywhere(qtbot, 
     pane = window.fluoro_panel.panes[0]
     right = ws.document.plan.get("L2", Side.RIGHT)
     assert pane.lps_to_widget(right.entry).x() < pane.lps_to_widget(needle.entry).x()
+
+
+def test_c_arm_distances_from_the_settings_dialog(qtbot, window, monkeypatch) -> None:
+    """Edit ▸ Settings holds the C-arm's distances: the DRRs are re-rendered with them and
+    they are kept for the next session; an isocentre beyond the detector cannot be typed."""
+    from widgets.settings_dialog import SettingsDialog
+
+    ws = window.workspace
+    window.bottom_tabs.setCurrentWidget(window.fluoro_panel)
+    ws.select_level("L2")
+    _wait_frames(qtbot, window, ["ap", "lateral"])
+    assert window.fluoro_panel.panes[0].frame.view.magnification == pytest.approx(1.5)
+
+    def accept(dialog: SettingsDialog) -> bool:
+        assert dialog.carm_mm() == (1200.0, 800.0)
+        dialog.detector_spin.setValue(1000.0)
+        dialog.isocentre_spin.setValue(990.0)  # clamped: the isocentre is before the detector
+        assert dialog.isocentre_spin.value() == 950.0
+        dialog.isocentre_spin.setValue(750.0)
+        return True
+
+    monkeypatch.setattr(SettingsDialog, "exec", accept)
+    renders = ws.fluoro.renders
+    ws.show_settings()
+    assert (ws.fluoro.setup.source_to_detector_mm, ws.fluoro.setup.source_to_patient_mm) \
+        == (1000.0, 750.0)
+    qtbot.waitUntil(lambda: ws.fluoro.renders > renders and not ws.fluoro.is_busy,
+                    timeout=60000)
+    view = window.fluoro_panel.panes[0].frame.view
+    assert view.magnification == pytest.approx(1000.0 / 750.0)
+    from app.settings import carm_distances
+
+    assert carm_distances(ws.settings) == (1000.0, 750.0)
