@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QTimer
-from PySide6.QtWidgets import QDockWidget, QFileDialog
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QScrollArea
 
 from app.error_boundary import report_error
 from planning.checks import CheckContext
@@ -56,7 +56,14 @@ class TrainingSession(QObject):
         self.panel = TrainingPanel()
         self.dock = QDockWidget("Training", window)
         self.dock.setObjectName("trainingDock")
-        self.dock.setWidget(self.panel)
+        scroll = QScrollArea()  # the rubric under the score must stay reachable on a laptop
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self.panel)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.panel.minimumSizeHint().width()
+                               + scroll.verticalScrollBar().sizeHint().width() + 4)
+        self.dock.setWidget(scroll)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         window.tabifyDockWidget(workspace.levels_dock, self.dock)
         self.dock.hide()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -35,12 +35,15 @@ from widgets.plan_display import STATUS_COLORS
 
 PASS_COLOR = STATUS_COLORS[Status.SAFE]
 FAIL_COLOR = STATUS_COLORS[Status.UNSAFE]
-SCORE_COLUMNS = ("Needle", "Entry err.", "Tip err.", "Angle err.", "Canal clear.", "Grade",
-                 "Points", "Result")
+SCORE_ROWS = ("Entry Δ (mm)", "Tip Δ (mm)", "Angle Δ (°)", "Canal (mm)", "Grade", "Points",
+              "Result")
+"""The score table's rows; a column per needle (as in the reports: it fits a narrow dock)."""
 
 
 def _number(value: float | None, unit: str, decimals: int = 1) -> str:
-    return "—" if value is None else f"{value:.{decimals}f} {unit}".replace("-", "\u2212")
+    if value is None:
+        return "—"
+    return f"{value:.{decimals}f} {unit}".strip().replace("-", "\u2212")
 
 
 class TrainingPanel(QWidget):
@@ -74,10 +77,10 @@ class TrainingPanel(QWidget):
         self.description.setWordWrap(True)
         self.trainee_edit = QLineEdit()
         self.trainee_edit.setPlaceholderText("Your name (for the report)")
-        self.fluoro_only_box = QCheckBox("Fluoroscopy only (simulated C-arm images, no CT "
-                                         "slices)")
+        self.fluoro_only_box = QCheckBox("Fluoroscopy only (no CT slices)")
         self.fluoro_only_box.setToolTip(
-            "As in the angio suite: plan on the AP and lateral projections. Click the entry "
+            "As in the angio suite: plan on simulated C-arm images (AP and lateral DRRs) "
+            "without the CT slices or 3D. Click the entry "
             "and the tip in a projection; drag them in the other one to set their depth.")
         self.start_button = QPushButton("Start case")
         self.start_button.setObjectName("primaryButton")
@@ -98,13 +101,12 @@ class TrainingPanel(QWidget):
         self.verdict_label = QLabel("")
         self.verdict_label.setWordWrap(True)
         self.verdict_label.setStyleSheet("font-size: 12pt; font-weight: bold;")
-        self.score_table = QTableWidget(0, len(SCORE_COLUMNS))
+        self.score_table = QTableWidget(len(SCORE_ROWS), 0)
         self.score_table.setObjectName("scoreTable")
-        self.score_table.setHorizontalHeaderLabels(list(SCORE_COLUMNS))
-        self.score_table.verticalHeader().setVisible(False)
+        self.score_table.setVerticalHeaderLabels(list(SCORE_ROWS))
         self.score_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.score_table.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents)
+            QHeaderView.ResizeMode.Stretch)
         self.rubric_label = QLabel("")
         self.rubric_label.setWordWrap(True)
         self.rubric_label.setObjectName("hintLabel")
@@ -128,7 +130,7 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.clock_label)
         layout.addWidget(self.task_label)
         layout.addWidget(self.verdict_label)
-        layout.addWidget(self.score_table, 3)
+        layout.addWidget(self.score_table)
         layout.addWidget(self.report_button)
         layout.addWidget(self.rubric_label)
         self.set_state("idle")
@@ -170,9 +172,10 @@ class TrainingPanel(QWidget):
         self.report_button.setVisible(state == "submitted")
         if state in ("idle", "loading", "running"):
             self.verdict_label.setText("")
-            self.score_table.setRowCount(0)
+            self.score_table.setColumnCount(0)
             self.score_table.setVisible(False)
             self.rubric_label.setText("")
+            self.rubric_label.setMinimumHeight(0)
 
     @property
     def state(self) -> str:
@@ -189,22 +192,37 @@ class TrainingPanel(QWidget):
         color = PASS_COLOR if score.passed else FAIL_COLOR
         self.verdict_label.setText(score.summary())
         self.verdict_label.setStyleSheet(f"font-size: 12pt; font-weight: bold; color: {color};")
-        rows = [*score.needles, *score.extra]
-        self.score_table.setRowCount(len(rows))
-        for r, n in enumerate(rows):
-            result = ("extra, " if n.is_extra else "") + ("FAIL" if n.failed else "OK")
-            values = (n.label, _number(n.entry_error_mm, "mm"), _number(n.tip_error_mm, "mm"),
-                      _number(n.angle_error_deg, "°"), _number(n.clearance_mm, "mm"),
-                      n.grade or "—", f"{n.points:.0f} / {n.max_points:.0f}", result)
-            for c, text in enumerate(values):
+        needles = [*score.needles, *score.extra]
+        table = self.score_table
+        table.setColumnCount(len(needles))
+        table.setHorizontalHeaderLabels(
+            [f"{n.level} {n.side.value[0].upper()}" + ("+" if n.is_extra else "")
+             for n in needles])
+        for c, n in enumerate(needles):
+            header = table.horizontalHeaderItem(c)
+            header.setToolTip(n.label + (" (not in the reference)" if n.is_extra else ""))
+            values = (_number(n.entry_error_mm, ""), _number(n.tip_error_mm, ""),
+                      _number(n.angle_error_deg, ""), _number(n.clearance_mm, ""),
+                      n.grade or "—", f"{n.points:.0f}/{n.max_points:.0f}",
+                      "FAIL" if n.failed else "OK")
+            for r, text in enumerate(values):
                 item = QTableWidgetItem(text)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 item.setToolTip("\n".join(n.reasons))
-                if c == len(values) - 1:
+                if r == len(values) - 1:
                     item.setForeground(QColor(FAIL_COLOR if n.failed else PASS_COLOR))
-                self.score_table.setItem(r, c, item)
-        self.score_table.setVisible(True)
+                table.setItem(r, c, item)
+        table.resizeRowsToContents()
+        table.setFixedHeight(table.horizontalHeader().sizeHint().height()
+                             + sum(table.rowHeight(r) for r in range(table.rowCount()))
+                             + 2 * table.frameWidth() + 2)
+        table.setVisible(True)
         self.rubric_label.setText("How the score is made:\n• " + "\n• ".join(
             score.rubric.describe()))
+        # a wrapped label's height is not in its minimum size: without this the dock's
+        # scroll area squeezes the rubric to one line instead of scrolling to it
+        self.rubric_label.setMinimumHeight(
+            self.rubric_label.heightForWidth(max(self.width() - 24, 240)))
 
     # ---- user actions -------------------------------------------------------------------
     def _case_selected(self, _row: int) -> None:

@@ -67,7 +67,11 @@ def test_scripted_trainee_placing_the_reference_scores_full_marks(qtbot, window,
     assert score is not None and score.passed and score.percent == pytest.approx(100.0)
     assert all(n.points == n.max_points and not n.failed for n in score.needles)
     assert "PASS" in session.panel.verdict_label.text()
-    assert session.panel.score_table.rowCount() == 4
+    table = session.panel.score_table
+    assert table.columnCount() == 4
+    assert table.horizontalHeaderItem(0).toolTip() == score.needles[0].label
+    assert table.item(0, 0).text() == "0.0"  # entry to the reference, mm
+    assert table.item(table.rowCount() - 1, 0).text() == "OK"
     # the reference now shows in every view, and the scored plan is locked
     assert all(len(v._reference) == 4 for v in window.mpr_views)
     assert len(window.fluoro_panel.panes[0]._reference) == 4
@@ -76,6 +80,13 @@ def test_scripted_trainee_placing_the_reference_scores_full_marks(qtbot, window,
     ws.editor.drag(t.level, t.side, "target", t.target + np.array([0.0, 0.0, 5.0]))
     assert ws.document.plan == before
     window.grab().save(str(ARTIFACTS / "training_submitted.png"))
+    # the rubric under the table is whole, reachable by scrolling the dock
+    rubric = session.panel.rubric_label
+    assert "How the score is made" in rubric.text()
+    assert rubric.height() >= rubric.heightForWidth(rubric.width()) - 2
+    scroll = session.dock.widget()
+    qtbot.waitUntil(lambda: scroll.verticalScrollBar().maximum()
+                    >= session.panel.height() - scroll.viewport().height() > 0)
 
     report = tmp_path / "trainee.pdf"
     assert session.write_report(report)

@@ -133,7 +133,8 @@ def test_demo_report_with_snapshots(tmp_path: Path) -> None:
         snapshots[lv] = render_level_snapshot(*bone, needles, focus, canal_mesh=canal)
     after_snapshots = time.perf_counter()
     path = write_pdf_report(tmp_path / "report.pdf", plan, results, volume, images,
-                            snapshots=snapshots, planner="Test", software_version="test")
+                            snapshots=snapshots, planner="Test", software_version="test",
+                            fluoroscopy=False)  # (the DRR pages: test_export_pdf)
     end = time.perf_counter()
     print(f"\n3 levels: images {after_images - start:.2f} s, 3-D snapshots "
           f"{after_snapshots - after_images:.2f} s, PDF {end - after_snapshots:.2f} s, "
