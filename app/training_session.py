@@ -277,3 +277,4 @@ class TrainingSession(QObject):
         for view in self.window.mpr_views:
             view.set_reference(needles)
         self.window.fluoro_panel.set_reference(needles)
+        self.window.view3d.set_reference(needles)

@@ -47,7 +47,7 @@ from vtkmodules.vtkRenderingCore import (
 from planning.plan import Side
 from planning.volume import FloatArray
 from widgets.painting import triangle_mesh
-from widgets.plan_display import CANAL_COLOR, HIGHLIGHT_COLOR, NeedleDisplay
+from widgets.plan_display import CANAL_COLOR, HIGHLIGHT_COLOR, REFERENCE_COLOR, NeedleDisplay
 
 BONE_COLOR = (0.91, 0.87, 0.78)
 CROSSHAIR_COLOR = (1.0, 0.85, 0.25)
@@ -307,6 +307,7 @@ class View3D(QWidget):
         self._has_surface = False
         self._announce_surface = False
         self._needles: dict[tuple[str, Side], _NeedleProps] = {}
+        self._reference_names: list[str] = []
         self._shown: dict[tuple[str, Side], NeedleDisplay] = {}
         self._overlay_props: dict[str, vtkProp] = {}
         self._level_anchors: dict[str, vtkCoordinate] = {}
@@ -559,6 +560,24 @@ class View3D(QWidget):
         self._shown = shown
         if added:
             self._raise_xray_surfaces()
+        self._request_render()
+
+    def set_reference(self, needles: list[NeedleDisplay]) -> None:
+        """Draw a reference plan's needles (training: the expert's, after Submit) as pink
+        tubes beside the trainee's; an empty list removes them. Never picked or dragged."""
+        if self._closed:
+            return
+        for name in self._reference_names:
+            self.plotter.remove_actor(name, render=False)
+        self._reference_names = []
+        for n in needles:
+            name = f"reference:{n.level}:{n.side.value}"
+            tube = pv.Line(np.asarray(n.entry_lps, dtype=np.float64),
+                           np.asarray(n.target_lps, dtype=np.float64)).tube(
+                radius=float(n.radius_mm), n_sides=16, capping=True)
+            self.plotter.add_mesh(tube, name=name, color=REFERENCE_COLOR, opacity=0.75,
+                                  reset_camera=False, pickable=False, render=False)
+            self._reference_names.append(name)
         self._request_render()
 
     def set_editable(self, editable: bool) -> None:

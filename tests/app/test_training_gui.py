@@ -53,6 +53,7 @@ def test_scripted_trainee_placing_the_reference_scores_full_marks(qtbot, window,
     assert session.reference is not None and len(session.reference.trajectories) == 4
     # hidden: nothing of the reference on screen, no proposals
     assert all(not v._reference for v in window.mpr_views)
+    assert window.view3d.prop("reference:L1:left") is None
     assert ws.document.plan.trajectories == ()
     ws.propose(["L1"], "11G")
     assert not window.controller.is_proposing and ws.document.plan.trajectories == ()
@@ -75,6 +76,8 @@ def test_scripted_trainee_placing_the_reference_scores_full_marks(qtbot, window,
     # the reference now shows in every view, and the scored plan is locked
     assert all(len(v._reference) == 4 for v in window.mpr_views)
     assert len(window.fluoro_panel.panes[0]._reference) == 4
+    for t in session.reference.trajectories:
+        assert window.view3d.prop(f"reference:{t.level}:{t.side.value}") is not None
     before = ws.document.plan
     t = before.trajectories[0]
     ws.editor.drag(t.level, t.side, "target", t.target + np.array([0.0, 0.0, 5.0]))
