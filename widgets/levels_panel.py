@@ -93,6 +93,12 @@ class LevelRow:
     right: CheckResult | None
     left_planned: bool = False  # a needle exists even if not checked yet (no anatomy)
     right_planned: bool = False
+    fracture_grade: int | None = None  # Genant 0–3 (None: not assessed)
+    fracture_text: str = ""  # e.g. "moderate wedge fracture, 34 % anterior height loss"
+
+    @property
+    def fractured(self) -> bool:
+        return bool(self.fracture_grade)
 
     def result(self, side: Side) -> CheckResult | None:
         return self.left if side is Side.LEFT else self.right
@@ -146,10 +152,24 @@ def needle_tooltip(row: LevelRow, side: Side) -> str:
     return text
 
 
+FRACTURE_COLORS = {1: WARNING_AMBER, 2: "#f08a3c", 3: STATUS_COLORS[Status.UNSAFE]}
+
+
+def row_order(row: LevelRow) -> tuple[int, int, int]:
+    """Fractured levels first, the most severe first (they are what is treated), then the
+    others cranial to caudal."""
+    grade = row.fracture_grade or 0
+    return (0 if grade else 1, -grade, level_index(row.name))
+
+
 def level_tag(row: LevelRow) -> tuple[str, str]:
-    """(tag, colour) shown beside a level's name: its label confidence or "plan only"."""
+    """(tag, colour) shown beside a level's name: a fracture's Genant grade first (what the
+    surgeon plans for), else its label confidence or "plan only"."""
     if not row.detected:
         return "not in CT", LABEL_GREY
+    if row.fractured and row.fracture_grade is not None:
+        low = "?" if row.low_confidence else ""
+        return f"{low}Fx G{row.fracture_grade}", FRACTURE_COLORS[min(row.fracture_grade, 3)]
     if row.confidence is None:
         return "", LABEL_GREY
     percent = f"{row.confidence * 100:.0f}%"
@@ -167,7 +187,10 @@ def level_tooltip(row: LevelRow) -> str:
         text += f", label confidence {row.confidence * 100:.0f}%"
         if row.low_confidence:
             text += " (low: count the vertebrae on the sagittal view and shift if needed)"
-    return text + "."
+    text += "."
+    if row.fracture_text:
+        text += f"\n{row.fracture_text}"
+    return text
 
 
 class _LevelsDelegate(QStyledItemDelegate):
@@ -447,15 +470,15 @@ class LevelsPanel(QWidget):
 
     # ---- public API -------------------------------------------------------------------
     def set_rows(self, rows: Sequence[LevelRow]) -> None:
-        """Show these levels (sorted cranial to caudal), keeping the selection and the
-        picked needle wherever their level still exists."""
+        """Show these levels (fractured first, then cranial to caudal), keeping the
+        selection and the picked needle wherever their level still exists."""
         names = [r.name for r in rows]
         if len(set(names)) != len(names):
             dupes = sorted({n for n in names if names.count(n) > 1})
             raise ValueError(f"level rows are duplicated: {', '.join(dupes)}")
         keep = set(self.selected_levels())
         current = self._current_level()
-        self._rows = sorted(rows, key=lambda r: level_index(r.name))
+        self._rows = sorted(rows, key=row_order)
         by_name = {r.name: r for r in self._rows}
         if self._current_needle and not (
             self._current_needle[0] in by_name
@@ -476,7 +499,7 @@ class LevelsPanel(QWidget):
         self._refresh()
 
     def rows(self) -> list[LevelRow]:
-        """The rows on show, cranial to caudal."""
+        """The rows on show, in their order (see `row_order`)."""
         return list(self._rows)
 
     def set_gauge(self, name: str) -> None:

@@ -407,3 +407,25 @@ def test_screenshots_in_the_dark_theme(qtbot, panel: LevelsPanel) -> None:
     details.show()
     qtbot.waitExposed(details)
     assert _save(details, "check_details.png").stat().st_size > 0
+
+
+def test_fractured_levels_come_first_with_their_grade(qtbot) -> None:
+    """The levels to treat lead the table, the most severe first, tagged with the grade."""
+    panel = LevelsPanel()
+    qtbot.addWidget(panel)
+    panel.set_rows([
+        LevelRow("T12", True, 0.95, None, None, fracture_grade=0),
+        LevelRow("L1", True, 0.95, None, None, fracture_grade=2,
+                 fracture_text="Moderate wedge fracture: 34 % anterior height loss"),
+        LevelRow("L2", True, 0.95, None, None, fracture_grade=0),
+        LevelRow("L4", True, 0.40, None, None, fracture_grade=3),
+        LevelRow("L3", True, 0.95, None, None),
+    ])
+    assert [r.name for r in panel.rows()] == ["L4", "L1", "T12", "L2", "L3"]
+    l1 = panel.table.item(_row_of(panel, "L1"), LEVEL_COL)
+    assert l1.data(Qt.ItemDataRole.UserRole + 1) == "Fx G2"
+    assert "34 % anterior height loss" in l1.toolTip()
+    l4 = panel.table.item(_row_of(panel, "L4"), LEVEL_COL)
+    assert l4.data(Qt.ItemDataRole.UserRole + 1) == "?Fx G3"  # and its name is uncertain
+    assert panel.table.item(_row_of(panel, "L2"), LEVEL_COL).data(
+        Qt.ItemDataRole.UserRole + 1) == "95%"
