@@ -1,0 +1,280 @@
+"""Fracture assessment: heights, Genant grade and shape, and the three fracture flags.
+
+On the demo CT the L1 body is built with a 35 % anterior wedge; every other level is
+intact. Each flag is made to appear by editing a copy of the demo (a gas pocket, a wall
+pushed into the canal, a notch in an endplate) and must appear there and nowhere else.
+
+The demo's designed posterior heights are at the nominal wall, beside a 3 mm midline
+notch, and its endplates dip 1.2 mm (2.2 mm in the fracture) in the centre; the method
+measures in the midline, so posterior heights are also checked against the phantom's own
+midline surface (computed from the generator's body shapes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planning.anatomy import Anatomy, anatomy_from_demo_truth
+from planning.assessment.fracture import (
+    FractureAssessment,
+    assess_fractures,
+    fractured_levels_first,
+    genant_grade,
+)
+from planning.demo import DemoTruth, generate_demo_ct
+from planning.demo.spine_layout import build_spine_layout
+from planning.demo.vertebra_model import make_body, posterior_notch_mm
+from planning.volume import Volume
+
+ABDOMEN = Path(__file__).parents[2] / ".." / "shared" / "data" / "ct-abdomen-3mm"
+NOMINAL_LOSS = 0.35  # planning/demo/anatomy_specs.py FRACTURE_ANTERIOR_LOSS
+
+
+@pytest.fixture(scope="module")
+def demo() -> tuple[Volume, DemoTruth, Anatomy]:
+    volume, truth = generate_demo_ct()
+    return volume, truth, anatomy_from_demo_truth(truth)
+
+
+@pytest.fixture(scope="module")
+def assessed(demo: tuple[Volume, DemoTruth, Anatomy]) -> dict[str, FractureAssessment]:
+    return assess_fractures(demo[0], demo[2])
+
+
+def _midline_heights(name: str) -> tuple[float, float]:
+    """The phantom's own body height 1.25 mm inside its midline anterior/posterior walls."""
+    pose = build_spine_layout().vertebra(name)
+    body, spec = make_body(pose), pose.spec
+    zero = np.float32(0.0)
+
+    def h(ly: float) -> float:
+        y = np.float32(ly)
+        return float(body.top_z(zero, y) - body.bottom_z(zero, y))
+
+    front, back = -0.5 * spec.body_depth_mm, 0.5 * spec.body_depth_mm - posterior_notch_mm(spec)
+    return h(front + 1.25), h(back - 1.25)
+
+
+def local_voxels(anatomy: Anatomy, level: str, pad: int = 12
+                  ) -> tuple[tuple[slice, slice, slice], np.ndarray]:
+    """A box of the anatomy grid around a level and its voxels' local (l, a, s) mm."""
+    k, j, i = np.nonzero(anatomy.vertebra_mask(level))
+    box = tuple(slice(max(0, int(x.min()) - pad), min(n, int(x.max()) + pad + 1))
+                for x, n in zip((k, j, i), anatomy.labels.shape, strict=True))
+    kk, jj, ii = np.meshgrid(*(np.arange(s.start, s.stop) for s in box), indexing="ij")
+    ijk = np.stack([ii, jj, kk], -1).reshape(-1, 3).astype(float)
+    local = anatomy.levels[level].to_local(anatomy.to_lps(ijk)).reshape(*kk.shape, 3)
+    return (box[0], box[1], box[2]), local
+
+
+def paint_ct(volume: Volume, anatomy: Anatomy, box: tuple[slice, slice, slice],
+              where: np.ndarray, hu: float) -> None:
+    """Set CT voxels at the anatomy-grid voxels ``where`` (within ``box``) to ``hu``."""
+    k, j, i = np.nonzero(where)
+    ijk = np.stack([i + box[2].start, j + box[1].start, k + box[0].start], 1).astype(float)
+    c = np.rint(volume.to_index(anatomy.to_lps(ijk))).astype(int)
+    volume.array[c[:, 2], c[:, 1], c[:, 0]] = hu
+
+
+def demo_copy(demo: tuple[Volume, DemoTruth, Anatomy]) -> tuple[Volume, Anatomy]:
+    volume, _, anatomy = demo
+    return (Volume(volume.array.copy(), volume.affine_lps.copy()),
+            dataclasses.replace(anatomy, labels=anatomy.labels.copy(),
+                                bodies=anatomy.bodies.copy(), canal=anatomy.canal.copy()))
+
+
+def gas_pocket(demo: tuple[Volume, DemoTruth, Anatomy], level: str = "L2",
+               hu: float = -900.0, radius_mm: float = 4.0) -> tuple[Volume, Anatomy]:
+    """A copy of the demo with a sphere of ``hu`` at the level's body centre."""
+    volume, anatomy = demo_copy(demo)
+    box, local = local_voxels(anatomy, level)
+    sphere = (np.linalg.norm(local, axis=-1) <= radius_mm) & anatomy.bodies[box]
+    paint_ct(volume, anatomy, box, sphere, hu)
+    return volume, anatomy
+
+
+def retropulsed(demo: tuple[Volume, DemoTruth, Anatomy], a: FractureAssessment,
+                shift_mm: float = 5.0) -> tuple[Volume, Anatomy]:
+    """A copy with a bone fragment of the posterior wall pushed ``shift_mm`` into the canal."""
+    volume, anatomy = demo_copy(demo)
+    level = a.level
+    box, local = local_voxels(anatomy, level)
+    half_h = 0.5 * a.heights.posterior_mm
+    s_mid = float(anatomy.levels[level].to_local(a.foramen_lps)[2])
+    frag = ((np.abs(local[..., 0]) < 7.0) & (np.abs(local[..., 2] - s_mid) < 0.45 * half_h)
+            & (local[..., 1] < a.posterior_wall_mm + 1.0)
+            & (local[..., 1] >= a.posterior_wall_mm - shift_mm))
+    code = anatomy.levels[level].code
+    anatomy.bodies[box] |= frag
+    anatomy.labels[box][frag] = code
+    anatomy.canal[box] &= ~frag
+    paint_ct(volume, anatomy, box, frag, 1200.0)
+    return volume, anatomy
+
+
+def notched(demo: tuple[Volume, DemoTruth, Anatomy], a: FractureAssessment,
+            depth_mm: float = 5.0) -> tuple[Volume, Anatomy]:
+    """A copy with a 6 × 6 mm notch, ``depth_mm`` deep, in the superior endplate."""
+    volume, anatomy = demo_copy(demo)
+    level = a.level
+    box, local = local_voxels(anatomy, level)
+    mid = 0.5 * (a.posterior_wall_mm + a.anterior_wall_mm)
+    top = float(anatomy.levels[level].to_local(a.body_centre_lps)[2]) + 0.5 * a.heights.middle_mm
+    notch = ((np.abs(local[..., 0] - 6.0) < 3.0) & (np.abs(local[..., 1] - mid) < 3.0)
+             & (local[..., 2] > top - depth_mm) & anatomy.bodies[box])
+    anatomy.bodies[box] &= ~notch
+    anatomy.labels[box][notch] = 0
+    paint_ct(volume, anatomy, box, notch, 90.0)  # disc material pressed into the body
+    return volume, anatomy
+
+
+# ---- grade and heights on the demo ------------------------------------------------------
+def test_genant_thresholds() -> None:
+    assert [genant_grade(x) for x in (0.0, 0.19, 0.2, 0.249, 0.25, 0.40, 0.41)] == [
+        0, 0, 1, 1, 2, 2, 3]
+
+
+def test_demo_l1_is_a_moderate_wedge(assessed: dict[str, FractureAssessment]) -> None:
+    l1 = assessed["L1"]
+    assert l1.genant_grade == 2
+    assert l1.shape == "wedge"
+    # the nominal 35 % holds at the nominal walls; in the midline the phantom's own
+    # wedge is 1 − 16.6/22.85 = 27 % (1.25 mm inside the walls, see the module docstring)
+    front, back = _midline_heights("L1")
+    assert l1.height_loss.wedge == pytest.approx(1.0 - front / back, abs=0.04)
+    assert l1.height_loss.wedge == pytest.approx(NOMINAL_LOSS, abs=0.06)
+
+
+def test_demo_other_levels_are_normal(assessed: dict[str, FractureAssessment]) -> None:
+    assert set(assessed) == {"T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"}
+    for name, a in assessed.items():
+        if name != "L1":
+            assert a.genant_grade == 0, f"{name}: {a.to_json()['height_loss']}"
+            assert a.shape == "normal"
+            assert a.height_loss.worst < 0.15, name
+
+
+def test_demo_heights(demo: tuple[Volume, DemoTruth, Anatomy],
+                      assessed: dict[str, FractureAssessment]) -> None:
+    truth = demo[1]
+    for name, a in assessed.items():
+        lv = truth.level(name)
+        front, back = _midline_heights(name)
+        assert a.heights.anterior_mm == pytest.approx(lv.anterior_height_mm, abs=1.5), name
+        assert a.heights.anterior_mm == pytest.approx(front, abs=1.0), name
+        assert a.heights.posterior_mm == pytest.approx(back, abs=1.0), name
+        # the nominal posterior height is off the midline notch: within 1.5 mm except the
+        # fracture, whose 2.2 mm endplate dips put its midline wall 2.3 mm lower
+        tol = 3.5 if lv.fractured else 1.5
+        assert a.heights.posterior_mm == pytest.approx(lv.posterior_height_mm, abs=tol), name
+
+
+def test_neighbour_reference_skips_the_fracture(assessed: dict[str, FractureAssessment]
+                                                 ) -> None:
+    assert assessed["L1"].height_loss.reference_levels == ("T12", "L2")
+    assert assessed["T12"].height_loss.reference_levels == ("T11",)  # L1 is fractured
+    assert assessed["L2"].height_loss.reference_levels == ("L3",)
+    assert assessed["T10"].height_loss.reference_levels == ("T11",)
+
+
+def test_fractured_levels_first(assessed: dict[str, FractureAssessment]) -> None:
+    order = fractured_levels_first(assessed)
+    assert order == ["L1", "T10", "T11", "T12", "L2", "L3", "L4", "L5"]
+
+
+def test_to_json(assessed: dict[str, FractureAssessment]) -> None:
+    d = json.loads(json.dumps(assessed["L1"].to_json()))
+    assert set(d["heights_mm"]) == {"anterior", "middle", "posterior"}
+    assert d["genant_grade"] == 2 and d["shape"] == "wedge" and d["fractured"] is True
+    assert set(d["flags"]) == {"retropulsion", "intravertebral_cleft", "endplate_disruption"}
+    assert d["height_loss"]["wedge"] == pytest.approx(assessed["L1"].height_loss.wedge, abs=1e-3)
+    assert "Genant" in d["source"]
+
+
+def test_demo_has_no_fracture_flags(assessed: dict[str, FractureAssessment]) -> None:
+    for name, a in assessed.items():
+        assert not a.retropulsion.present, (name, a.retropulsion.displacement_mm)
+        assert not a.cleft.present, name
+        assert not a.endplate.present, (name, a.endplate.to_json())
+
+
+# ---- flags on edited copies ------------------------------------------------------------
+def test_gas_cleft_appears_at_l2_only(demo: tuple[Volume, DemoTruth, Anatomy]) -> None:
+    volume, anatomy = gas_pocket(demo)
+    found = assess_fractures(volume, anatomy)
+    cleft = found["L2"].cleft
+    assert cleft.present and cleft.kind == "gas"
+    assert cleft.volume_ml == pytest.approx(4 / 3 * np.pi * 4.0**3 / 1000, rel=0.35)
+    assert cleft.centre_lps is not None
+    assert np.linalg.norm(cleft.centre_lps - anatomy.levels["L2"].centroid_lps) < 1.5
+    assert [n for n, a in found.items() if a.cleft.present] == ["L2"]
+
+
+def test_fluid_cleft_is_reported_as_fluid(demo: tuple[Volume, DemoTruth, Anatomy]) -> None:
+    volume, anatomy = gas_pocket(demo, "L3", hu=15.0, radius_mm=4.5)
+    cleft = assess_fractures(volume, anatomy)["L3"].cleft
+    assert cleft.present and cleft.kind == "fluid"
+    assert cleft.mean_hu is not None and -20 <= cleft.mean_hu <= 40
+
+
+def test_small_gas_bubble_is_not_a_cleft(demo: tuple[Volume, DemoTruth, Anatomy]) -> None:
+    volume, anatomy = gas_pocket(demo, "L2", radius_mm=1.8)  # 0.02 ml
+    assert not assess_fractures(volume, anatomy)["L2"].cleft.present
+
+
+def test_retropulsion_appears(demo: tuple[Volume, DemoTruth, Anatomy],
+                              assessed: dict[str, FractureAssessment]) -> None:
+    volume, anatomy = retropulsed(demo, assessed["L3"], 5.0)
+    found = assess_fractures(volume, anatomy)
+    r = found["L3"].retropulsion
+    assert r.present and r.displacement_mm is not None
+    assert r.displacement_mm == pytest.approx(5.0 + assessed["L3"].retropulsion.displacement_mm,
+                                              abs=1.5)
+    assert r.reference_levels == ("L2", "L4")
+    assert [n for n, a in found.items() if a.retropulsion.present] == ["L3"]
+
+
+def test_endplate_notch_appears(demo: tuple[Volume, DemoTruth, Anatomy],
+                                assessed: dict[str, FractureAssessment]) -> None:
+    volume, anatomy = notched(demo, assessed["L3"], 5.0)
+    found = assess_fractures(volume, anatomy)
+    e = found["L3"].endplate
+    assert e.present and e.worst_endplate == "superior"
+    assert e.superior_step_mm >= 3.0
+    assert [n for n, a in found.items() if a.endplate.present] == ["L3"]
+
+
+# ---- a real CT ---------------------------------------------------------------------------
+def test_real_abdomen_has_no_severe_fracture() -> None:
+    if not ABDOMEN.is_dir():
+        pytest.skip("shared test data absent")
+    from planning.anatomy import anatomy_from_label_map
+    from planning.anatomy.label_tables import load_label_table
+    from planning.io import load_path
+
+    ct = load_path(ABDOMEN / "ct.nii.gz")
+    anatomy = anatomy_from_label_map(ct, load_path(ABDOMEN / "labels.nii.gz"),
+                                     load_label_table("totalsegmentator"),
+                                     bodies=load_path(ABDOMEN / "bodies.nii.gz"))
+    found = assess_fractures(ct, anatomy)
+    print("\nlevel   Ha     Hm     Hp   wedge  bicon  crush  grade shape        retro  "
+          "cleft  endplate")
+    for name, a in found.items():
+        h, loss = a.heights, a.height_loss
+        crush = "   -  " if loss.crush is None else f"{loss.crush:6.2f}"
+        retro = a.retropulsion.displacement_mm
+        step = max(a.endplate.superior_step_mm, a.endplate.inferior_step_mm)
+        print(f"{name:5s} {h.anterior_mm:5.1f}  {h.middle_mm:5.1f}  {h.posterior_mm:5.1f} "
+              f"{loss.wedge:6.2f} {loss.biconcave:6.2f} {crush}  {a.genant_grade!s:5s} "
+              f"{a.shape:12s} {'-' if retro is None else f'{retro:+.1f}':>5s}  "
+              f"{a.cleft.volume_ml:.2f}  {step:.1f}")
+    assert {"L1", "L2", "L3", "L4", "L5"} <= set(found)
+    assert all(a.genant_grade != 3 for a in found.values())
+    assert found["T12"].genant_grade is None  # cut by the top of the scan
+    for name in ("L2", "L3", "L4"):
+        assert 20.0 <= found[name].heights.posterior_mm <= 35.0, name
