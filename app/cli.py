@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -134,6 +134,8 @@ def _build_parser() -> argparse.ArgumentParser:
             "automatic labels are off",
         )
     p_anat.add_argument("--json", action="store_true", help="print one JSON object")
+    p_anat.add_argument("--gauge", default="11G",
+                        help="needle gauge the pedicles are judged for (default 11G)")
     p_plan.add_argument("--json", action="store_true", help="print one JSON object")
     _add_training_commands(sub)
     return parser
@@ -310,29 +312,35 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def anatomy_json(anatomy: Anatomy) -> dict[str, object]:
+def anatomy_json(anatomy: Anatomy, assessment: dict[str, Any] | None = None
+                 ) -> dict[str, object]:
     """The JSON description of an anatomy: levels with centroid, confidence and pedicle
-    widths, whether the canal was found, and the warnings (no patient data)."""
+    widths, whether the canal was found, and the warnings (no patient data); with an
+    `assess_levels` result each level also gets its clinical assessment (heights_mm,
+    genant_grade, body_volume_ml, cement, pedicles, flags)."""
     from planning.anatomy.pedicles import measure_pedicles
-    from planning.plan import Side
+    from planning.plan import Side, level_index
 
     pedicles = measure_pedicles(anatomy)
     levels = []
-    for name, geo in anatomy.levels.items():
+    for name, geo in sorted(anatomy.levels.items(), key=lambda kv: level_index(kv[0])):
         widths: dict[str, float | None] = {}
         for side in Side:
             ped = pedicles.get(name, {}).get(side)
             widths[side.value] = None if ped is None else round(float(ped.isthmus_width_mm), 2)
-        levels.append(
-            {
-                "name": name,
-                "centroid_lps": [round(float(v), 2) for v in geo.centroid_lps],
-                "confidence": round(float(geo.confidence), 2),
-                "pedicle_width_mm": widths,
-            }
-        )
+        level: dict[str, Any] = {
+            "name": name,
+            "centroid_lps": [round(float(v), 2) for v in geo.centroid_lps],
+            "confidence": round(float(geo.confidence), 2),
+            "pedicle_width_mm": widths,
+        }
+        if assessment is not None and name in assessment:
+            level.update(assessment[name].to_json())
+        levels.append(level)
     return {
         "levels": levels,
+        "fractured_levels": ([] if assessment is None else
+                             [n for n, a in assessment.items() if a.fractured]),
         "canal_found": bool(anatomy.canal.any()),
         "source": anatomy.source,
         "warnings": list(anatomy.warnings),
@@ -340,10 +348,14 @@ def anatomy_json(anatomy: Anatomy) -> dict[str, object]:
 
 
 def _cmd_anatomy(args: argparse.Namespace) -> int:
+    from planning.assessment.levels import assess_levels
     from planning.io import load_path
 
     volume = load_path(args.ct, args.series, _stderr_progress())
-    out = anatomy_json(_anatomy_for(volume, args, default="auto"))
+    anatomy = _anatomy_for(volume, args, default="auto")
+    assessment = assess_levels(volume, anatomy, gauge=args.gauge,
+                               progress=_stderr_progress())
+    out = anatomy_json(anatomy, assessment)
     if args.json:
         print(json.dumps(out))
         return EXIT_OK
@@ -360,6 +372,17 @@ def _cmd_anatomy(args: argparse.Namespace) -> int:
             f"{lv['name']:3s}  body centre LPS ({x:7.1f}, {y:7.1f}, {z:7.1f}) mm  "
             f"confidence {lv['confidence']:.2f}  {width}"
         )
+        a = assessment.get(lv["name"])
+        if a is not None:
+            ml = a.cement_ml_per_side
+            cement = "" if ml is None else (
+                f"; body {a.body_volume_ml:.1f} ml, cement {ml[0]:.1f}–{ml[1]:.1f} ml a side")
+            print(f"     {a.fracture_summary()}{cement}")
+            for side, p in a.pedicles.items():
+                if p.fit != "ok":
+                    print(f"     {side.value} pedicle: {p.fit} for {p.gauge.name}; {p.suggestion}")
+            for flag in a.present_flags:
+                print(f"     leakage risk: {flag.why} ({flag.confidence} confidence)")
     for w in out["warnings"]:  # type: ignore[attr-defined]
         print(f"warning: {w}")
     print(DISCLAIMER)

@@ -47,6 +47,34 @@ def test_anatomy_finds_the_lumbar_levels_where_the_truth_has_them(
             assert width is not None and abs(width - design) <= 2.0, (name, side, width, design)
 
 
+def test_anatomy_assesses_every_level_and_finds_the_fracture(anatomy_json: dict) -> None:
+    """Issue 8's keys per level; the demo's L1 wedge fracture (35 % anterior loss) is found
+    on the automatic anatomy and listed first, every other level is grade 0."""
+    found = {lv["name"]: lv for lv in anatomy_json["levels"]}
+    assert anatomy_json["fractured_levels"] == ["L1"]
+    for name, lv in found.items():
+        if name == "S1":
+            continue
+        for key in ("heights_mm", "genant_grade", "body_volume_ml", "pedicles", "flags",
+                    "cement"):
+            assert key in lv, (name, key)
+        if name in ("T12", "L1", "L2", "L3", "L4", "L5"):  # whole in the scan
+            assert lv["genant_grade"] == (2 if name == "L1" else 0), (name, lv["genant_grade"])
+        elif lv["genant_grade"] is None:  # cut by the edge of the scan: said, not guessed
+            assert "Not graded" in lv["fracture_summary"]
+            continue
+        assert lv["body_volume_ml"] > 10.0
+        lo, hi = lv["cement"]["volume_ml_range_per_side"]
+        assert lo == pytest.approx(0.15 * lv["body_volume_ml"] / 2, abs=0.06)
+        assert hi == pytest.approx(0.30 * lv["body_volume_ml"] / 2, abs=0.06)
+        assert {"left", "right"} <= set(lv["pedicles"])
+        assert lv["pedicles"]["left"]["fit"] == "ok"
+        assert set(lv["flags_checked"]) >= {"cortical_disruption", "intravertebral_cleft"}
+    l1 = found["L1"]
+    assert l1["fracture_shape"] == "wedge" and l1["fractured"] is True
+    assert l1["heights_mm"]["anterior"] < 0.8 * l1["heights_mm"]["posterior"]
+
+
 def test_shift_labels_renames_every_level(demo_folder: Path, anatomy_json: dict) -> None:
     result = run_cli("anatomy", str(demo_folder), "--json", "--shift-labels", "1")
     assert result.returncode == 0, result.stderr
@@ -105,3 +133,7 @@ def test_anatomy_of_the_real_ct_from_its_label_map() -> None:
         for side in ("left", "right"):
             width = lv["pedicle_width_mm"][side]
             assert width is not None and 4.0 <= width <= 20.0, (lv["name"], side, width)
+    # no level of this CT is severely fractured; its bodies are about 41–44 ml
+    assert all(lv["genant_grade"] != 3 for lv in out["levels"])
+    for lv in out["levels"][1:5]:  # L1–L4 (L5 borders the sacrum; T12 is cut by the scan)
+        assert 35.0 <= lv["body_volume_ml"] <= 50.0, (lv["name"], lv["body_volume_ml"])
