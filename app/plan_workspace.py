@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.assessment_runner import AssessmentRunner
 from app.autosave import Autosave, Recovery
 from app.error_boundary import error_boundary
 from app.fluoroscopy import Fluoroscopy
@@ -161,6 +162,8 @@ class PlanWorkspace(QObject):
         self.details_panel = CheckDetailsPanel()
         self.needle_view = window.needle_view
         self.fluoro = Fluoroscopy(window.fluoro_panel, self)
+        self.assessment = AssessmentRunner(self)
+        self._assessed_anatomy: Any = None  # the anatomy whose fractured levels were selected
         self.help_browser = QTextBrowser()
         self.help_browser.setObjectName("helpPanel")
         self.help_browser.setHtml(HELP_HTML)
@@ -333,6 +336,8 @@ class PlanWorkspace(QObject):
         c.anatomy_progress.connect(self.task.progress)
         c.anatomy_finished.connect(self.task.finish)
         c.anatomy_ready.connect(self._on_anatomy)
+        self.assessment.ready.connect(self._on_assessment)
+        self.assessment.failed.connect(lambda text: w.statusBar().showMessage(text, 20000))
         c.anatomy_unavailable.connect(self._on_anatomy_unavailable)
         c.proposal_started.connect(self._on_proposal_started)
         c.proposal_progress.connect(self.task.progress)
@@ -352,6 +357,7 @@ class PlanWorkspace(QObject):
         if anatomy is not None and level in anatomy.levels:
             self.controller.set_crosshair(anatomy.levels[level].centroid_lps)
         self._update_fluoro(level)
+        self._show_details()
 
     def select_needle(self, level: str, side: Side) -> None:
         self.editor.select(level, side)
@@ -616,6 +622,7 @@ class PlanWorkspace(QObject):
         self._autosave_timer.stop()
         self.autosave.clear()
         self.fluoro.shutdown()
+        self.assessment.shutdown()
         self.training.stop()
         self.settings.setValue("window/geometry", self.window.saveGeometry())
         self.settings.setValue("window/state", self.window.saveState())
@@ -725,6 +732,7 @@ class PlanWorkspace(QObject):
         uncertain = any(g.confidence < LOW_CONFIDENCE for g in anatomy.levels.values())
         self.levels_panel.set_labels_uncertain(uncertain)
         self._update_rows()
+        self._assess(now=True)
         warnings = "; ".join(anatomy.warnings)
         self.window.statusBar().showMessage(
             f"Spine found: {', '.join(anatomy.levels)}." + (f" {warnings}" if warnings else ""),
@@ -763,6 +771,27 @@ class PlanWorkspace(QObject):
     def _on_plan_changed(self, _plan: Plan) -> None:
         self._update_title()
         self._autosave_timer.start()
+        self._assess()
+
+    def _assess(self, now: bool = False) -> None:
+        """Re-assess the levels (cement previews and tip flags follow the needles)."""
+        self.assessment.update(self.controller.volume, self.controller.anatomy,
+                               self.document.plan.trajectories, self.editor.gauge, now=now)
+
+    def _on_assessment(self, levels: dict[str, Any]) -> None:
+        """Fracture grades into the rows; the first time for a CT the fractured levels are
+        selected, so that Propose plans them."""
+        self._update_rows()
+        anatomy = self.controller.anatomy
+        fractured = [name for name, a in levels.items() if a.fractured]
+        if anatomy is not self._assessed_anatomy:
+            self._assessed_anatomy = anatomy
+            if fractured and not self.levels_panel.selected_levels():
+                self.levels_panel.select_levels(fractured)
+                self.window.statusBar().showMessage(
+                    "Fractured: " + ", ".join(f"{n} ({levels[n].fracture_summary()})"
+                                              for n in fractured)
+                    + ". Selected for Propose.", 30000)
 
     def _drag_finished(self) -> None:
         self.editor.drag_finished()
@@ -802,6 +831,7 @@ class PlanWorkspace(QObject):
 
     def _gauge_changed(self, gauge: str) -> None:
         self.editor.set_gauge(gauge, apply_to_selected=True)
+        self._assess()  # the pedicles are judged for this gauge
 
     def set_plan_editable(self, editable: bool) -> None:
         """Lock the plan (a submitted training attempt) or unlock it, in every view."""
@@ -873,7 +903,10 @@ class PlanWorkspace(QObject):
         rows = []
         for name in sorted(names, key=level_index):
             geo = anatomy.levels.get(name) if anatomy is not None else None
+            judged = self.assessment.result.get(name)
             rows.append(LevelRow(
+                fracture_grade=None if judged is None else judged.genant_grade,
+                fracture_text="" if judged is None else judged.fracture_summary(),
                 name=name, detected=geo is not None,
                 confidence=None if geo is None else float(geo.confidence),
                 left=self.editor.result((name, Side.LEFT)),
@@ -902,8 +935,12 @@ class PlanWorkspace(QObject):
         t = None if key is None else self.document.plan.get(*key)
         position = self.fluoro.setup.position
         carm = None if t is None else working_angles(t, position)
+        level = key[0] if key is not None else (
+            None if self._highlight is None else self._highlight[0])
+        judged = None if level is None else self.assessment.result.get(level)
         self.details_panel.show_result(None if key is None else self.editor.result(key),
-                                       t.gauge if t is not None else None, carm, position)
+                                       t.gauge if t is not None else None, carm, position,
+                                       level=judged)
 
     def _catch_up(self) -> None:
         """The mouse paused during a drag, or the drag ended: the slower displays follow."""

@@ -9,6 +9,7 @@ status symbols) are shared with the levels panel so both say the same thing the 
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextDocument
@@ -97,14 +98,18 @@ class CheckDetailsPanel(QWidget):
 
     # ---- public API -------------------------------------------------------------------
     def show_result(self, result: CheckResult | None, gauge_name: str | None = None,
-                    carm: dict[str, CArmAngles] | None = None, position: str = "prone"
-                    ) -> None:
-        """Show one needle's check (``None``: nothing selected).
+                    carm: dict[str, CArmAngles] | None = None, position: str = "prone",
+                    level: Any | None = None) -> None:
+        """Show one needle's check (``None``: nothing selected), then its level's clinical
+        assessment when there is one (``level``: a `LevelAssessment`).
 
         ``gauge_name`` (a `planning.plan.GAUGES` key) is shown with its outer diameter,
         because every clearance is measured from the needle's outer surface.
         """
         self._result = result
+        if result is None and level is not None:
+            self.show_level(level)
+            return
         if result is None:
             self._headline.setStyleSheet(
                 f"QLabel {{ color: {LABEL_GREY}; padding: 10px 8px; font-style: italic; }}"
@@ -118,7 +123,21 @@ class CheckDetailsPanel(QWidget):
             " border-radius: 4px; padding: 6px 10px; }"
         )
         self._headline.setText(_headline_html(result, gauge_name))
-        self._body.setText(_body_html(result) + _carm_html(carm, position))
+        self._body.setText(_body_html(result) + _carm_html(carm, position)
+                           + ("" if level is None else level_html(level)))
+
+    def show_level(self, level: Any) -> None:
+        """A level without a selected needle: its fracture, pedicles, cement and flags."""
+        self._result = None
+        grade = level.genant_grade
+        color = FRACTURE_HEADLINE_COLORS.get(grade or 0, LABEL_GREY)
+        self._headline.setStyleSheet(
+            f"QLabel {{ background-color: {color}; color: {TEXT_ON_STATUS};"
+            " border-radius: 4px; padding: 6px 10px; }")
+        self._headline.setText(
+            f"<div style='font-size:13pt; font-weight:bold'>{html.escape(level.level)}</div>"
+            f"<div style='font-size:9pt'>{html.escape(level.fracture_summary())}</div>")
+        self._body.setText(level_html(level))
 
     def result(self) -> CheckResult | None:
         """The result on show (the panel keeps nothing else)."""
@@ -135,6 +154,65 @@ class CheckDetailsPanel(QWidget):
 
 
 # ---- HTML ----------------------------------------------------------------------------
+FRACTURE_HEADLINE_COLORS = {0: "#9aa5b1", 1: "#f2b630", 2: "#f08a3c", 3: "#e5484d"}
+
+
+def level_html(a: Any) -> str:
+    """A `planning.assessment.levels.LevelAssessment` as rows: fracture, heights, cement,
+    pedicles against their norms, leakage risks (each with its reason)."""
+    amber = FRACTURE_HEADLINE_COLORS[2]
+    rows = [_section(f"Level {a.level}")]
+    f = a.fracture
+    rows.append(_row("Fracture", html.escape(a.fracture_summary()),
+                     value_color=amber if a.fractured else VALUE_WHITE))
+    if f is not None:
+        h = f.heights
+        rows.append(_row("Heights A / M / P",
+                         f"{h.anterior_mm:.1f} / {h.middle_mm:.1f} / {h.posterior_mm:.1f} mm"))
+        r = f.retropulsion
+        rows.append(_row("Posterior wall", html.escape(
+            f"retropulsed {r.displacement_mm:.1f} mm" if r.present else
+            f"in line ({r.displacement_mm:+.1f} mm)"),
+            value_color=amber if r.present else VALUE_WHITE))
+    if a.body_volume_ml is not None:
+        rows.append(_row("Body volume", f"{a.body_volume_ml:.1f} ml"))
+        lo, hi = a.fill_range
+        total, side = a.cement_ml_total, a.cement_ml_per_side
+        rows.append(_row(f"Cement {100 * lo:.0f}–{100 * hi:.0f} %",
+                         f"{total[0]:.1f}–{total[1]:.1f} ml",
+                         f"{side[0]:.1f}–{side[1]:.1f} ml a needle"))
+    if a.cement is not None:
+        for spread in a.cement.spreads:
+            who = spread.side.value.capitalize() if spread.side is not None else "Tip"
+            rows.append(_row(f"{who} cement reach",
+                             f"{spread.distance_to_posterior_wall_mm:.1f} mm to the posterior "
+                             f"wall, {spread.distance_to_basivertebral_foramen_mm:.1f} mm "
+                             "to the basivertebral foramen",
+                             f"at {100 * a.cement.preview_fill:.0f} % fill"))
+    for side_name in ("left", "right"):
+        p = next((p for s, p in a.pedicles.items() if s.value == side_name), None)
+        if p is None:
+            continue
+        norm = next((c for q, c in p.norms.items() if q.value == "width_mm"), None)
+        note = "" if norm is None else f"norm {norm.mean:.1f} ± {norm.sd:.1f} mm ({norm.category})"
+        fit_color = VALUE_WHITE if p.fit == "ok" else (
+            amber if p.fit == "tight" else STATUS_COLORS[Status.UNSAFE])
+        value = (f"{p.width_mm:.1f} × {p.height_mm:.1f} mm, {p.gauge.name} fit "
+                 f"{p.fit_ratio:.2f} ({p.fit})")
+        if p.fit != "ok":
+            value += f" — {p.suggestion}"
+        rows.append(_row(f"{side_name.capitalize()} pedicle", html.escape(value), note,
+                         value_color=fit_color))
+    flags = a.present_flags
+    rows.append(_section("Leakage risk"))
+    if not flags:
+        rows.append(_row("Flags", f"none found ({len(a.flags)} checks)"))
+    for flag in flags:
+        rows.append(_row(flag.kind.replace("_", " ").capitalize(),
+                         html.escape(flag.why), f"{flag.confidence} confidence",
+                         value_color=amber))
+    return "<table width='100%' cellspacing='0' cellpadding='2'>" + "".join(rows) + "</table>"
+
 def _headline_html(result: CheckResult, gauge_name: str | None) -> str:
     symbol = STATUS_SYMBOLS[result.status]
     word = STATUS_WORDS[result.status].upper()

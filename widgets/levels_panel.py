@@ -527,6 +527,18 @@ class LevelsPanel(QWidget):
         an invalid name raises `planning.plan.PlanError`."""
         self.select_needle(name, None)
 
+    def select_levels(self, names: Sequence[str]) -> None:
+        """Select these levels (no signal), e.g. the fractured ones for Propose."""
+        rows = [i for i, r in enumerate(self._rows) if r.name in set(names)]
+        self._updating = True
+        try:
+            self.table.clearSelection()
+            if rows:
+                self._select_rows(rows, rows[0])
+        finally:
+            self._updating = False
+        self._refresh()
+
     def select_needle(self, level: str, side: Side | None) -> None:
         """Select a level and outline one of its needles, e.g. when it was picked in a view
         (no signal). ``side=None`` selects the level only."""

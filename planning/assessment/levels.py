@@ -138,18 +138,25 @@ def assess_levels(
     gauge: str = "11G",
     fill_range: tuple[float, float] = DEFAULT_FILL_RANGE,
     progress: Progress | None = None,
+    fractures: Mapping[str, FractureAssessment] | None = None,
+    pedicles: Mapping[str, Mapping[Side, PedicleMorphometry]] | None = None,
 ) -> dict[str, LevelAssessment]:
     """Assess every level of ``anatomy``; fractured levels first (see the module docstring).
 
     ``trajectories`` are the planned needles: their tips place the cement previews and the
     tip-dependent leakage flags. ``gauge`` is the needle the pedicles are judged for.
+    ``fractures`` and ``pedicles`` (`assess_fractures`, `pedicle_morphometry` of this
+    anatomy and gauge) skip the slow part when only the needles changed (~2.5 s on the demo
+    CT; the rest takes ~0.3 s plus ~0.1 s per level with needles).
     """
     progress = progress or no_progress()
     needles = list(trajectories)
     progress.report(0, 4, "Assessing fractures")
-    fractures = assess_fractures(volume, anatomy)
+    if fractures is None:
+        fractures = assess_fractures(volume, anatomy)
     progress.report(1, 4, "Measuring the pedicles")
-    pedicles = pedicle_morphometry(anatomy, gauge)
+    if pedicles is None:
+        pedicles = pedicle_morphometry(anatomy, gauge)
     progress.report(2, 4, "Looking for leakage risks")
     flags = leakage_flags(volume, anatomy, fractures, needles)
     progress.report(3, 4, "Planning the cement")

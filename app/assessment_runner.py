@@ -1,0 +1,135 @@
+"""Keeps the per-level clinical assessment of the open CT up to date, in the background.
+
+Why its own thread and two stages: the fracture assessment and the pedicle morphometry take
+a few seconds once per anatomy (and gauge); the cement previews and the tip-dependent
+leakage flags follow the needles and take a fraction of a second. The expensive stage is
+cached; the cheap one re-runs a moment after the needles stop changing, latest wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal, Slot
+
+from app.workers import Worker
+from planning.anatomy.model import Anatomy
+from planning.errors import Cancelled
+from planning.plan import Trajectory
+from planning.progress import Progress
+from planning.volume import Volume
+
+SETTLE_MS = 600  # after the last needle change
+
+
+class AssessmentRunner(QObject):
+    """Emits `ready` with ``{level: LevelAssessment}`` (fractured first) for the inputs."""
+
+    ready = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._inputs: tuple[Volume, Anatomy, tuple[Trajectory, ...], str] | None = None
+        self._cache: tuple[int, str, Any, Any] | None = None  # anatomy id, gauge, results
+        self._job: Worker | None = None
+        self._pending = False
+        self._token = 0
+        self._workers: list[Worker] = []
+        self.result: dict[str, Any] = {}
+        self.runs = 0  # assessments delivered (tests read it)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(SETTLE_MS)
+        self._timer.timeout.connect(self._start)
+
+    def update(self, volume: Volume | None, anatomy: Anatomy | None,
+               trajectories: Sequence[Trajectory], gauge: str, *, now: bool = False) -> None:
+        """New inputs: assess again once they settle (``now``: without waiting)."""
+        if volume is None or anatomy is None:
+            self._inputs, self.result = None, {}
+            self._timer.stop()
+            return
+        if self._inputs is not None and self._inputs[1] is not anatomy:
+            self.result = {}
+        self._inputs = (volume, anatomy, tuple(trajectories), gauge)
+        if now:
+            self._timer.stop()
+            self._start()
+        else:
+            self._timer.start()
+
+    @property
+    def is_busy(self) -> bool:
+        return self._job is not None or self._timer.isActive()
+
+    def _start(self) -> None:
+        if self._inputs is None:
+            return
+        if self._job is not None:
+            self._pending = True
+            return
+        volume, anatomy, needles, gauge = self._inputs
+        cache = self._cache
+        cached = cache if cache is not None and cache[:2] == (id(anatomy), gauge) else None
+
+        def job(progress: Progress) -> tuple[Anatomy, str, Any, Any, dict[str, Any]]:
+            from planning.assessment import assess_fractures
+            from planning.assessment.levels import assess_levels
+            from planning.assessment.pedicle_morphometry import pedicle_morphometry
+
+            if cached is not None:
+                fractures, pedicles = cached[2], cached[3]
+            else:
+                fractures = assess_fractures(volume, anatomy)
+                progress.check_cancelled()
+                pedicles = pedicle_morphometry(anatomy, gauge)
+            result = assess_levels(volume, anatomy, needles, gauge=gauge,
+                                   fractures=fractures, pedicles=pedicles)
+            return anatomy, gauge, fractures, pedicles, result
+
+        self._workers = [w for w in self._workers if not w.done]
+        self._token += 1
+        worker = Worker(job, self._token)
+        worker.signals.succeeded.connect(self._on_done)
+        worker.signals.failed.connect(self._on_failed)
+        self._workers.append(worker)
+        self._job = worker
+        self._pool.start(worker)
+
+    @Slot(int, object)
+    def _on_done(self, token: int, result: object) -> None:
+        if self._job is None or self._job.token != token:
+            return
+        self._job = None
+        anatomy, gauge, fractures, pedicles, levels = result  # type: ignore[misc]
+        self._cache = (id(anatomy), gauge, fractures, pedicles)
+        current = self._inputs is not None and self._inputs[1] is anatomy
+        if current:
+            self.result = levels
+            self.runs += 1
+            self.ready.emit(levels)
+        self._next()
+
+    @Slot(int, object)
+    def _on_failed(self, token: int, exc: object) -> None:
+        if self._job is None or self._job.token != token:
+            return
+        self._job = None
+        if not isinstance(exc, Cancelled):
+            self.failed.emit(f"The level assessment failed: {exc}")
+        self._next()
+
+    def _next(self) -> None:
+        if self._pending:
+            self._pending = False
+            self._start()
+
+    def shutdown(self, timeout_ms: int = 5000) -> None:
+        self._timer.stop()
+        if self._job is not None:
+            self._job.cancel()
+        self._pool.waitForDone(timeout_ms)

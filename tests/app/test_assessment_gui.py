@@ -1,0 +1,79 @@
+"""The level assessment in the window: fractured levels first and selected for Propose,
+the level's numbers in the details panel, cement reach following the needles (Xvfb)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("QT_API", "pyside6")
+
+import numpy as np
+import pytest
+
+from app.controller import Controller
+from app.main_window import MainWindow
+from planning.anatomy.from_demo import anatomy_from_demo_truth
+from planning.demo import generate_demo_ct
+from planning.plan import Side, Trajectory
+
+pytestmark = pytest.mark.gui
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    volume, truth = generate_demo_ct()
+    return volume, truth, anatomy_from_demo_truth(truth)
+
+
+def _needle(truth, level: str, side: Side) -> Trajectory:
+    p = truth.level(level).pedicle(side)
+    reach = float(np.linalg.norm(p.anterior_cortex_lps - p.entry_lps))
+    return Trajectory(level, side, tuple(p.entry_lps),
+                      tuple(p.entry_lps + 0.85 * reach * p.direction_lps), "11G")
+
+
+def test_fractured_level_leads_and_the_details_give_its_numbers(qtbot, demo,
+                                                                monkeypatch) -> None:
+    volume, truth, anatomy = demo
+    win = MainWindow(Controller(auto_anatomy=False))
+    qtbot.addWidget(win)
+    win.resize(1600, 960)
+    win.show()
+    qtbot.waitExposed(win)
+    ws = win.workspace
+    monkeypatch.setattr(ws, "confirm_discard", lambda _doing: True)
+    win.controller.set_volume(volume)
+    win.controller.set_anatomy(anatomy)
+    qtbot.waitUntil(lambda: ws.assessment.runs >= 1, timeout=60000)
+
+    rows = ws.levels_panel.rows()
+    assert rows[0].name == "L1" and rows[0].fracture_grade == 2
+    assert all(r.fracture_grade in (0, None) for r in rows[1:])
+    assert ws.levels_panel.selected_levels() == ["L1"]  # ready for Propose
+
+    ws.select_level("L1")
+    text = ws.details_panel.plain_text()
+    assert "Moderate (Genant 2) wedge fracture" in text
+    assert "Body volume" in text and " ml" in text and "Left pedicle" in text
+    assert "Leakage risk".upper() in text.upper()
+
+    plan = ws.document.plan
+    for side in Side:
+        plan = plan.with_trajectory(_needle(truth, "L1", side))
+    runs = ws.assessment.runs
+    ws.document.edit(plan, "Place L1 pair")
+    qtbot.waitUntil(lambda: ws.assessment.runs > runs and not ws.assessment.is_busy,
+                    timeout=60000)
+    l1 = ws.assessment.result["L1"]
+    assert l1.cement is not None and len(l1.cement.spreads) == 2
+    ws.select_needle("L1", Side.LEFT)
+    text = ws.details_panel.plain_text()
+    assert "Left cement reach" in text and "basivertebral foramen" in text
+    assert "Moderate (Genant 2)" in text  # the needle's details end with its level's
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    ws.levels_dock.raise_()
+    qtbot.wait(100)
+    win.grab().save(str(ARTIFACTS / "assessment_l1.png"))
