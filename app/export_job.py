@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from planning.anatomy.model import Anatomy
 from planning.checks import CheckResult
@@ -37,6 +38,7 @@ class ExportRequest:
     with_3d: bool = True  # a 3D snapshot per level in the report (VTK off screen)
     with_fluoroscopy: bool = True  # a simulated fluoroscopy (DRR) page per level
     fluoro_setup: FluoroSetup | None = None  # C-arm distances and patient position
+    with_assessment: bool = True  # the level assessment (fracture, cement, risks) in both
 
 
 @dataclass
@@ -55,6 +57,7 @@ def export_plan(
     progress: Progress | None = None,
     surface: object | None = None,
     attenuation: AttenuationVolume | None = None,
+    assessment: dict[str, Any] | None = None,
 ) -> ExportReport:
     """Write and/or send the plan as the request says; raises `VertebroPlanError`s with
     messages for the user (and `Cancelled` when ``progress`` is cancelled)."""
@@ -74,7 +77,8 @@ def export_plan(
     # its encapsulation may be marked as de-identified content
     deid = Deidentifier(document_content_deidentified=True) if request.deidentify else None
     fluoro_steps = 2 * len(plan.levels) if request.with_fluoroscopy else 0
-    steps = 3 + len(plan.levels) + fluoro_steps
+    assess = request.with_assessment and anatomy is not None and assessment is None
+    steps = 3 + len(plan.levels) + fluoro_steps + int(assess)
     step = 0
 
     def tick(message: str) -> None:
@@ -83,6 +87,15 @@ def export_plan(
         progress.check_cancelled()
         step += 1
 
+    if not request.with_assessment:
+        assessment = None
+    elif assess and anatomy is not None:
+        from planning.assessment.levels import assess_levels
+
+        tick("Assessing the levels")
+        gauges = [t.gauge for t in plan.trajectories]
+        assessment = assess_levels(volume, anatomy, plan.trajectories,
+                                   gauge=max(set(gauges), key=gauges.count))
     pdf_path = request.pdf_path
     with tempfile.TemporaryDirectory(prefix="vertebroplan-export-") as tmp:
         if pdf_path is None and request.send_to:
@@ -106,7 +119,8 @@ def export_plan(
                              deidentify=request.deidentify,
                              fluoroscopy=request.with_fluoroscopy,
                              fluoro_setup=request.fluoro_setup, attenuation=attenuation,
-                             progress=progress.part(step, fluoro_steps, steps))
+                             progress=progress.part(step, fluoro_steps, steps),
+                             assessment=assessment)
             step += fluoro_steps
             if request.pdf_path is not None:
                 report.written.append(pdf_path)
@@ -117,7 +131,8 @@ def export_plan(
             tick("Writing the DICOM SR")
             position = (request.fluoro_setup or FluoroSetup()).position
             write_plan_sr(sr_path, plan, results, volume, deidentify_with=deid,
-                          software_version=SOFTWARE_VERSION, position=position)
+                          software_version=SOFTWARE_VERSION, position=position,
+                          assessment=assessment)
             if request.sr_path is not None:
                 report.written.append(sr_path)
         if request.send_to:

@@ -134,6 +134,27 @@ NEEDLE_GAUGE = codes.DCM.NeedleGauge
 COMMENT = codes.DCM.Comment
 MM = codes.UCUM.Millimeter
 DEGREE = codes.UCUM.Degree
+ML = Code("ml", "UCUM", "milliliter")
+PERCENT = codes.UCUM.Percent
+NO_UNITS = codes.UCUM.NoUnits
+
+# the level assessment (planning.assessment): a group per level, finding LEVEL_ASSESSMENT
+LEVEL_ASSESSMENT = _local("level-assess", "Vertebral level assessment")
+LEVEL_NUMS = {
+    "anterior": _local("height-ant", "Vertebral body anterior height"),
+    "middle": _local("height-mid", "Vertebral body middle height"),
+    "posterior": _local("height-post", "Vertebral body posterior height"),
+    "loss": _local("height-loss", "Vertebral body height loss"),
+    "grade": _local("genant-grade", "Genant semiquantitative fracture grade"),
+    "retropulsion": _local("retropulsion", "Posterior wall displacement into the canal"),
+    "body_ml": _local("body-volume", "Vertebral body volume"),
+    "cement_low": _local("cement-low", "Planned cement volume, low"),
+    "cement_high": _local("cement-high", "Planned cement volume, high"),
+    "pedicle_left": _local("pedicle-w-left", "Left pedicle isthmus width"),
+    "pedicle_right": _local("pedicle-w-right", "Right pedicle isthmus width"),
+}
+FRACTURE_SHAPE = _local("fracture-shape", "Fracture shape")
+LEAKAGE_RISK = _local("leakage-risk", "Cement leakage risk")
 
 # C1–L5: DICOM PS3.16 CID 7603 "Vertebra" (pydicom's code dictionary, keyword "L1Vertebra"
 # → 66794005 "L1 vertebra"); S1 is not in CID 7603: SNOMED CT 65985001.
@@ -177,6 +198,7 @@ def write_plan_sr(
     series_number: int = DEFAULT_SERIES_NUMBER,
     instance_number: int = 1,
     position: PatientPosition = "prone",
+    assessment: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``plan`` on ``volume`` as a Comprehensive 3D SR file (atomically).
 
@@ -203,6 +225,10 @@ def write_plan_sr(
         How the patient lies on the angio table (prone or supine): the C-arm working angles
         written per needle are for it, and it is written beside them (they mean nothing
         without it).
+    assessment
+        `planning.assessment.levels.assess_levels` result: one more group per planned level
+        with its heights, height loss, Genant grade, retropulsion, body and cement volumes,
+        pedicle widths as numbers, the fracture shape and the leakage risks as text.
 
     Returns
     -------
@@ -218,6 +244,8 @@ def write_plan_sr(
     p = Path(path)
     frame_uid = _check_exportable(plan, results, volume)
     groups = [_group(t, results.get(t.key), frame_uid, position) for t in plan.trajectories]
+    groups += [_level_group(assessment[level]) for level in plan.levels
+               if assessment is not None and level in assessment]
     report = MeasurementReport(
         observation_context=ObservationContext(
             observer_device_context=ObserverContext(
@@ -361,6 +389,41 @@ def _group(
         ),
         finding_type=NEEDLE,
         finding_sites=[FindingSite(LEVEL_CODES[t.level], laterality=LATERALITY[t.side])],
+        measurements=measurements,
+    )
+    group[0].ContentSequence.extend(texts)
+    return group
+
+
+def _level_group(a: Any) -> MeasurementsAndQualitativeEvaluations:
+    """One planned level's assessment (a `LevelAssessment`), numbers with UCUM units."""
+    measurements: list[Measurement] = []
+    f = a.fracture
+    if f is not None:
+        h = f.heights
+        measurements += [_num(LEVEL_NUMS["anterior"], h.anterior_mm, MM),
+                         _num(LEVEL_NUMS["middle"], h.middle_mm, MM),
+                         _num(LEVEL_NUMS["posterior"], h.posterior_mm, MM),
+                         _num(LEVEL_NUMS["loss"], 100.0 * max(f.worst_loss, 0.0), PERCENT),
+                         _num(LEVEL_NUMS["retropulsion"], f.retropulsion.displacement_mm, MM)]
+        if f.genant_grade is not None:
+            measurements.append(_num(LEVEL_NUMS["grade"], float(f.genant_grade), NO_UNITS))
+    if a.body_volume_ml is not None and a.cement_ml_total is not None:
+        lo, hi = a.cement_ml_total
+        measurements += [_num(LEVEL_NUMS["body_ml"], a.body_volume_ml, ML),
+                         _num(LEVEL_NUMS["cement_low"], lo, ML),
+                         _num(LEVEL_NUMS["cement_high"], hi, ML)]
+    for side, p in a.pedicles.items():
+        measurements.append(_num(LEVEL_NUMS[f"pedicle_{side.value}"], p.width_mm, MM))
+    texts = [_text(COMMENT, a.fracture_summary())]
+    if f is not None:
+        texts.append(_text(FRACTURE_SHAPE, f.shape))
+    texts += [_text(LEAKAGE_RISK, flag.why) for flag in a.present_flags]
+    group = MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=TrackingIdentifier(
+            uid=generate_uid(), identifier=f"{a.level} level assessment"),
+        finding_type=LEVEL_ASSESSMENT,
+        finding_sites=[FindingSite(LEVEL_CODES[a.level])],
         measurements=measurements,
     )
     group[0].ContentSequence.extend(texts)

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fpdf import FPDF, FontFace
 from fpdf.enums import XPos, YPos
@@ -34,6 +35,7 @@ from fpdf.enums import XPos, YPos
 from planning.carm import PatientPosition, working_angles
 from planning.checks import CheckResult, SafetyLimits, Status, grade_meaning, reason_text
 from planning.drr import AttenuationVolume
+from planning.export.pdf_assessment import level_card, levels_table
 from planning.export.report_images import (
     FLUORO_DRR_PX,
     STATUS_COLORS,
@@ -50,6 +52,9 @@ from planning.fluoro_views import WORKING_DETECTOR_MM, FluoroSetup, plan_views
 from planning.plan import GAUGES, Plan, Side, Trajectory
 from planning.progress import Progress, no_progress
 from planning.volume import PatientInfo, Volume
+
+if TYPE_CHECKING:
+    from planning.assessment.levels import LevelAssessment
 
 DISCLAIMER = "For research and training — not for clinical use"
 TITLE = "Vertebroplasty plan"
@@ -257,6 +262,7 @@ def write_pdf_report(
     fluoro_setup: FluoroSetup | None = None,
     attenuation: AttenuationVolume | None = None,
     progress: Progress | None = None,
+    assessment: Mapping[str, LevelAssessment] | None = None,
 ) -> Path:
     """Write the plan report to ``path`` (atomically: a temporary file, then a rename).
 
@@ -296,6 +302,10 @@ def write_pdf_report(
     progress
         Told before each DRR (they are the slow part) and polled for Cancel; a cancelled
         report raises `Cancelled` and writes nothing.
+    assessment
+        `planning.assessment.levels.assess_levels` of the CT and plan: a "Levels" table on
+        the summary (fractured levels first) and an assessment card per level, under its
+        simulated fluoroscopy (or after its page without fluoroscopy).
 
     Returns
     -------
@@ -327,12 +337,17 @@ def write_pdf_report(
     pdf.set_creation_date(when)
 
     all_warnings = list(warnings) + _plan_warnings(plan, volume, results)
-    _summary_page(pdf, plan, results, volume, all_warnings, deidentify, limits or SafetyLimits())
+    _summary_page(pdf, plan, results, volume, all_warnings, deidentify, limits or SafetyLimits(),
+                  assessment)
     for level in plan.levels:
         _level_page(pdf, plan, results, level, images.get(level), (snapshots or {}).get(level),
                     setup.position)
+
         if level in fluoro:
             _fluoro_page(pdf, level, fluoro[level], setup)
+        if assessment is not None and level in assessment:  # under the DRRs: room there
+            pdf.ln(2.0)
+            level_card(pdf, assessment[level], MARGIN, CONTENT_W)
     _write_atomically(target, bytes(pdf.output()))
     return target
 
@@ -391,6 +406,7 @@ def _summary_page(
     warnings: Sequence[str],
     deidentify: bool,
     limits: SafetyLimits,
+    assessment: Mapping[str, LevelAssessment] | None = None,
 ) -> None:
     pdf.add_page()
     statuses = [_status(results.get(t.key)) for t in plan.trajectories]
@@ -401,6 +417,9 @@ def _summary_page(
     else:
         pdf.set_font(FONT, "", 9)
         pdf.multi_cell(CONTENT_W, 5, "The plan has no needles.", align="L", new_x=XPos.LMARGIN)
+    if assessment:
+        _heading(pdf, "Levels")
+        levels_table(pdf, assessment, CONTENT_W)
 
     _heading(pdf, "Findings")
     for t in plan.trajectories:

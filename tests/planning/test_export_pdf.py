@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from planning.anatomy import anatomy_from_demo_truth
+from planning.assessment.levels import assess_levels
 from planning.autoplan import propose
 from planning.carm import working_angles
 from planning.checks import CheckContext, CheckResult, Status, check
@@ -81,9 +82,12 @@ def report(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("report")
     start = time.perf_counter()
     images = {level: level_images(volume, plan, results, anatomy, level) for level in LEVELS}
+    assessment = assess_levels(volume, anatomy, plan.trajectories)
+    ASSESSED.update(assessment)
     path = write_pdf_report(folder / "plan report.pdf", plan, results, volume, images,
                             snapshots={"L1": snapshot.getvalue()}, planner=PLANNER,
-                            software_version=VERSION, warnings=[WARNING])
+                            software_version=VERSION, warnings=[WARNING],
+                            assessment=assessment)
     seconds = time.perf_counter() - start
     deidentified = write_pdf_report(folder / "deidentified.pdf", plan, results, volume, images,
                                     planner=PLANNER, software_version=VERSION,
@@ -169,6 +173,31 @@ def test_cancelling_the_report_writes_nothing(report, tmp_path: Path) -> None:
     assert any("Simulated fluoroscopy" in m for m in seen)
 
 
+ASSESSED: dict = {}
+
+
+def test_levels_section_and_cards_give_the_assessment(report) -> None:
+    """Fractured level first in the summary's Levels table; each level page has its card
+    with heights, body and cement volumes, pedicles and the leakage risks."""
+    plan, _, path, deidentified, _ = report
+    flat = " ".join(_text(path).split())
+    assert "Levels" in flat and "Genant" in flat
+    l1 = ASSESSED["L1"]
+    assert l1.fractured and "Moderate (Genant 2) wedge fracture" in l1.fracture_summary()
+    levels_at = flat.index("Level Fracture Body")
+    assert flat.index("L1", levels_at) < flat.index("T12", levels_at)  # fractured first
+    for level in plan.levels:
+        a = ASSESSED[level]
+        assert f"{level} assessment" in flat
+        assert a.fracture_summary() in flat
+        assert f"body {a.body_volume_ml:.1f} ml" in flat
+        lo, hi = a.cement_ml_total
+        assert f"{lo:.1f}–{hi:.1f} ml in all" in flat
+        p = a.pedicles[Side.LEFT]
+        assert f"{p.width_mm:.1f} × {p.height_mm:.1f} mm" in flat
+    assert "assessment" not in _text(deidentified).lower()
+
+
 def test_header_names_the_patient_and_deidentified_report_does_not(report) -> None:
     _, _, path, deidentified, _ = report
     text = _text(path)
@@ -188,7 +217,10 @@ def test_pages_are_one_summary_and_two_per_level_with_pictures(report, tmp_path:
     de-identified copy was written without fluoroscopy: one page a level."""
     _, _, path, deidentified, _ = report
     pages = _pages(path, tmp_path, 60)
-    assert len(pages) == 1 + 2 * len(LEVELS)
+    # the summary (with the Levels table) takes one or two pages
+    extra = len(pages) - (1 + 2 * len(LEVELS))
+    assert extra in (0, 1), len(pages)
+    pages = [pages[0], *pages[1 + extra:]]
     assert len(_pages(deidentified, tmp_path, 30, "count")) == 1 + len(LEVELS)
     red = np.array([int(STATUS_COLORS[Status.UNSAFE][i:i + 2], 16) for i in (1, 3, 5)])
 

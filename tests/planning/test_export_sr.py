@@ -15,6 +15,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from planning.anatomy.from_demo import anatomy_from_demo_truth
+from planning.assessment.levels import assess_levels
 from planning.carm import working_angles
 from planning.checks import CheckContext, CheckResult, check_plan
 from planning.demo import DEMO_PATIENT, write_demo_ct
@@ -66,11 +67,17 @@ def planned(demo, tmp_path_factory: pytest.TempPathFactory):
         frame_of_reference_uid=volume.frame_of_reference_uid,
         trajectories=tuple(needles),
     )
-    ctx = CheckContext.build(volume, anatomy_from_demo_truth(truth))
+    anatomy = anatomy_from_demo_truth(truth)
+    ctx = CheckContext.build(volume, anatomy)
     results = {(r.level, r.side): r for r in check_plan(plan, ctx)}
     path = tmp_path_factory.mktemp("sr") / "plan.dcm"
-    written = write_plan_sr(path, plan, results, volume)
+    # with the level assessment: its groups must pass the validators and not disturb reading
+    ASSESSED.update(assess_levels(volume, anatomy, plan.trajectories))
+    written = write_plan_sr(path, plan, results, volume, assessment=ASSESSED)
     return plan, results, written
+
+
+ASSESSED: dict = {}
 
 
 def _walk(item: Dataset):
@@ -245,6 +252,26 @@ def test_supine_angles_are_written_with_their_position(demo, planned, tmp_path: 
         # the same line seen from the other side of the table: CRAN and CAUD swap
         assert written[1] == pytest.approx(-prone["bulls_eye"].secondary_deg, abs=0.01)
         assert abs(written[1]) > 0.5
+
+
+def test_each_planned_level_has_its_assessment_group(planned) -> None:
+    plan, _, path = planned
+    ds = pydicom.dcmread(path)
+    for level in plan.levels:
+        a = ASSESSED[level]
+        g = _group(ds, f"{level} level assessment")
+        (site,) = _named(g, "Finding Site")
+        assert site.ConceptCodeSequence[0].CodeValue == LEVEL_CODES[level].value
+        h = a.fracture.heights
+        assert _num(g, "Vertebral body anterior height") == pytest.approx(h.anterior_mm, abs=0.01)
+        assert _num(g, "Genant semiquantitative fracture grade") == a.genant_grade
+        assert _num(g, "Vertebral body volume") == pytest.approx(a.body_volume_ml, abs=0.01)
+        assert _num(g, "Planned cement volume, high") == pytest.approx(
+            a.cement_ml_total[1], abs=0.01)
+        assert _num(g, "Left pedicle isthmus width") == pytest.approx(
+            a.pedicles[Side.LEFT].width_mm, abs=0.01)
+        assert _texts(g, "Comment") == [a.fracture_summary()]
+    assert ASSESSED["L1"].genant_grade == 2 and "L1" in plan.levels
 
 
 def test_every_level_has_a_distinct_snomed_code() -> None:
