@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal, Slot
 
 from app.workers import Worker
 from planning.anatomy.model import Anatomy
+from planning.assessment.cement import DEFAULT_FILL_RANGE
 from planning.errors import Cancelled
 from planning.plan import Trajectory
 from planning.progress import Progress
@@ -34,6 +35,7 @@ class AssessmentRunner(QObject):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
         self._inputs: tuple[Volume, Anatomy, tuple[Trajectory, ...], str] | None = None
+        self.fill_range = DEFAULT_FILL_RANGE  # of the cement plans (settings)
         self._cache: tuple[int, str, Any, Any] | None = None  # anatomy id, gauge, results
         self._job: Worker | None = None
         self._pending = False
@@ -74,6 +76,7 @@ class AssessmentRunner(QObject):
             return
         volume, anatomy, needles, gauge = self._inputs
         cache = self._cache
+        fill_range = self.fill_range
         cached = cache if cache is not None and cache[:2] == (id(anatomy), gauge) else None
 
         def job(progress: Progress) -> tuple[Anatomy, str, Any, Any, dict[str, Any]]:
@@ -88,7 +91,8 @@ class AssessmentRunner(QObject):
                 progress.check_cancelled()
                 pedicles = pedicle_morphometry(anatomy, gauge)
             result = assess_levels(volume, anatomy, needles, gauge=gauge,
-                                   fractures=fractures, pedicles=pedicles)
+                                   fill_range=fill_range, fractures=fractures,
+                                   pedicles=pedicles)
             return anatomy, gauge, fractures, pedicles, result
 
         self._workers = [w for w in self._workers if not w.done]

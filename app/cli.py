@@ -137,8 +137,25 @@ def _build_parser() -> argparse.ArgumentParser:
     p_anat.add_argument("--gauge", default="11G",
                         help="needle gauge the pedicles are judged for (default 11G)")
     p_plan.add_argument("--json", action="store_true", help="print one JSON object")
+    for p in (p_anat, p_export):
+        p.add_argument("--cement-fill", type=_fill_range, default=(0.15, 0.30),
+                       metavar="LOW-HIGH",
+                       help="cement fill range in percent of the vertebral body volume "
+                       "(default 15-30)")
     _add_training_commands(sub)
     return parser
+
+
+def _fill_range(text: str) -> tuple[float, float]:
+    """``--cement-fill``: "LOW-HIGH" percent, 1 ≤ low < high ≤ 80, as fractions."""
+    try:
+        low, high = (float(v) for v in text.replace("%", "").split("-"))
+    except ValueError:
+        low = high = float("nan")
+    if not (np.isfinite(low) and np.isfinite(high) and 1.0 <= low < high <= 80.0):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a fill range in percent like 15-30 (1 ≤ low < high ≤ 80)")
+    return (low / 100.0, high / 100.0)
 
 
 def _seconds(text: str) -> float:
@@ -354,7 +371,7 @@ def _cmd_anatomy(args: argparse.Namespace) -> int:
     volume = load_path(args.ct, args.series, _stderr_progress())
     anatomy = _anatomy_for(volume, args, default="auto")
     assessment = assess_levels(volume, anatomy, gauge=args.gauge,
-                               progress=_stderr_progress())
+                               fill_range=args.cement_fill, progress=_stderr_progress())
     out = anatomy_json(anatomy, assessment)
     if args.json:
         print(json.dumps(out))
@@ -484,7 +501,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         sr_path=Path(args.sr) if args.sr else None,
         send_to=args.send, deidentify=args.deidentify, planner=args.planner,
         with_3d=not args.no_3d, with_fluoroscopy=not args.no_fluoro,
-        fluoro_setup=setup,
+        fluoro_setup=setup, fill_range=args.cement_fill,
     )
     report = export_plan(volume, plan, results, anatomy, request, _stderr_progress())
     for path in report.written:

@@ -39,6 +39,7 @@ class ExportRequest:
     with_fluoroscopy: bool = True  # a simulated fluoroscopy (DRR) page per level
     fluoro_setup: FluoroSetup | None = None  # C-arm distances and patient position
     with_assessment: bool = True  # the level assessment (fracture, cement, risks) in both
+    fill_range: tuple[float, float] = (0.15, 0.30)  # cement fill, fractions of the body
 
 
 @dataclass
@@ -95,7 +96,8 @@ def export_plan(
         tick("Assessing the levels")
         gauges = [t.gauge for t in plan.trajectories]
         assessment = assess_levels(volume, anatomy, plan.trajectories,
-                                   gauge=max(set(gauges), key=gauges.count))
+                                   gauge=max(set(gauges), key=gauges.count),
+                                   fill_range=request.fill_range)
     pdf_path = request.pdf_path
     with tempfile.TemporaryDirectory(prefix="vertebroplan-export-") as tmp:
         if pdf_path is None and request.send_to:

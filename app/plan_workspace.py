@@ -37,7 +37,15 @@ from app.error_boundary import error_boundary
 from app.fluoroscopy import Fluoroscopy
 from app.plan_document import PlanDocument
 from app.plan_editor import PlanEditor
-from app.settings import carm_distances, default_gauge, limits, open_settings, store_limits
+from app.settings import (
+    carm_distances,
+    cement_fill_range,
+    default_gauge,
+    limits,
+    open_settings,
+    store_cement_fill_range,
+    store_limits,
+)
 from app.training_session import TrainingSession
 from planning.anatomy.model import Anatomy
 from planning.carm import working_angles
@@ -48,7 +56,7 @@ from planning.volume import Volume
 from widgets.check_details import CheckDetailsPanel
 from widgets.levels_panel import LevelRow, LevelsPanel
 from widgets.mpr_overlays import Outline
-from widgets.plan_display import CANAL_COLOR, HIGHLIGHT_COLOR, NeedleDisplay
+from widgets.plan_display import CANAL_COLOR, CEMENT_COLOR, HIGHLIGHT_COLOR, NeedleDisplay
 from widgets.settings_dialog import SettingsDialog
 
 if TYPE_CHECKING:
@@ -163,7 +171,9 @@ class PlanWorkspace(QObject):
         self.needle_view = window.needle_view
         self.fluoro = Fluoroscopy(window.fluoro_panel, self)
         self.assessment = AssessmentRunner(self)
+        self.assessment.fill_range = cement_fill_range(self.settings)
         self._assessed_anatomy: Any = None  # the anatomy whose fractured levels were selected
+        self._cement_mesh: tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         self.help_browser = QTextBrowser()
         self.help_browser.setObjectName("helpPanel")
         self.help_browser.setHtml(HELP_HTML)
@@ -429,8 +439,11 @@ class PlanWorkspace(QObject):
         dialog = SettingsDialog(self.editor.gauge, self.controller.limits, self.window,
                                 planner=self._planner(), dicom_node=self._dicom_node(),
                                 carm_mm=(setup.source_to_detector_mm,
-                                         setup.source_to_patient_mm))
+                                         setup.source_to_patient_mm),
+                                fill_range=cement_fill_range(self.settings))
         if dialog.exec():
+            store_cement_fill_range(self.settings, dialog.fill_range())
+            self.assessment.fill_range = dialog.fill_range()
             detector, isocentre = dialog.carm_mm()
             self.settings.setValue("carm/source_to_detector_mm", detector)
             self.settings.setValue("carm/source_to_isocentre_mm", isocentre)
@@ -442,6 +455,7 @@ class PlanWorkspace(QObject):
             self.editor.gauge = dialog.gauge()
             self.levels_panel.set_gauge(dialog.gauge())
             self.controller.set_limits(dialog.limits())
+            self._assess(now=True)
 
     # ---- exports -----------------------------------------------------------------------
     def _planner(self) -> str:
@@ -505,7 +519,8 @@ class PlanWorkspace(QObject):
 
         request = ExportRequest(pdf_path=pdf_path, sr_path=sr_path, send_to=send_to,
                                 deidentify=deidentify, planner=self._planner(),
-                                fluoro_setup=self.fluoro.setup)
+                                fluoro_setup=self.fluoro.setup,
+                                fill_range=cement_fill_range(self.settings))
         surface = self.controller.surface
         attenuation = self.fluoro.attenuation_for(volume)
         what = "sending the plan" if send_to else "exporting the plan"
@@ -780,8 +795,9 @@ class PlanWorkspace(QObject):
 
     def _on_assessment(self, levels: dict[str, Any]) -> None:
         """Fracture grades into the rows; the first time for a CT the fractured levels are
-        selected, so that Propose plans them."""
+        selected, so that Propose plans them. The cement preview follows."""
         self._update_rows()
+        self._refresh_outlines()
         anatomy = self.controller.anatomy
         fractured = [name for name, a in levels.items() if a.fractured]
         if anatomy is not self._assessed_anatomy:
@@ -891,8 +907,28 @@ class PlanWorkspace(QObject):
             self.window.view3d.show_highlight(*mesh)
         else:
             self.window.view3d.show_highlight(*_empty_mesh())
+        outlines += self._cement_preview()
         for view in self.window.mpr_views:
             view.set_outlines(outlines)
+
+    def _cement_preview(self) -> list[Outline]:
+        """The selected level's cement spread (one ellipsoid per tip, clipped to the body)
+        in 3D, and its outlines for the slices; cleared where there is none."""
+        anatomy = self.controller.anatomy
+        level = None if self._highlight is None else self._highlight[0]
+        found = self.assessment.result.get(level) if level is not None else None
+        cement = None if found is None else found.cement
+        if anatomy is None or cement is None or not cement.spreads:
+            self._cement_mesh = None
+            self.window.view3d.show_cement(*_empty_mesh())
+            return []
+        if self._cement_mesh is None or self._cement_mesh[0] is not cement:
+            parts = [mask_mesh(s.mask, anatomy.affine_lps) for s in cement.spreads]
+            self._cement_mesh = (cement, _merge_meshes(parts))
+            self.window.view3d.show_cement(*self._cement_mesh[1])
+        return [Outline(f"cement:{level}:{i}", s.mask, anatomy.affine_lps,
+                        QColor(CEMENT_COLOR), 1.2, fill_alpha=70)
+                for i, s in enumerate(cement.spreads)]
 
     def _update_rows(self) -> None:
         anatomy = self.controller.anatomy
@@ -957,6 +993,18 @@ class PlanWorkspace(QObject):
             parts.append(path.name if path is not None else "unsaved plan")
         self.window.setWindowTitle(" — ".join(parts) + "[*]")
         self.window.setWindowModified(self.document.is_dirty)
+
+
+def _merge_meshes(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One mesh of several (vertices, faces, normals): the faces re-indexed."""
+    if not parts:
+        return _empty_mesh()
+    offsets = np.cumsum([0] + [len(v) for v, _f, _n in parts[:-1]])
+    return (np.concatenate([v for v, _f, _n in parts]).astype(np.float32),
+            np.concatenate([f + o for (_v, f, _n), o in zip(parts, offsets, strict=True)]
+                           ).astype(np.int32),
+            np.concatenate([n for _v, _f, n in parts]).astype(np.float32))
 
 
 def _empty_mesh() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ import os
 
 from PySide6.QtCore import QSettings
 
+from planning.assessment.cement import DEFAULT_FILL_RANGE
 from planning.checks import SafetyLimits
 from planning.fluoro_views import DEFAULT_SOURCE_TO_DETECTOR_MM, DEFAULT_SOURCE_TO_PATIENT_MM
 from planning.plan import DEFAULT_GAUGE, GAUGES
@@ -37,6 +38,24 @@ def carm_distances(settings: QSettings) -> tuple[float, float]:
 
     return (number("carm/source_to_detector_mm", DEFAULT_SOURCE_TO_DETECTOR_MM),
             number("carm/source_to_isocentre_mm", DEFAULT_SOURCE_TO_PATIENT_MM))
+
+
+def cement_fill_range(settings: QSettings) -> tuple[float, float]:
+    """The cement fill range (fractions of the body volume); 15–30 % where the stored
+    values are missing, invalid or not low < high."""
+    try:
+        low = float(settings.value("assessment/fill_low_pct", 100 * DEFAULT_FILL_RANGE[0]))  # type: ignore[arg-type]
+        high = float(settings.value("assessment/fill_high_pct", 100 * DEFAULT_FILL_RANGE[1]))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return DEFAULT_FILL_RANGE
+    if not 1.0 <= low < high <= 80.0:
+        return DEFAULT_FILL_RANGE
+    return (low / 100.0, high / 100.0)
+
+
+def store_cement_fill_range(settings: QSettings, fill_range: tuple[float, float]) -> None:
+    settings.setValue("assessment/fill_low_pct", round(100 * fill_range[0], 1))
+    settings.setValue("assessment/fill_high_pct", round(100 * fill_range[1], 1))
 
 
 def default_gauge(settings: QSettings) -> str:

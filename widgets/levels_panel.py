@@ -164,16 +164,18 @@ def row_order(row: LevelRow) -> tuple[int, int, int]:
 
 def level_tag(row: LevelRow) -> tuple[str, str]:
     """(tag, colour) shown beside a level's name: a fracture's Genant grade first (what the
-    surgeon plans for), else its label confidence or "plan only"."""
+    surgeon plans for), else a doubtful label's confidence, else "no Fx" once assessed
+    (a confident label's percentage says nothing to a surgeon; it is in the tooltip)."""
     if not row.detected:
         return "not in CT", LABEL_GREY
     if row.fractured and row.fracture_grade is not None:
         low = "?" if row.low_confidence else ""
         return f"{low}Fx G{row.fracture_grade}", FRACTURE_COLORS[min(row.fracture_grade, 3)]
-    if row.confidence is None:
-        return "", LABEL_GREY
-    percent = f"{row.confidence * 100:.0f}%"
-    return (f"? {percent}", WARNING_AMBER) if row.low_confidence else (percent, LABEL_GREY)
+    if row.low_confidence and row.confidence is not None:
+        return f"? {row.confidence * 100:.0f}%", WARNING_AMBER
+    if row.fracture_grade is not None:  # assessed: not fractured
+        return "no Fx", LABEL_GREY
+    return "", LABEL_GREY
 
 
 def level_tooltip(row: LevelRow) -> str:

@@ -29,6 +29,7 @@ STATUS_WORDS: dict[Status | None, str] = {
 }
 CANAL_COLOR = "#4fc3f7"  # the spinal canal, in every view
 HIGHLIGHT_COLOR = "#c792ea"  # the vertebra being edited
+CEMENT_COLOR = "#f5e6a8"  # the cement spread preview (ivory, as PMMA looks)
 REFERENCE_COLOR = "#ff8ad8"  # a training case's reference needles, shown after submission
 
 

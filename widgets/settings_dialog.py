@@ -14,12 +14,14 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QVBoxLayout,
     QWidget,
 )
 
+from planning.assessment.cement import DEFAULT_FILL_RANGE
 from planning.checks import SafetyLimits
 from planning.fluoro_views import DEFAULT_SOURCE_TO_DETECTOR_MM, DEFAULT_SOURCE_TO_PATIENT_MM
 from planning.plan import GAUGES
@@ -38,7 +40,8 @@ class SettingsDialog(QDialog):
     def __init__(self, gauge: str, limits: SafetyLimits, parent: QWidget | None = None, *,
                  planner: str = "", dicom_node: str = "",
                  carm_mm: tuple[float, float] = (DEFAULT_SOURCE_TO_DETECTOR_MM,
-                                                  DEFAULT_SOURCE_TO_PATIENT_MM)) -> None:
+                                                  DEFAULT_SOURCE_TO_PATIENT_MM),
+                 fill_range: tuple[float, float] = DEFAULT_FILL_RANGE) -> None:
         super().__init__(parent)
         self.setWindowTitle("VertebroPlan settings")
         self.setObjectName("settingsDialog")
@@ -69,6 +72,17 @@ class SettingsDialog(QDialog):
         self.isocentre_spin.setMaximum(self.detector_spin.value() - 50.0)
         form.addRow("C-arm source–detector", self.detector_spin)
         form.addRow("C-arm source–isocentre", self.isocentre_spin)
+        # cement: as a share of the vertebral body (Molloy 2003, Nieuwenhuijse 2012)
+        self.fill_low_spin = _pct_spin(fill_range[0])
+        self.fill_high_spin = _pct_spin(fill_range[1])
+        self.fill_low_spin.valueChanged.connect(
+            lambda v: self.fill_high_spin.setMinimum(v + 1.0))
+        self.fill_high_spin.setMinimum(self.fill_low_spin.value() + 1.0)
+        fill_row = QHBoxLayout()
+        fill_row.addWidget(self.fill_low_spin)
+        fill_row.addWidget(QLabel("to"))
+        fill_row.addWidget(self.fill_high_spin)
+        form.addRow("Cement fill of the body", fill_row)
         self.spins: dict[str, QDoubleSpinBox] = {}
         defaults = SafetyLimits()
         for key, label, lo, hi, unit in FIELDS:
@@ -103,6 +117,14 @@ class SettingsDialog(QDialog):
             spin.setValue(float(getattr(defaults, key)))
         self.detector_spin.setValue(DEFAULT_SOURCE_TO_DETECTOR_MM)
         self.isocentre_spin.setValue(DEFAULT_SOURCE_TO_PATIENT_MM)
+        self.fill_high_spin.setMinimum(1.0)
+        self.fill_low_spin.setValue(100 * DEFAULT_FILL_RANGE[0])
+        self.fill_high_spin.setValue(100 * DEFAULT_FILL_RANGE[1])
+
+    def fill_range(self) -> tuple[float, float]:
+        """The cement fill range as fractions of the vertebral body volume."""
+        return (float(self.fill_low_spin.value()) / 100.0,
+                float(self.fill_high_spin.value()) / 100.0)
 
     def carm_mm(self) -> tuple[float, float]:
         """(source–detector, source–isocentre) in mm for the simulated fluoroscopy."""
@@ -120,6 +142,19 @@ class SettingsDialog(QDialog):
     def limits(self) -> SafetyLimits:
         return dataclasses.replace(self._limits,
                                    **{k: float(s.value()) for k, s in self.spins.items()})
+
+
+def _pct_spin(fraction: float) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(1.0, 80.0)
+    spin.setDecimals(0)
+    spin.setSingleStep(5.0)
+    spin.setSuffix(" %")
+    spin.setValue(100.0 * fraction)
+    spin.setToolTip("Cement volume as a share of the vertebral body volume. Default 15–30 %: "
+                    "Molloy et al., Spine 2003 (about 16 % restored strength); "
+                    "Nieuwenhuijse et al., Spine 2012 (about 24 % gave the best pain relief)")
+    return spin
 
 
 def _mm_spin(low: float, high: float, value: float, tip: str) -> QDoubleSpinBox:

@@ -47,7 +47,13 @@ from vtkmodules.vtkRenderingCore import (
 from planning.plan import Side
 from planning.volume import FloatArray
 from widgets.painting import triangle_mesh
-from widgets.plan_display import CANAL_COLOR, HIGHLIGHT_COLOR, REFERENCE_COLOR, NeedleDisplay
+from widgets.plan_display import (
+    CANAL_COLOR,
+    CEMENT_COLOR,
+    HIGHLIGHT_COLOR,
+    REFERENCE_COLOR,
+    NeedleDisplay,
+)
 
 BONE_COLOR = (0.91, 0.87, 0.78)
 CROSSHAIR_COLOR = (1.0, 0.85, 0.25)
@@ -63,6 +69,7 @@ GHOST_OPACITY = 0.6  # the part of a needle hidden by bone, seen through it
 NEEDLE_AMBIENT = 0.4  # a thin tube is mostly lit at grazing angles: keep its colour true
 CANAL_OPACITY = 0.35
 HIGHLIGHT_OPACITY = 0.30
+CEMENT_OPACITY = 0.65
 HALO_OPACITY = 0.35
 HALO_EXTRA_MM = 1.4  # the selected needle's halo is this much wider than the needle
 HANDLE_SCALE, HANDLE_MIN_EXTRA_MM = 1.7, 0.9  # handle radius: ≥ 1.7 × and ≥ +0.9 mm
@@ -481,6 +488,18 @@ class View3D(QWidget):
             return
         self._show_xray_surface("highlight", vertices_lps, faces, normals_lps,
                                 _rgb(HIGHLIGHT_COLOR), HIGHLIGHT_OPACITY)
+
+    def show_cement(
+        self,
+        vertices_lps: NDArray[np.float32],
+        faces: NDArray[np.int32],
+        normals_lps: NDArray[np.float32] | None = None,
+    ) -> None:
+        """The cement spread preview of the selected level (LPS mm); empty arrays clear it."""
+        if self._closed:
+            return
+        self._show_xray_surface("cement", vertices_lps, faces, normals_lps,
+                                _rgb(CEMENT_COLOR), CEMENT_OPACITY)
 
     def _show_xray_surface(
         self, name: str, vertices_lps: NDArray[np.float32], faces: NDArray[np.int32],

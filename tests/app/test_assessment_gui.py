@@ -77,3 +77,52 @@ def test_fractured_level_leads_and_the_details_give_its_numbers(qtbot, demo,
     ws.levels_dock.raise_()
     qtbot.wait(100)
     win.grab().save(str(ARTIFACTS / "assessment_l1.png"))
+
+    # the cement spread preview of the selected level: in 3D and outlined in the slices,
+    # inside the body, and it grows with the fill range from the settings
+    cement = ws.window.view3d.prop("cement")
+    assert cement is not None
+    points = np.asarray(cement.GetMapper().GetInput().GetPoints().GetData())
+    assert len(points) > 100
+    centre = anatomy.levels["L1"].centroid_lps
+    assert np.linalg.norm(points.mean(axis=0) - centre) < 15.0
+    assert any(o.name.startswith("cement:L1") for o in win.axial_view._outlines)
+    win.grab().save(str(ARTIFACTS / "assessment_cement.png"))
+    before = l1.cement.spreads[0].volume_ml
+    runs = ws.assessment.runs
+    ws.assessment.fill_range = (0.10, 0.20)
+    ws._assess(now=True)
+    qtbot.waitUntil(lambda: ws.assessment.runs > runs and not ws.assessment.is_busy,
+                    timeout=60000)
+    after = ws.assessment.result["L1"].cement.spreads[0].volume_ml
+    assert after == pytest.approx(before * 20 / 30, rel=0.02)
+    ws.select_level("L2")  # no needles at L2: no preview
+    qtbot.wait(50)
+    assert ws.window.view3d.prop("cement") is None
+
+
+def test_cement_fill_range_from_the_settings_dialog(qtbot, monkeypatch) -> None:
+    """Edit ▸ Settings holds the cement fill range: the assessment uses it at once, it is
+    kept for the next session, and low cannot pass high."""
+    from app.settings import cement_fill_range
+    from widgets.settings_dialog import SettingsDialog
+
+    win = MainWindow(Controller(auto_anatomy=False))
+    qtbot.addWidget(win)
+    ws = win.workspace
+    assert ws.assessment.fill_range == (0.15, 0.30)
+
+    def accept(dialog: SettingsDialog) -> bool:
+        assert dialog.fill_range() == pytest.approx((0.15, 0.30))
+        dialog.fill_low_spin.setValue(20.0)
+        dialog.fill_high_spin.setValue(10.0)  # clamped above the low end
+        assert dialog.fill_high_spin.value() == 21.0
+        dialog.fill_high_spin.setValue(35.0)
+        return True
+
+    monkeypatch.setattr(SettingsDialog, "exec", accept)
+    ws.show_settings()
+    assert ws.assessment.fill_range == pytest.approx((0.20, 0.35))
+    assert cement_fill_range(ws.settings) == pytest.approx((0.20, 0.35))
+    ws.settings.setValue("assessment/fill_low_pct", "nonsense")
+    assert cement_fill_range(ws.settings) == (0.15, 0.30)  # an edited file: the defaults

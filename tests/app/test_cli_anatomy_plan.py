@@ -137,3 +137,18 @@ def test_anatomy_of_the_real_ct_from_its_label_map() -> None:
     assert all(lv["genant_grade"] != 3 for lv in out["levels"])
     for lv in out["levels"][1:5]:  # L1–L4 (L5 borders the sacrum; T12 is cut by the scan)
         assert 35.0 <= lv["body_volume_ml"] <= 50.0, (lv["name"], lv["body_volume_ml"])
+
+
+def test_cement_fill_range_option(demo_folder: Path) -> None:
+    """--cement-fill sets the range the cement volumes come from; a bad range is a usage
+    error in one line."""
+    result = run_cli("anatomy", str(demo_folder), "--anatomy", "truth", "--json",
+                     "--cement-fill", "10-20")
+    assert result.returncode == 0, result.stderr
+    l2 = {lv["name"]: lv for lv in json.loads(result.stdout)["levels"]}["L2"]
+    assert l2["cement"]["fill_percent_range"] == [10.0, 20.0]
+    lo, hi = l2["cement"]["volume_ml_range_per_side"]
+    assert lo == pytest.approx(0.10 * l2["body_volume_ml"] / 2, abs=0.06)
+    assert hi == pytest.approx(0.20 * l2["body_volume_ml"] / 2, abs=0.06)
+    bad = run_cli("anatomy", str(demo_folder), "--cement-fill", "30-15")
+    assert bad.returncode == 2 and "30-15" in bad.stderr and "Traceback" not in bad.stderr

@@ -25,6 +25,7 @@ from widgets.levels_panel import (
     LevelRow,
     LevelsPanel,
     fitting_font,
+    level_tag,
 )
 from widgets.plan_display import STATUS_COLORS
 
@@ -198,7 +199,8 @@ def test_low_confidence_and_planned_only_levels_are_marked(panel: LevelsPanel) -
     l2 = panel.table.item(_row_of(panel, "L2"), LEVEL_COL)
     assert "42%" in t12.toolTip() and "low" in t12.toolTip()
     assert t12.data(Qt.ItemDataRole.UserRole + 1) == "? 42%"
-    assert l2.data(Qt.ItemDataRole.UserRole + 1) == "93%"
+    assert l2.data(Qt.ItemDataRole.UserRole + 1) == ""  # a confident label needs no tag
+    assert "93%" in l2.toolTip()
     assert "planned only" in l5.toolTip()
 
 
@@ -428,4 +430,12 @@ def test_fractured_levels_come_first_with_their_grade(qtbot) -> None:
     l4 = panel.table.item(_row_of(panel, "L4"), LEVEL_COL)
     assert l4.data(Qt.ItemDataRole.UserRole + 1) == "?Fx G3"  # and its name is uncertain
     assert panel.table.item(_row_of(panel, "L2"), LEVEL_COL).data(
-        Qt.ItemDataRole.UserRole + 1) == "95%"
+        Qt.ItemDataRole.UserRole + 1) == "no Fx"
+
+
+def test_level_tag_names_the_fracture_grade_or_says_none() -> None:
+    row = LevelRow("L1", True, 0.95, None, None, fracture_grade=2)
+    assert level_tag(row)[0] == "Fx G2"
+    assert level_tag(replace(row, fracture_grade=0))[0] == "no Fx"
+    assert level_tag(replace(row, fracture_grade=None))[0] == ""
+    assert level_tag(replace(row, fracture_grade=0, confidence=0.4))[0] == "? 40%"
