@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from planning.anatomy.body_fill import INTERIOR_MIN_HU, fill_bodies
+from planning.anatomy.endplates import trim_bodies_to_endplates
 from planning.anatomy.from_labels import anatomy_from_label_map, labels_on_ct_grid
 from planning.anatomy.label_tables import VERSE
 from planning.anatomy.level_labels import (
@@ -126,6 +127,7 @@ def anatomy_from_ct(ct: Volume, progress: Progress | None = None, *,
     clock("labels on CT")
     inner = _Sub(progress, 6, STAGES)
     anatomy = anatomy_from_label_map(ct, label_volume, VERSE, inner.progress)
+    trim_bodies_to_endplates(anatomy, ct)  # each body also held half of its two discs
     clock("anatomy")
     if column.metal.any():
         warnings.append("Metal (a stent, wires or an implant) is in the CT; bone next to it "

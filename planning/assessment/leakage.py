@@ -64,6 +64,7 @@ from scipy import ndimage
 from planning.anatomy.model import Anatomy
 from planning.assessment.fracture import (
     CLEFT_CITATION,
+    RETROPULSION_MIN_MM,
     FractureAssessment,
     body_mask,
 )
@@ -309,9 +310,18 @@ def level_flags(volume: Volume, anatomy: Anatomy, a: FractureAssessment,
     retro = a.retropulsion
     retro_mm = retro.displacement_mm if retro.displacement_mm is not None else math.nan
     wall_gap = back.arc_mm >= min_gap
-    why = (f"{level}: posterior wall {retro_mm:+.1f} mm against the neighbours' walls "
-           f"(retropulsion from 2 mm); cortical gap of {back.arc_mm:.1f} mm outside the "
-           "basivertebral foramen.")
+    # say what was found, the finding that raised the flag first
+    bulge = (f"the posterior wall bulges {retro_mm:.1f} mm into the canal beyond its "
+             f"neighbours' walls (flagged from {RETROPULSION_MIN_MM:.0f} mm)"
+             if retro.present else
+             "the posterior wall is in line with its neighbours' walls"
+             + (f" ({retro_mm:+.1f} mm)" if math.isfinite(retro_mm) else ""))
+    gap = (f"its cortex is missing over {back.arc_mm:.1f} mm outside the basivertebral "
+           f"foramen (flagged from {min_gap:.0f} mm)" if wall_gap else
+           f"no gap of {min_gap:.0f} mm or more in its cortex outside the basivertebral "
+           "foramen")
+    parts = [bulge, gap] if retro.present or not wall_gap else [gap, bulge]
+    why = f"{level}: {parts[0]}; {parts[1]}."
     out.append(LeakageFlag(
         KIND_POSTERIOR_WALL, level, retro.present or wall_gap,
         _confidence_for(spacing, "moderate", "low"), why,

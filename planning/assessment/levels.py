@@ -87,7 +87,9 @@ class LevelAssessment:
         """E.g. "Moderate (Genant 2) wedge fracture, 30 % height loss" or "No fracture"."""
         f = self.fracture
         if f is None:
-            return "Not assessed (no vertebral body found)"
+            if self.level == "S1":
+                return "Not graded (sacrum)"
+            return "Not assessed (no fracture assessment for this level)"
         if f.genant_grade is None:
             return "Not graded: " + ("; ".join(f.notes) or "the body is not whole in the scan")
         loss = max(f.worst_loss, 0.0)

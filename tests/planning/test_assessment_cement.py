@@ -162,8 +162,9 @@ def test_wrong_inputs_are_refused(anatomy: Anatomy) -> None:
 def test_real_ct_body_volumes_against_the_label_reference() -> None:
     """Body volumes L1–L5 from an anatomy that never saw bodies.nii.gz (the vertebra labels
     only: the body is what lies in front of the canal), within 15 % of the reference
-    (bodies.nii.gz label 1 ∩ each level's label). The automatic anatomy's figures are
-    printed for comparison only."""
+    (bodies.nii.gz label 1 ∩ each level's label). The automatic anatomy (which does not see
+    the labels at all) within 15 % at four of the five levels and 25 % at every one
+    (measured +10, +1, +9, +5, +21 %: L5's tilted L5–S1 disc and its posterior wall)."""
     from planning.anatomy import anatomy_from_label_map
     from planning.anatomy.from_ct import anatomy_from_ct
     from planning.anatomy.label_tables import load_label_table
@@ -177,17 +178,20 @@ def test_real_ct_body_volumes_against_the_label_reference() -> None:
     from_labels = anatomy_from_label_map(ct, labels, load_label_table("totalsegmentator"))
     automatic = anatomy_from_ct(ct)
     print("\nlevel reference_ml labels_only_ml error_% automatic_ml error_%")
-    errors = {}
+    errors, auto_errors = {}, {}
     for level in LUMBAR:
         ref = float(((labels.array == TS_CODES[level]) & (bodies.array == 1)).sum()) * voxel_ml
         got = body_volume_ml(from_labels, level)
         auto = body_volume_ml(automatic, level) if level in automatic.levels else float("nan")
         errors[level] = (got - ref) / ref
+        auto_errors[level] = (auto - ref) / ref
         print(f"{level:5s} {ref:12.1f} {got:14.1f} {100 * errors[level]:+7.1f} "
               f"{auto:12.1f} {100 * (auto - ref) / ref:+7.1f}")
         assert 35.0 < ref < 50.0  # the README's bodies at 3 mm
     for level, error in errors.items():
         assert abs(error) <= REAL_VOLUME_TOL, f"{level}: {100 * error:+.1f} %"
+    assert all(abs(e) <= 0.25 for e in auto_errors.values()), auto_errors
+    assert sum(abs(e) <= REAL_VOLUME_TOL for e in auto_errors.values()) >= 4, auto_errors
 
 
 @pytest.mark.skipif(not (DATA / "ct.nii.gz").exists(), reason="shared data absent")

@@ -1,0 +1,90 @@
+"""Cut the automatic vertebral bodies back to their endplates.
+
+Why: the automatic segmentation splits the spine at the middle of each disc and fills each
+body slice by slice (`body_fill`), so every body also holds half of the disc above and
+below it. On the real abdominal CT (3 mm) that made the bodies 9–33 % larger than the
+reference segmentation, 3–7 ml each in the discs, and the body volume is what the cement
+volumes are computed from. Disc and osteoporotic cancellous bone overlap in HU (both
+about 70–160 HU at 3 mm), so HU alone cannot tell them apart; their order along the spine
+can: going from the outside of a body towards its middle, the first dense voxel is the
+endplate, and what lies beyond it is disc.
+
+So, in the vertebra's own frame (the disc is tilted against the axial slices, most at
+L5–S1), the body is cut into columns along its superior axis; in each half of a column
+the voxels outside its first voxel at or above `ENDPLATE_HU` are dropped. A column with
+no such voxel (no endplate seen, e.g. a fracture's collapsed centre) is left whole, and
+nothing in the central `KEEP_CORE_FRACTION` of the body's height is ever dropped.
+
+Measured on ct-abdomen-3mm (automatic anatomy against TotalSegmentator's bodies, L1–L5):
+from +11 … +33 % to +1 … +21 %.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from planning.anatomy.model import Anatomy, VertebraGeometry
+from planning.volume import Volume, inverse_affine
+
+ENDPLATE_HU = 180.0  # the bone threshold: an endplate's cortex, partial-volumed at 3 mm
+KEEP_CORE_FRACTION = 0.4  # of the half-height (95th percentile of |superior offset|)
+MIN_COLUMN_MM = 1.5  # column width: at least this, at least one voxel
+
+BoolArray = NDArray[np.bool_]
+
+
+def trim_bodies_to_endplates(anatomy: Anatomy, ct: Volume) -> int:
+    """Drop the disc voxels from ``anatomy.bodies`` (in place); returns how many.
+
+    ``ct`` is the CT the anatomy was found on (its HU are sampled at the crop's voxels
+    through both affines, so any crop and orientation work).
+    """
+    dropped = 0
+    crop_to_ct = inverse_affine(ct.affine_lps) @ anatomy.affine_lps
+    for name, geometry in anatomy.levels.items():
+        mask = anatomy.bodies & anatomy.vertebra_mask(name)
+        kji = np.argwhere(mask)
+        if len(kji) < 8:
+            continue
+        ijk = kji[:, ::-1].astype(np.float64)
+        ct_ijk = np.rint(ijk @ crop_to_ct[:3, :3].T + crop_to_ct[:3, 3]).astype(np.intp)
+        size = np.array(ct.array.shape[::-1])
+        inside = np.all((ct_ijk >= 0) & (ct_ijk < size), axis=1)
+        hu = np.full(len(kji), -1000.0)
+        hu[inside] = ct.array[ct_ijk[inside, 2], ct_ijk[inside, 1], ct_ijk[inside, 0]]
+        lps = ijk @ anatomy.affine_lps[:3, :3].T + anatomy.affine_lps[:3, 3]
+        cut = _beyond_endplates(geometry, lps, hu, anatomy.spacing_mm)
+        if cut.any():
+            anatomy.bodies[tuple(kji[cut].T)] = False
+            dropped += int(cut.sum())
+    return dropped
+
+
+def _beyond_endplates(geometry: VertebraGeometry, lps: NDArray[np.float64],
+                      hu: NDArray[np.float64], spacing_mm: NDArray[np.float64]
+                      ) -> BoolArray:
+    """Which of a body's voxels lie outside the first dense voxel of their column."""
+    local = geometry.to_local(lps)  # (left, anterior, superior) mm from the centroid
+    width = max(MIN_COLUMN_MM, float(np.max(spacing_mm[:2])))
+    cols = np.rint(local[:, :2] / width).astype(np.int64)
+    key = (cols[:, 0] - cols[:, 0].min()) * (int(np.ptp(cols[:, 1])) + 1) \
+        + (cols[:, 1] - cols[:, 1].min())
+    s = local[:, 2]
+    core = KEEP_CORE_FRACTION * float(np.percentile(np.abs(s), 95))
+    cut = np.zeros(len(s), dtype=bool)
+    for sign in (1.0, -1.0):
+        half = np.flatnonzero(sign * s > 0)
+        if len(half) == 0:
+            continue
+        order = half[np.lexsort((-sign * s[half], key[half]))]  # per column, outside first
+        k = key[order]
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
+        rank = np.arange(len(order)) - starts[group]
+        dense_rank = np.where(hu[order] >= ENDPLATE_HU, rank, np.iinfo(np.int64).max)
+        first_dense = np.minimum.reduceat(dense_rank, starts)[group]
+        outside = (rank < first_dense) & (first_dense < np.iinfo(np.int64).max)
+        outside &= np.abs(s[order]) > core
+        cut[order[outside]] = True
+    return cut
