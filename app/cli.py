@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,8 +91,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p_export.add_argument("plan", help="plan file (.vplan.json or DICOM SR)")
     p_export.add_argument("--pdf", metavar="FILE", help="PDF report to write")
     p_export.add_argument("--sr", metavar="FILE", help="DICOM Comprehensive 3D SR to write")
+    p_export.add_argument("--seg", metavar="FILE",
+                          help="DICOM SEG to write: vertebrae, canal and needle paths")
+    p_export.add_argument("--markups", metavar="FILE",
+                          help="3D Slicer markups (.mrk.json) to write: a line per needle")
+    p_export.add_argument("--stl", metavar="DIR",
+                          help="folder to write STL meshes into: bone, canal, vertebrae, "
+                          "needles (LPS mm)")
+    p_export.add_argument("--obj", metavar="DIR", help="as --stl, in OBJ format")
     p_export.add_argument("--send", metavar="AET@HOST:PORT",
-                          help="send the SR and the report (Encapsulated PDF) to a DICOM node")
+                          help="send the plan to a DICOM node: the SR, the SEG and the "
+                          "report (Encapsulated PDF) in the CT's study")
+    p_export.add_argument("--send-ct", action="store_true",
+                          help="with --send: send the CT's own images too")
     p_export.add_argument("--deidentify", action="store_true",
                           help="remove patient identifiers (DICOM PS3.15 basic profile)")
     p_export.add_argument("--planner", default="", help="planner's name for the report")
@@ -111,7 +123,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     for p in (p_check, p_anat, p_plan, p_export):
         p.add_argument("--series", metavar="UID", help="SeriesInstanceUID of the CT")
-        p.add_argument("--labels", metavar="LABELMAP", help="vertebra label map (NIfTI)")
+        p.add_argument("--labels", metavar="LABELMAP",
+                       help="the anatomy from a segmentation: a NIfTI label map or a DICOM SEG")
         p.add_argument(
             "--label-table",
             default="totalsegmentator",
@@ -142,6 +155,16 @@ def _build_parser() -> argparse.ArgumentParser:
                        metavar="LOW-HIGH",
                        help="cement fill range in percent of the vertebral body volume "
                        "(default 15-30)")
+    p_imp = sub.add_parser(
+        "import-markups",
+        help="read 3D Slicer markups (lines, or entry/tip point pairs) as a plan on a CT")
+    p_imp.add_argument("ct", help="DICOM folder or NIfTI file the markups were placed on")
+    p_imp.add_argument("markups", help=".mrk.json file (LPS or RAS coordinates)")
+    p_imp.add_argument("-o", "--output", required=True, metavar="PLAN",
+                       help=".vplan.json to write")
+    p_imp.add_argument("--gauge", default="11G",
+                       help="gauge of needles whose markup does not say (default 11G)")
+    p_imp.add_argument("--series", metavar="UID", help="SeriesInstanceUID of the CT")
     _add_training_commands(sub)
     return parser
 
@@ -251,22 +274,15 @@ def _anatomy_for(volume: Volume, args: argparse.Namespace, default: str) -> Anat
     """The anatomy of the command: an imported label map, the demo CT's ground truth, or
     the automatic one from the CT (``default`` says which of the last two when the user
     did not choose), with the user's label shift applied."""
-    from planning.anatomy import (
-        anatomy_from_demo_truth,
-        anatomy_from_label_map,
-        load_label_table,
-    )
+    from planning.anatomy import anatomy_from_demo_truth
+    from planning.anatomy.external import anatomy_from_segmentation
     from planning.anatomy.from_ct import anatomy_from_ct, shift_anatomy_labels
     from planning.demo import demo_uids, generate_demo_ct, load_demo_truth
-    from planning.io.nifti import load_nifti
-
     progress = _stderr_progress()
     is_demo = volume.frame_of_reference_uid == demo_uids()["frame_of_reference_uid"]
     source = args.anatomy or (default if is_demo else "auto")
     if args.labels is not None:
-        anatomy = anatomy_from_label_map(
-            volume, load_nifti(args.labels), load_label_table(args.label_table), progress
-        )
+        anatomy = anatomy_from_segmentation(volume, args.labels, args.label_table, progress)
     elif source == "truth":
         if not is_demo:
             raise CliError(
@@ -484,8 +500,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from planning.checks import check
     from planning.fluoro_views import FluoroSetup
 
-    if not (args.pdf or args.sr or args.send):
-        raise CliError("nothing to do: give --pdf FILE, --sr FILE and/or --send AET@HOST:PORT")
+    if not (args.pdf or args.sr or args.send or args.seg or args.markups or args.stl
+            or args.obj):
+        raise CliError("nothing to do: give --pdf FILE, --sr FILE, --seg FILE, --markups "
+                       "FILE, --stl DIR, --obj DIR and/or --send AET@HOST:PORT")
+    if args.stl and args.obj:
+        raise CliError("give --stl DIR or --obj DIR, not both")
+    if args.send_ct and not args.send:
+        raise CliError("--send-ct needs --send AET@HOST:PORT")
     if not os.environ.get("DISPLAY"):  # 3D snapshots off screen: straight to EGL, no X probe
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     try:
@@ -502,6 +524,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         send_to=args.send, deidentify=args.deidentify, planner=args.planner,
         with_3d=not args.no_3d, with_fluoroscopy=not args.no_fluoro,
         fluoro_setup=setup, fill_range=args.cement_fill,
+        seg_path=Path(args.seg) if args.seg else None,
+        markups_path=Path(args.markups) if args.markups else None,
+        mesh_dir=Path(args.stl or args.obj) if (args.stl or args.obj) else None,
+        mesh_format="obj" if args.obj else "stl", send_ct=args.send_ct,
     )
     report = export_plan(volume, plan, results, anatomy, request, _stderr_progress())
     for path in report.written:
@@ -645,6 +671,40 @@ def _cmd_gui(path: str | None, series: str | None, screenshot: str | None,
     return run_gui(path, series, screenshot, plan)
 
 
+def _cmd_import_markups(args: argparse.Namespace) -> int:
+    """Markups → plan: the lines in LPS mm on the CT's Frame of Reference, each needle
+    checked to lie in the CT, then written as a plan file."""
+    from planning.export.slicer_markups import read_markups
+    from planning.io import load_path
+    from planning.plan import gauge
+    from planning.plan_file import save_plan
+
+    gauge(args.gauge)  # an unknown gauge is refused before anything is read
+    volume = load_path(args.ct, args.series, _stderr_progress())
+    plan = read_markups(args.markups, frame_of_reference_uid=volume.frame_of_reference_uid,
+                        default_gauge=args.gauge)
+    if plan.frame_of_reference_uid and volume.frame_of_reference_uid and \
+            plan.frame_of_reference_uid != volume.frame_of_reference_uid:
+        raise CliError(f"{args.markups}: the markups were made on another CT (Frame of "
+                       "Reference differs).")
+    outside = [t.label for t in plan.trajectories
+               if not (volume.contains(t.entry) and volume.contains(t.target))]
+    if outside:
+        raise CliError(f"{args.markups}: {', '.join(outside)} lie(s) outside this CT: were "
+                       "the markups placed on another scan, or in RAS read as LPS?")
+    plan = replace(plan, study_uid=volume.study_uid, series_uid=volume.series_uid,
+                   frame_of_reference_uid=volume.frame_of_reference_uid)
+    save_plan(plan, args.output)
+    for t in plan.trajectories:
+        print(f"{t.label}: entry {_fmt(t.entry)} → tip {_fmt(t.target)} mm (LPS), {t.gauge}")
+    print(f"Written: {args.output} ({len(plan.trajectories)} needles)")
+    return EXIT_OK
+
+
+def _fmt(p: Any) -> str:
+    return "(" + ", ".join(f"{v:.1f}" for v in p) + ")"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vertebroplan`` console script."""
     parser = _build_parser()
@@ -678,6 +738,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_cases(args)
         if args.command == "export":
             return _cmd_export(args)
+        if args.command == "import-markups":
+            return _cmd_import_markups(args)
         if args.command == "open":
             return _cmd_gui(args.path, args.series, args.screenshot, args.plan)
         return _cmd_gui(None, None, args.screenshot)

@@ -1,5 +1,6 @@
-"""One export of a plan: PDF report, DICOM SR, Encapsulated PDF, send — for the CLI and the
-GUI alike (the GUI runs it in a worker with progress and Cancel).
+"""One export of a plan: PDF report, DICOM SR, DICOM SEG, Encapsulated PDF, Slicer markups,
+meshes, and the send of the bundle — for the CLI and the GUI alike (the GUI runs it in a
+worker with progress and Cancel).
 
 The images of the report come from here because the 3D snapshot needs VTK, which the pure
 domain (`planning.export`) may not import; everything else is `planning.export`.
@@ -40,6 +41,11 @@ class ExportRequest:
     fluoro_setup: FluoroSetup | None = None  # C-arm distances and patient position
     with_assessment: bool = True  # the level assessment (fracture, cement, risks) in both
     fill_range: tuple[float, float] = (0.15, 0.30)  # cement fill, fractions of the body
+    seg_path: Path | None = None  # DICOM SEG: vertebrae, canal, needle paths
+    markups_path: Path | None = None  # 3D Slicer .mrk.json lines
+    mesh_dir: Path | None = None  # STL/OBJ of bone, canal, vertebrae and needles
+    mesh_format: str = "stl"
+    send_ct: bool = False  # the CT's own images in the bundle too
 
 
 @dataclass
@@ -71,15 +77,23 @@ def export_plan(
     progress = progress or no_progress()
     if not plan.trajectories:
         raise ExportError("The plan has no needles: there is nothing to export.")
-    if not (request.pdf_path or request.sr_path or request.send_to):
-        raise ExportError("Choose at least one of: a PDF file, an SR file, a DICOM node.")
+    if not (request.pdf_path or request.sr_path or request.send_to or request.seg_path
+            or request.markups_path or request.mesh_dir):
+        raise ExportError("Choose at least one of: a PDF file, an SR file, a SEG file, "
+                          "a markups file, a mesh folder, a DICOM node.")
+    if request.seg_path is not None and anatomy is None:
+        raise ExportError("A DICOM SEG needs the anatomy (vertebrae and canal), and none was "
+                          "found for this CT.")
     report = ExportReport()
     # the report was rendered without identifiers (write_pdf_report(deidentify=True)), so
     # its encapsulation may be marked as de-identified content
     deid = Deidentifier(document_content_deidentified=True) if request.deidentify else None
     fluoro_steps = 2 * len(plan.levels) if request.with_fluoroscopy else 0
-    assess = request.with_assessment and anatomy is not None and assessment is None
-    steps = 3 + len(plan.levels) + fluoro_steps + int(assess)
+    assess = (request.with_assessment and anatomy is not None and assessment is None
+              and bool(request.pdf_path or request.sr_path or request.send_to))
+    extra = sum(1 for x in (request.seg_path or request.send_to, request.markups_path,
+                            request.mesh_dir, request.send_ct) if x)
+    steps = 3 + len(plan.levels) + fluoro_steps + int(assess) + extra
     step = 0
 
     def tick(message: str) -> None:
@@ -102,6 +116,24 @@ def export_plan(
     with tempfile.TemporaryDirectory(prefix="vertebroplan-export-") as tmp:
         if pdf_path is None and request.send_to:
             pdf_path = Path(tmp) / "plan-report.pdf"
+        if request.markups_path is not None:
+            from planning.export.slicer_markups import write_markups
+
+            tick("Writing the Slicer markups")
+            report.written.append(write_markups(request.markups_path, plan))
+        if request.mesh_dir is not None:
+            from planning.export.meshes import write_scene_meshes
+
+            tick("Writing the meshes")
+            if surface is None:
+                from planning.surface import extract_bone_surface
+
+                surface = extract_bone_surface(volume)
+            paths = write_scene_meshes(request.mesh_dir, bone=surface,  # type: ignore[arg-type]
+                                       anatomy=anatomy, plan=plan, fmt=request.mesh_format)
+            report.written.append(request.mesh_dir)
+            report.notes.append(f"{len(paths) - 1} mesh files in {request.mesh_dir}")
+        seg_path = _write_seg(request, volume, anatomy, plan, deid, Path(tmp), tick, report)
         if pdf_path is not None:
             images, snapshots = {}, {}
             bone = surface
@@ -146,10 +178,55 @@ def export_plan(
             pdf_dcm = Path(tmp) / "plan-report.dcm"
             write_dataset(pdf_ds, pdf_dcm)
             tick(f"Sending to {remote.ae_title} at {remote.host}:{remote.port}")
-            outcome = send(remote, [sr_path, pdf_dcm], progress=progress)
+            bundle: list[Any] = [sr_path, pdf_dcm]
+            if seg_path is not None:
+                bundle.append(seg_path)
+            if request.send_ct:
+                bundle += _ct_for_sending(volume, deid, tick)
+            outcome = send(remote, bundle, progress=progress)
             report.sent.append(str(outcome))
     progress.report(steps, steps, "Export finished")
     return report
+
+
+def _write_seg(request: ExportRequest, volume: Volume, anatomy: Anatomy | None, plan: Plan,
+               deid: Any, tmp: Path, tick: Any, report: ExportReport) -> Path | None:
+    """The DICOM SEG when asked for, and for the bundle sent (where it can be made: the
+    bundle goes without it, and says so, for a CT without DICOM images or anatomy)."""
+    from planning.export.dicom_seg import SEGExportError, write_plan_seg
+
+    path = request.seg_path
+    if path is None and not request.send_to:
+        return None
+    if anatomy is None:
+        report.notes.append("No SEG in the bundle: no anatomy was found for this CT.")
+        return None
+    tick("Writing the DICOM SEG")
+    try:
+        written = write_plan_seg(path or tmp / "plan-seg.dcm", volume, anatomy, plan,
+                                 deidentify_with=deid, software_version=SOFTWARE_VERSION)
+    except SEGExportError as exc:
+        if path is not None:
+            raise
+        report.notes.append(f"No SEG in the bundle: {exc}")
+        return None
+    if path is not None:
+        report.written.append(written)
+    return written
+
+
+def _ct_for_sending(volume: Volume, deid: Any, tick: Any) -> list[Any]:
+    """The CT's own files, or de-identified copies of them (with the same UID mapping as
+    the SR and SEG, so that their references still hold)."""
+    from planning.io.dicom_series import source_files
+
+    tick("Finding the CT's images to send")
+    files = source_files(volume)
+    if deid is None:
+        return list(files)
+    import pydicom
+
+    return [deid(pydicom.dcmread(f)) for f in files]
 
 
 def _snapshot(surface: object, plan: Plan, results: dict[tuple[str, Side], CheckResult],

@@ -428,7 +428,7 @@ class Deidentifier:
                 "de-identified patient data, then export it again."
             )
         out = copy.deepcopy(ds)
-        self._clean(out)
+        self._clean(out, set())
         meta = getattr(out, "file_meta", None)
         if meta is not None and "MediaStorageSOPInstanceUID" in meta:
             meta.MediaStorageSOPInstanceUID = self.uid(str(meta.MediaStorageSOPInstanceUID))
@@ -457,7 +457,13 @@ class Deidentifier:
             "MODIFIED" if self._shift is not None else "REMOVED"
         )
 
-    def _clean(self, ds: Dataset) -> None:
+    def _clean(self, ds: Dataset, seen: set[int]) -> None:
+        """Clean ``ds`` in place. ``seen``: the items already cleaned — an object built by
+        a library may put one item object in two sequences (highdicom's SEG does), and
+        cleaning it twice would map its UIDs twice, breaking the references."""
+        if id(ds) in seen:
+            return
+        seen.add(id(ds))
         for elem in list(ds):
             tag = elem.tag
             if tag.is_private or _is_overlay_or_curve(tag):
@@ -471,7 +477,7 @@ class Deidentifier:
                     elem.value = Sequence()
                 else:  # K, D or U: keep the items, clean inside (D = "cleaned" sequence)
                     for item in elem.value:
-                        self._clean(item)
+                        self._clean(item, seen)
             elif action is A.Z:
                 elem.value = elem.empty_value
             elif action is A.D:

@@ -372,3 +372,26 @@ def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
         warnings=warnings,
         source_instances=tuple(instances),
     )
+
+
+def source_files(volume: Volume, progress: Progress | None = None) -> list[Path]:
+    """The DICOM files of ``volume``'s own images, found again in the folder it came from
+    (to send the CT with the plan, so the angio workstation has the images the plan's
+    coordinates refer to).
+
+    Raises `SeriesError` naming the folder when the volume did not come from DICOM files
+    or its images are no longer all there.
+    """
+    wanted = {i.sop_instance_uid for i in volume.source_instances}
+    if not wanted or not volume.source or not Path(volume.source).is_dir():
+        raise SeriesError(f"{volume.source or 'This CT'}: the CT did not come from a DICOM "
+                          "folder, so its images cannot be sent.")
+    scan = scan_folder(volume.source, progress)
+    files = {img.path: img.sop_instance_uid for s in scan.series
+             if s.series_uid == volume.series_uid for img in s.images
+             if img.sop_instance_uid in wanted}
+    missing = len(wanted - set(files.values()))
+    if missing:
+        raise SeriesError(f"{volume.source}: {missing} of the CT's {len(wanted)} images are no "
+                          "longer in the folder; the CT cannot be sent whole.")
+    return sorted(files)

@@ -327,3 +327,23 @@ def test_deidentified_objects_pass_dciodvfy(volume: Volume, tmp_path: Path) -> N
     shifted = Deidentifier(date_shift_days=3, document_content_deidentified=True)
     errors, output = dciodvfy(shifted(encapsulate_pdf(tiny_pdf(), volume)), tmp_path / "d2.dcm")
     assert errors == [], output
+
+
+def test_an_item_shared_by_two_sequences_is_mapped_once() -> None:
+    """highdicom's SEG puts one referenced-image item object in two sequences: its UID must
+    still map to the same new UID as the image it points at (found by sending a
+    de-identified CT with its SEG)."""
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ref.ReferencedSOPInstanceUID = "1.2.3.4.5"
+    ds = Dataset()
+    ds.PatientName = "Doe^Jane"
+    ds.SOPInstanceUID = "1.2.3.9"
+    ds.ReferencedImageSequence = [ref]
+    ds.SourceImageSequence = [ref]  # the very same item object
+    deid = Deidentifier()
+    out = deid(ds)
+    want = deid.uid("1.2.3.4.5")
+    assert out.ReferencedImageSequence[0].ReferencedSOPInstanceUID == want
+    assert out.SourceImageSequence[0].ReferencedSOPInstanceUID == want
+    assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == "1.2.3.4.5"  # untouched
