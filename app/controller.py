@@ -89,6 +89,7 @@ class Controller(QObject):
         self._limits = SafetyLimits()
         self._context: CheckContext | None = None
         self._anatomy_job: Worker | None = None
+        self._importing: str | None = None  # the segmentation file being imported
         self._proposal_job: Worker | None = None
         self._task_job: Worker | None = None
         self._task_action = ""
@@ -188,6 +189,7 @@ class Controller(QObject):
         volume, limits = self._volume, self._limits
         if volume is None:
             return
+        self._importing = None
 
         def job(progress: Progress) -> tuple[Anatomy, CheckContext, Mesh]:
             from planning.anatomy.from_ct import anatomy_from_ct
@@ -334,6 +336,25 @@ class Controller(QObject):
         if self._proposal_job is not None:
             self._proposal_job.cancel()
 
+    def import_segmentation(self, path: str | Path, table: str = "totalsegmentator") -> None:
+        """The anatomy from a segmentation file (NIfTI label map with its label table, or a
+        DICOM SEG) instead of the automatic one; a file that cannot be used is reported
+        with its name and the automatic anatomy (if any) stays."""
+        volume, limits = self._volume, self._limits
+        if volume is None:
+            return
+
+        def job(progress: Progress) -> tuple[Anatomy, CheckContext, Mesh]:
+            from planning.anatomy.external import anatomy_from_segmentation
+
+            anatomy = anatomy_from_segmentation(volume, path, table, progress)
+            progress.report(9, 10, "Preparing the safety checks")
+            context = CheckContext.build(volume, anatomy, limits)
+            return anatomy, context, mask_mesh(anatomy.canal, anatomy.affine_lps)
+
+        self._importing = Path(path).name
+        self._start_anatomy(f"Importing the segmentation {Path(path).name}…", job, found=True)
+
     def _start_anatomy(self, label: str, job: Callable[[Progress], Any], *,
                        found: bool = False) -> None:
         if self._anatomy_job is not None:
@@ -359,7 +380,7 @@ class Controller(QObject):
     def _on_anatomy_succeeded(self, token: int, result: object) -> None:
         if not self._is_current(self._anatomy_job, token):
             return
-        self._anatomy_job = None
+        self._anatomy_job, self._importing = None, None
         self.anatomy_finished.emit()
         anatomy, context, mesh = result  # type: ignore[misc]
         if self._anatomy_is_found:
@@ -373,7 +394,10 @@ class Controller(QObject):
             return
         self._anatomy_job = None
         self.anatomy_finished.emit()
-        if isinstance(exc, Cancelled):
+        importing, self._importing = self._importing, None
+        if importing is not None and not isinstance(exc, Cancelled):
+            self.error_occurred.emit(f"importing the segmentation {importing}", exc)
+        elif isinstance(exc, Cancelled):
             self.anatomy_unavailable.emit("Finding the spine was cancelled.")
         elif isinstance(exc, VertebroPlanError):  # e.g. no spine in this CT: not a fault
             self.anatomy_unavailable.emit(str(exc))

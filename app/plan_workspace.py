@@ -63,8 +63,18 @@ if TYPE_CHECKING:
     from app.main_window import MainWindow
 
 PLAN_FILTER = f"VertebroPlan plans (*{SUFFIX});;All files (*)"
-OPEN_PLAN_FILTER = (f"Plans (*{SUFFIX} *.dcm);;VertebroPlan plans (*{SUFFIX});;"
-                    "DICOM SR (*.dcm);;All files (*)")
+OPEN_PLAN_FILTER = (f"Plans (*{SUFFIX} *.dcm *.mrk.json);;VertebroPlan plans (*{SUFFIX});;"
+                    "DICOM SR (*.dcm);;3D Slicer markups (*.mrk.json);;All files (*)")
+SEGMENTATION_FILTER = ("Segmentations (*.nii *.nii.gz *.dcm);;NIfTI label map (*.nii *.nii.gz);;"
+                       "DICOM SEG (*.dcm);;All files (*)")
+LABEL_TABLES = {"TotalSegmentator (total task)": "totalsegmentator",
+                "VerSe (1–25 = C1–L6, 26 = sacrum)": "verse"}
+EXPORT_KINDS = {  # kind: (suffix, file filter, what it is)
+    "pdf": (".pdf", "PDF report (*.pdf)", "PDF report"),
+    "sr": (".dcm", "DICOM SR (*.dcm)", "DICOM SR"),
+    "seg": (".dcm", "DICOM SEG (*.dcm)", "DICOM segmentation"),
+    "markups": (".mrk.json", "3D Slicer markups (*.mrk.json)", "Slicer markups"),
+}
 AUTOSAVE_DELAY_MS = 250
 LIVE_3D_MAX_S = 0.04  # 3D frames slower than this do not follow every move of a drag
 DRAG_3D_PAUSE_MS = 150  # a drag writes its recovery file at most four times a second
@@ -252,16 +262,30 @@ class PlanWorkspace(QObject):
         self.export_sr_action = act("Export DICOM SR…", lambda: self.export_dialog("sr"),
                                     None, None, "Write the plan as a DICOM Comprehensive 3D SR")
         self.send_action = act("Send to PACS / angio suite…", self.send_dialog, None, None,
-                               "Send the SR and the PDF report to the configured DICOM node")
+                               "Send the plan (SR, segmentation, PDF report; the CT too if "
+                               "set in Settings) to the configured DICOM node")
+        self.export_seg_action = act(
+            "Export DICOM SEG…", lambda: self.export_dialog("seg"), None, None,
+            "Vertebrae, canal and needle paths as a DICOM Segmentation (OHIF, Slicer, PACS)")
+        self.export_markups_action = act(
+            "Export Slicer markups…", lambda: self.export_dialog("markups"), None, None,
+            "Each needle as a 3D Slicer line (.mrk.json, LPS)")
+        self.export_meshes_action = act(
+            "Export meshes (STL)…", self.export_meshes_dialog, None, None,
+            "Bone, canal, vertebrae and needles as STL files in LPS mm (3D printing)")
+        self.import_seg_action = act(
+            "Import segmentation as anatomy…", self.import_segmentation_dialog, None, None,
+            "Use a label map (NIfTI: TotalSegmentator, VerSe) or a DICOM SEG as the spine")
 
         menu = w.menuBar()
         file_menu = next(m.menu() for m in menu.actions() if m.text() == "&File")
         first = file_menu.actions()[-2]  # before the separator above Quit
         for a in (self.open_plan_action, self.save_plan_action, self.save_as_action,
-                  self.import_sr_action):
+                  self.import_sr_action, self.import_seg_action):
             file_menu.insertAction(first, a)
         file_menu.insertSeparator(first)
-        for a in (self.export_pdf_action, self.export_sr_action, self.send_action):
+        for a in (self.export_pdf_action, self.export_sr_action, self.export_seg_action,
+                  self.export_markups_action, self.export_meshes_action, self.send_action):
             file_menu.insertAction(first, a)
         edit_menu = menu.addMenu("&Edit")
         menu.insertMenu(menu.actions()[1], edit_menu)
@@ -440,8 +464,10 @@ class PlanWorkspace(QObject):
                                 planner=self._planner(), dicom_node=self._dicom_node(),
                                 carm_mm=(setup.source_to_detector_mm,
                                          setup.source_to_patient_mm),
-                                fill_range=cement_fill_range(self.settings))
+                                fill_range=cement_fill_range(self.settings),
+                                send_ct=self._send_ct())
         if dialog.exec():
+            self.settings.setValue("export/send_ct", "true" if dialog.send_ct() else "false")
             store_cement_fill_range(self.settings, dialog.fill_range())
             self.assessment.fill_range = dialog.fill_range()
             detector, isocentre = dialog.carm_mm()
@@ -473,24 +499,64 @@ class PlanWorkspace(QObject):
         return volume, plan, self.editor.results, self.controller.anatomy
 
     def export_dialog(self, kind: str) -> None:
-        """Export PDF / DICOM SR to a file chosen by the user (in the background)."""
+        """Export one file (PDF, SR, SEG, markups) chosen by the user, in the background."""
         if self._export_inputs() is None:
             return
-        pdf = kind == "pdf"
-        suffix, filt = ((".pdf", "PDF report (*.pdf)") if pdf else
-                        (".dcm", "DICOM SR (*.dcm)"))
+        suffix, filt, what = EXPORT_KINDS[kind]
+        if kind == "seg" and self.controller.anatomy is None:
+            self.window.statusBar().showMessage(
+                "A segmentation needs the spine found (or imported) first.", 10000)
+            return
         default = Path(self._plan_dir()) / f"vertebroplasty-plan{suffix}"
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export", str(default), filt)
+        path, _ = QFileDialog.getSaveFileName(self.window, f"Export {what}", str(default), filt)
         if not path:
             return
         target = Path(path if path.lower().endswith(suffix) else path + suffix)
-        deid = QMessageBox.question(
+        deid = kind != "markups" and QMessageBox.question(  # markups carry no identifiers
             self.window, "De-identify?",
             "Remove the patient's identifiers (for a teaching file)?",
             QMessageBox.StandardButton.No | QMessageBox.StandardButton.Yes,
         ) == QMessageBox.StandardButton.Yes
-        self.export(pdf_path=target if pdf else None, sr_path=None if pdf else target,
-                    deidentify=deid)
+        self.export(**{f"{kind}_path": target}, deidentify=deid)
+
+    def export_meshes_dialog(self) -> None:
+        """STL meshes of bone, canal, vertebrae and needles into a folder the user picks."""
+        if self._export_inputs() is None:
+            return
+        folder = QFileDialog.getExistingDirectory(self.window, "Export meshes (STL) into",
+                                                  self._plan_dir())
+        if folder:
+            self.export(mesh_dir=Path(folder))
+
+    def import_segmentation_dialog(self) -> None:
+        """A label map or DICOM SEG as the anatomy; a NIfTI map's codes need their table."""
+        if self.controller.volume is None:
+            self.window.statusBar().showMessage("Open the CT first, then its segmentation.",
+                                                10000)
+            return
+        path, _ = QFileDialog.getOpenFileName(self.window, "Import segmentation as anatomy",
+                                              self._plan_dir(), SEGMENTATION_FILTER)
+        if not path:
+            return
+        table = "totalsegmentator"
+        if path.lower().endswith((".nii", ".nii.gz")):
+            from PySide6.QtWidgets import QInputDialog
+
+            other = "Another table (JSON file)…"
+            choice, ok = QInputDialog.getItem(
+                self.window, "Label table", "What do the label map's codes mean?",
+                [*LABEL_TABLES, other], 0, False)
+            if not ok:
+                return
+            if choice == other:
+                table, _ = QFileDialog.getOpenFileName(self.window, "Label table",
+                                                       str(Path(path).parent),
+                                                       "JSON (*.json);;All files (*)")
+                if not table:
+                    return
+            else:
+                table = LABEL_TABLES[choice]
+        self.controller.import_segmentation(path, table)
 
     def send_dialog(self) -> None:
         if self._export_inputs() is None:
@@ -506,10 +572,15 @@ class PlanWorkspace(QObject):
                 return
             node = node.strip()
             self.settings.setValue("export/dicom_node", node)
-        self.export(send_to=node)
+        self.export(send_to=node, send_ct=self._send_ct())
+
+    def _send_ct(self) -> bool:
+        return str(self.settings.value("export/send_ct", "false")).lower() == "true"
 
     def export(self, *, pdf_path: Path | None = None, sr_path: Path | None = None,
-               send_to: str | None = None, deidentify: bool = False) -> bool:
+               seg_path: Path | None = None, markups_path: Path | None = None,
+               mesh_dir: Path | None = None, send_to: str | None = None,
+               send_ct: bool = False, deidentify: bool = False) -> bool:
         """Start one export in the background; False if there is nothing to export."""
         inputs = self._export_inputs()
         if inputs is None:
@@ -520,7 +591,9 @@ class PlanWorkspace(QObject):
         request = ExportRequest(pdf_path=pdf_path, sr_path=sr_path, send_to=send_to,
                                 deidentify=deidentify, planner=self._planner(),
                                 fluoro_setup=self.fluoro.setup,
-                                fill_range=cement_fill_range(self.settings))
+                                fill_range=cement_fill_range(self.settings),
+                                seg_path=seg_path, markups_path=markups_path,
+                                mesh_dir=mesh_dir, send_ct=send_ct)
         surface = self.controller.surface
         attenuation = self.fluoro.attenuation_for(volume)
         what = "sending the plan" if send_to else "exporting the plan"
@@ -570,9 +643,14 @@ class PlanWorkspace(QObject):
                     self.window.statusBar().showMessage("The plan was not opened.", 10000)
                     return False
                 plan = check_frame(plan, volume.frame_of_reference_uid, force_other_frame=True)
-            from_sr = Path(path).suffix.lower() != ".json"  # an SR is imported, not edited
-            self.document.reset(plan, None if from_sr else Path(path),
-                                dirty=from_sr or plan.frame_override is not None)
+            # an SR or markups file is imported, not edited: saving writes a new plan file
+            name = Path(path).name.lower()
+            imported = not name.endswith(".json") or name.endswith(".mrk.json")
+            if not plan.frame_of_reference_uid:  # markups carry no frame: this CT's
+                plan = replace(plan, study_uid=volume.study_uid, series_uid=volume.series_uid,
+                               frame_of_reference_uid=volume.frame_of_reference_uid)
+            self.document.reset(plan, None if imported else Path(path),
+                                dirty=imported or plan.frame_override is not None)
             self._extra_levels.clear()
             self.autosave.clear()
             return True

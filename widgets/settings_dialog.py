@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -41,7 +42,8 @@ class SettingsDialog(QDialog):
                  planner: str = "", dicom_node: str = "",
                  carm_mm: tuple[float, float] = (DEFAULT_SOURCE_TO_DETECTOR_MM,
                                                   DEFAULT_SOURCE_TO_PATIENT_MM),
-                 fill_range: tuple[float, float] = DEFAULT_FILL_RANGE) -> None:
+                 fill_range: tuple[float, float] = DEFAULT_FILL_RANGE,
+                 send_ct: bool = False) -> None:
         super().__init__(parent)
         self.setWindowTitle("VertebroPlan settings")
         self.setObjectName("settingsDialog")
@@ -60,6 +62,12 @@ class SettingsDialog(QDialog):
         self.node_edit.setToolTip("The PACS or angio-suite workstation that receives plans: "
                                   "its AE title, host and port")
         form.addRow("Send plans to (AET@host:port)", self.node_edit)
+        self.send_ct_check = QCheckBox("with the CT images")
+        self.send_ct_check.setChecked(send_ct)
+        self.send_ct_check.setToolTip(
+            "Send the CT itself with the plan (SR, segmentation, report), so that a "
+            "workstation without the pre-op CT receives everything in one study")
+        form.addRow("", self.send_ct_check)
         # the simulated fluoroscopy's C-arm: as the angio suite's C-arm is built
         self.detector_spin = _mm_spin(500.0, 2000.0, carm_mm[0],
                                       "Distance from the X-ray source to the detector")
@@ -132,6 +140,9 @@ class SettingsDialog(QDialog):
 
     def planner(self) -> str:
         return self.planner_edit.text().strip()
+
+    def send_ct(self) -> bool:
+        return self.send_ct_check.isChecked()
 
     def dicom_node(self) -> str:
         return self.node_edit.text().strip()

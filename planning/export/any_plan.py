@@ -27,4 +27,8 @@ def load_any_plan(path: str | Path) -> Plan:
         from planning.export.dicom_sr import read_plan_sr
 
         return read_plan_sr(p)
+    if p.name.lower().endswith(".mrk.json"):  # 3D Slicer markups: lines or point pairs
+        from planning.export.slicer_markups import read_markups
+
+        return read_markups(p)
     return load_plan(p)
