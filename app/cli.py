@@ -44,6 +44,9 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="vertebroplan",
         description=f"VertebroPlan: vertebroplasty planning on CT. {DISCLAIMER}.",
     )
+    from app import __version__
+
+    parser.add_argument("--version", action="version", version=f"vertebroplan {__version__}")
     sub = parser.add_subparsers(dest="command")
     p_open = sub.add_parser("open", help="start the workstation on a DICOM folder or NIfTI file")
     p_open.add_argument("path", help="DICOM folder (searched recursively) or .nii/.nii.gz")
@@ -709,6 +712,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vertebroplan`` console script."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if args.command not in (None, "open"):  # the window sets up its own (with stderr)
+        from app.logs import setup_logging
+
+        setup_logging(to_stderr=False)
     if args.command == "train-score":
         # its exit status 1 means "the trainee failed", so an error that prevents scoring
         # must not look like a fail: 2, as argparse uses for bad arguments

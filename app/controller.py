@@ -9,6 +9,7 @@ was still loading) is dropped instead of replacing the newer one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 
+from app.logs import REDACTOR
 from app.workers import Worker
 from planning.anatomy.model import Anatomy
 from planning.checks import CheckContext, CheckResult, SafetyLimits, check
@@ -27,6 +29,8 @@ from planning.spine_seed import spine_seed_lps
 from planning.surface import BoneSurface, extract_bone_surface
 from planning.volume import FloatArray, Volume
 from widgets.window_level import WINDOW_PRESETS
+
+log = logging.getLogger("vertebroplan")
 
 Mesh = tuple[Any, Any, Any]  # vertices (N, 3) LPS, triangles (M, 3), normals (N, 3)
 
@@ -157,6 +161,9 @@ class Controller(QObject):
         """Make ``volume`` current (also the entry point for tests) and build its surface.
 
         ``find_spine=False``: the caller brings the anatomy (a training case's)."""
+        REDACTOR.set_patient(volume.patient)  # before anything can log about this CT
+        log.info("CT loaded: %s voxels, %s mm, %s", "×".join(map(str, volume.size)),
+                 "×".join(f"{v:.2f}" for v in volume.spacing_mm), volume.modality)
         self._volume = volume
         self._surface = None
         self._anatomy, self._context, self._found_anatomy = None, None, None
@@ -242,6 +249,7 @@ class Controller(QObject):
 
     def _show_anatomy(self, anatomy: Anatomy, context: CheckContext, canal_mesh: Mesh) -> None:
         self._anatomy, self._context, self._canal_mesh = anatomy, context, canal_mesh
+        log.info("Anatomy ready: levels %s", ", ".join(anatomy.levels) or "none")
         self.anatomy_ready.emit(anatomy)
 
     @property
@@ -319,6 +327,8 @@ class Controller(QObject):
             return
         self._task_job = None
         self.task_finished.emit()
+        written = len(getattr(result, "written", []))
+        log.info("Finished %s (%d file(s) written)", self._task_action, written)
         self.task_succeeded.emit(self._task_action, result)
 
     @Slot(int, object)

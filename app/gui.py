@@ -22,18 +22,20 @@ def run_gui(
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from app import __version__
     from app.error_boundary import install_excepthook
+    from app.logs import setup_logging
     from app.main_window import MainWindow
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_file = setup_logging()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("VertebroPlan")
     app.setOrganizationName("VertebroPlan")
     app.setStyle("Fusion")
     window = MainWindow()
+    logging.getLogger("vertebroplan").info(
+        "VertebroPlan %s started; log file %s", __version__, log_file or "none (not writable)")
     install_excepthook(window)
     window.show()
     if screenshot is not None:

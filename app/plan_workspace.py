@@ -8,6 +8,7 @@ the recovery file follows within a moment. Nothing here computes anatomy or chec
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +50,7 @@ from app.settings import (
 from app.training_session import TrainingSession
 from planning.anatomy.model import Anatomy
 from planning.carm import working_angles
+from planning.errors import VertebroPlanError
 from planning.mask_reslice import mask_mesh
 from planning.plan import Plan, Side, level_index
 from planning.plan_file import SUFFIX, FrameMismatchError, check_frame
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
     from app.main_window import MainWindow
 
 PLAN_FILTER = f"VertebroPlan plans (*{SUFFIX});;All files (*)"
+log = logging.getLogger("vertebroplan")
 OPEN_PLAN_FILTER = (f"Plans (*{SUFFIX} *.dcm *.mrk.json);;VertebroPlan plans (*{SUFFIX});;"
                     "DICOM SR (*.dcm);;3D Slicer markups (*.mrk.json);;All files (*)")
 SEGMENTATION_FILTER = ("Segmentations (*.nii *.nii.gz *.dcm);;NIfTI label map (*.nii *.nii.gz);;"
@@ -738,8 +741,14 @@ class PlanWorkspace(QObject):
             self.autosave.clear()
             return
         path = self.document.path
-        self.autosave.write(self.document.plan, volume.source or "", volume.series_uid,
-                            str(path) if path else "")
+        try:
+            self.autosave.write(self.document.plan, volume.source or "", volume.series_uid,
+                                str(path) if path else "")
+        except (OSError, VertebroPlanError) as exc:  # a full disk must not stop the editing
+            log.warning("Recovery file not written: %s", type(exc).__name__)
+            self.window.statusBar().showMessage(
+                "Could not write the recovery file (disk full or not writable): save the "
+                "plan to keep it.", 15000)
 
     def pending_recovery(self) -> Recovery | None:
         found = self.autosave.pending()
@@ -863,7 +872,11 @@ class PlanWorkspace(QObject):
 
     def _on_plan_changed(self, _plan: Plan) -> None:
         self._update_title()
-        self._autosave_timer.start()
+        if self.editor.is_dragging:
+            self._autosave_timer.start(AUTOSAVE_DELAY_MS)  # a drag is one action: kept
+            # when it ends
+        else:  # at once (once the undo stack has taken the edit): a crash now loses
+            self._autosave_timer.start(0)  # nothing of this action
         self._assess()
 
     def _assess(self, now: bool = False) -> None:
