@@ -221,12 +221,20 @@ def body_profile(anatomy: Anatomy, level: str, mask: BoolArray | None = None,
     ext_hi = local.max(axis=0) + SAMPLE_MARGIN_MM
     axes = [np.arange(ext_lo[d], ext_hi[d] + 1e-9, step)
             for d, step in enumerate((GRID_STEP_MM, GRID_STEP_MM, LINE_STEP_MM))]
-    ll, aa, ss = np.meshgrid(*axes, indexing="ij")
-    pts = (geo.centroid_lps + ll[..., None] * geo.left_lps + aa[..., None] * geo.anterior_lps
-           + ss[..., None] * geo.superior_lps)
-    ijk = anatomy.to_index(pts.reshape(-1, 3))
-    coords = np.stack([ijk[:, 2] - lo[0], ijk[:, 1] - lo[1], ijk[:, 0] - lo[2]])
-    vals = ndimage.map_coordinates(sub, coords, order=1, cval=0.0).reshape(ll.shape)
+    # sampled a few left–right planes at a time: the whole grid's coordinates at once
+    # would take ~130 MB on a 0.7 mm CT
+    shape = tuple(len(a) for a in axes)
+    vals = np.empty(shape, dtype=np.float32)
+    inv = anatomy.index_from_lps
+    frame = np.stack([geo.left_lps, geo.anterior_lps, geo.superior_lps])  # local → LPS rows
+    m_idx = frame @ inv[:3, :3].T  # local mm → index steps
+    origin = geo.centroid_lps @ inv[:3, :3].T + inv[:3, 3] - lo[::-1]
+    aa, ss = np.meshgrid(axes[1], axes[2], indexing="ij")
+    plane = origin + aa[..., None] * m_idx[1] + ss[..., None] * m_idx[2]
+    for n, left in enumerate(axes[0]):
+        ijk = (plane + left * m_idx[0]).reshape(-1, 3)
+        vals[n] = ndimage.map_coordinates(sub, [ijk[:, 2], ijk[:, 1], ijk[:, 0]], order=1,
+                                          cval=0.0, output=np.float32).reshape(shape[1:])
     inside = vals >= 0.5
     top, bottom = _line_ends(vals, axes[2])
     return BodyProfile(geo, axes[0], axes[1], axes[2], inside, top, bottom,

@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -66,7 +66,6 @@ from planning.assessment.fracture import (
     CLEFT_CITATION,
     RETROPULSION_MIN_MM,
     FractureAssessment,
-    body_mask,
 )
 from planning.plan import Trajectory
 from planning.volume import Volume
@@ -162,8 +161,7 @@ def cortical_gaps(volume: Volume, anatomy: Anatomy, a: FractureAssessment
     See the module docstring for the method.
     """
     geo = anatomy.levels[a.level]
-    body = body_mask(anatomy, a.level).astype(np.float32)
-    vert = anatomy.vertebra_mask(a.level).astype(np.float32)
+    body, vert = _level_fields(anatomy, a.level)
     centre = geo.to_local(a.body_centre_lps)
     half_h = 0.5 * a.heights.middle_mm
     angles = np.deg2rad(np.arange(0.0, 360.0, RAY_STEP_DEG))
@@ -240,11 +238,35 @@ def _longest_gap(records: list[tuple[float, float, float, float, bool, FloatArra
     return ShellGap(best, best_point, judged)
 
 
-def _sample_crop(anatomy: Anatomy, field_kji: NDArray[np.float32], lps: FloatArray
-                 ) -> NDArray[np.float32]:
+class _Field(NamedTuple):
+    """A mask as float32 on a box of the anatomy's crop (``offset``: the box's first
+    [k, j, i]): one vertebra's box, not the whole crop, which is 100 MB per float mask
+    on a 512 × 512 × 300 CT."""
+
+    values: NDArray[np.float32]
+    offset: tuple[int, int, int]
+
+
+def _level_fields(anatomy: Anatomy, level: str) -> tuple[_Field, _Field]:
+    """(body, whole vertebra) of ``level`` as interpolable fields."""
+    vert = anatomy.vertebra_mask(level)
+    idx = np.nonzero(vert)
+    if len(idx[0]) == 0:
+        empty = _Field(np.zeros((1, 1, 1), np.float32), (0, 0, 0))
+        return empty, empty
+    lo = [max(0, int(a.min()) - 2) for a in idx]
+    box = tuple(slice(lo[d], int(idx[d].max()) + 3) for d in range(3))
+    offset = (lo[0], lo[1], lo[2])
+    body = (anatomy.bodies[box] & vert[box]).astype(np.float32)
+    return _Field(body, offset), _Field(vert[box].astype(np.float32), offset)
+
+
+def _sample_crop(anatomy: Anatomy, field: _Field, lps: FloatArray) -> NDArray[np.float32]:
     ijk = anatomy.to_index(lps)
-    return np.asarray(ndimage.map_coordinates(field_kji, [ijk[:, 2], ijk[:, 1], ijk[:, 0]],
-                                              order=1, cval=0.0, output=np.float32))
+    k0, j0, i0 = field.offset
+    return np.asarray(ndimage.map_coordinates(
+        field.values, [ijk[:, 2] - k0, ijk[:, 1] - j0, ijk[:, 0] - i0],
+        order=1, cval=0.0, output=np.float32))
 
 
 def _sample_ct(volume: Volume, lps: FloatArray) -> NDArray[np.float32]:
@@ -260,7 +282,7 @@ def lateral_wall_distance_mm(anatomy: Anatomy, level: str, tip_lps: FloatArray) 
     is outside the body.
     """
     geo = anatomy.levels[level]
-    body = body_mask(anatomy, level).astype(np.float32)
+    body, _vert = _level_fields(anatomy, level)
     tip = np.asarray(tip_lps, dtype=np.float64)
     if _sample_crop(anatomy, body, tip[None, :])[0] < 0.5:
         return 0.0
