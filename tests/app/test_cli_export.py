@@ -79,7 +79,7 @@ def test_export_deidentified_leaves_no_identifiers(case, tmp_path) -> None:
     assert f"{b[:4]}-{b[4:6]}-{b[6:]}" not in text
 
 
-def test_export_sends_sr_and_pdf_to_a_dicom_node(case, tmp_path) -> None:
+def test_export_sends_sr_seg_and_pdf_to_a_dicom_node(case, tmp_path) -> None:
     ct, plan_path = case
     with storescp_receiver(tmp_path) as receiver:
         r = receiver.remote
@@ -88,7 +88,8 @@ def test_export_sends_sr_and_pdf_to_a_dicom_node(case, tmp_path) -> None:
         assert out.returncode == 0, out.stderr
         received = [pydicom.dcmread(p) for p in receiver.received()]
     classes = sorted(ds.SOPClassUID.name for ds in received)
-    assert classes == ["Comprehensive 3D SR Storage", "Encapsulated PDF Storage"]
+    assert classes == ["Comprehensive 3D SR Storage", "Encapsulated PDF Storage",
+                       "Segmentation Storage"]
     pdf = next(ds for ds in received if ds.Modality == "DOC")
     assert bytes(pdf.EncapsulatedDocument).startswith(b"%PDF")
     assert len({ds.StudyInstanceUID for ds in received}) == 1
