@@ -12,21 +12,10 @@ os.environ.setdefault("QT_API", "pyside6")
 
 
 def main() -> int:
-    from PySide6.QtWidgets import QApplication
-
-    from app.controller import Controller
-    from app.main_window import MainWindow
-    from planning.demo.cache import demo_ct_path
     from planning.plan import Side, Trajectory
+    from tests.app.recovery_child import open_demo_window
 
-    app = QApplication(sys.argv[:1])
-    window = MainWindow(Controller(auto_anatomy=False))
-    window.show()
-    window.open_path(demo_ct_path())
-    deadline = time.monotonic() + 120
-    while window.controller.volume is None and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.02)
+    app, window = open_demo_window()
     doc = window.workspace.document
     step = 0
     while True:

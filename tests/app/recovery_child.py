@@ -11,13 +11,13 @@ import time
 os.environ.setdefault("QT_API", "pyside6")
 
 
-def main() -> int:
+def open_demo_window():
+    """A window on the demo CT, loaded; shared with the crash test's child."""
     from PySide6.QtWidgets import QApplication
 
     from app.controller import Controller
     from app.main_window import MainWindow
     from planning.demo.cache import demo_ct_path
-    from planning.plan_file import plan_to_dict
 
     app = QApplication(sys.argv[:1])
     window = MainWindow(Controller(auto_anatomy=False))
@@ -27,6 +27,14 @@ def main() -> int:
     while window.controller.volume is None and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.02)
+    return app, window
+
+
+def main() -> int:
+    from planning.plan_file import plan_to_dict
+
+    app, window = open_demo_window()
+    deadline = time.monotonic() + 120
     ed = window.workspace.editor
     ed.start_placing("L2", "left")
     ed.point_placed([20.0, 40.0, -390.0])
