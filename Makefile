@@ -12,9 +12,9 @@ APT_PKGS := python3-venv xvfb xauth libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri 
 	libxkbcommon-x11-0 libxkbcommon0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 \
 	libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 \
 	libxcb-xfixes0 libxcb-xkb1 libdbus-1-3 libfontconfig1 libxrender1 libxi6 libxt6 \
-	fonts-dejavu-core dcmtk dicom3tools poppler-utils
+	fonts-dejavu-core dcmtk dicom3tools poppler-utils binutils
 
-.PHONY: run test bench lint sysdeps venv clean
+.PHONY: run test bench lint sysdeps venv clean package test-package
 
 sysdeps:
 	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -57,6 +57,15 @@ test: lint
 
 bench: venv
 	$(PY) -m bench
+
+# A one-folder bundle in dist/vertebroplan/ (PyInstaller): packaging/build.sh.
+package: venv
+	PY=$(PY) bash packaging/build.sh
+
+# Builds the bundle if it is older than the sources, starts it on the demo CT under Xvfb and
+# runs its command line frozen; prints its size and start time (slow; not part of `make test`).
+test-package: venv
+	VERTEBROPLAN_PACKAGE_TEST=1 $(PY) -m pytest -q -s -p no:cacheprovider tests/packaging $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info tests/artifacts

@@ -8,13 +8,6 @@ import os
 os.environ.setdefault("QT_API", "pyside6")  # pyvistaqt reads it through qtpy
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+from planning.version import __version__
 
-    try:
-        return version("vertebroplan")
-    except PackageNotFoundError:  # run from a source tree or a frozen bundle
-        return "0.1.0"
-
-
-__version__ = _version()
+__all__ = ["__version__"]

@@ -20,9 +20,10 @@ from planning.errors import VertebroPlanError
 from planning.fluoro_views import FluoroSetup
 from planning.plan import Plan, Side
 from planning.progress import Progress, no_progress
+from planning.version import __version__
 from planning.volume import Volume
 
-SOFTWARE_VERSION = "0.1.0"
+SOFTWARE_VERSION = __version__
 
 
 class ExportError(VertebroPlanError, ValueError):

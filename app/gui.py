@@ -33,6 +33,8 @@ def run_gui(
     app.setApplicationName("VertebroPlan")
     app.setOrganizationName("VertebroPlan")
     app.setStyle("Fusion")
+    app.setDesktopFileName("vertebroplan")
+    _set_icon(app)
     window = MainWindow()
     logging.getLogger("vertebroplan").info(
         "VertebroPlan %s started; log file %s", __version__, log_file or "none (not writable)")
@@ -75,3 +77,16 @@ def run_gui(
     code = int(app.exec())
     window.controller.shutdown()  # cancel and wait for background work before teardown
     return code
+
+
+def _set_icon(app: object) -> None:
+    """The window icon (resources/vertebroplan.png), looked up as `stylesheet()` does."""
+    from PySide6.QtGui import QIcon
+
+    import resources
+
+    for folder in resources.__path__:
+        icon = os.path.join(folder, "vertebroplan.png")
+        if os.path.isfile(icon):
+            app.setWindowIcon(QIcon(icon))  # type: ignore[attr-defined]
+            return

@@ -19,10 +19,11 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from planning.errors import VertebroPlanError
 from planning.io.dicom_write import IMPLEMENTATION_UID, SOFTWARE_NAME
+from planning.version import __version__
 from planning.volume import Volume
 
 ENCAPSULATED_PDF_STORAGE = UID("1.2.840.10008.5.1.4.1.1.104.1")
-SOFTWARE_VERSION = "0.1"
+SOFTWARE_VERSION = __version__
 DEFAULT_SERIES_NUMBER = 9002
 """High enough to sort after the scanner's series in a PACS series list."""
 

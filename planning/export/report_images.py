@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +75,9 @@ VIEW_MARGIN_MM = 8.0  # needle ends stay at least this far inside the image
 SCALE_BAR_MM = (10.0, 20.0, 50.0)  # the longest of these that fits a quarter of the width
 NEEDLE_BODY_ALPHA = 95  # on a slice the bone shows through the needle's body
 
+_BUNDLE_DIR = getattr(sys, "_MEIPASS", None)  # set inside the PyInstaller bundle
 FONT_DIRS = (
+    *([Path(_BUNDLE_DIR) / "fonts"] if _BUNDLE_DIR else []),  # packaging/vertebroplan.spec
     Path("/usr/share/fonts/truetype/dejavu"),  # Debian, Ubuntu: fonts-dejavu-core
     Path("/usr/share/fonts/dejavu"),  # Fedora, Arch
     Path("/usr/share/fonts/TTF"),
