@@ -12,11 +12,13 @@ endplate, and what lies beyond it is disc.
 So, in the vertebra's own frame (the disc is tilted against the axial slices, most at
 L5–S1), the body is cut into columns along its superior axis; in each half of a column
 the voxels outside its first voxel at or above `ENDPLATE_HU` are dropped. A column with
-no such voxel (no endplate seen, e.g. a fracture's collapsed centre) is left whole, and
-nothing in the central `KEEP_CORE_FRACTION` of the body's height is ever dropped.
+no such voxel is cut one voxel beyond the plane fitted to the others' endplates (else its
+disc would stay and make that wall look taller: a false wedge); with too few endplate
+points for a plane nothing is cut, and nothing in the central `KEEP_CORE_FRACTION` of the
+body's height is ever dropped.
 
 Measured on ct-abdomen-3mm (automatic anatomy against TotalSegmentator's bodies, L1–L5):
-from +11 … +33 % to +1 … +21 %.
+from +11 … +33 % to +0 … +17 %.
 """
 
 from __future__ import annotations
@@ -82,9 +84,36 @@ def _beyond_endplates(geometry: VertebraGeometry, lps: NDArray[np.float64],
         starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
         group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
         rank = np.arange(len(order)) - starts[group]
-        dense_rank = np.where(hu[order] >= ENDPLATE_HU, rank, np.iinfo(np.int64).max)
-        first_dense = np.minimum.reduceat(dense_rank, starts)[group]
-        outside = (rank < first_dense) & (first_dense < np.iinfo(np.int64).max)
+        none = np.iinfo(np.int64).max
+        dense_rank = np.where(hu[order] >= ENDPLATE_HU, rank, none)
+        first_dense = np.minimum.reduceat(dense_rank, starts)
+        seen = first_dense < none  # per column: an endplate was found
+        outside = (rank < first_dense[group]) & seen[group]
+        # and every column one voxel beyond the plane of the seen endplates: a column whose
+        # endplate was not seen, or whose first dense voxel is the next vertebra's rim
+        # across the disc, would keep its disc and make one wall look taller than the rest
+        # (a false wedge)
+        plate = _endplate_plane(local[order[starts[seen] + first_dense[seen]]])
+        if plate is not None:
+            la = local[order, :2]
+            limit = plate[0] + la @ plate[1:] + sign * float(spacing_mm[2])
+            outside |= sign * s[order] > sign * limit
         outside &= np.abs(s[order]) > core
         cut[order[outside]] = True
     return cut
+
+
+def _endplate_plane(points: NDArray[np.float64]) -> NDArray[np.float64] | None:
+    """``(c0, c_left, c_anterior)``: superior offset of an endplate as a plane over the
+    body, fitted to its seen points (left, anterior, superior mm) with one pass of
+    outlier rejection (a fracture's depression, a stray dense voxel); None when too few
+    points were seen for a plane to mean anything."""
+    if len(points) < 12:
+        return None
+    design = np.c_[np.ones(len(points)), points[:, :2]]
+    coef = np.linalg.lstsq(design, points[:, 2], rcond=None)[0]
+    residual = np.abs(points[:, 2] - design @ coef)
+    keep = residual <= max(2.5 * float(np.median(residual)), 1.0)
+    if keep.sum() >= 12:
+        coef = np.linalg.lstsq(design[keep], points[keep, 2], rcond=None)[0]
+    return np.asarray(coef, dtype=np.float64)
