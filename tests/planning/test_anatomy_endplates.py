@@ -64,3 +64,21 @@ def test_without_a_dense_endplate_nothing_is_cut() -> None:
     before = anatomy.bodies.copy()
     assert trim_bodies_to_endplates(anatomy, ct) == 0
     assert np.array_equal(anatomy.bodies, before)
+
+
+def test_the_next_vertebras_rim_across_the_disc_is_not_taken_for_the_endplate() -> None:
+    """Where a column's outermost voxel is dense bone across the disc (the neighbour's
+    rim, in the mask by mistake), the disc and the rim are cut at the endplate plane of
+    the other columns: else that wall would look taller (a false wedge)."""
+    anatomy, ct, body, _endplate, disc = _case(0.0)
+    n = ct.array.shape[0]
+    k, j, i = np.mgrid[:n, :n, :n]
+    x, y, z = i - n / 2, j - n / 2, k - n / 2  # identity affine centred on the body
+    rim = (np.abs(x) <= 15) & (y > 8) & (y <= 15) & (np.abs(z) >= 16) & (np.abs(z) < 18)
+    ct.array[rim] = 500
+    anatomy.bodies |= rim
+    anatomy.labels[rim] = 20
+    trim_bodies_to_endplates(anatomy, ct)
+    assert anatomy.bodies[rim].mean() < 0.1
+    assert anatomy.bodies[disc].mean() < 0.1
+    assert anatomy.bodies[body].mean() > 0.99
