@@ -14,7 +14,7 @@ APT_PKGS := python3-venv xvfb xauth libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri 
 	libxcb-xfixes0 libxcb-xkb1 libdbus-1-3 libfontconfig1 libxrender1 libxi6 libxt6 \
 	fonts-dejavu-core dcmtk dicom3tools poppler-utils binutils
 
-.PHONY: run test bench lint sysdeps venv clean package test-package
+.PHONY: run test bench lint sysdeps venv clean package test-package fuzz
 
 sysdeps:
 	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -57,6 +57,10 @@ test: lint
 
 bench: venv
 	$(PY) -m bench
+
+# The long fuzz run of the DICOM loader and the plan/SR/SEG/markups importers (outside CI).
+fuzz: venv
+	$(PY) -m fuzz.run --cases 10000 $(ARGS)
 
 # A one-folder bundle in dist/vertebroplan/ (PyInstaller): packaging/build.sh.
 package: venv

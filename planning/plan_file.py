@@ -15,7 +15,9 @@ a crash mid-write leaves the previous file intact.
 from __future__ import annotations
 
 import json
+import math
 import os
+import reprlib
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +29,7 @@ from planning.plan import (
     FrameOverride,
     Plan,
     PlanError,
+    Point,
     Side,
     Trajectory,
     as_point,
@@ -105,6 +108,29 @@ def _checked(path: str, parse: Any, value: Any) -> Any:
         raise PlanFormatError(f"{path}: {exc}") from exc
 
 
+def _coordinate(value: Any, path: str) -> float:
+    """One coordinate in mm: a finite JSON number (an integer too large for a float is
+    refused here, where its key path is known)."""
+    _expect(value, (int, float), path, "a number (mm)")
+    try:
+        x = float(value)
+    except OverflowError as exc:
+        raise PlanFormatError(f"{path}: {_short(value)} is too large a number (mm)") from exc
+    if not math.isfinite(x):
+        raise PlanFormatError(f"{path}: must be a finite number (mm), got {x}")
+    _checked(path, lambda c: as_point([c, 0, 0]), x)
+    return x
+
+
+def _short(value: Any) -> str:
+    """``repr`` cut to a readable length and depth (a value may be a huge nested list)."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
+
+
 def _trajectory(item: Any, path: str) -> Trajectory:
     _expect(item, dict, path, "an object")
     for key in ("level", "side", "entry_lps", "target_lps"):
@@ -112,13 +138,13 @@ def _trajectory(item: Any, path: str) -> Trajectory:
             raise PlanFormatError(f"{path}.{key}: missing")
     for key in ("level", "side"):
         _expect(item[key], str, f"{path}.{key}", "a string")
+    points: dict[str, Point] = {}
     for key in ("entry_lps", "target_lps"):
         v = _expect(item[key], list, f"{path}.{key}", "a list [x, y, z] in mm")
         if len(v) != 3:
             raise PlanFormatError(f"{path}.{key}: must have 3 numbers, has {len(v)}")
-        for n, c in enumerate(v):
-            _expect(c, (int, float), f"{path}.{key}[{n}]", "a number (mm)")
-            _checked(f"{path}.{key}[{n}]", lambda x: as_point([x, 0, 0]), c)
+        x, y, z = (_coordinate(c, f"{path}.{key}[{n}]") for n, c in enumerate(v))
+        points[key] = (x, y, z)
     g = _expect(item.get("gauge", DEFAULT_GAUGE), str, f"{path}.gauge", 'a string such as "11G"')
     note = _expect(item.get("note", ""), str, f"{path}.note", "a string")
     level = _checked(f"{path}.level", validate_level, item["level"])
@@ -127,7 +153,8 @@ def _trajectory(item: Any, path: str) -> Trajectory:
     extra = tuple((k, v) for k, v in item.items() if k not in _TRAJ_KEYS)
     return _checked(
         path,
-        lambda _: Trajectory(level, side, item["entry_lps"], item["target_lps"], g, note, extra),
+        lambda _: Trajectory(level, side, points["entry_lps"], points["target_lps"], g, note,
+                             extra),
         None,
     )
 
@@ -136,7 +163,7 @@ def plan_from_dict(data: Any) -> Plan:
     """Validate a parsed plan file and build the `Plan` (raises `PlanFormatError`)."""
     _expect(data, dict, "(top level)", "a JSON object")
     if data.get("format") != FORMAT:
-        raise PlanFormatError(f'format: must be "{FORMAT}", got {data.get("format")!r}')
+        raise PlanFormatError(f'format: must be "{FORMAT}", got {_short(data.get("format"))}')
     version = data.get("version")
     _expect(version, int, "version", "an integer")
     if version > VERSION:
@@ -152,11 +179,12 @@ def plan_from_dict(data: Any) -> Plan:
     override = None
     if data.get("frame_override") is not None:
         fo = _expect(data["frame_override"], dict, "frame_override", "an object")
-        override = FrameOverride(
-            plan_frame_uid=str(fo.get("plan_frame_uid", "")),
-            ct_frame_uid=str(fo.get("ct_frame_uid", "")),
-            reason=str(fo.get("reason", "explicit override")),
-        )
+        texts = {
+            key: _expect(fo.get(key, default), str, f"frame_override.{key}", "a string")
+            for key, default in (("plan_frame_uid", ""), ("ct_frame_uid", ""),
+                                 ("reason", "explicit override"))
+        }
+        override = FrameOverride(**texts)
     try:
         return Plan(
             study_uid=data.get("study_uid", ""),
@@ -186,6 +214,12 @@ def load_plan(path: str | Path) -> Plan:
             f"'{p}' is not a valid plan file (JSON error at line {exc.lineno}, "
             f"column {exc.colno}: {exc.msg}); it may be incomplete."
         ) from exc
+    except RecursionError as exc:
+        raise PlanFormatError(
+            f"'{p}' is not a valid plan file: its lists or objects are nested too deeply."
+        ) from exc
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise PlanFormatError(f"'{p}' is not a valid plan file ({exc}).") from exc
     try:
         return plan_from_dict(data)
     except PlanFormatError as exc:

@@ -76,7 +76,7 @@ from planning.anatomy.label_tables import LabelTable
 from planning.anatomy.model import Anatomy
 from planning.errors import VertebroPlanError
 from planning.export.dicom_sr import CHARACTER_SET, DISCLAIMER, LEVEL_CODES, _save_atomic
-from planning.io.dicom_headers import PARSE_ERRORS
+from planning.io.dicom_headers import PARSE_ERRORS, cut_short_element, parse_problem
 from planning.plan import GAUGES, LEVEL_NAMES, Plan, Side, Trajectory, level_index
 from planning.progress import Progress, no_progress
 from planning.volume import PatientInfo, Volume, inverse_affine
@@ -577,16 +577,19 @@ def read_seg_labels(path: str | Path, ct: Volume) -> tuple[Volume, LabelTable]:
         return _labels_from_seg(ds, ct, p)
     except SEGFormatError as exc:
         raise SEGFormatError(f"'{p}': {exc}") from exc
-    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+    except (*PARSE_ERRORS, OSError) as exc:
+        # pydicom parses and decodes lazily: a damaged element or frame fails only here
         raise SEGFormatError(
-            f"'{p}' is a DICOM segmentation VertebroPlan cannot read "
-            f"({type(exc).__name__}: {exc})."
+            f"'{p}' is a DICOM segmentation VertebroPlan cannot read or a damaged one "
+            f"({parse_problem(exc, detail=True)})."
         ) from exc
 
 
 def _read_dataset(p: Path) -> Dataset:
     try:
         ds = pydicom.dcmread(p)
+        cut = cut_short_element(ds)
+        sop_class = str(ds.get("SOPClassUID", ""))
     except FileNotFoundError as exc:
         raise SEGFormatError(f"'{p}' does not exist.") from exc
     except InvalidDicomError as exc:
@@ -595,12 +598,15 @@ def _read_dataset(p: Path) -> Dataset:
         raise SEGFormatError(f"'{p}' cannot be read: {exc.strerror or exc}") from exc
     except PARSE_ERRORS as exc:
         raise SEGFormatError(
-            f"'{p}' is damaged or truncated DICOM ({type(exc).__name__})."
+            f"'{p}' is damaged or truncated DICOM ({parse_problem(exc)})."
         ) from exc
-    sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class not in (SEGMENTATION_STORAGE, LABELMAP_SEGMENTATION_STORAGE):
         what = UID(sop_class).name if sop_class else "object of unknown type"
         raise SEGFormatError(f"'{p}' is a DICOM {what}, not a segmentation (DICOM SEG).")
+    if cut is not None:
+        raise SEGFormatError(
+            f"'{p}' is truncated: the file ends inside its {cut}; it may be an incomplete copy."
+        )
     return ds
 
 

@@ -73,7 +73,7 @@ from pydicom.uid import UID, Comprehensive3DSRStorage, CTImageStorage, generate_
 from planning.carm import PatientPosition, working_angles
 from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
-from planning.io.dicom_headers import PARSE_ERRORS
+from planning.io.dicom_headers import PARSE_ERRORS, cut_short_element, parse_problem
 from planning.plan import (
     DEFAULT_GAUGE,
     GAUGES,
@@ -507,6 +507,8 @@ def read_plan_sr(path: str | Path) -> Plan:
     p = Path(path)
     try:
         ds = pydicom.dcmread(p)
+        cut = cut_short_element(ds)
+        sop_class = str(ds.get("SOPClassUID", ""))
     except FileNotFoundError as exc:
         raise PlanFormatError(f"'{p}' does not exist.") from exc
     except InvalidDicomError as exc:
@@ -515,23 +517,29 @@ def read_plan_sr(path: str | Path) -> Plan:
         raise PlanFormatError(f"'{p}' cannot be read: {exc.strerror or exc}") from exc
     except PARSE_ERRORS as exc:
         raise PlanFormatError(
-            f"'{p}' is damaged or truncated DICOM ({type(exc).__name__})."
+            f"'{p}' is damaged or truncated DICOM ({parse_problem(exc)})."
         ) from exc
-    sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class != Comprehensive3DSRStorage:
         what = UID(sop_class).name if sop_class else "object of unknown type"
         raise PlanFormatError(
             f"'{p}' is a DICOM {what}, not a needle plan (a Comprehensive 3D SR "
             "written by VertebroPlan)."
         )
+    if cut is not None:
+        raise PlanFormatError(
+            f"'{p}' is truncated: the file ends inside its {cut}, so needles may be "
+            "missing; it may be an incomplete copy."
+        )
     try:
         return _plan_from_sr(ds)
     except PlanFormatError as exc:
         raise PlanFormatError(f"'{p}': {exc}") from exc
-    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+    except (*PARSE_ERRORS, OSError) as exc:
+        # pydicom parses lazily: a damaged element fails only when the plan reads it, and
+        # then as whatever pydicom raises (OSError "No tag to read …" included)
         raise PlanFormatError(
-            f"'{p}' is a Comprehensive 3D SR whose content is not a needle plan "
-            f"({type(exc).__name__}: {exc})."
+            f"'{p}' is a Comprehensive 3D SR whose content is not a needle plan or is "
+            f"damaged ({parse_problem(exc, detail=True)})."
         ) from exc
 
 

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import re
+import reprlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,20 @@ _GAUGE_RE = re.compile(r"^(\d{1,2})g$", re.IGNORECASE)
 
 class MarkupsError(VertebroPlanError, ValueError):
     """A markups file cannot be read as trajectories (names the file and the markup)."""
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number that is a finite float (an integer too large for a float is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 # ----------------------------------------------------------------------------- writing
@@ -264,7 +279,7 @@ class _Reader:
         if schema is not None:
             m = _SCHEMA_RE.search(str(schema)) if isinstance(schema, str) else None
             if m is None or m.group(1) != "1":
-                raise self.fail(f"@schema {schema!r} is not a Slicer markups schema v1.x "
+                raise self.fail(f"@schema {_REPR.repr(schema)} is not a Slicer markups schema v1.x "
                                 "(this version reads markups-schema-v1.*.json)")
         items = data.get("markups")
         if not isinstance(items, list):
@@ -304,7 +319,7 @@ class _Reader:
             return 1.0
         if s == "RAS":
             return -1.0
-        raise self.fail(f"{where}: coordinate system {system!r} is not supported "
+        raise self.fail(f"{where}: coordinate system {_REPR.repr(system)} is not supported "
                         "(only LPS or RAS patient coordinates)")
 
     def check_units(self, markup: dict[str, Any], where: str) -> None:
@@ -312,14 +327,14 @@ class _Reader:
         if isinstance(units, list) and len(units) == 3 and all(isinstance(u, str) for u in units):
             value, scheme = units[0], units[1]
             if scheme.upper() != "UCUM":
-                raise self.fail(f"{where}: coordinate units coded in {scheme!r}; "
+                raise self.fail(f"{where}: coordinate units coded in {_REPR.repr(scheme)}; "
                                 "only UCUM codes are understood")
             units = value
         if not isinstance(units, str):
             raise self.fail(f"{where}: coordinateUnits must be text such as \"mm\", "
                             f"got {type(units).__name__}")
         if units.strip() != "mm":
-            raise self.fail(f"{where}: coordinates are in {units!r}; only millimetres "
+            raise self.fail(f"{where}: coordinates are in {_REPR.repr(units)}; only millimetres "
                             "(\"mm\") are accepted")
 
     def points(
@@ -341,14 +356,9 @@ class _Reader:
             pos = cp.get("position")
             if status != "defined" or pos is None or pos == "":
                 raise self.fail(f"{at}: has no position (it was never placed)")
-            if (
-                not isinstance(pos, list)
-                or len(pos) != 3
-                or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in pos)
-                or not all(math.isfinite(c) for c in pos)
-            ):
+            if not isinstance(pos, list) or len(pos) != 3 or not all(map(_finite_number, pos)):
                 raise self.fail(f"{at}: position must be three finite numbers [x, y, z] "
-                                f"in mm, got {pos!r}")
+                                f"in mm, got {_REPR.repr(pos)}")
             lps = (sign_xy * float(pos[0]), sign_xy * float(pos[1]), float(pos[2]))
             description = self.text(cp, "description", at)
             own = _parse_keyvalues(description)
@@ -513,7 +523,7 @@ class _Reader:
             elif kind == "Fiducial":
                 got, fr = self.point_list(markup, where, sources)
             else:
-                raise self.fail(f"{where}: is a {kind!r} markup; only Line markups and "
+                raise self.fail(f"{where}: is a {_REPR.repr(kind)} markup; only Line markups and "
                                 "point lists (Fiducial) can be read as trajectories")
             found += got
             frames |= fr
@@ -597,6 +607,12 @@ def read_markups(
             f"'{p}' is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
             "it may be incomplete or not a markups file."
         ) from exc
+    except RecursionError as exc:
+        raise MarkupsError(
+            f"'{p}' is not a markups file: its lists or objects are nested too deeply."
+        ) from exc
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise MarkupsError(f"'{p}' is not valid JSON ({exc}).") from exc
     name = p.name
     stem = name[: -len(SUFFIX)] if name.lower().endswith(SUFFIX) else p.stem
     return plan_from_markups(

@@ -7,16 +7,19 @@ loading a series never parses a header again.
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pydicom
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import RawDataElement
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.uid import UID
 
 from planning.volume import PatientInfo
@@ -67,21 +70,47 @@ _KEYWORDS = (
 _TAGS = {k: int(tag_for_keyword(k) or 0) for k in _KEYWORDS}
 _IMPLICIT_VR = {k: dictionary_VR(_TAGS[k]) for k in _KEYWORDS}
 
-# What pydicom raises on damaged files (truncated, garbage lengths, wrong VRs).
+# What pydicom raises on damaged files (truncated, garbage lengths, wrong VRs). pydicom
+# parses lazily, so these come from reading any element of a damaged file, not only from
+# dcmread: every reader catches them around all of its use of the dataset.
 PARSE_ERRORS = (
-    ValueError,
+    ValueError,  # also UnicodeDecodeError, numpy's LinAlgError
     EOFError,
     struct.error,
-    KeyError,
+    LookupError,  # KeyError, IndexError, an unknown character set's codec
     TypeError,
     AttributeError,
-    IndexError,
-    NotImplementedError,
-    OverflowError,
-    UnicodeDecodeError,
+    NotImplementedError,  # an unknown VR or transfer syntax
+    RecursionError,  # sequences nested thousands deep
+    ArithmeticError,  # OverflowError, ZeroDivisionError
     MemoryError,
+    zlib.error,  # a corrupt deflated data set
+    BytesLengthException,  # an element's length does not fit its VR
 )
 NATIVE_LITTLE_ENDIAN = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+
+# Past these, a header value is corruption, not geometry: no patient is a kilometre from
+# the scanner's origin, no CT pixel is a metre wide or smaller than a micrometre (micro-CT
+# reaches a few), no rescale maps to a million HU.
+MAX_COORDINATE_MM = 1e6
+MIN_PIXEL_SPACING_MM, MAX_PIXEL_SPACING_MM = 1e-3, 1e3
+MAX_RESCALE = 1e6
+BITS_ALLOCATED = (8, 16, 32)
+
+
+def parse_problem(exc: BaseException, detail: bool = False) -> str:
+    """Why pydicom could not parse a damaged file, in words (for skip reasons, messages);
+    ``detail`` adds the exception's own message where there are no plainer words."""
+    if isinstance(exc, RecursionError):
+        return "its sequences are nested too deeply"
+    if isinstance(exc, zlib.error):
+        return "its compressed (deflated) data set is corrupt"
+    if isinstance(exc, BytesLengthException):
+        return "an element's length does not fit its value type"
+    if isinstance(exc, MemoryError):
+        return "an element claims more memory than there is"
+    text = str(exc).splitlines()[0][:200] if detail and str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -120,6 +149,7 @@ class ImageHeader:
     pixel_offset: int | None  # byte offset of raw native pixel data, None if not native
     number_of_frames: int
     sop_instance_uid: str = ""  # shared by every frame of a multi-frame image
+    problem: str = ""  # why the image cannot be used ("" if it can), for messages
 
     @property
     def is_localizer(self) -> bool:
@@ -135,6 +165,32 @@ class ScanItem:
     path: Path
     images: tuple[ImageHeader, ...] = ()
     skipped_reason: str | None = None
+
+
+def cut_short_element(ds: Any) -> str | None:
+    """The name of a top-level element that the end of the file cut short, or None.
+
+    pydicom reads a file that ends inside an element's value without an error (the value
+    is just shorter than its length says): a reader that must not silently lose the rest
+    of a file (an SR's last needles, a SEG's last frames) calls this right after dcmread,
+    while the elements are still raw.
+    """
+    for tag, elem in ds._dict.items():
+        if (
+            isinstance(elem, RawDataElement)
+            and elem.value is not None
+            and elem.length != 0xFFFFFFFF
+            and len(elem.value) < elem.length
+        ):
+            return str(elem_keyword(tag) or f"element {tag}")
+    return None
+
+
+def elem_keyword(tag: int) -> str:
+    try:
+        return str(keyword_for_tag(tag))
+    except (KeyError, ValueError):
+        return ""
 
 
 def _raw_value(ds: Any, keyword: str) -> Any:
@@ -262,9 +318,54 @@ def _native_pixel_offset(fp: Any, ts: str, expected_bytes: int) -> int | None:
     return offset
 
 
-def _frame_headers(ds: Any, base: dict[str, Any]) -> tuple[ImageHeader, ...]:
-    """One ImageHeader per frame of an Enhanced (multi-frame) CT image."""
-    n = _int(ds, "NumberOfFrames", 1)
+def _text(values: tuple[float, ...]) -> str:
+    return "\\".join(f"{v:g}" for v in values)
+
+
+def _checked(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` of an ImageHeader with values that cannot be real set aside.
+
+    Non-finite, absurd or degenerate geometry becomes None (as if missing, so the image is
+    ignored like one without position) and every problem is described in ``problem``, so
+    that a series none of whose images is usable is refused with the reason.
+    """
+    out = dict(fields)
+    problems = []
+    pos = out["position_lps"]
+    if pos is not None and not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE_MM
+                                   for v in pos):
+        problems.append(f"an ImagePositionPatient of {_text(pos)} (not a position in mm)")
+        out["position_lps"] = None
+    ori = out["orientation"]
+    if ori is not None and not (
+        all(math.isfinite(v) and abs(v) <= 2.0 for v in ori)
+        and all(0.5 <= math.hypot(*ori[n:n + 3]) <= 1.5 for n in (0, 3))
+    ):
+        problems.append(f"an ImageOrientationPatient of {_text(ori)} (not two unit vectors)")
+        out["orientation"] = None
+    spacing = out["pixel_spacing_mm"]
+    if spacing is not None and not all(
+        math.isfinite(v) and MIN_PIXEL_SPACING_MM <= v <= MAX_PIXEL_SPACING_MM for v in spacing
+    ):
+        problems.append(f"a PixelSpacing of {_text(spacing)} (not a pixel size in mm)")
+        out["pixel_spacing_mm"] = None
+    thickness = out["slice_thickness_mm"]
+    if thickness is not None and not (math.isfinite(thickness) and 0 < thickness <= 1e4):
+        out["slice_thickness_mm"] = None  # only shown in the series list: not worth refusing
+    slope, intercept = out["rescale_slope"], out["rescale_intercept"]
+    if not (math.isfinite(slope) and abs(slope) <= MAX_RESCALE):
+        problems.append(f"a RescaleSlope of {slope:g} (HU cannot be computed)")
+    if not (math.isfinite(intercept) and abs(intercept) <= MAX_RESCALE):
+        problems.append(f"a RescaleIntercept of {intercept:g} (HU cannot be computed)")
+    if out["bits_allocated"] not in BITS_ALLOCATED:
+        problems.append(f"BitsAllocated {out['bits_allocated']} (8, 16 or 32 expected)")
+    out["problem"] = "; ".join(problems)
+    return out
+
+
+def _frame_headers(ds: Any, base: dict[str, Any], n: int) -> tuple[ImageHeader, ...]:
+    """One ImageHeader per frame of an Enhanced (multi-frame) CT image (``n`` frames, each
+    described by an item of the PerFrameFunctionalGroupsSequence)."""
     shared = ds.get("SharedFunctionalGroupsSequence")
     shared_item = shared[0] if shared else None
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
@@ -292,7 +393,7 @@ def _frame_headers(ds: Any, base: dict[str, Any]) -> tuple[ImageHeader, ...]:
             image_type = tuple(str(v) for v in ftype.FrameType)
         out.append(
             ImageHeader(
-                **{
+                **_checked({
                     **base,
                     "frame": f,
                     "image_type": image_type,
@@ -307,7 +408,7 @@ def _frame_headers(ds: Any, base: dict[str, Any]) -> tuple[ImageHeader, ...]:
                     )
                     or 0.0,
                     "instance_number": f + 1,
-                }
+                })
             )
         )
     return tuple(out)
@@ -316,27 +417,43 @@ def _frame_headers(ds: Any, base: dict[str, Any]) -> tuple[ImageHeader, ...]:
 def read_header(path: Path) -> ScanItem:
     """Parse one file's header; never raises for bad files, it says why they were skipped."""
     try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return ScanItem(path, skipped_reason=f"unreadable ({exc.strerror or exc})")
+    if not stat.S_ISREG(mode):
+        # a pipe would block the scan for ever, a device would be read without end
+        return ScanItem(path, skipped_reason="not a regular file (a pipe, device or socket)")
+    try:
         with open(path, "rb") as fp:
             try:
                 ds = pydicom.dcmread(fp, stop_before_pixels=True)
             except InvalidDicomError:
                 return ScanItem(path, skipped_reason="not a DICOM file")
-            ts = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
-            rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
-            spp = _int(ds, "SamplesPerPixel", 1)
-            bits = _int(ds, "BitsAllocated", 16)
-            n_frames = _int(ds, "NumberOfFrames", 1)
-            # pydicom returns a partial dataset for a file cut inside its header, without
-            # an error: ending exactly where the parser stopped is how truncation shows.
-            deflated = ts == "1.2.840.10008.1.2.1.99"  # fp position is not the dataset's
-            at_eof = not deflated and fp.tell() >= os.fstat(fp.fileno()).st_size
-            offset = _native_pixel_offset(fp, ts, rows * cols * spp * bits // 8 * n_frames)
+            return _scan_item(path, fp, ds)
     except OSError as exc:
         return ScanItem(path, skipped_reason=f"unreadable ({exc.strerror or exc})")
     except PARSE_ERRORS as exc:
         return ScanItem(
-            path, skipped_reason=f"unreadable or truncated DICOM ({type(exc).__name__})"
+            path, skipped_reason=f"unreadable or truncated DICOM ({parse_problem(exc)})"
         )
+
+
+def _scan_item(path: Path, fp: Any, ds: Any) -> ScanItem:
+    """The images of a parsed header (``fp`` is just past it), or why it was skipped.
+
+    Runs inside `read_header`'s error boundary: pydicom decodes values lazily, so reading
+    any element of a damaged file may raise one of `PARSE_ERRORS`.
+    """
+    ts = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    spp = _int(ds, "SamplesPerPixel", 1)
+    bits = _int(ds, "BitsAllocated", 16)
+    n_frames = _int(ds, "NumberOfFrames", 1)
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    # pydicom returns a partial dataset for a file cut inside its header, without
+    # an error: ending exactly where the parser stopped is how truncation shows.
+    deflated = ts == "1.2.840.10008.1.2.1.99"  # fp position is not the dataset's
+    at_eof = not deflated and fp.tell() >= os.fstat(fp.fileno()).st_size
     sop_class = _str(ds, "SOPClassUID")
     if at_eof:
         return ScanItem(
@@ -346,6 +463,17 @@ def read_header(path: Path) -> ScanItem:
     if rows == 0 or cols == 0:
         name = UID(sop_class).name if sop_class else "unknown object"
         return ScanItem(path, skipped_reason=f"DICOM but not an image ({name})")
+    is_multiframe = n_frames > 1 or per_frame is not None
+    if is_multiframe and n_frames != len(per_frame or ()):
+        # Each frame's position is in its item: a count that disagrees is corruption, and
+        # believing a huge one would build billions of frames.
+        return ScanItem(
+            path,
+            skipped_reason=f"unreadable multi-frame header (NumberOfFrames is {n_frames}, "
+            f"but {len(per_frame or ())} frames are described)",
+        )
+    n_frames = max(n_frames, 1)
+    offset = _native_pixel_offset(fp, ts, rows * cols * spp * bits // 8 * n_frames)
     base: dict[str, Any] = {
         "path": path,
         "frame": None,
@@ -377,6 +505,6 @@ def read_header(path: Path) -> ScanItem:
         "pixel_offset": offset,
         "number_of_frames": n_frames,
     }
-    is_multiframe = n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds
-    images = _frame_headers(ds, base) if is_multiframe else (ImageHeader(**base),)
-    return ScanItem(path, images=images)
+    if is_multiframe:
+        return ScanItem(path, images=_frame_headers(ds, base, n_frames))
+    return ScanItem(path, images=(ImageHeader(**_checked(base)),))

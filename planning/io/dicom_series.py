@@ -142,9 +142,15 @@ def load_dicom_folder(
     progress = progress or no_progress()
     scan = scan_folder(folder, progress)
     if not scan.series:
-        detail = (
-            f" ({scan.n_files} file(s) looked at, none is a DICOM image)" if scan.n_files else ""
-        )
+        broken = [(p, reason) for p, reason in scan.skipped if "unreadable" in reason]
+        if broken:
+            path, reason = broken[0]
+            detail = (f" ({scan.n_files} file(s) looked at; {len(broken)} damaged, e.g. "
+                      f"'{path.name}': {reason})")
+        elif scan.n_files:
+            detail = f" ({scan.n_files} file(s) looked at, none is a DICOM image)"
+        else:
+            detail = ""
         raise SeriesError(f"No DICOM images found in '{scan.folder}'{detail}.")
     warnings: list[str] = []
     if series_uid is not None:
@@ -195,17 +201,32 @@ def _refuse_non_ct(info: SeriesInfo) -> None:
         )
 
 
+def _unusable_because(image: ImageHeader) -> str:
+    """Why an image cannot be placed in the patient or converted to HU ("" if it can)."""
+    if image.problem:
+        return image.problem
+    missing = [name for name, value in (("ImagePositionPatient", image.position_lps),
+                                        ("ImageOrientationPatient", image.orientation),
+                                        ("PixelSpacing", image.pixel_spacing_mm)) if not value]
+    return f"no {'/'.join(missing)}" if missing else ""
+
+
 def _select_stack(info: SeriesInfo, warnings: list[str]) -> list[ImageHeader]:
-    """Drop localizers and images whose orientation or size differs from the main stack."""
-    usable = [i for i in info.images if i.position_lps and i.orientation and i.pixel_spacing_mm]
+    """Drop localizers, images that cannot be used and images whose orientation or size
+    differs from the main stack."""
+    usable = [i for i in info.images if not _unusable_because(i)]
     if len(usable) < len(info.images):
-        missing = len(info.images) - len(usable)
+        bad = next(i for i in info.images if _unusable_because(i))
+        example = f"'{bad.path.name}' has {_unusable_because(bad)}"
         if not usable:
             raise SeriesError(
-                f"The images in '{info.folder}' have no ImagePositionPatient/"
-                "ImageOrientationPatient/PixelSpacing: their position in the patient is unknown."
+                f"The images in '{info.folder}' cannot be placed in the patient or converted "
+                f"to Hounsfield units: {example}."
             )
-        warnings.append(f"{missing} image(s) without position or orientation were ignored.")
+        warnings.append(
+            f"{len(info.images) - len(usable)} image(s) without a usable position, orientation, "
+            f"pixel spacing or rescale were ignored ({example})."
+        )
     localizers = [i for i in usable if i.is_localizer]
     stack = [i for i in usable if not i.is_localizer]
     if localizers:
@@ -345,7 +366,7 @@ def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
             f"Gantry tilt of {tilt_deg:.1f}° kept in the geometry (slices are sheared, "
             "not resampled): positions are exact."
         )
-    hu, clipped = read_slices(stack, progress)
+    hu, clipped = read_slices(stack, progress, where=f"'{info.folder}'")
     if clipped:
         warnings.append(f"{clipped} pixel(s) outside the 16-bit HU range were clipped.")
     if grid.weight.any() or len(grid.lower) != len(stack):
@@ -360,18 +381,24 @@ def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
     instances = dict.fromkeys(  # one per file: the frames of a multi-frame image share it
         SourceInstance(i.sop_class_uid, i.sop_instance_uid) for i in stack if i.sop_instance_uid
     )
-    return Volume(
-        array=hu,
-        affine_lps=affine,
-        modality="CT",
-        study_uid=info.study_uid,
-        series_uid=info.series_uid,
-        frame_of_reference_uid=first.frame_of_reference_uid,
-        patient=patient,
-        source=str(info.folder),
-        warnings=warnings,
-        source_instances=tuple(instances),
-    )
+    try:
+        return Volume(
+            array=hu,
+            affine_lps=affine,
+            modality="CT",
+            study_uid=info.study_uid,
+            series_uid=info.series_uid,
+            frame_of_reference_uid=first.frame_of_reference_uid,
+            patient=patient,
+            source=str(info.folder),
+            warnings=warnings,
+            source_instances=tuple(instances),
+        )
+    except SeriesError as exc:  # a degenerate grid: say which series it is
+        raise SeriesError(
+            f"The geometry of series '{info.description or info.series_number}' in "
+            f"'{info.folder}' cannot be used ({exc}): its headers are corrupt."
+        ) from exc
 
 
 def source_files(volume: Volume, progress: Progress | None = None) -> list[Path]:

@@ -86,7 +86,14 @@ class _FrameCache:
         if arr is None:
             arr = _decode_file(h)
             self._arrays[h.path] = arr
-        return arr[h.frame] if arr.ndim == 3 else arr
+        if arr.ndim != 3 or h.frame is None:
+            return arr  # one image (the shape check names a file that decodes otherwise)
+        if h.frame >= arr.shape[0]:
+            raise SeriesError(
+                f"'{h.path}' holds {arr.shape[0]} frame(s) of pixel data where its header "
+                f"describes {h.number_of_frames}: the file is damaged."
+            )
+        return arr[h.frame]
 
 
 def _decode_file(h: ImageHeader) -> np.ndarray:
@@ -140,40 +147,113 @@ def _to_hu(stored: np.ndarray, h: ImageHeader, out: np.ndarray) -> int:
     return clipped
 
 
-def read_slices(stack: list[ImageHeader], progress: Progress) -> tuple[np.ndarray, int]:
+def _check_claimed_size(h: ImageHeader) -> None:
+    """Refuse an uncompressed image whose header claims more pixels than its file holds,
+    before any memory is set aside for them (a damaged Rows or Columns could claim 8 GB)."""
+    if h.transfer_syntax not in UNCOMPRESSED_SYNTAXES or h.transfer_syntax.endswith(".99"):
+        return  # compressed (or deflated): the decoder checks the size it finds
+    claimed = h.rows * h.columns * h.samples_per_pixel * max(h.bits_allocated // 8, 1)
+    claimed *= h.number_of_frames
+    try:
+        size = h.path.stat().st_size
+    except OSError as exc:
+        raise SeriesError(f"Could not read '{h.path}': {exc.strerror or exc}.") from exc
+    if claimed > size:
+        raise SeriesError(
+            f"The pixel data of '{h.path}' is truncated or its header is damaged: "
+            f"{h.columns}×{h.rows} pixels{'' if h.number_of_frames == 1 else ' per frame'} "
+            f"need {claimed} bytes, the file has {size}."
+        )
+
+
+def memory_limit_bytes() -> int:
+    """The memory a volume may take: physical memory, or less if this process is limited
+    (POSIX; elsewhere no limit is known and only a failed allocation stops a load)."""
+    limit = 2**62
+    try:
+        limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limit = min(limit, soft)
+    except (AttributeError, ImportError, OSError, ValueError):
+        pass
+    return int(limit)
+
+
+def _allocate(shape: tuple[int, int, int], where: str) -> np.ndarray:
+    """The int16 HU array, refused with a clear message when it cannot fit in memory."""
+    needed = int(np.prod(shape, dtype=np.float64)) * 2
+    limit = memory_limit_bytes()
+    if needed > limit // 2:  # loading needs the array and about as much again
+        raise SeriesError(
+            f"The series in {where} is too large to load: {shape[2]}×{shape[1]} pixels × "
+            f"{shape[0]} slices need {needed / 2**30:.1f} GB, this computer has "
+            f"{limit / 2**30:.1f} GB."
+        )
+    try:
+        return np.empty(shape, dtype=np.int16)
+    except MemoryError as exc:
+        raise SeriesError(
+            f"Not enough free memory to load the series in {where} "
+            f"({needed / 2**30:.1f} GB): close other programs and try again."
+        ) from exc
+
+
+def read_slices(
+    stack: list[ImageHeader], progress: Progress, where: str = "the folder"
+) -> tuple[np.ndarray, int]:
     """HU array ``[k, j, i]`` of the images in ``stack`` order, and the count of pixels
-    clipped to the int16 range (only corrupt rescale values cause any)."""
+    clipped to the int16 range (only corrupt rescale values cause any).
+
+    The first image is read before the array is made, so that a header claiming an
+    absurd size fails on its own file, with its name, instead of as a MemoryError.
+    """
     total = len(stack)
     first = stack[0]
-    out = np.empty((total, first.rows, first.columns), dtype=np.int16)
+    for h in stack:
+        _check_claimed_size(h)
     cache = _FrameCache()
     clipped_total = 0
 
-    def one(k: int) -> int:
-        h = stack[k]
+    def stored_of(h: ImageHeader) -> np.ndarray:
         if h.pixel_offset is not None and h.samples_per_pixel == 1:
             stored = _read_native(h)
         else:
             stored = cache.get(h)
         if stored.shape != (first.rows, first.columns):
             raise SeriesError(
-                f"'{h.path}' has {stored.shape[1]}×{stored.shape[0]} pixels where the series "
+                f"'{h.path}' has {_size(stored.shape)} pixels where the series "
                 f"has {first.columns}×{first.rows}."
             )
-        return _to_hu(stored, h, out[k])
+        return stored
 
     progress.report(0, total, "Reading pixel data")
+    first_stored = stored_of(first)
+    out = _allocate((total, first.rows, first.columns), where)
+    clipped_total += _to_hu(first_stored, first, out[0])
+    del first_stored
+
+    def one(k: int) -> int:
+        return _to_hu(stored_of(stack[k]), stack[k], out[k])
+
     multiframe = any(h.frame is not None for h in stack)
     workers = 1 if multiframe else min(os.cpu_count() or 1, 8)
-    if workers == 1:
-        for k in range(total):
+    if workers == 1 or total <= 2:
+        for k in range(1, total):
             clipped_total += one(k)
             if k % 8 == 7 or k == total - 1:
                 progress.report(k + 1, total, "Reading pixel data")
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for n, clipped in enumerate(pool.map(one, range(total)), 1):
+            for n, clipped in enumerate(pool.map(one, range(1, total)), 2):
                 clipped_total += clipped
                 if n % 8 == 0 or n == total:
                     progress.report(n, total, "Reading pixel data")
     return out, clipped_total
+
+
+def _size(shape: tuple[int, ...]) -> str:
+    """"columns×rows" of a decoded image's shape (rows, columns[, samples])."""
+    return f"{shape[1]}×{shape[0]}" if len(shape) >= 2 else "×".join(map(str, shape))
