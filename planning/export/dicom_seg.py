@@ -57,7 +57,6 @@ from typing import Any
 
 import highdicom as hd
 import numpy as np
-import pydicom
 from highdicom.seg import (
     Segmentation,
     SegmentationTypeValues,
@@ -65,18 +64,17 @@ from highdicom.seg import (
 )
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.pixels.utils import iter_pixels
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
-from pydicom.uid import UID, generate_uid
+from pydicom.uid import generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from planning.anatomy.label_tables import LabelTable
 from planning.anatomy.model import Anatomy
 from planning.errors import VertebroPlanError
 from planning.export.dicom_sr import CHARACTER_SET, DISCLAIMER, LEVEL_CODES, _save_atomic
-from planning.io.dicom_headers import PARSE_ERRORS, cut_short_element, parse_problem
+from planning.io.dicom_headers import PARSE_ERRORS, parse_problem, read_whole_dicom
 from planning.plan import GAUGES, LEVEL_NAMES, Plan, Side, Trajectory, level_index
 from planning.progress import Progress, no_progress
 from planning.volume import PatientInfo, Volume, inverse_affine
@@ -586,27 +584,9 @@ def read_seg_labels(path: str | Path, ct: Volume) -> tuple[Volume, LabelTable]:
 
 
 def _read_dataset(p: Path) -> Dataset:
-    try:
-        ds = pydicom.dcmread(p)
-        cut = cut_short_element(ds)
-        sop_class = str(ds.get("SOPClassUID", ""))
-    except FileNotFoundError as exc:
-        raise SEGFormatError(f"'{p}' does not exist.") from exc
-    except InvalidDicomError as exc:
-        raise SEGFormatError(f"'{p}' is not a DICOM file.") from exc
-    except OSError as exc:
-        raise SEGFormatError(f"'{p}' cannot be read: {exc.strerror or exc}") from exc
-    except PARSE_ERRORS as exc:
-        raise SEGFormatError(
-            f"'{p}' is damaged or truncated DICOM ({parse_problem(exc)})."
-        ) from exc
-    if sop_class not in (SEGMENTATION_STORAGE, LABELMAP_SEGMENTATION_STORAGE):
-        what = UID(sop_class).name if sop_class else "object of unknown type"
-        raise SEGFormatError(f"'{p}' is a DICOM {what}, not a segmentation (DICOM SEG).")
-    if cut is not None:
-        raise SEGFormatError(
-            f"'{p}' is truncated: the file ends inside its {cut}; it may be an incomplete copy."
-        )
+    ds: Dataset = read_whole_dicom(p, SEGFormatError,
+                                   (SEGMENTATION_STORAGE, LABELMAP_SEGMENTATION_STORAGE),
+                                   "a segmentation (DICOM SEG)")
     return ds
 
 

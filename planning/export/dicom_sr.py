@@ -45,7 +45,6 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-import pydicom
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from highdicom.sr import (
     Comprehensive3DSR,
@@ -65,15 +64,14 @@ from highdicom.sr import (
     TrackingIdentifier,
 )
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
-from pydicom.uid import UID, Comprehensive3DSRStorage, CTImageStorage, generate_uid
+from pydicom.uid import Comprehensive3DSRStorage, CTImageStorage, generate_uid
 
 from planning.carm import PatientPosition, working_angles
 from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
-from planning.io.dicom_headers import PARSE_ERRORS, cut_short_element, parse_problem
+from planning.io.dicom_headers import PARSE_ERRORS, parse_problem, read_whole_dicom
 from planning.plan import (
     DEFAULT_GAUGE,
     GAUGES,
@@ -505,31 +503,8 @@ def read_plan_sr(path: str | Path) -> Plan:
         holds no needle path; the message names the file.
     """
     p = Path(path)
-    try:
-        ds = pydicom.dcmread(p)
-        cut = cut_short_element(ds)
-        sop_class = str(ds.get("SOPClassUID", ""))
-    except FileNotFoundError as exc:
-        raise PlanFormatError(f"'{p}' does not exist.") from exc
-    except InvalidDicomError as exc:
-        raise PlanFormatError(f"'{p}' is not a DICOM file.") from exc
-    except OSError as exc:
-        raise PlanFormatError(f"'{p}' cannot be read: {exc.strerror or exc}") from exc
-    except PARSE_ERRORS as exc:
-        raise PlanFormatError(
-            f"'{p}' is damaged or truncated DICOM ({parse_problem(exc)})."
-        ) from exc
-    if sop_class != Comprehensive3DSRStorage:
-        what = UID(sop_class).name if sop_class else "object of unknown type"
-        raise PlanFormatError(
-            f"'{p}' is a DICOM {what}, not a needle plan (a Comprehensive 3D SR "
-            "written by VertebroPlan)."
-        )
-    if cut is not None:
-        raise PlanFormatError(
-            f"'{p}' is truncated: the file ends inside its {cut}, so needles may be "
-            "missing; it may be an incomplete copy."
-        )
+    ds = read_whole_dicom(p, PlanFormatError, (Comprehensive3DSRStorage,),
+                          "a needle plan (a Comprehensive 3D SR written by VertebroPlan)")
     try:
         return _plan_from_sr(ds)
     except PlanFormatError as exc:

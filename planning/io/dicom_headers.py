@@ -186,6 +186,36 @@ def cut_short_element(ds: Any) -> str | None:
     return None
 
 
+def read_whole_dicom(path: Path, error: type[Exception], expected: tuple[str, ...],
+                     what: str) -> Any:
+    """A DICOM file of one of the ``expected`` SOP classes, read whole, else ``error``
+    with a message naming the file: missing, unreadable, not DICOM, damaged, another kind
+    of object (``what`` says what was expected), or cut short by the end of the file.
+
+    For readers of objects whose every part matters (a plan SR, a SEG): a truncated copy
+    must be refused, not read as a smaller plan.
+    """
+    try:
+        ds = pydicom.dcmread(path)
+        cut = cut_short_element(ds)
+        sop_class = str(ds.get("SOPClassUID", ""))
+    except FileNotFoundError as exc:
+        raise error(f"'{path}' does not exist.") from exc
+    except InvalidDicomError as exc:
+        raise error(f"'{path}' is not a DICOM file.") from exc
+    except OSError as exc:
+        raise error(f"'{path}' cannot be read: {exc.strerror or exc}") from exc
+    except PARSE_ERRORS as exc:
+        raise error(f"'{path}' is damaged or truncated DICOM ({parse_problem(exc)}).") from exc
+    if sop_class not in expected:
+        kind = UID(sop_class).name if sop_class else "object of unknown type"
+        raise error(f"'{path}' is a DICOM {kind}, not {what}.")
+    if cut is not None:
+        raise error(f"'{path}' is truncated: the file ends inside its {cut}, so parts may "
+                    "be missing; it may be an incomplete copy.")
+    return ds
+
+
 def elem_keyword(tag: int) -> str:
     try:
         return str(keyword_for_tag(tag))
