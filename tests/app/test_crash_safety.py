@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.autosave import Autosave
+from app.autosave import Autosave, _alive
 from planning.errors import VertebroPlanError
 from planning.plan import Plan, Side, Trajectory
 from planning.plan_file import load_plan, save_plan
@@ -52,6 +52,10 @@ def test_killed_while_editing_loses_at_most_the_action_in_progress(tmp_path, see
     last = max(int(x.split()[1]) for x in lines if x.startswith("step"))
     files = list((tmp_path / "recovery").glob("recovery-*.vplan.json"))
     assert len(files) == 1
+    pid = int(files[0].name[len("recovery-"):-len(".vplan.json")])
+    deadline = time.monotonic() + 10  # SIGKILL is delivered at once, the exit takes a moment
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     recovered = Autosave(tmp_path / "recovery").pending()
     assert len(recovered) == 1  # whole, readable, and offered
     step = _step_of(recovered[0].plan)
