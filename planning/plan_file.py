@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import reprlib
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from planning.atomic_file import atomic_open
 from planning.errors import VertebroPlanError
 from planning.plan import (
     DEFAULT_GAUGE,
@@ -229,32 +228,10 @@ def load_plan(path: str | Path) -> Plan:
 def save_plan(plan: Plan, path: str | Path) -> Path:
     """Write atomically: temp file in the same folder, fsync, rename over the target."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(plan_to_dict(plan), indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-        _fsync_dir(p.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(p, "w", encoding="utf-8") as fh:
+        fh.write(text)
     return p
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def check_frame(plan: Plan, ct_frame_uid: str, *, force_other_frame: bool = False) -> Plan:

@@ -36,8 +36,6 @@ Sequence as DICOM requires for private schemes.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +66,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import Comprehensive3DSRStorage, CTImageStorage, generate_uid
 
+from planning.atomic_file import atomic_open
 from planning.carm import PatientPosition, working_angles
 from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
@@ -463,18 +462,9 @@ def _evidence(volume: Volume, study_uid: str) -> list[Dataset]:
 
 
 def _save_atomic(dataset: Dataset, path: Path) -> None:
-    """Temp file in the same folder, fsync, rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            dataset.save_as(fh, enforce_file_format=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """The DICOM file written whole or not at all (`atomic_open`)."""
+    with atomic_open(path, "wb") as fh:
+        dataset.save_as(fh, enforce_file_format=True)
 
 
 # ---- reading ---------------------------------------------------------------------------

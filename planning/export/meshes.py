@@ -20,10 +20,7 @@ Python loop per triangle.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import IO
@@ -32,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from planning.anatomy.model import Anatomy
+from planning.atomic_file import atomic_open
 from planning.errors import VertebroPlanError
 from planning.mask_reslice import mask_mesh
 from planning.plan import Plan, Trajectory
@@ -189,27 +187,6 @@ def _checked(mesh: Mesh, path: Path) -> tuple[NDArray[np.float32], NDArray[np.in
     return verts.astype(np.float32, copy=False), faces.astype(np.int64, copy=False)
 
 
-@contextmanager
-def _atomic(path: str | Path, mode: str) -> Iterator[IO[bytes]]:
-    """A file that appears at ``path`` only once completely written and synced.
-
-    Why: a crash or a full disk mid-way through a 100 MB bone surface must not leave a
-    truncated STL that a printer's software might still load.
-    """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def stl_header() -> bytes:
     """The 80-byte header: ASCII (readers show it as Latin-1), padded with spaces.
 
@@ -228,7 +205,7 @@ def write_stl(path: str | Path, mesh: Mesh) -> Path:
     """
     p = Path(path)
     verts, faces = _checked(mesh, p)
-    with _atomic(p, "wb") as fh:
+    with atomic_open(p, "wb") as fh:
         fh.write(stl_header())
         fh.write(np.array([len(faces)], dtype="<u4").tobytes())
         for s in range(0, len(faces), _CHUNK):
@@ -265,7 +242,7 @@ def write_obj(path: str | Path, mesh: Mesh, *, name: str | None = None) -> Path:
         "# For research and training - not for clinical use.\n"
         f"o {object_name}\n"
     )
-    with _atomic(p, "wb") as fh:
+    with atomic_open(p, "wb") as fh:
         fh.write(header.encode("utf-8"))
         _write_rows(fh, "v %.9g %.9g %.9g\n", verts)
         if has_normals:
@@ -350,7 +327,7 @@ def write_scene_meshes(
             continue
         written.append(write(out / f"{stem}.{kind}", mesh))
     progress.report(len(jobs), len(jobs) + 1, "Writing README.txt…")
-    with _atomic(out / "README.txt", "wb") as fh:
+    with atomic_open(out / "README.txt", "wb") as fh:
         fh.write(_readme(written, skipped).encode("utf-8"))
     written.append(out / "README.txt")
     progress.report(len(jobs) + 1, len(jobs) + 1, "Meshes written.")

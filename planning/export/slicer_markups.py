@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import reprlib
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from planning.atomic_file import atomic_open
 from planning.errors import VertebroPlanError
 from planning.plan import (
     DEFAULT_GAUGE,
@@ -164,18 +163,9 @@ def write_markups(path: str | Path, plan: Plan) -> Path:
     never leaves a half-written file that Slicer would half-load.
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(plan_to_markups(plan), indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(p, "w", encoding="utf-8") as fh:
+        fh.write(text)
     return p
 
 

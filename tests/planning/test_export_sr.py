@@ -442,7 +442,7 @@ def test_a_failed_write_keeps_the_previous_file(
     def disk_full(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("planning.export.dicom_sr.os.fsync", disk_full)
+    monkeypatch.setattr("planning.atomic_file.os.fsync", disk_full)
     with pytest.raises(OSError, match="No space left"):
         write_plan_sr(
             path, plan.with_trajectory(plan.trajectories[0].translated([1, 0, 0])), {}, volume
