@@ -59,7 +59,7 @@ def fill_bodies(column: SpineColumn, labels: IntArray) -> IntArray:
         along = (ii - ci) * u[0] + (jj - cj) * u[1]
         wall = _canal_front(column.canal[k], ii, jj, along, ci, cj, s, depth)
         front = (along > wall) & (((ii - bi) ** 2 + (jj - bj) ** 2) <= reach2)
-        dense = hu[k] >= INTERIOR_MIN_HU
+        dense = (hu[k] >= INTERIOR_MIN_HU) & ~column.vessels.lumen[k]
         row = labels[k]
         codes, counts = np.unique(row[front], return_counts=True)
         # the vertebra with the most shell here fills first: in a slice that crosses a

@@ -122,8 +122,9 @@ def anatomy_from_ct(ct: Volume, progress: Progress | None = None, *,
     for n, name in enumerate(names, start=1):
         codes[n] = VERSE.code_of(name) if name is not None else 0
     body_codes = codes[interior_w]
-    label_volume = _labels_on_ct(ct, grid, np.where(body_codes > 0, body_codes + BODY_CODE,
-                                                    codes[labels_w]))
+    codes_w = np.where(body_codes > 0, body_codes + BODY_CODE, codes[labels_w])
+    codes_w[column.vessels.lumen] = 0  # blood is never a vertebra, whatever its HU
+    label_volume = _labels_on_ct(ct, grid, codes_w)
     clock("labels on CT")
     inner = _Sub(progress, 6, STAGES)
     anatomy = anatomy_from_label_map(ct, label_volume, VERSE, inner.progress)

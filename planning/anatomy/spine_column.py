@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from planning.errors import VertebroPlanError
+from planning.vessels import VesselMap, find_vessels
 from planning.volume import FloatArray, Volume
 
 WORK_SPACING_MM = 2.0
@@ -86,6 +87,9 @@ class SpineColumn:
     grid: WorkGrid
     bone: BoolArray
     metal: BoolArray
+    vessels: VesselMap
+    """Contrast-filled vessels and heart found in the image (`planning.vessels`); ``bone``
+    excludes them."""
     canal: BoolArray
     canal_ij: FloatArray
     body_ij: FloatArray
@@ -125,14 +129,26 @@ def find_column(grid: WorkGrid) -> SpineColumn:
     if metal.any():
         canal &= ~ndimage.binary_dilation(metal, iterations=max(1, round(10.0 / s)))
     canal_ij, covered = _canal_path(canal, bone, s)
+    # blood is found once the column is known, so that no body's core can be taken for it
+    # (`find_vessels`' bone_kji), and then removed from the bone before the bodies are
+    vessels = find_vessels(hu, grid.affine_lps, s, bone_kji=_body_points(
+        _body_path(bone, canal_ij, covered, s)))
+    bone &= ~vessels.lumen & ~vessels.wall_calcium
     body_ij = _body_path(bone, canal_ij, covered, s)
     first, last = int(covered[0]), int(covered[-1])
     closed = float(np.isfinite(canal_ij[first:last + 1, 0]).mean())
     canal_ij = _fill_and_smooth(canal_ij, covered, s)
     body_ij = _carry_body(body_ij, canal_ij, last, s)
     body_ij = _fill_and_smooth(body_ij, np.flatnonzero(np.isfinite(body_ij[:, 0])), s)
-    return SpineColumn(grid, bone, metal, canal, canal_ij, body_ij,
+    return SpineColumn(grid, bone, metal, vessels, canal, canal_ij, body_ij,
                        slice(first, last + 1), closed)
+
+
+def _body_points(body_ij: FloatArray) -> NDArray[np.intp]:
+    """(k, j, i) working voxels of the bodies' middles, where they were found."""
+    k = np.flatnonzero(np.isfinite(body_ij[:, 0]))
+    ij = np.rint(body_ij[k]).astype(np.intp)
+    return np.stack([k, ij[:, 1], ij[:, 0]], axis=1)
 
 
 def _within(mask: BoolArray, axis: int, n: int, forward: bool) -> BoolArray:

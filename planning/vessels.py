@@ -1,0 +1,226 @@
+"""Contrast-filled vessels and heart chambers found in the CT itself: never bone.
+
+Why this exists: with intravenous contrast the lumen of the aorta, the vena cava, the azygos
+and iliac vessels and the heart's chambers reads 150–500 HU, like cancellous bone and even
+like thin cortex. A bone threshold takes them for bone; the aorta lies against the thoracic
+and upper lumbar bodies, so a vertebra flooded from its body swallowed the aorta, and
+needles were proposed into it (with "tip in the body"). Every mask that means bone, and
+every check of a needle, needs to know where blood is, from the image alone.
+
+How: a contrast-filled lumen is a *thick, homogeneous, bright* region that is *not walled
+by brighter bone*, and vessels and the heart are *long* (or large) where a vertebral body
+is cut short by its discs every 20–35 mm. On an LPS-aligned working grid (`WorkGrid`, 2 mm):
+
+1. Local mean and standard deviation over 3 × 3 × 3 voxels. "Blood" is a mean within
+   `BLOOD_HU` whose local spread is no more than `HOMOGENEITY_NOISE_FACTOR` × the CT's own
+   noise (measured in soft tissue, so a sharp lung kernel's ±100 HU is allowed for, and a
+   soft kernel's ±15 HU is not an excuse for trabecular bone).
+2. One erosion cuts the thin contacts between a lumen and a body that touches it (the
+   boundary voxels there are mixed, hence not homogeneous).
+3. Each remaining piece is kept as a vessel when it is long (`MIN_LENGTH_MM` along the body
+   axis, or the scan's whole length when that is shorter), or large (`MIN_CHAMBER_ML`: heart
+   chambers), *and* when less than `MAX_BRIGHT_RIM` of its rim is brighter than its lumen
+   (a vertebra's cancellous core is walled by cortex; a vessel touches bone only on one
+   side, and a calcified wall is patchy).
+4. The kept pieces grow back by the eroded voxel (and one more, a vessel's wall) into voxels
+   that are not brighter than the lumen; brighter voxels on the wall are calcium (or a
+   stent's metal) on the vessel, flagged as such and never bone.
+
+Without contrast the lumen is 30–60 HU and nothing is found: unenhanced blood is not
+confused with bone by any threshold here, so nothing needs excluding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from planning.volume import FloatArray
+
+BLOOD_HU = (130.0, 700.0)
+"""Enhanced blood: portal-venous phase ~150 HU, arterial phase up to ~500 HU (the shared
+thorax CT's aorta: 465 HU); excretory-phase urine and oral contrast are beyond the spine."""
+DENSE_CONTRAST_HU = 2000.0  # undiluted contrast in the vein it is injected into
+SOFT_TISSUE_HU = (-20.0, 90.0)  # muscle and organs: where the CT's noise is measured
+HOMOGENEITY_NOISE_FACTOR = 2.2
+HOMOGENEITY_FLOOR_HU = 28.0  # below any CT's noise floor at 2 mm: soft kernels measure ~8–15
+MIN_LENGTH_MM = 45.0  # longer than one vertebral body with both its discs' partial volume
+MIN_CHAMBER_ML = 60.0  # a heart chamber, or the aortic arch, though it is short
+MIN_AREA_MM2 = 20.0  # smallest cross-section (after erosion) of a large vessel's core
+MAX_BRIGHT_RIM = 0.6  # a core walled by brighter bone over more than this is bone
+RIM_BRIGHTER_HU = 120.0  # "brighter than the lumen" on the rim: cortex, not a wall's blur
+CALCIUM_HU = 500.0  # on a vessel's wall, at least this and brighter than the lumen: calcium
+METAL_HU = 2500.0
+GROW_STEPS = 3  # the eroded voxel, the inhomogeneous edge, the wall's partial volume
+GROW_FLOOR_HU = 40.0  # the growth stops at fat and lung
+
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True, eq=False)
+class VesselMap:
+    """Blood (contrast-filled vessels, heart) and wall calcium/metal on a grid.
+
+    ``lumen`` and ``wall_calcium`` are bool ``[k, j, i]`` on the grid of ``affine_lps``;
+    ``noise_hu`` is the CT's measured noise at that grid (local SD in soft tissue);
+    ``lumen_hu`` the median HU of the found lumens (None: no contrast-filled vessel).
+    """
+
+    lumen: BoolArray
+    wall_calcium: BoolArray
+    affine_lps: FloatArray
+    noise_hu: float
+    lumen_hu: float | None
+
+    @property
+    def found(self) -> bool:
+        return self.lumen_hu is not None
+
+    def describe(self) -> str:
+        """One sentence for warnings and reports."""
+        if not self.found:
+            return "No contrast-filled vessel was found (no intravenous contrast, or none near " \
+                   "the spine)."
+        calc = " with calcium or metal on their walls" if self.wall_calcium.any() else ""
+        return (f"Contrast-filled vessels (lumen about {self.lumen_hu:.0f} HU){calc} were "
+                "found and kept out of the bone.")
+
+
+def local_mean_sd(hu: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Mean and standard deviation of HU over each voxel's 3 × 3 × 3 neighbourhood."""
+    mean = ndimage.uniform_filter(hu, size=3, mode="nearest")
+    sq = ndimage.uniform_filter(hu * hu, size=3, mode="nearest")
+    sd = np.sqrt(np.maximum(sq - mean * mean, 0.0))
+    return mean, sd
+
+
+def noise_sd_hu(mean: NDArray[np.float32], sd: NDArray[np.float32]) -> float:
+    """The CT's noise at this grid: the median local SD over soft tissue (muscle, organs),
+    which is homogeneous in every patient; a floor where too little soft tissue is seen."""
+    soft = (mean > SOFT_TISSUE_HU[0]) & (mean < SOFT_TISSUE_HU[1])
+    if np.count_nonzero(soft) < 500:
+        return HOMOGENEITY_FLOOR_HU / HOMOGENEITY_NOISE_FACTOR
+    return float(np.median(sd[soft]))
+
+
+def find_vessels(hu: NDArray[np.float32], affine_lps: FloatArray, spacing_mm: float,
+                 superior_axis: int = 0, *, bone_kji: NDArray[np.intp] | None = None
+                 ) -> VesselMap:
+    """Contrast-filled vessels and heart chambers on an isotropic grid.
+
+    Parameters
+    ----------
+    hu
+        HU ``[k, j, i]`` on an isotropic grid of ``spacing_mm`` (the anatomy's working grid).
+    affine_lps
+        That grid's index→LPS affine (kept with the masks).
+    superior_axis
+        The array axis that runs head–foot (0 on the LPS-aligned working grid).
+    bone_kji
+        (N, 3) voxels known to be bone (the middle of the vertebral bodies, in front of the
+        canal): a piece holding one of them is a body's cancellous core, never a vessel,
+        however homogeneous and long (a fused or ankylosed column has no discs to cut it).
+    """
+    s = float(spacing_mm)
+    mean, sd = local_mean_sd(hu)
+    noise = noise_sd_hu(mean, sd)
+    limit = max(HOMOGENEITY_FLOOR_HU, HOMOGENEITY_NOISE_FACTOR * noise)
+    blood = (mean >= BLOOD_HU[0]) & (mean <= BLOOD_HU[1]) & (sd <= limit) & (hu < METAL_HU)
+    core = ndimage.binary_erosion(blood)
+    labels, n = ndimage.label(core)
+    empty = np.zeros(hu.shape, dtype=bool)
+    if n == 0:
+        return VesselMap(empty, empty.copy(), affine_lps, noise, None)
+    index = np.arange(1, n + 1)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    objects = ndimage.find_objects(labels)
+    extent_vox = np.array([o[superior_axis].stop - o[superior_axis].start for o in objects])
+    length_mm = extent_vox * s
+    volume_ml = sizes * s ** 3 / 1000.0
+    area_mm2 = sizes * s ** 3 / np.maximum(length_mm, s)  # mean cross-section
+    scan_mm = hu.shape[superior_axis] * s
+    long_enough = length_mm >= min(MIN_LENGTH_MM, 0.8 * scan_mm)
+    candidate = (long_enough | (volume_ml >= MIN_CHAMBER_ML)) & (area_mm2 >= MIN_AREA_MM2)
+    if bone_kji is not None and len(bone_kji):
+        k, j, i = (np.clip(np.asarray(bone_kji)[:, a], 0, hu.shape[a] - 1) for a in range(3))
+        held = np.unique(labels[k, j, i])
+        candidate[held[held > 0] - 1] = False
+    if not candidate.any():
+        return VesselMap(empty, empty.copy(), affine_lps, noise, None)
+    lumen_hu = np.asarray(ndimage.median(mean, labels, index), dtype=np.float64)
+    dense_blood = (mean >= BLOOD_HU[1]) & (mean <= DENSE_CONTRAST_HU) & (sd <= limit)
+    rim_bright = _bright_rim_fraction(hu, labels, objects, lumen_hu, np.flatnonzero(candidate),
+                                      dense_blood)
+    keep = candidate & (rim_bright < MAX_BRIGHT_RIM)
+    if not keep.any():
+        return VesselMap(empty, empty.copy(), affine_lps, noise, None)
+    lut = np.concatenate([[False], keep])
+    kept = lut[labels]
+    ceiling = float(np.percentile(lumen_hu[keep], 90)) + RIM_BRIGHTER_HU
+    lumen = _grow_downhill(hu, kept, GROW_STEPS, ceiling, limit)
+    ring = ndimage.binary_dilation(lumen, iterations=max(1, round(2.0 / s))) & ~lumen
+    calcium = ring & ((hu >= max(CALCIUM_HU, ceiling)) | (hu >= METAL_HU))
+    # a stent's struts (or a ring of calcium) make the lumen inside them inhomogeneous:
+    # what they enclose in the axial plane is lumen all the same
+    in_plane = np.zeros((3, 3, 3), dtype=bool)
+    in_plane[1] = ndimage.generate_binary_structure(2, 1)
+    if superior_axis != 0:
+        in_plane = np.moveaxis(in_plane, 0, superior_axis)
+    enclosed = ndimage.binary_fill_holes(lumen | calcium, structure=in_plane)
+    lumen = lumen | (enclosed & ~calcium)
+    weights = sizes[keep].astype(np.float64)
+    median_lumen = float(np.average(lumen_hu[keep], weights=weights))
+    return VesselMap(lumen, calcium, affine_lps, noise, median_lumen)
+
+
+def _grow_downhill(hu: NDArray[np.float32], seed: BoolArray, steps: int, ceiling: float,
+                   tolerance: float) -> BoolArray:
+    """``seed`` grown voxel by voxel, ``steps`` times, into voxels no brighter than the
+    brightest grown neighbour (plus ``tolerance``, the noise) and than ``ceiling``, and not
+    fat or air.
+
+    Why downhill: from a lumen outwards the HU falls through the partial-volumed wall to
+    fat; meeting bone it rises again at the cortex, where the growth stops. Without this the
+    wall's partial volume (between bone threshold and lumen) stayed "bone" and ringed every
+    vessel, joining it to the vertebra that touches it.
+    """
+    grown = seed.copy()
+    values = np.where(grown, hu, -np.inf).astype(np.float32)
+    for _ in range(steps):
+        reach = ndimage.maximum_filter(values, size=3)
+        new = ~grown & np.isfinite(reach) & (hu <= reach + tolerance) & (hu < ceiling) \
+            & (hu >= GROW_FLOOR_HU)
+        if not new.any():
+            break
+        grown |= new
+        values[new] = hu[new]
+    return grown
+
+
+def _bright_rim_fraction(hu: NDArray[np.float32], labels: NDArray[np.int32],
+                         objects: list[tuple[slice, ...] | None], lumen_hu: FloatArray,
+                         which: NDArray[np.intp], dense_blood: BoolArray) -> FloatArray:
+    """Per candidate piece, the fraction of its rim (the voxels one to three voxels
+    outside it) where the brightest voxel is brighter than its lumen by `RIM_BRIGHTER_HU`:
+    a piece of cancellous bone is walled by cortex, a lumen by its wall and fat. Undiluted
+    contrast next to it (a vena cava or subclavian vein during the injection) is homogeneous
+    and is not cortex: it does not count."""
+    out = np.ones(len(objects))
+    bright_max = ndimage.maximum_filter(hu, size=3)
+    for n in which:
+        box = objects[n]
+        if box is None:
+            continue
+        grown = tuple(slice(max(0, b.start - 3), min(size, b.stop + 3))
+                      for b, size in zip(box, hu.shape, strict=True))
+        piece = labels[grown] == n + 1
+        near = (ndimage.binary_dilation(piece, iterations=3) & ~ndimage.binary_dilation(piece)
+                & ~dense_blood[grown])
+        if not near.any():
+            continue
+        rim = bright_max[grown][near]
+        out[n] = float(np.mean(rim > lumen_hu[n] + RIM_BRIGHTER_HU))
+    return out
