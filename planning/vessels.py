@@ -11,10 +11,12 @@ How: a contrast-filled lumen is a *thick, homogeneous, bright* region that is *n
 by brighter bone*, and vessels and the heart are *long* (or large) where a vertebral body
 is cut short by its discs every 20–35 mm. On an LPS-aligned working grid (`WorkGrid`, 2 mm):
 
-1. Local mean and standard deviation over 3 × 3 × 3 voxels. "Blood" is a mean within
-   `BLOOD_HU` whose local spread is no more than `HOMOGENEITY_NOISE_FACTOR` × the CT's own
-   noise (measured in soft tissue, so a sharp lung kernel's ±100 HU is allowed for, and a
-   soft kernel's ±15 HU is not an excuse for trabecular bone).
+1. Local mean and standard deviation over 3 × 3 voxels across the body axis, after the CT
+   is smoothed down to `NOISE_TARGET_HU` (a sharp lung kernel leaves ±100 HU). "Blood" is
+   a mean within `BLOOD_HU` whose spread is no more than `HOMOGENEITY_NOISE_FACTOR` × the
+   CT's remaining noise (measured in soft tissue), within `HOMOGENEITY_FLOOR_HU` …
+   `HOMOGENEITY_CEILING_HU`. Pieces holding the back of a vertebral body (in front of the
+   canal) are bone, whatever they look like.
 2. One erosion cuts the thin contacts between a lumen and a body that touches it (the
    boundary voxels there are mixed, hence not homogeneous).
 3. Each remaining piece is kept as a vessel when it is long (`MIN_LENGTH_MM` along the body
@@ -47,9 +49,13 @@ DENSE_CONTRAST_HU = 2000.0  # undiluted contrast in the vein it is injected into
 SOFT_TISSUE_HU = (-20.0, 90.0)  # muscle and organs: where the CT's noise is measured
 HOMOGENEITY_NOISE_FACTOR = 2.2
 HOMOGENEITY_FLOOR_HU = 28.0  # below any CT's noise floor at 2 mm: soft kernels measure ~8–15
+HOMOGENEITY_CEILING_HU = 60.0  # beyond this spread nothing is homogeneous, whatever the noise
+NOISE_TARGET_HU = 20.0  # the CT is smoothed (`SMOOTHING_SIGMAS_VOX`) until its noise is below
+SMOOTHING_SIGMAS_VOX = (0.7, 1.0, 1.5)
 MIN_LENGTH_MM = 45.0  # longer than one vertebral body with both its discs' partial volume
 MIN_CHAMBER_ML = 60.0  # a heart chamber, or the aortic arch, though it is short
 MIN_AREA_MM2 = 20.0  # smallest cross-section (after erosion) of a large vessel's core
+MIN_THIN_AREA_MM2 = 12.0  # of a thinner vessel (common iliac artery, azygos), not eroded
 MAX_BRIGHT_RIM = 0.6  # a core walled by brighter bone over more than this is bone
 RIM_BRIGHTER_HU = 120.0  # "brighter than the lumen" on the rim: cortex, not a wall's blur
 CALCIUM_HU = 500.0  # on a vessel's wall, at least this and brighter than the lumen: calcium
@@ -89,12 +95,35 @@ class VesselMap:
                 "found and kept out of the bone.")
 
 
-def local_mean_sd(hu: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Mean and standard deviation of HU over each voxel's 3 × 3 × 3 neighbourhood."""
-    mean = ndimage.uniform_filter(hu, size=3, mode="nearest")
-    sq = ndimage.uniform_filter(hu * hu, size=3, mode="nearest")
+def local_mean_sd(hu: NDArray[np.float32], superior_axis: int = 0
+                  ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Mean and standard deviation of HU over each voxel's 3 × 3 in-plane neighbourhood
+    (across the body axis): vessels that run obliquely (the iliac arteries, 30–40° from
+    the body axis) stay homogeneous across their own section."""
+    size = [3, 3, 3]
+    size[superior_axis] = 1
+    mean = ndimage.uniform_filter(hu, size=size, mode="nearest")
+    sq = ndimage.uniform_filter(hu * hu, size=size, mode="nearest")
     sd = np.sqrt(np.maximum(sq - mean * mean, 0.0))
     return mean, sd
+
+
+def _denoised_stats(hu: NDArray[np.float32], superior_axis: int
+                    ) -> tuple[NDArray[np.float32], NDArray[np.float32], float]:
+    """Local mean and SD after as much smoothing as the CT's noise needs, and that noise.
+
+    Why: a sharp (lung or bone) kernel leaves ±100 HU of noise at 2 mm, against which
+    nothing is homogeneous and everything is; smoothed until soft tissue is within
+    `NOISE_TARGET_HU`, a lumen is homogeneous again while a cortex's edge is not.
+    """
+    mean, sd = local_mean_sd(hu, superior_axis)
+    noise = noise_sd_hu(mean, sd)
+    for sigma in SMOOTHING_SIGMAS_VOX:
+        if noise <= NOISE_TARGET_HU:
+            break
+        mean, sd = local_mean_sd(ndimage.gaussian_filter(hu, sigma), superior_axis)
+        noise = noise_sd_hu(mean, sd)
+    return mean, sd, noise
 
 
 def noise_sd_hu(mean: NDArray[np.float32], sd: NDArray[np.float32]) -> float:
@@ -107,8 +136,8 @@ def noise_sd_hu(mean: NDArray[np.float32], sd: NDArray[np.float32]) -> float:
 
 
 def find_vessels(hu: NDArray[np.float32], affine_lps: FloatArray, spacing_mm: float,
-                 superior_axis: int = 0, *, bone_kji: NDArray[np.intp] | None = None
-                 ) -> VesselMap:
+                 superior_axis: int = 0, *, bone_kji: NDArray[np.intp] | None = None,
+                 box: tuple[slice, slice, slice] | None = None) -> VesselMap:
     """Contrast-filled vessels and heart chambers on an isotropic grid.
 
     Parameters
@@ -123,43 +152,43 @@ def find_vessels(hu: NDArray[np.float32], affine_lps: FloatArray, spacing_mm: fl
         (N, 3) voxels known to be bone (the middle of the vertebral bodies, in front of the
         canal): a piece holding one of them is a body's cancellous core, never a vessel,
         however homogeneous and long (a fused or ankylosed column has no discs to cut it).
+    box
+        Look only within these ``[k, j, i]`` slices of the grid (the masks returned still
+        cover the whole grid).
     """
+    if box is not None:
+        offset = np.array([b.start or 0 for b in box])
+        inside = None
+        if bone_kji is not None:
+            local = np.asarray(bone_kji) - offset
+            inside = local[np.all((local >= 0) & (local < hu[box].shape), axis=1)]
+        inner = find_vessels(hu[box], affine_lps, spacing_mm, superior_axis, bone_kji=inside)
+        lumen = np.zeros(hu.shape, dtype=bool)
+        calcium = np.zeros(hu.shape, dtype=bool)
+        lumen[box], calcium[box] = inner.lumen, inner.wall_calcium
+        return VesselMap(lumen, calcium, affine_lps, inner.noise_hu, inner.lumen_hu)
     s = float(spacing_mm)
-    mean, sd = local_mean_sd(hu)
-    noise = noise_sd_hu(mean, sd)
-    limit = max(HOMOGENEITY_FLOOR_HU, HOMOGENEITY_NOISE_FACTOR * noise)
+    mean, sd, noise = _denoised_stats(hu, superior_axis)
+    limit = float(np.clip(HOMOGENEITY_NOISE_FACTOR * noise, HOMOGENEITY_FLOOR_HU,
+                          HOMOGENEITY_CEILING_HU))
     blood = (mean >= BLOOD_HU[0]) & (mean <= BLOOD_HU[1]) & (sd <= limit) & (hu < METAL_HU)
-    core = ndimage.binary_erosion(blood)
-    labels, n = ndimage.label(core)
-    empty = np.zeros(hu.shape, dtype=bool)
-    if n == 0:
-        return VesselMap(empty, empty.copy(), affine_lps, noise, None)
-    index = np.arange(1, n + 1)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    objects = ndimage.find_objects(labels)
-    extent_vox = np.array([o[superior_axis].stop - o[superior_axis].start for o in objects])
-    length_mm = extent_vox * s
-    volume_ml = sizes * s ** 3 / 1000.0
-    area_mm2 = sizes * s ** 3 / np.maximum(length_mm, s)  # mean cross-section
-    scan_mm = hu.shape[superior_axis] * s
-    long_enough = length_mm >= min(MIN_LENGTH_MM, 0.8 * scan_mm)
-    candidate = (long_enough | (volume_ml >= MIN_CHAMBER_ML)) & (area_mm2 >= MIN_AREA_MM2)
-    if bone_kji is not None and len(bone_kji):
-        k, j, i = (np.clip(np.asarray(bone_kji)[:, a], 0, hu.shape[a] - 1) for a in range(3))
-        held = np.unique(labels[k, j, i])
-        candidate[held[held > 0] - 1] = False
-    if not candidate.any():
-        return VesselMap(empty, empty.copy(), affine_lps, noise, None)
-    lumen_hu = np.asarray(ndimage.median(mean, labels, index), dtype=np.float64)
     dense_blood = (mean >= BLOOD_HU[1]) & (mean <= DENSE_CONTRAST_HU) & (sd <= limit)
-    rim_bright = _bright_rim_fraction(hu, labels, objects, lumen_hu, np.flatnonzero(candidate),
-                                      dense_blood)
-    keep = candidate & (rim_bright < MAX_BRIGHT_RIM)
-    if not keep.any():
+    empty = np.zeros(hu.shape, dtype=bool)
+    # large vessels and chambers from the eroded mask (cut from the bodies they touch), then
+    # the thinner ones (iliac arteries, azygos), which the erosion would erase, from the rest
+    kept, lumens, weights = empty.copy(), [], []
+    for core, min_area in ((ndimage.binary_erosion(blood), MIN_AREA_MM2),
+                           (None, MIN_THIN_AREA_MM2)):
+        if core is None:
+            core = blood & ~ndimage.binary_dilation(kept, iterations=2)
+        found, lumen_hu, size = _select(core, hu, mean, s, superior_axis, min_area, bone_kji,
+                                        dense_blood)
+        kept |= found
+        lumens += lumen_hu
+        weights += size
+    if not lumens:
         return VesselMap(empty, empty.copy(), affine_lps, noise, None)
-    lut = np.concatenate([[False], keep])
-    kept = lut[labels]
-    ceiling = float(np.percentile(lumen_hu[keep], 90)) + RIM_BRIGHTER_HU
+    ceiling = float(np.max(lumens)) + RIM_BRIGHTER_HU
     lumen = _grow_downhill(hu, kept, GROW_STEPS, ceiling, limit)
     ring = ndimage.binary_dilation(lumen, iterations=max(1, round(2.0 / s))) & ~lumen
     calcium = ring & ((hu >= max(CALCIUM_HU, ceiling)) | (hu >= METAL_HU))
@@ -171,9 +200,44 @@ def find_vessels(hu: NDArray[np.float32], affine_lps: FloatArray, spacing_mm: fl
         in_plane = np.moveaxis(in_plane, 0, superior_axis)
     enclosed = ndimage.binary_fill_holes(lumen | calcium, structure=in_plane)
     lumen = lumen | (enclosed & ~calcium)
-    weights = sizes[keep].astype(np.float64)
-    median_lumen = float(np.average(lumen_hu[keep], weights=weights))
+    median_lumen = float(np.average(lumens, weights=weights))
     return VesselMap(lumen, calcium, affine_lps, noise, median_lumen)
+
+
+def _select(core: BoolArray, hu: NDArray[np.float32], mean: NDArray[np.float32], s: float,
+            superior_axis: int, min_area_mm2: float, bone_kji: NDArray[np.intp] | None,
+            dense_blood: BoolArray) -> tuple[BoolArray, list[float], list[float]]:
+    """The pieces of ``core`` that are vessels (see the module docstring), their lumen HU
+    and sizes."""
+    labels, n = ndimage.label(core)
+    if n == 0:
+        return np.zeros(core.shape, dtype=bool), [], []
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    objects = ndimage.find_objects(labels)
+    extent_vox = np.array([o[superior_axis].stop - o[superior_axis].start for o in objects])
+    length_mm = extent_vox * s
+    volume_ml = sizes * s ** 3 / 1000.0
+    area_mm2 = sizes * s ** 3 / np.maximum(length_mm, s)  # mean cross-section
+    scan_mm = hu.shape[superior_axis] * s
+    long_enough = length_mm >= min(MIN_LENGTH_MM, 0.8 * scan_mm)
+    candidate = (long_enough | (volume_ml >= MIN_CHAMBER_ML)) & (area_mm2 >= min_area_mm2)
+    if bone_kji is not None and len(bone_kji):
+        k, j, i = (np.clip(np.asarray(bone_kji)[:, a], 0, hu.shape[a] - 1) for a in range(3))
+        held = np.unique(labels[k, j, i])
+        candidate[held[held > 0] - 1] = False
+    which = np.flatnonzero(candidate)
+    if not which.size:
+        return np.zeros(core.shape, dtype=bool), [], []
+    lumen_hu = np.zeros(n)
+    for m in which:  # per box: ndimage.median sorts the whole grid (seconds at 512²)
+        box = objects[m]
+        if box is not None:
+            lumen_hu[m] = float(np.median(mean[box][labels[box] == m + 1]))
+    rim_bright = _bright_rim_fraction(hu, labels, objects, lumen_hu, which, dense_blood)
+    keep = candidate & (rim_bright < MAX_BRIGHT_RIM)
+    lut = np.concatenate([[False], keep])
+    chosen = np.flatnonzero(keep)
+    return lut[labels], lumen_hu[chosen].tolist(), sizes[chosen].astype(float).tolist()
 
 
 def _grow_downhill(hu: NDArray[np.float32], seed: BoolArray, steps: int, ceiling: float,
