@@ -10,7 +10,10 @@ the needle's surface: to the pedicle walls (inside the bone) and to the spinal c
 the 2 mm caution margin. Candidates are scored on the check context's signed-distance
 fields, all at once; those that keep the canal margin (`uncertainty_margin_mm`, and on an
 automatic anatomy the soft tissue beside its canal too, `_Guard`) go first, the best then
-through `planning.checks.check`, and a path whose check says unsafe is never proposed.
+through `planning.checks.check`, and a path whose check says unsafe is never proposed, nor
+one the checks call atypical or parapedicular (a proposal is a textbook transpedicular path;
+the checks' image evidence — contrast-filled vessels, bone all around the tip — makes a
+path near a vessel or with its tip at the bone's edge unsafe, hence never proposed).
 
 Fallbacks, each said in words in the proposal's notes: a pedicle narrower than the needle
 (or without a safe path) gets the next thinner gauge (11G → 13G → 15G); a side with no safe
@@ -301,9 +304,10 @@ class _LevelPlanner:
                 note="automatic",
             )
             res = check(t, self.ctx)
-            if res.status is not Status.UNSAFE and res.canal_clearance_mm >= self.margin_mm and (
-                    self.guard is None
-                    or self.guard.clearance_mm_of(t) >= self.guard.clearance_mm):
+            if (res.status is not Status.UNSAFE and res.canal_clearance_mm >= self.margin_mm
+                    and res.approach == "transpedicular"
+                    and (self.guard is None
+                         or self.guard.clearance_mm_of(t) >= self.guard.clearance_mm)):
                 return t, res, i
         return None
 

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from scipy.ndimage import find_objects
 
 from planning.anatomy.model import Anatomy, VertebraGeometry, crop_affine
+from planning.assessment.pedicle_norms import norm_for
 from planning.clearance import (
     COARSE_ERROR_MM,
     SignedDistance,
@@ -27,6 +28,7 @@ from planning.clearance import (
     segment_points,
 )
 from planning.grid_lookup import nearest_voxels
+from planning.image_evidence import ImageEvidence, TipEvidence
 from planning.plan import Plan, Point, Side, Trajectory
 from planning.volume import Volume, inverse_affine
 
@@ -64,6 +66,20 @@ class SafetyLimits:
     wall_breach_caution_mm: float = 0.5
     """A pedicle wall breach deeper than this is reported (lateral/superior/inferior:
     'caution'; medial — towards the canal — : 'unsafe')."""
+    vessel_min_mm: float = 3.0
+    """A needle whose surface comes closer than this to a contrast-filled vessel (aorta,
+    vena cava, azygos, iliac vessels, heart) is 'unsafe': a needle or cement in a great
+    vessel is the other catastrophe of vertebroplasty, and 3 mm is one voxel of a thick-
+    slice CT plus the blur of the vessel's wall."""
+    vessel_caution_mm: float = 5.0
+    """…and closer than this, 'caution'."""
+    atypical_medial_deg: float = 20.0
+    """A needle more than this beyond the normal pedicle axis of its level, medially or
+    laterally (transverse angle, `planning.assessment.pedicle_norms`), is an atypical path
+    and says so ('caution'): a transpedicular needle converges a little more than its
+    pedicle, not 30° more (that comes from over the rib or through the canal's roof)."""
+    atypical_craniocaudal_deg: float = 30.0
+    """Same for the craniocaudal angle against the level's normal sagittal pedicle angle."""
     sample_step_mm: float = 2.0
     """Coarse sampling step along the needle before refinement (distances change by at
     most this much between samples, and the minimum is then refined at a quarter mm)."""
@@ -125,6 +141,18 @@ class CheckResult:
     medial_angle_vertebra_deg: float
     craniocaudal_angle_vertebra_deg: float
     reasons: tuple[str, ...] = field(default=())
+    vessel_clearance_mm: float | None = None
+    """Needle surface to the nearest contrast-filled vessel found in the CT (negative:
+    inside it); None when the CT shows none near the spine."""
+    tip_walled_directions: int | None = None
+    """Of `tip_rays` directions from the tip, how many meet a bony wall in the image before
+    leaving the bone (`planning.image_evidence`); None when not measured."""
+    tip_rays: int = 14
+    tip_hu: float | None = None
+    approach: str = "transpedicular"
+    """"transpedicular", "parapedicular" (lateral to the pedicle: through the
+    costovertebral junction in the thoracic spine) or "atypical" (angles far from the
+    level's pedicle axis)."""
 
     def to_json(self) -> dict[str, object]:
         def r(v: float | None) -> float | None:
@@ -153,6 +181,11 @@ class CheckResult:
             "medial_angle_vertebra_deg": r(self.medial_angle_vertebra_deg),
             "craniocaudal_angle_vertebra_deg": r(self.craniocaudal_angle_vertebra_deg),
             "reasons": list(self.reasons),
+            "vessel_clearance_mm": r(self.vessel_clearance_mm),
+            "tip_walled_directions": self.tip_walled_directions,
+            "tip_rays": self.tip_rays,
+            "tip_hu": r(self.tip_hu),
+            "approach": self.approach,
         }
 
 
@@ -177,6 +210,7 @@ class CheckContext:
     hu: NDArray[np.int16]
     hu_index_from_lps: FloatArray
     limits: SafetyLimits
+    evidence: ImageEvidence | None = None
 
     @classmethod
     def build(
@@ -200,6 +234,7 @@ class CheckContext:
             hu=np.ascontiguousarray(volume.array),
             hu_index_from_lps=inverse_affine(volume.affine_lps),
             limits=limits or SafetyLimits(),
+            evidence=ImageEvidence.build(volume, anatomy),
         )
 
     def voxel_lookup(self, points_lps: FloatArray) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
@@ -469,6 +504,46 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
             unsafe = True
             reasons.append("the path crosses into an intervertebral disc")
 
+    # --- what the image itself shows: vessels, bone around the tip, the approach ------------
+    vessel_mm: float | None = None
+    walled: int | None = None
+    tip_hu: float | None = None
+    rays = 14
+    approach = "transpedicular"
+    ev = ctx.evidence
+    frame = np.array([left, anterior, superior], dtype=np.float64)
+    if ev is not None:
+        if ev.vessel_field is not None:
+            vd, vpt, _ = min_along_segment(ev.vessel_field, entry, tip, lim.sample_step_mm)
+            vessel_mm = vd - r
+            where = _where(vpt, geo.centroid_lps if geo is not None else tip, frame)
+            if vessel_mm <= 0.0:
+                unsafe = True
+                reasons.append(f"the needle enters a contrast-filled vessel ({where}) by "
+                               f"{-vessel_mm:.1f} mm")
+            elif vessel_mm < lim.vessel_min_mm:
+                unsafe = True
+                reasons.append(f"the needle passes {vessel_mm:.1f} mm from a contrast-filled "
+                               f"vessel ({where}; keep {lim.vessel_min_mm:.0f} mm)")
+            elif vessel_mm < lim.vessel_caution_mm:
+                caution = True
+                reasons.append(f"the needle passes {vessel_mm:.1f} mm from a contrast-filled "
+                               f"vessel ({where})")
+        te = ev.tip(tip, frame, direction)
+        walled, tip_hu, rays = te.walled, te.tip_hu, te.rays
+        reasons_tip = _tip_reasons(te, r, lim, ant_cortex)
+        if reasons_tip:
+            if not te.enclosed:
+                unsafe = True
+            else:
+                caution = True
+            reasons.extend(reasons_tip)
+    if geo is not None:
+        text, approach = _approach(t, medial_v, cc_v, wall_breaches, r, lim)
+        if text:
+            caution = True
+            reasons.append(text)
+
     # --- the other needle of the level -------------------------------------------------
     pair = None
     if plan is not None:
@@ -510,7 +585,69 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
         medial_angle_vertebra_deg=medial_v,
         craniocaudal_angle_vertebra_deg=cc_v,
         reasons=tuple(f"{label}: {text}" for text in reasons),
+        vessel_clearance_mm=vessel_mm,
+        tip_walled_directions=walled,
+        tip_rays=rays,
+        tip_hu=tip_hu,
+        approach=approach,
     )
+
+
+def _where(point_lps: FloatArray, origin_lps: FloatArray, frame: FloatArray) -> str:
+    """Where a point lies from the vertebra's centre, in the patient's words."""
+    left, ant, _ = frame @ (np.asarray(point_lps) - origin_lps)
+    side = "on the patient's left" if left > 0 else "on the patient's right"
+    front = "in front of the body" if ant > 0 else "beside the body" if ant > -20 else \
+        "behind the body"
+    return f"{front}, {side}"
+
+
+def _tip_reasons(te: TipEvidence, radius_mm: float, lim: SafetyLimits,
+                 anatomy_cortex_mm: float | None) -> list[str]:
+    """Words for what the image says around the tip (empty when all is well)."""
+    from planning.image_evidence import CANCELLOUS_HU
+
+    if te.tip_hu > CANCELLOUS_HU[1]:
+        return [f"the CT shows dense bone or metal at the tip ({te.tip_hu:.0f} HU), not "
+                "cancellous bone"]
+    if te.tip_hu < CANCELLOUS_HU[0]:
+        return [f"the CT shows fat or air at the tip ({te.tip_hu:.0f} HU), not bone"]
+    if not te.enclosed:
+        towards = ", ".join(te.open_towards[:4])
+        return [f"the CT shows the tip at the edge of the bone: no bone around it on "
+                f"{te.rays - te.walled} of {te.rays} sides (towards {towards}); the tip may "
+                "be outside the vertebral body"]
+    ahead = te.cortex_ahead_mm
+    if ahead is not None and ahead < lim.anterior_cortex_warn_mm and (
+            anatomy_cortex_mm is None or anatomy_cortex_mm >= lim.anterior_cortex_warn_mm):
+        return [f"the CT shows the cortex {ahead:.1f} mm ahead of the tip (keep "
+                f"{lim.anterior_cortex_warn_mm:.0f} mm)"]
+    return []
+
+
+def _approach(t: Trajectory, medial_deg: float, cc_deg: float,
+              breaches: list[WallBreach], radius_mm: float, lim: SafetyLimits
+              ) -> tuple[str, str]:
+    """(words, approach): a path lateral to its pedicle (its axis outside the pedicle's
+    lateral wall) is parapedicular; one whose angles are far from the level's pedicle axis
+    is atypical. Words are empty for a typical transpedicular path."""
+    norm = norm_for(t.level)
+    if norm is not None:
+        m, c = norm.transverse_angle_deg.mean, norm.sagittal_angle_deg.mean
+        if (abs(medial_deg - m) > lim.atypical_medial_deg
+                or abs(cc_deg - c) > lim.atypical_craniocaudal_deg):
+            cc_word = "caudal" if cc_deg >= 0 else "cranial"
+            return (f"atypical path: {medial_deg:.0f}° medial and {abs(cc_deg):.0f}° {cc_word} "
+                    f"to the vertebra, where a {t.level} pedicle runs about {m:.0f}° medial "
+                    f"and {c:.0f}° caudal ({norm.transverse_angle_deg.source}): check the "
+                    "approach", "atypical")
+    lateral = next((b for b in breaches if b.wall == "lateral"), None)
+    if lateral is not None and lateral.depth_mm > radius_mm:
+        where = ("through the costovertebral junction" if t.level.startswith("T")
+                 else "outside the pedicle")
+        return (f"parapedicular path: the needle's axis passes {lateral.depth_mm - radius_mm:.1f}"
+                f" mm lateral to the pedicle ({where})", "parapedicular")
+    return "", "transpedicular"
 
 
 def _distance_back_to_bone(

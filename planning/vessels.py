@@ -61,7 +61,9 @@ RIM_BRIGHTER_HU = 120.0  # "brighter than the lumen" on the rim: cortex, not a w
 CALCIUM_HU = 500.0  # on a vessel's wall, at least this and brighter than the lumen: calcium
 METAL_HU = 2500.0
 GROW_STEPS = 3  # the eroded voxel, the inhomogeneous edge, the wall's partial volume
-GROW_FLOOR_HU = 40.0  # the growth stops at fat and lung
+GROW_FLOOR_HU = 70.0  # the growth stops at muscle, fat and lung (a lumen's edge blurred
+# with fat or muscle is still above it)
+MAX_SPLITS = 3  # further erosions of a piece that holds a body (see `find_vessels`)
 
 BoolArray = NDArray[np.bool_]
 
@@ -177,15 +179,24 @@ def find_vessels(hu: NDArray[np.float32], affine_lps: FloatArray, spacing_mm: fl
     # large vessels and chambers from the eroded mask (cut from the bodies they touch), then
     # the thinner ones (iliac arteries, azygos), which the erosion would erase, from the rest
     kept, lumens, weights = empty.copy(), [], []
-    for core, min_area in ((ndimage.binary_erosion(blood), MIN_AREA_MM2),
-                           (None, MIN_THIN_AREA_MM2)):
-        if core is None:
-            core = blood & ~ndimage.binary_dilation(kept, iterations=2)
-        found, lumen_hu, size = _select(core, hu, mean, s, superior_axis, min_area, bone_kji,
-                                        dense_blood)
+    core, splits = ndimage.binary_erosion(blood), 0
+    while core.any():
+        found, lumen_hu, size, held = _select(core, hu, mean, s, superior_axis, MIN_AREA_MM2,
+                                              bone_kji, dense_blood, 1 + splits)
         kept |= found
         lumens += lumen_hu
         weights += size
+        # a piece holding a body may be a body *and* the vessel pressed against it, joined
+        # through a cortex too thin to cut at this grid: erode it again and look at the parts
+        if splits == MAX_SPLITS or not held.any():
+            break
+        core, splits = ndimage.binary_erosion(held), splits + 1
+    thin = blood & ~ndimage.binary_dilation(kept, iterations=2)
+    found, lumen_hu, size, _ = _select(thin, hu, mean, s, superior_axis, MIN_THIN_AREA_MM2,
+                                       bone_kji, dense_blood, 0)
+    kept |= found
+    lumens += lumen_hu
+    weights += size
     if not lumens:
         return VesselMap(empty, empty.copy(), affine_lps, noise, None)
     ceiling = float(np.max(lumens)) + RIM_BRIGHTER_HU
@@ -206,12 +217,15 @@ def find_vessels(hu: NDArray[np.float32], affine_lps: FloatArray, spacing_mm: fl
 
 def _select(core: BoolArray, hu: NDArray[np.float32], mean: NDArray[np.float32], s: float,
             superior_axis: int, min_area_mm2: float, bone_kji: NDArray[np.intp] | None,
-            dense_blood: BoolArray) -> tuple[BoolArray, list[float], list[float]]:
+            dense_blood: BoolArray, eroded: int
+            ) -> tuple[BoolArray, list[float], list[float], BoolArray]:
     """The pieces of ``core`` that are vessels (see the module docstring), their lumen HU
-    and sizes."""
+    and sizes, and the pieces that hold a body (``bone_kji``). ``core`` was eroded
+    ``eroded`` times from the blood mask: its rim is looked for that much farther out."""
     labels, n = ndimage.label(core)
+    none = np.zeros(core.shape, dtype=bool)
     if n == 0:
-        return np.zeros(core.shape, dtype=bool), [], []
+        return none, [], [], none
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     objects = ndimage.find_objects(labels)
     extent_vox = np.array([o[superior_axis].stop - o[superior_axis].start for o in objects])
@@ -221,23 +235,27 @@ def _select(core: BoolArray, hu: NDArray[np.float32], mean: NDArray[np.float32],
     scan_mm = hu.shape[superior_axis] * s
     long_enough = length_mm >= min(MIN_LENGTH_MM, 0.8 * scan_mm)
     candidate = (long_enough | (volume_ml >= MIN_CHAMBER_ML)) & (area_mm2 >= min_area_mm2)
+    holding = np.zeros(n + 1, dtype=bool)
     if bone_kji is not None and len(bone_kji):
         k, j, i = (np.clip(np.asarray(bone_kji)[:, a], 0, hu.shape[a] - 1) for a in range(3))
         held = np.unique(labels[k, j, i])
+        holding[held[held > 0]] = True
         candidate[held[held > 0] - 1] = False
+    held_mask = holding[labels]
     which = np.flatnonzero(candidate)
     if not which.size:
-        return np.zeros(core.shape, dtype=bool), [], []
+        return none, [], [], held_mask
     lumen_hu = np.zeros(n)
     for m in which:  # per box: ndimage.median sorts the whole grid (seconds at 512²)
         box = objects[m]
         if box is not None:
             lumen_hu[m] = float(np.median(mean[box][labels[box] == m + 1]))
-    rim_bright = _bright_rim_fraction(hu, labels, objects, lumen_hu, which, dense_blood)
+    rim_bright = _bright_rim_fraction(hu, labels, objects, lumen_hu, which, dense_blood, eroded)
     keep = candidate & (rim_bright < MAX_BRIGHT_RIM)
     lut = np.concatenate([[False], keep])
     chosen = np.flatnonzero(keep)
-    return lut[labels], lumen_hu[chosen].tolist(), sizes[chosen].astype(float).tolist()
+    return (lut[labels], lumen_hu[chosen].tolist(), sizes[chosen].astype(float).tolist(),
+            held_mask)
 
 
 def _grow_downhill(hu: NDArray[np.float32], seed: BoolArray, steps: int, ceiling: float,
@@ -266,23 +284,25 @@ def _grow_downhill(hu: NDArray[np.float32], seed: BoolArray, steps: int, ceiling
 
 def _bright_rim_fraction(hu: NDArray[np.float32], labels: NDArray[np.int32],
                          objects: list[tuple[slice, ...] | None], lumen_hu: FloatArray,
-                         which: NDArray[np.intp], dense_blood: BoolArray) -> FloatArray:
-    """Per candidate piece, the fraction of its rim (the voxels one to three voxels
-    outside it) where the brightest voxel is brighter than its lumen by `RIM_BRIGHTER_HU`:
-    a piece of cancellous bone is walled by cortex, a lumen by its wall and fat. Undiluted
-    contrast next to it (a vena cava or subclavian vein during the injection) is homogeneous
-    and is not cortex: it does not count."""
+                         which: NDArray[np.intp], dense_blood: BoolArray, eroded: int
+                         ) -> FloatArray:
+    """Per candidate piece, the fraction of its rim (one to three voxels outside it,
+    beyond the ``eroded`` voxels taken off it) whose brightest voxel is brighter than its
+    lumen by `RIM_BRIGHTER_HU`. A piece of cancellous bone is walled by cortex, a lumen by
+    its wall and fat. Undiluted contrast next to it (a vena cava or subclavian vein during
+    the injection) is homogeneous and is not cortex: it does not count."""
     out = np.ones(len(objects))
     bright_max = ndimage.maximum_filter(hu, size=3)
     for n in which:
         box = objects[n]
         if box is None:
             continue
-        grown = tuple(slice(max(0, b.start - 3), min(size, b.stop + 3))
+        reach = 2 + eroded
+        grown = tuple(slice(max(0, b.start - reach), min(size, b.stop + reach))
                       for b, size in zip(box, hu.shape, strict=True))
         piece = labels[grown] == n + 1
-        near = (ndimage.binary_dilation(piece, iterations=3) & ~ndimage.binary_dilation(piece)
-                & ~dense_blood[grown])
+        inner = ndimage.binary_dilation(piece, iterations=eroded) if eroded else piece
+        near = (ndimage.binary_dilation(inner, iterations=2) & ~inner & ~dense_blood[grown])
         if not near.any():
             continue
         rim = bright_max[grown][near]

@@ -136,6 +136,9 @@ def anatomy_from_ct(ct: Volume, progress: Progress | None = None, *,
     anatomy.levels = {name: dataclasses.replace(g, confidence=g.confidence * naming.confidence)
                       for name, g in anatomy.levels.items()}
     anatomy.source = SOURCE
+    anatomy.vessels = column.vessels
+    if column.vessels.found:
+        warnings.append(column.vessels.describe())
     anatomy.warnings = warnings + [w for w in anatomy.warnings
                                    if "taken as S1" not in w and "'automatic" not in w]
     progress.report(STAGES, STAGES, "Anatomy ready")

@@ -17,6 +17,7 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import NDArray
 
+from planning.vessels import VesselMap
 from planning.volume import inverse_affine, validate_affine
 
 FloatArray = NDArray[np.float64]
@@ -69,6 +70,8 @@ class Anatomy:
         geometry per level name, cranial to caudal.
     discs
         bool ``[k, j, i]`` or None: intervertebral discs where known.
+    vessels
+        see the attribute.
     """
 
     affine_lps: FloatArray
@@ -79,6 +82,10 @@ class Anatomy:
     discs: BoolArray | None = None
     source: str = ""
     warnings: list[str] = field(default_factory=list)
+    vessels: VesselMap | None = None
+    """Contrast-filled vessels found in *this CT's image* on the way to this anatomy (the
+    automatic path finds them anyway), kept so the checks need not search again; None for
+    anatomies from label maps, whose checks look for them themselves."""
 
     def __post_init__(self) -> None:
         self.affine_lps = validate_affine(self.affine_lps)

@@ -97,10 +97,15 @@ class SpineColumn:
     closed_fraction: float
 
 
-def working_grid(ct: Volume, spacing_mm: float | None = None) -> WorkGrid:
-    """The CT resampled onto an LPS-aligned isotropic grid covering its whole extent."""
+def working_grid(ct: Volume, spacing_mm: float | None = None,
+                 bounds_lps: tuple[FloatArray, FloatArray] | None = None) -> WorkGrid:
+    """The CT resampled onto an LPS-aligned isotropic grid covering its whole extent (or
+    the part of it within ``bounds_lps``, (min, max) corners in LPS mm)."""
     step = spacing_mm or max(WORK_SPACING_MM, float(ct.spacing_mm.min()))
     lo, hi = ct.bounds_lps()
+    if bounds_lps is not None:
+        lo, hi = np.maximum(lo, bounds_lps[0]), np.minimum(hi, bounds_lps[1])
+        hi = np.maximum(hi, lo)
     shape_ijk = np.floor((hi - lo) / step).astype(int) + 1
     affine = np.eye(4)
     affine[:3, :3] *= step

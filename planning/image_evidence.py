@@ -1,0 +1,201 @@
+"""What the CT image itself says around a needle, whatever the anatomy claims.
+
+The checks are the last line of defence: an anatomy can be wrong (the automatic one took a
+contrast-filled aorta for vertebral body and the checks then said "tip in the body of T5"
+of a tip in the aorta). So every check also asks the image, with no segmentation between:
+
+- **vessels**: the contrast-filled vessels and heart chambers (`planning.vessels`), found in
+  this CT; the needle's surface must keep `SafetyLimits.vessel_min_mm` from them.
+- **bone all around the tip**: rays from the tip in 14 directions of the vertebra's frame
+  (±left, ±anterior, ±superior and the eight diagonals). A ray is closed when it meets a
+  wall brighter than the bone around the tip (a cortex, an endplate) before it leaves the
+  bone, or when it leaves only `BONE_AROUND_MM` or more from the tip. "Leaving" is a
+  vessel's lumen, metal, or a run of tissue much darker than the bone around the tip (fat,
+  lung, air; muscle or a disc beside dense bone). Why both: thin cortex partial-volumed at
+  1.5–3 mm is often no brighter than the cancellous bone inside it, and porotic cancellous
+  bone (~60 HU) is as dark as muscle. A tip in cancellous bone is closed on every side; a
+  tip in a vessel, in fat or at the body's surface is open on several.
+- **the bone ahead**: along the needle, how far beyond the tip the image shows the next
+  wall or the bone's end: a tip on the anterior cortex has it at once.
+
+Everything is sampled from the CT's own voxels (trilinear), in LPS mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.ndimage import map_coordinates
+
+from planning.anatomy.model import Anatomy
+from planning.anatomy.spine_column import SpineNotFoundError, find_column, working_grid
+from planning.clearance import SignedDistance
+from planning.grid_lookup import nearest_voxels
+from planning.vessels import VesselMap, find_vessels
+from planning.volume import FloatArray, Volume, inverse_affine
+
+RAY_LENGTH_MM = 40.0  # a lumbar body is ~35 mm deep, ~45 mm wide
+RAY_STEP_MM = 0.5
+TIP_BALL_MM = 2.5  # the bone "around the tip" is sampled within this radius
+WALL_ABOVE_TIP_HU = 90.0  # a wall is this much brighter than the bone around the tip…
+WALL_MIN_HU = 200.0  # …and at least this bright (osteoporotic cortex at 3 mm: ~250 HU)
+EXIT_HU = -30.0  # fat, lung, air: outside any bone…
+EXIT_BELOW_TIP_HU = 130.0  # …and anything this much darker than the bone around the tip
+# (muscle or a disc beside dense cancellous bone; porotic bone of ~60 HU exits at fat only)
+BONE_AROUND_MM = 2.5  # a tip in the body has bone at least this far in (nearly) every way
+EXIT_RUN_MM = 1.5  # this much fat in a row, and the ray has left the bone…
+DARK_RUN_MM = 4.0  # …or this much of the darker tissue (trabecular bone has dark pockets)
+METAL_HU = 2500.0
+WALLED_MIN = 12  # of 14 directions: a tip in the body is walled on (nearly) every side
+CANCELLOUS_HU = (-80.0, 700.0)  # HU around a tip in cancellous bone (fatty … sclerotic)
+EVIDENCE_MARGIN_MM = 25.0  # vessels are sought this far around the anatomy's crop
+
+_AXES = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
+                 dtype=np.float64)
+_DIAGONALS = np.array([[a, b, c] for a in (1, -1) for b in (1, -1) for c in (1, -1)],
+                      dtype=np.float64) / np.sqrt(3.0)
+RAY_DIRECTIONS_LOCAL = np.vstack([_AXES, _DIAGONALS])
+"""(left, anterior, superior) unit vectors of the rays, in the vertebra's frame."""
+_STEPS = np.arange(1, int(RAY_LENGTH_MM / RAY_STEP_MM) + 1) * RAY_STEP_MM
+
+
+@dataclass(frozen=True)
+class TipEvidence:
+    """The image around one tip: how many of its rays stayed in bone (`walled`)."""
+
+    walled: int
+    rays: int
+    tip_hu: float
+    open_towards: tuple[str, ...]
+    cortex_ahead_mm: float | None  # along the needle, tip to the next wall or the bone's end
+
+    @property
+    def enclosed(self) -> bool:
+        return (self.walled >= WALLED_MIN
+                and CANCELLOUS_HU[0] <= self.tip_hu <= CANCELLOUS_HU[1])
+
+
+@dataclass(eq=False)
+class ImageEvidence:
+    """Per-CT image evidence for the checks (built once with the check context)."""
+
+    vessels: VesselMap
+    vessel_field: SignedDistance | None
+    hu: NDArray[np.int16]
+    index_from_lps: FloatArray
+    vessel_index_from_lps: FloatArray
+    source: str
+
+    @classmethod
+    def build(cls, volume: Volume, anatomy: Anatomy) -> ImageEvidence:
+        """Vessels near the anatomy, from the anatomy's own search of this CT when it made
+        one (`Anatomy.vessels`), else searched now around the anatomy's crop."""
+        if anatomy.vessels is not None:
+            vessels, source = anatomy.vessels, "the CT (found with the automatic anatomy)"
+        else:
+            vessels, source = vessels_near(volume, anatomy), "the CT"
+        field = None
+        if vessels.found:
+            near = _within_crop(vessels, anatomy)
+            if near.any():
+                field = SignedDistance.build(near, vessels.affine_lps, step_vox=1)
+        return cls(vessels, field, np.ascontiguousarray(volume.array),
+                   inverse_affine(volume.affine_lps), inverse_affine(vessels.affine_lps),
+                   source)
+
+    # ---- vessels ----------------------------------------------------------------------
+    def in_vessel(self, points_lps: FloatArray) -> NDArray[np.bool_]:
+        """True where a point lies in a found lumen (or calcium/metal on a vessel's wall)."""
+        mask = self.vessels.lumen | self.vessels.wall_calcium
+        flat, ok = nearest_voxels(self.vessel_index_from_lps, mask.shape, points_lps)
+        return np.asarray(ok & mask.ravel()[flat])
+
+    # ---- the tip ----------------------------------------------------------------------
+    def hu_at(self, points_lps: FloatArray) -> NDArray[np.float32]:
+        """Trilinear HU at LPS points (air outside the CT)."""
+        p = np.atleast_2d(points_lps)
+        ijk = p @ self.index_from_lps[:3, :3].T + self.index_from_lps[:3, 3]
+        return np.asarray(map_coordinates(self.hu, ijk[:, ::-1].T, order=1, mode="constant",
+                                          cval=-1000.0, output=np.float32))
+
+    def tip(self, tip_lps: FloatArray, frame_rows: FloatArray, direction_lps: FloatArray
+            ) -> TipEvidence:
+        """Rays from the tip (see the module docstring); ``frame_rows`` are the (left,
+        anterior, superior) unit vectors in LPS, ``direction_lps`` the needle's."""
+        dirs = np.vstack([RAY_DIRECTIONS_LOCAL @ frame_rows, direction_lps[None, :]])
+        pts = tip_lps + _STEPS[None, :, None] * dirs[:, None, :]
+        hu = self.hu_at(pts.reshape(-1, 3)).reshape(len(dirs), len(_STEPS))
+        ball = hu[:-1, _STEPS <= TIP_BALL_MM]
+        tip_hu = float(np.median(np.concatenate([ball.ravel(), self.hu_at(tip_lps)])))
+        wall_hu = max(tip_hu + WALL_ABOVE_TIP_HU, WALL_MIN_HU)
+        exit_hu = max(tip_hu - EXIT_BELOW_TIP_HU, EXIT_HU)
+        vessel = self.in_vessel(pts.reshape(-1, 3)).reshape(hu.shape)
+        n = hu.shape[1]
+        run_start = np.minimum(_run_start(hu < EXIT_HU, EXIT_RUN_MM),
+                               _run_start(hu < exit_hu, DARK_RUN_MM))
+        hard = vessel | (hu >= METAL_HU)
+        hard_at = np.where(hard.any(axis=1), hard.argmax(axis=1), n)
+        first_exit = np.minimum(run_start, hard_at)
+        walls = (hu >= wall_hu) & ~hard
+        first_wall = np.where(walls.any(axis=1), walls.argmax(axis=1), n)
+        exit_mm = np.where(first_exit < n, _STEPS[np.minimum(first_exit, n - 1)], np.inf)
+        closed = (first_wall < first_exit) | (exit_mm >= BONE_AROUND_MM)
+        names = _direction_names()
+        open_towards = tuple(names[i] for i in np.flatnonzero(~closed[:-1]))
+        ahead = min(first_wall[-1], first_exit[-1])
+        bone_ahead = float(_STEPS[ahead]) if ahead < n else None
+        return TipEvidence(int(closed[:-1].sum()), len(dirs) - 1, tip_hu, open_towards,
+                           bone_ahead)
+
+
+def _run_start(low: NDArray[np.bool_], run_mm: float) -> NDArray[np.intp]:
+    """Per ray, the first sample of the first run of ``run_mm`` of ``low`` samples (the
+    number of samples where there is none): cumulative sums, no loop."""
+    run = max(1, round(run_mm / RAY_STEP_MM))
+    c = np.cumsum(low, axis=1)
+    full = c - np.pad(c, ((0, 0), (run, 0)))[:, : c.shape[1]] >= run
+    n = low.shape[1]
+    return np.where(full.any(axis=1), full.argmax(axis=1) - (run - 1), n)
+
+
+def vessels_near(volume: Volume, anatomy: Anatomy) -> VesselMap:
+    """Contrast-filled vessels in the CT around the anatomy's crop (its search of its own,
+    from the image only: the spinal canal is found again to protect the bodies)."""
+    k, j, i = (np.array([0, n - 1]) for n in anatomy.labels.shape)
+    corners = anatomy.to_lps(np.array([[a, b, c] for a in i for b in j for c in k], float))
+    lo = corners.min(axis=0) - EVIDENCE_MARGIN_MM
+    hi = corners.max(axis=0) + EVIDENCE_MARGIN_MM
+    grid = working_grid(volume, bounds_lps=(lo, hi))
+    try:
+        return find_column(grid).vessels
+    except SpineNotFoundError:
+        return find_vessels(grid.hu, grid.affine_lps, grid.spacing_mm)
+
+
+def _within_crop(vessels: VesselMap, anatomy: Anatomy) -> NDArray[np.bool_]:
+    """The vessel mask (lumen and wall calcium) limited to the anatomy's crop plus a margin:
+    what a needle can come near, and a surface small enough to build in a moment."""
+    mask = vessels.lumen | vessels.wall_calcium
+    k, j, i = (np.array([0, n - 1]) for n in anatomy.labels.shape)
+    corners = anatomy.to_lps(np.array([[a, b, c] for a in i for b in j for c in k], float))
+    inv = inverse_affine(vessels.affine_lps)
+    ijk = corners @ inv[:3, :3].T + inv[:3, 3]
+    margin = EVIDENCE_MARGIN_MM / float(np.linalg.norm(vessels.affine_lps[:3, 0]))
+    lo = np.maximum(np.floor(ijk.min(axis=0) - margin).astype(int), 0)
+    hi = np.ceil(ijk.max(axis=0) + margin).astype(int) + 1
+    out = np.zeros_like(mask)
+    box = (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+    out[box] = mask[box]
+    return out
+
+
+def _direction_names() -> list[str]:
+    """Words for the ray directions: "left", "anterior-left-superior", …"""
+    words = (("left", "right"), ("anterior", "posterior"), ("superior", "inferior"))
+    out = []
+    for d in RAY_DIRECTIONS_LOCAL:
+        parts = [words[a][0] if d[a] > 0 else words[a][1] for a in (1, 0, 2) if abs(d[a]) > 0.1]
+        out.append("-".join(parts))
+    return out
