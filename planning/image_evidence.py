@@ -141,6 +141,10 @@ class ImageEvidence:
         walls = (hu >= wall_hu) & ~hard
         first_wall = np.where(walls.any(axis=1), walls.argmax(axis=1), n)
         exit_mm = np.where(first_exit < n, _STEPS[np.minimum(first_exit, n - 1)], np.inf)
+        # a ray that meets neither a wall nor the bone's end within its length counts as
+        # closed: at 3 mm a body's thin cortex can be no brighter than its inside and muscle
+        # beyond it no darker; so a tip in muscle *beside* a porotic body is not caught
+        # here (the anatomy's body and the cortex ahead still are)
         closed = (first_wall < first_exit) | (exit_mm >= BONE_AROUND_MM)
         names = _direction_names()
         open_towards = tuple(names[i] for i in np.flatnonzero(~closed[:-1]))
