@@ -7,7 +7,8 @@ the midline on the same side (offsets in depth, height and distance from the mid
 entry is where the path leaves the vertebra behind the isthmus: the posterior cortex where
 the pedicle projects. The chosen path maximises the smallest of two clearances, both from
 the needle's surface: to the pedicle walls (inside the bone) and to the spinal canal beyond
-the 2 mm caution margin. Candidates are scored on the check context's signed-distance
+the 2 mm caution margin, and to any contrast-filled vessel beyond its 5 mm caution distance.
+Candidates are scored on the check context's signed-distance
 fields, all at once; those that keep the canal margin (`uncertainty_margin_mm`, and on an
 automatic anatomy the soft tissue beside its canal too, `_Guard`) go first, the best then
 through `planning.checks.check`, and a path whose check says unsafe is never proposed, nor
@@ -398,6 +399,11 @@ class _LevelPlanner:
         rough = np.minimum(
             np.where(in_pedicle, -wall_c, np.inf).min(axis=1), canal_c.min(axis=1) - limit
         ) - PREFER_NOMINAL_MM * nominal
+        vessels = ctx.evidence.vessel_field if ctx.evidence is not None else None
+        vessel_limit = ctx.limits.vessel_caution_mm + radius_mm
+        if vessels is not None:  # away from contrast-filled vessels too
+            vessel_c = vessels.approximate(flat).reshape(len(p), PATH_SAMPLES)
+            rough = np.minimum(rough, vessel_c.min(axis=1) - vessel_limit)
         rough[~valid] = -np.inf
         keep = np.argsort(-rough, kind="stable")[: min(EXACT_CANDIDATES, int(valid.sum()))]
         sub = path[keep].reshape(-1, 3)
@@ -409,6 +415,8 @@ class _LevelPlanner:
         wall_mm = np.where(in_pedicle[keep], -wall_d, np.inf).min(axis=1) - radius_mm
         entry, tip, nominal = entry[keep], tip[keep], nominal[keep]
         score = np.minimum(wall_mm, canal_mm - limit) - PREFER_NOMINAL_MM * nominal
+        if vessels is not None:
+            score = np.minimum(score, _path_minimum(vessels, path[keep]) - vessel_limit)
         # those that keep the margin first: where every path breaches a wall, the score
         # ranks by the wall alone and would try only paths too near the canal
         order = np.lexsort((-score, canal_mm < self.margin_mm))

@@ -60,10 +60,14 @@ MAX_BRIGHT_RIM = 0.6  # a core walled by brighter bone over more than this is bo
 RIM_BRIGHTER_HU = 120.0  # "brighter than the lumen" on the rim: cortex, not a wall's blur
 CALCIUM_HU = 500.0  # on a vessel's wall, at least this and brighter than the lumen: calcium
 METAL_HU = 2500.0
-GROW_STEPS = 3  # the eroded voxel, the inhomogeneous edge, the wall's partial volume
+GROW_STEPS = 3  # the eroded voxel(s) and the inhomogeneous edge, back to the lumen's own HU…
+LUMEN_TOLERANCE_HU = 40.0  # (within this of its median, or 2.5 × the noise)…
+WALL_STEPS = 2  # …then the partial-volumed wall where it is as bright as bone
+WALL_FLOOR_HU = 150.0
+UPHILL_MIN_HU = 12.0
 GROW_FLOOR_HU = 70.0  # the growth stops at muscle, fat and lung (a lumen's edge blurred
 # with fat or muscle is still above it)
-MAX_SPLITS = 3  # further erosions of a piece that holds a body (see `find_vessels`)
+MAX_SPLITS = 0  # further erosions of a piece that holds a body (see `find_vessels`)
 
 BoolArray = NDArray[np.bool_]
 
@@ -178,12 +182,14 @@ def find_vessels(hu: NDArray[np.float32], affine_lps: FloatArray, spacing_mm: fl
     empty = np.zeros(hu.shape, dtype=bool)
     # large vessels and chambers from the eroded mask (cut from the bodies they touch), then
     # the thinner ones (iliac arteries, azygos), which the erosion would erase, from the rest
-    kept, lumens, weights = empty.copy(), [], []
+    kept = np.zeros(hu.shape, dtype=np.float32)  # each kept voxel: its piece's lumen HU
+    lumens: list[float] = []
+    weights: list[float] = []
     core, splits = ndimage.binary_erosion(blood), 0
     while core.any():
         found, lumen_hu, size, held = _select(core, hu, mean, s, superior_axis, MIN_AREA_MM2,
                                               bone_kji, dense_blood, 1 + splits)
-        kept |= found
+        kept = np.maximum(kept, found)
         lumens += lumen_hu
         weights += size
         # a piece holding a body may be a body *and* the vessel pressed against it, joined
@@ -191,16 +197,26 @@ def find_vessels(hu: NDArray[np.float32], affine_lps: FloatArray, spacing_mm: fl
         if splits == MAX_SPLITS or not held.any():
             break
         core, splits = ndimage.binary_erosion(held), splits + 1
-    thin = blood & ~ndimage.binary_dilation(kept, iterations=2)
+    thin = blood & ~ndimage.binary_dilation(kept > 0, iterations=2)
     found, lumen_hu, size, _ = _select(thin, hu, mean, s, superior_axis, MIN_THIN_AREA_MM2,
                                        bone_kji, dense_blood, 0)
-    kept |= found
+    kept = np.maximum(kept, found)
     lumens += lumen_hu
     weights += size
     if not lumens:
         return VesselMap(empty, empty.copy(), affine_lps, noise, None)
     ceiling = float(np.max(lumens)) + RIM_BRIGHTER_HU
-    lumen = _grow_downhill(hu, kept, GROW_STEPS, ceiling, limit)
+    # back to the lumen's own edge (within its noise), then over the partial-volumed wall
+    # where that is as bright as bone; never uphill by more than the noise (a lumen and a
+    # body's cancellous bone of the same HU behind a thin cortex must not run together)
+    uphill = max(UPHILL_MIN_HU, 2.0 * noise)
+    lumen = _grow_downhill(hu, kept > 0, GROW_STEPS, ceiling, uphill,
+                           floor=kept - max(LUMEN_TOLERANCE_HU, 2.5 * noise))
+    # (only where the wall slopes down to soft tissue: cancellous bone behind a cortex
+    # blurred to the lumen's HU has bone all round it)
+    beside_soft = ndimage.minimum_filter(hu, size=3) < WALL_FLOOR_HU
+    lumen = _grow_downhill(hu, lumen, WALL_STEPS, ceiling, uphill,
+                           floor=np.float32(WALL_FLOOR_HU), within=beside_soft)
     ring = ndimage.binary_dilation(lumen, iterations=max(1, round(2.0 / s))) & ~lumen
     calcium = ring & ((hu >= max(CALCIUM_HU, ceiling)) | (hu >= METAL_HU))
     # a stent's struts (or a ring of calcium) make the lumen inside them inhomogeneous:
@@ -218,14 +234,16 @@ def find_vessels(hu: NDArray[np.float32], affine_lps: FloatArray, spacing_mm: fl
 def _select(core: BoolArray, hu: NDArray[np.float32], mean: NDArray[np.float32], s: float,
             superior_axis: int, min_area_mm2: float, bone_kji: NDArray[np.intp] | None,
             dense_blood: BoolArray, eroded: int
-            ) -> tuple[BoolArray, list[float], list[float], BoolArray]:
-    """The pieces of ``core`` that are vessels (see the module docstring), their lumen HU
-    and sizes, and the pieces that hold a body (``bone_kji``). ``core`` was eroded
+            ) -> tuple[NDArray[np.float32], list[float], list[float], BoolArray]:
+    """The pieces of ``core`` that are vessels (see the module docstring) as a map of their
+    lumen's HU (0 elsewhere), their lumen HU and sizes, and the pieces that hold a body
+    (``bone_kji``). ``core`` was eroded
     ``eroded`` times from the blood mask: its rim is looked for that much farther out."""
     labels, n = ndimage.label(core)
     none = np.zeros(core.shape, dtype=bool)
+    zero = np.zeros(core.shape, dtype=np.float32)
     if n == 0:
-        return none, [], [], none
+        return zero, [], [], none
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     objects = ndimage.find_objects(labels)
     extent_vox = np.array([o[superior_axis].stop - o[superior_axis].start for o in objects])
@@ -244,7 +262,7 @@ def _select(core: BoolArray, hu: NDArray[np.float32], mean: NDArray[np.float32],
     held_mask = holding[labels]
     which = np.flatnonzero(candidate)
     if not which.size:
-        return none, [], [], held_mask
+        return zero, [], [], held_mask
     lumen_hu = np.zeros(n)
     for m in which:  # per box: ndimage.median sorts the whole grid (seconds at 512²)
         box = objects[m]
@@ -252,33 +270,43 @@ def _select(core: BoolArray, hu: NDArray[np.float32], mean: NDArray[np.float32],
             lumen_hu[m] = float(np.median(mean[box][labels[box] == m + 1]))
     rim_bright = _bright_rim_fraction(hu, labels, objects, lumen_hu, which, dense_blood, eroded)
     keep = candidate & (rim_bright < MAX_BRIGHT_RIM)
-    lut = np.concatenate([[False], keep])
     chosen = np.flatnonzero(keep)
-    return (lut[labels], lumen_hu[chosen].tolist(), sizes[chosen].astype(float).tolist(),
+    hu_lut = np.concatenate([[0.0], np.where(keep, lumen_hu, 0.0)]).astype(np.float32)
+    return (hu_lut[labels], lumen_hu[chosen].tolist(), sizes[chosen].astype(float).tolist(),
             held_mask)
 
 
 def _grow_downhill(hu: NDArray[np.float32], seed: BoolArray, steps: int, ceiling: float,
-                   tolerance: float) -> BoolArray:
+                   tolerance: float, floor: NDArray[np.float32] | np.float32,
+                   within: BoolArray | None = None) -> BoolArray:
     """``seed`` grown voxel by voxel, ``steps`` times, into voxels no brighter than the
     brightest grown neighbour (plus ``tolerance``, the noise) and than ``ceiling``, and not
-    fat or air.
+    darker than ``floor`` (a number, or a map on the seed carried along with the growth),
+    and within ``within`` where given.
 
     Why downhill: from a lumen outwards the HU falls through the partial-volumed wall to
-    fat; meeting bone it rises again at the cortex, where the growth stops. Without this the
+    fat; meeting bone it rises again at the cortex, where the growth stops. Without it the
     wall's partial volume (between bone threshold and lumen) stayed "bone" and ringed every
-    vessel, joining it to the vertebra that touches it.
+    vessel, joining it to the vertebra that touches it. Why a floor: a portal-venous vena
+    cava (~135 HU) would otherwise flow on into a disc's annulus (~100 HU) beside it.
     """
     grown = seed.copy()
     values = np.where(grown, hu, -np.inf).astype(np.float32)
+    per_voxel = np.ndim(floor) > 0
+    floors = np.where(grown, floor, -np.inf).astype(np.float32) if per_voxel else None
     for _ in range(steps):
         reach = ndimage.maximum_filter(values, size=3)
+        low = ndimage.maximum_filter(floors, size=3) if floors is not None else floor
         new = ~grown & np.isfinite(reach) & (hu <= reach + tolerance) & (hu < ceiling) \
-            & (hu >= GROW_FLOOR_HU)
+            & (hu >= low) & (hu >= GROW_FLOOR_HU)
+        if within is not None:
+            new &= within
         if not new.any():
             break
         grown |= new
         values[new] = hu[new]
+        if floors is not None:
+            floors[new] = np.asarray(low)[new]
     return grown
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from planning.anatomy.from_ct import anatomy_from_ct
 from planning.autoplan import propose
@@ -42,7 +43,7 @@ def test_painted_truth_vessels_lie_beside_the_bodies(abdomen) -> None:
     assert not (ph.vessels & (ph.labels.array > 0)).any()  # labels: on the CT's grid
     # the aorta on the patient's left (+x), the cava on the right, both in front of the spine
     k = ph.ct.array.shape[0] * 3 // 4
-    jj, ii = np.nonzero(ph.vessels[k])
+    _jj, ii = np.nonzero(ph.vessels[k])
     x = ph.ct.affine_lps[0, 3] + ii * ph.ct.spacing_mm[0]
     spine_x = ph.anatomy.levels["L1"].centroid_lps[0]
     assert (x > spine_x + 5).any() and (x < spine_x - 5).any()
@@ -63,8 +64,9 @@ def test_phantom_vessels_found_and_never_bone(abdomen, variant: str) -> None:
     assert pc.fraction_in(anatomy.labels > 0, anatomy.affine_lps, inside) < 0.002
     k, j, i = np.nonzero(vm.lumen)
     found = np.stack([i, j, k], 1).astype(float) @ vm.affine_lps[:3, :3].T + vm.affine_lps[:3, 3]
-    truth = ph.anatomy
-    assert pc.fraction_in(truth.labels > 0, truth.affine_lps, found) < 0.02
+    truth = ph.anatomy  # bone more than 3 mm inside a vertebra (its edge is a voxel's blur)
+    deep = ndimage.binary_erosion(truth.labels > 0, iterations=2)
+    assert pc.fraction_in(deep, truth.affine_lps, found) < 0.005
     # every automatic needle ≥ 3 mm from the painted vessels, its tip in its body
     field = pc.vessel_truth_field(ph)
     assert len(proposal.plan.trajectories) >= 4
@@ -98,7 +100,7 @@ def thorax():
 
 
 def test_thorax_aorta_is_vessel_not_vertebra(thorax) -> None:
-    ct, anatomy, _, _ = thorax
+    _ct, anatomy, _, _ = thorax
     vm = anatomy.vessels
     assert vm.found and vm.wall_calcium.any()  # the stent graft's struts
     assert pc.fraction_in(vm.lumen, vm.affine_lps, THORAX_AORTA_LPS) == 1.0
