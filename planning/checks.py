@@ -637,10 +637,9 @@ def _approach(t: Trajectory, medial_deg: float, cc_deg: float,
         if (abs(medial_deg - m) > lim.atypical_medial_deg
                 or abs(cc_deg - c) > lim.atypical_craniocaudal_deg):
             cc_word = "caudal" if cc_deg >= 0 else "cranial"
-            return (f"atypical path: {medial_deg:.0f}° medial and {abs(cc_deg):.0f}° {cc_word} "
-                    f"to the vertebra, where a {t.level} pedicle runs about {m:.0f}° medial "
-                    f"and {c:.0f}° caudal ({norm.transverse_angle_deg.source}): check the "
-                    "approach", "atypical")
+            return (f"atypical path: {medial_deg:.0f}° medial, {abs(cc_deg):.0f}° {cc_word}; a "
+                    f"{t.level} pedicle runs about {m:.0f}° medial, {c:.0f}° caudal (Zindrick "
+                    "1987, Panjabi 1991/92)", "atypical")
     lateral = next((b for b in breaches if b.wall == "lateral"), None)
     if lateral is not None and lateral.depth_mm > radius_mm:
         where = ("through the costovertebral junction" if t.level.startswith("T")

@@ -65,6 +65,7 @@ LUMEN_TOLERANCE_HU = 40.0  # (within this of its median, or 2.5 × the noise)…
 WALL_STEPS = 2  # …then the partial-volumed wall where it is as bright as bone
 WALL_FLOOR_HU = 150.0
 UPHILL_MIN_HU = 12.0
+BRIGHT_LUMEN_HU = 2 * WALL_FLOOR_HU - 40.0  # blurred half and half with muscle: ≥ the floor
 GROW_FLOOR_HU = 70.0  # the growth stops at muscle, fat and lung (a lumen's edge blurred
 # with fat or muscle is still above it)
 MAX_SPLITS = 0  # further erosions of a piece that holds a body (see `find_vessels`)
@@ -210,13 +211,18 @@ def find_vessels(hu: NDArray[np.float32], affine_lps: FloatArray, spacing_mm: fl
     # where that is as bright as bone; never uphill by more than the noise (a lumen and a
     # body's cancellous bone of the same HU behind a thin cortex must not run together)
     uphill = max(UPHILL_MIN_HU, 2.0 * noise)
-    lumen = _grow_downhill(hu, kept > 0, GROW_STEPS, ceiling, uphill,
-                           floor=kept - max(LUMEN_TOLERANCE_HU, 2.5 * noise))
+    band = max(LUMEN_TOLERANCE_HU, 2.5 * noise)
+    lumen = _grow_downhill(hu, kept > 0, GROW_STEPS, ceiling, uphill, floor=kept - band,
+                           cap=kept + band / 2.0)
     # (only where the wall slopes down to soft tissue: cancellous bone behind a cortex
     # blurred to the lumen's HU has bone all round it)
-    beside_soft = ndimage.minimum_filter(hu, size=3) < WALL_FLOOR_HU
-    lumen = _grow_downhill(hu, lumen, WALL_STEPS, ceiling, uphill,
-                           floor=np.float32(WALL_FLOOR_HU), within=beside_soft)
+    # and only from lumens bright enough to blur their wall above it (an enhanced vein of
+    # ~140 HU has no such wall, and cancellous bone beside it would be taken instead)
+    bright = lumen & ndimage.binary_dilation(kept >= BRIGHT_LUMEN_HU, iterations=GROW_STEPS)
+    if bright.any():
+        beside_soft = ndimage.minimum_filter(hu, size=3) < WALL_FLOOR_HU
+        lumen |= _grow_downhill(hu, bright, WALL_STEPS, ceiling, uphill,
+                                floor=np.float32(WALL_FLOOR_HU), within=beside_soft)
     ring = ndimage.binary_dilation(lumen, iterations=max(1, round(2.0 / s))) & ~lumen
     calcium = ring & ((hu >= max(CALCIUM_HU, ceiling)) | (hu >= METAL_HU))
     # a stent's struts (or a ring of calcium) make the lumen inside them inhomogeneous:
@@ -278,11 +284,12 @@ def _select(core: BoolArray, hu: NDArray[np.float32], mean: NDArray[np.float32],
 
 def _grow_downhill(hu: NDArray[np.float32], seed: BoolArray, steps: int, ceiling: float,
                    tolerance: float, floor: NDArray[np.float32] | np.float32,
-                   within: BoolArray | None = None) -> BoolArray:
+                   within: BoolArray | None = None,
+                   cap: NDArray[np.float32] | None = None) -> BoolArray:
     """``seed`` grown voxel by voxel, ``steps`` times, into voxels no brighter than the
     brightest grown neighbour (plus ``tolerance``, the noise) and than ``ceiling``, and not
     darker than ``floor`` (a number, or a map on the seed carried along with the growth),
-    and within ``within`` where given.
+    no brighter than ``cap`` (a map carried likewise) and within ``within`` where given.
 
     Why downhill: from a lumen outwards the HU falls through the partial-volumed wall to
     fat; meeting bone it rises again at the cortex, where the growth stops. Without it the
@@ -294,11 +301,15 @@ def _grow_downhill(hu: NDArray[np.float32], seed: BoolArray, steps: int, ceiling
     values = np.where(grown, hu, -np.inf).astype(np.float32)
     per_voxel = np.ndim(floor) > 0
     floors = np.where(grown, floor, -np.inf).astype(np.float32) if per_voxel else None
+    caps = np.where(grown, cap, -np.inf).astype(np.float32) if cap is not None else None
     for _ in range(steps):
         reach = ndimage.maximum_filter(values, size=3)
         low = ndimage.maximum_filter(floors, size=3) if floors is not None else floor
         new = ~grown & np.isfinite(reach) & (hu <= reach + tolerance) & (hu < ceiling) \
             & (hu >= low) & (hu >= GROW_FLOOR_HU)
+        if caps is not None:
+            high = ndimage.maximum_filter(caps, size=3)
+            new &= hu <= high
         if within is not None:
             new &= within
         if not new.any():
@@ -307,6 +318,8 @@ def _grow_downhill(hu: NDArray[np.float32], seed: BoolArray, steps: int, ceiling
         values[new] = hu[new]
         if floors is not None:
             floors[new] = np.asarray(low)[new]
+        if caps is not None:
+            caps[new] = high[new]
     return grown
 
 

@@ -567,7 +567,7 @@ def _bullet(
 
 
 # ---- one page per level ----------------------------------------------------------------
-IMAGE_W = 93.0
+IMAGE_W = 80.0
 IMAGE_GAP = CONTENT_W - 2 * IMAGE_W
 SNAPSHOT_W = 86.0
 TABLE_GAP = 4.0
@@ -671,6 +671,11 @@ def _level_rows(
         tip = f"in {r.tip_level}, not in the body"
     else:
         tip = "outside the vertebra"
+    if r.tip_walled_directions is not None:
+        tip += ("; CT: bone all round" if r.tip_walled_directions == r.tip_rays else
+                f"; CT: bone on {r.tip_walled_directions} of {r.tip_rays} sides")
+    vessel = ("none in the CT" if r.vessel_clearance_mm is None
+              else format_mm(r.vessel_clearance_mm))
     depth = "—" if r.tip_depth_fraction is None else f"{r.tip_depth_fraction:.0%}"
     rows += [
         ("Skin to tip", format_mm(r.skin_to_tip_mm)),
@@ -680,7 +685,9 @@ def _level_rows(
                                f"(vertebra {format_deg(r.craniocaudal_angle_vertebra_deg)})"),
         ("Canal clearance", format_mm(r.canal_clearance_mm)),
         ("Breach grade", f"{r.breach_grade}: {grade_meaning(r.breach_grade)}"),
-        ("Pedicle wall breach", walls),
+        ("Approach", f"{r.approach}; wall breach {walls}" if r.wall_breaches
+         else f"{r.approach}; no wall breach"),
+        ("Nearest vessel", vessel),
         ("Tip", tip),
         ("Tip depth in body", depth.replace("-", "\u2212")),
         ("Tip to anterior cortex", format_mm(r.tip_to_anterior_cortex_mm)),

@@ -34,13 +34,23 @@ def good_pair(truth, level: str, gauge: str = "13G") -> tuple[Trajectory, Trajec
     return out[0], out[1]
 
 
+def _only_near_a_vessel(r, ctx) -> bool:
+    """A caution whose only reason is a contrast-filled vessel within its caution distance
+    but beyond the unsafe one."""
+    return (r.status is Status.CAUTION
+            and all("from a contrast-filled vessel" in x for x in r.reasons)
+            and ctx.limits.vessel_min_mm <= r.vessel_clearance_mm < ctx.limits.vessel_caution_mm)
+
+
 def test_good_bilateral_pairs_are_safe_at_every_level(demo) -> None:
     _, truth, ctx = demo
     trajectories = [t for lv in truth.levels for t in good_pair(truth, lv.name)]
     results = check_plan(Plan(trajectories=tuple(trajectories)), ctx)
     assert len(results) == 2 * len(truth.levels)
     for r in results:
-        assert r.status is Status.SAFE, (r.level, r.side, r.reasons)
+        # the demo's iliac veins lie against L5: a caution for a vessel 3–5 mm away is right
+        assert r.status is Status.SAFE or _only_near_a_vessel(r, ctx), (r.level, r.side,
+                                                                          r.reasons)
         assert r.breach_grade == "A" and r.canal_clearance_mm > 2.0
         assert r.tip_in_body and r.tip_level == r.level
         assert r.tip_depth_fraction is not None and r.tip_depth_fraction > 0.6
