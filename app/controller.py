@@ -26,7 +26,7 @@ from planning.mask_reslice import mask_mesh
 from planning.plan import Plan, Side, Trajectory
 from planning.progress import Progress
 from planning.spine_seed import spine_seed_lps
-from planning.surface import BoneSurface, extract_bone_surface
+from planning.surface import BoneSurface, extract_bone_surface, not_bone_mask
 from planning.volume import FloatArray, Volume
 from widgets.window_level import WINDOW_PRESETS
 
@@ -572,7 +572,8 @@ class Controller(QObject):
     def _start_surface(self, volume: Volume) -> None:
         if self._surface_job is not None:
             self._surface_job.cancel()
-        worker = self._run(lambda progress: extract_bone_surface(volume, progress=progress))
+        worker = self._run(lambda progress: extract_bone_surface(
+            volume, progress=progress, not_bone=not_bone_mask(volume)))
         worker.signals.progressed.connect(self._on_surface_progress)
         worker.signals.succeeded.connect(self._on_surface_succeeded)
         worker.signals.failed.connect(self._on_surface_failed)

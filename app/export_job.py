@@ -127,9 +127,9 @@ def export_plan(
 
             tick("Writing the meshes")
             if surface is None:
-                from planning.surface import extract_bone_surface
+                from planning.surface import extract_bone_surface, not_bone_mask
 
-                surface = extract_bone_surface(volume)
+                surface = extract_bone_surface(volume, not_bone=not_bone_mask(volume))
             paths = write_scene_meshes(request.mesh_dir, bone=surface,  # type: ignore[arg-type]
                                        anatomy=anatomy, plan=plan, fmt=request.mesh_format)
             report.written.append(request.mesh_dir)
@@ -139,10 +139,10 @@ def export_plan(
             images, snapshots = {}, {}
             bone = surface
             if request.with_3d and bone is None:
-                from planning.surface import extract_bone_surface
+                from planning.surface import extract_bone_surface, not_bone_mask
 
                 tick("Building the bone surface for the report")
-                bone = extract_bone_surface(volume)
+                bone = extract_bone_surface(volume, not_bone=not_bone_mask(volume))
             for level in plan.levels:
                 tick(f"Report images of {level}")
                 images[level] = level_images(volume, plan, results, anatomy, level)

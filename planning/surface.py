@@ -57,6 +57,7 @@ def _bone_fraction(
     threshold_hu: float,
     factors_kji: tuple[int, ...],
     progress: Progress,
+    sigma_vox: float = 0.0,
 ) -> NDArray[np.float32]:
     """Fraction of full-resolution voxels at or above the threshold in each block.
 
@@ -73,7 +74,14 @@ def _bone_fraction(
     slabs_per_step = max(1, 16 // fk)
     for k0 in range(0, nk, slabs_per_step):
         k1 = min(nk, k0 + slabs_per_step)
-        slab = array_kji[k0 * fk : k1 * fk, : nj * fj, : ni * fi] >= threshold_hu
+        if sigma_vox > 0:  # smoothed with a margin of slices, so slabs join seamlessly
+            pad = int(np.ceil(2 * sigma_vox))
+            lo, hi = max(0, k0 * fk - pad), min(array_kji.shape[0], k1 * fk + pad)
+            smooth = ndimage.gaussian_filter(array_kji[lo:hi].astype(np.float32), sigma_vox)
+            slab = smooth[k0 * fk - lo : k0 * fk - lo + (k1 - k0) * fk, : nj * fj,
+                          : ni * fi] >= threshold_hu
+        else:
+            slab = array_kji[k0 * fk : k1 * fk, : nj * fj, : ni * fi] >= threshold_hu
         acc = out[k0:k1]
         acc[...] = 0.0
         # summing strided views is several times faster than reshape(...).mean(axis=...)
@@ -84,6 +92,107 @@ def _bone_fraction(
         acc *= 1.0 / (fk * fj * fi)
         progress.report(k1, nk * 2, "Preparing bone surface…")
     return out
+
+
+NOISY_HU = 40.0  # a CT noisier than this (SD in soft tissue) is smoothed before the threshold
+TISSUE_HU = -400.0  # the patient's body: above this (fat is −100); air and foam below
+
+
+def _denoising_sigma_vox(array_kji: NDArray[np.int16]) -> float:
+    """Gaussian sigma (voxels) that brings the CT's noise down to about `NOISY_HU`, or 0.
+
+    Noise from neighbouring voxels' differences in soft tissue (−50 … 100 HU) on a sparse
+    sample of slices: the median absolute difference, which bone edges barely move.
+    """
+    sample = array_kji[:: max(1, array_kji.shape[0] // 12)].astype(np.float32)
+    a, b = sample[:, :, :-1], sample[:, :, 1:]
+    soft = (a > -50) & (a < 100) & (b > -50) & (b < 100)
+    if np.count_nonzero(soft) < 1000:
+        return 0.0
+    noise = float(np.median(np.abs(a[soft] - b[soft]))) * 1.4826 / np.sqrt(2.0)
+    if noise <= NOISY_HU:
+        return 0.0
+    # a 3-D Gaussian of sigma s divides white noise by about (2 √π s)^1.5
+    return float(min(2.5, (noise / NOISY_HU) ** (2.0 / 3.0) / (2.0 * np.sqrt(np.pi))))
+
+
+def _patient(array_kji: NDArray[np.int16], factors_kji: tuple[int, ...],
+             shape: tuple[int, ...]) -> NDArray[np.bool_]:
+    """On the block grid: the patient, i.e. the largest connected body of tissue, opened so
+    that a mattress or blanket touching the back does not join the table to it, with its
+    holes (lungs, bowel gas) filled slice by slice."""
+    fk, fj, fi = factors_kji
+    nk, nj, ni = shape
+    sub = array_kji[fk // 2 :: fk, fj // 2 :: fj, fi // 2 :: fi][:nk, :nj, :ni] > TISSUE_HU
+    if not sub.any() or sub.all():
+        return np.ones(shape, dtype=bool)
+    opened = ndimage.binary_opening(sub, iterations=2)
+    labels, n = ndimage.label(opened)
+    if n == 0:
+        return np.ones(shape, dtype=bool)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    body = labels == int(np.argmax(sizes))
+    in_plane = np.zeros((3, 3, 3), dtype=bool)
+    in_plane[1] = ndimage.generate_binary_structure(2, 1)
+    body = ndimage.binary_fill_holes(body, structure=in_plane)
+    return np.asarray(ndimage.binary_dilation(body, iterations=3))  # back the opening's loss
+
+
+def _on_blocks(volume: Volume, f_ijk: tuple[int, ...], shape: tuple[int, ...],
+               mask: NDArray[np.bool_], affine_lps: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """A mask on another grid (nearest) at the block grid's voxel centres."""
+    nk, nj, ni = shape
+    f = np.array(f_ijk, dtype=np.float64)
+    kk, jj, ii = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij")
+    centres = np.stack([ii.ravel(), jj.ravel(), kk.ravel()], 1) * f + (f - 1.0) / 2.0
+    lps = volume.to_lps(centres)
+    inv = np.linalg.inv(affine_lps)
+    ijk = np.rint(lps @ inv[:3, :3].T + inv[:3, 3]).astype(np.intp)
+    limits = np.array(mask.shape[::-1])
+    ok = np.all((ijk >= 0) & (ijk < limits), axis=1)
+    out = np.zeros(len(lps), dtype=bool)
+    out[ok] = mask[ijk[ok, 2], ijk[ok, 1], ijk[ok, 0]]
+    return out.reshape(shape)
+
+
+def not_bone_mask(volume: Volume) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+    """The contrast-filled vessels and heart of ``volume`` (lumen and wall calcium) on the
+    anatomy's working grid, and that grid's affine: bright, but never bone."""
+    from planning.anatomy.spine_column import (
+        SpineNotFoundError,
+        find_column,
+        posterior_body_points,
+        working_grid,
+    )
+    from planning.vessels import find_vessels
+
+    grid = working_grid(volume)
+    try:  # the whole CT this time (the heart too), the bodies protected as for the anatomy
+        bodies = posterior_body_points(find_column(grid).canal_ij, grid.spacing_mm)
+    except SpineNotFoundError:
+        bodies = None
+    vessels = find_vessels(grid.hu, grid.affine_lps, grid.spacing_mm, bone_kji=bodies)
+    return vessels.lumen | vessels.wall_calcium, grid.affine_lps
+
+
+VESSEL_SHELL_FRACTION = 0.5  # a "bone" piece this much hugging a vessel is its wall
+
+
+def _drop_vessel_shells(field: NDArray[np.float32], blood: NDArray[np.bool_]) -> None:
+    """Zero the bright pieces that are mostly the wall of a vessel or heart chamber (within
+    two blocks of its lumen): what is left of the heart once its blood is taken out. A
+    vertebra that touches the aorta keeps its bone: little of it is near the lumen."""
+    pieces, n = ndimage.label(field >= 0.5, structure=np.ones((3, 3, 3), dtype=bool))
+    if n == 0 or not blood.any():
+        return
+    near = ndimage.binary_dilation(blood, iterations=2)
+    sizes = np.bincount(pieces.ravel(), minlength=n + 1).astype(np.float64)
+    hugging = np.bincount(pieces[near].ravel(), minlength=n + 1)
+    shell = hugging / np.maximum(sizes, 1.0) > VESSEL_SHELL_FRACTION
+    shell[0] = False
+    if shell.any():
+        field[ndimage.binary_dilation(shell[pieces])] = 0.0
 
 
 def _drop_small_components(field: NDArray[np.float32], level: float, min_voxels: int) -> None:
@@ -110,6 +219,7 @@ def extract_bone_surface(
     smoothing_sigma_vox: float = 0.5,
     min_component_mm3: float = 500.0,
     progress: Progress | None = None,
+    not_bone: tuple[NDArray[np.bool_], NDArray[np.float64]] | None = None,
 ) -> BoneSurface:
     """Surface of the bone (voxels ≥ ``threshold_hu``) on a ~``target_spacing_mm`` grid.
 
@@ -127,6 +237,14 @@ def extract_bone_surface(
         Bone pieces smaller than this are left out.
     progress
         Reports progress and lets the user cancel (raises ``Cancelled``).
+    not_bone
+        A mask and its index→LPS affine of what is never bone however bright: the
+        contrast-filled vessels and heart (`planning.vessels`, see `not_bone_mask`).
+
+    Besides: bone outside the patient (the CT table, head holders, blankets: whatever the
+    largest body of tissue does not hold) is left out, and a CT whose noise would speckle
+    the threshold (a sharp lung kernel, ±100 HU) is smoothed first, so the surface shows
+    the skeleton, not a box of noise.
 
     Returns
     -------
@@ -136,9 +254,15 @@ def extract_bone_surface(
     progress = progress or no_progress()
     f_ijk = downsample_factors(volume.spacing_mm, target_spacing_mm)
     f_kji = f_ijk[::-1]
-    field = _bone_fraction(volume.array, threshold_hu, f_kji, progress)
+    sigma = _denoising_sigma_vox(volume.array)
+    field = _bone_fraction(volume.array, threshold_hu, f_kji, progress, sigma)
     if field.size == 0:
         return empty_surface()
+    if not_bone is not None:
+        blood = _on_blocks(volume, f_ijk, field.shape, *not_bone)
+        field[blood] = 0.0
+        _drop_vessel_shells(field, blood)
+    field[~_patient(volume.array, f_kji, field.shape)] = 0.0  # the table, head holders
     if smoothing_sigma_vox > 0:
         field = ndimage.gaussian_filter(
             field, smoothing_sigma_vox, mode="nearest", truncate=2.0

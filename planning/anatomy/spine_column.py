@@ -136,7 +136,7 @@ def find_column(grid: WorkGrid) -> SpineColumn:
     canal_ij, covered = _canal_path(canal, bone, s)
     # blood is found once the column is known, so that no body's core can be taken for it
     # (`find_vessels`' bone_kji), and then removed from the bone before the bodies are
-    vessels = find_vessels(hu, grid.affine_lps, s, bone_kji=_posterior_body_points(canal_ij, s),
+    vessels = find_vessels(hu, grid.affine_lps, s, bone_kji=posterior_body_points(canal_ij, s),
                            box=_around_canal(canal_ij, hu.shape, s))
     bone &= ~vessels.lumen & ~vessels.wall_calcium
     body_ij = _body_path(bone, canal_ij, covered, s)
@@ -168,7 +168,7 @@ def _around_canal(canal_ij: FloatArray, shape: tuple[int, ...], s: float
 POSTERIOR_BODY_MM = 16.0  # canal centre → inside the back of the body, whatever its depth
 
 
-def _posterior_body_points(canal_ij: FloatArray, s: float) -> NDArray[np.intp]:
+def posterior_body_points(canal_ij: FloatArray, s: float) -> NDArray[np.intp]:
     """(k, j, i) working voxels in the posterior part of the body, straight in front of the
     canal, where the canal was followed: half a canal (~8 mm) and a posterior wall in front
     of its centre. Why not the body path's middle: where the aorta lies in front of the body
