@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.controller import Controller
 from app.plan_document import PlanDocument, new_drag_id
-from planning.checks import CheckResult
+from planning.checks import CheckResult, SafetyLimits
 from planning.plan import DEFAULT_GAUGE, Plan, PlanError, Side, Trajectory, shift_level
 from widgets.plan_display import NeedleDisplay
 
@@ -34,7 +34,20 @@ def _summary(t: Trajectory, res: CheckResult | None) -> str:
         return f"{t.label} ({t.gauge}): not checked — no anatomy for this CT"
     head = (f"{t.label} ({t.gauge}): {res.status.value.upper()} — canal clearance "
             f"{res.canal_clearance_mm:.1f} mm, grade {res.breach_grade}")
+    if res.vessel_clearance_mm is not None:
+        head += f"; nearest contrast-filled vessel {res.vessel_clearance_mm:.1f} mm"
     return "\n".join([head, *(f"• {r}" for r in res.reasons)])
+
+
+def _vessel_if_limiting(res: CheckResult | None) -> float | None:
+    """The needle's distance to a contrast-filled vessel when that is within its caution
+    distance (then it is the number to show), else None."""
+    if res is None or res.vessel_clearance_mm is None:
+        return None
+    return res.vessel_clearance_mm if res.vessel_clearance_mm < VESSEL_CAUTION_MM else None
+
+
+VESSEL_CAUTION_MM = SafetyLimits().vessel_caution_mm
 
 
 class PlanEditor(QObject):
@@ -266,6 +279,7 @@ class PlanEditor(QObject):
                 level=t.level, side=t.side, entry_lps=t.entry, target_lps=t.target,
                 radius_mm=t.radius_mm, status=None if res is None else res.status,
                 clearance_mm=None if res is None else res.canal_clearance_mm,
+                vessel_mm=_vessel_if_limiting(res),
                 selected=t.key == self._selected,
                 summary=_summary(t, res),
             ))

@@ -50,6 +50,7 @@ from app.settings import (
 from app.training_session import TrainingSession
 from planning.anatomy.model import Anatomy
 from planning.carm import working_angles
+from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
 from planning.mask_reslice import mask_mesh
 from planning.plan import Plan, Side, level_index
@@ -58,7 +59,13 @@ from planning.volume import Volume
 from widgets.check_details import CheckDetailsPanel
 from widgets.levels_panel import LevelRow, LevelsPanel
 from widgets.mpr_overlays import Outline
-from widgets.plan_display import CANAL_COLOR, CEMENT_COLOR, HIGHLIGHT_COLOR, NeedleDisplay
+from widgets.plan_display import (
+    CANAL_COLOR,
+    CEMENT_COLOR,
+    HIGHLIGHT_COLOR,
+    VESSEL_COLOR,
+    NeedleDisplay,
+)
 from widgets.settings_dialog import SettingsDialog
 
 if TYPE_CHECKING:
@@ -103,7 +110,8 @@ margin, tip in the body.<br>
 <span style='color:#f2b630'>● Caution</span>: close to the canal or a wall, or the tip is
 not where it should be.<br>
 <span style='color:#ef4b4b'>● Unsafe</span>: enters the canal, breaches a medial wall or
-the anterior cortex.</p>
+the anterior cortex, comes within 3 mm of a contrast-filled vessel (drawn in pink), or the CT
+shows no bone around its tip.</p>
 <p>Breach grades follow Gertzbein–Robbins: A none, B &lt; 2 mm, C 2–4 mm, D 4–6 mm,
 E &gt; 6 mm.</p>
 <h3>Keys</h3>
@@ -150,6 +158,10 @@ class TaskIndicator(QWidget):
         self.hide()
 
 
+VESSEL_SHOW_MM = 10.0  # a needle this close to a contrast-filled vessel shows the vessel
+VESSEL_BOX_MM = 30.0  # the part of the vessel shown: around the needle, this far
+
+
 class PlanWorkspace(QObject):
     """Plan document, editor, autosave, docks and actions of one main window."""
 
@@ -187,6 +199,7 @@ class PlanWorkspace(QObject):
         self.assessment.fill_range = cement_fill_range(self.settings)
         self._assessed_anatomy: Any = None  # the anatomy whose fractured levels were selected
         self._cement_mesh: tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._vessels_near: tuple[tuple[int, ...], Outline | None] = ((), None)
         self.help_browser = QTextBrowser()
         self.help_browser.setObjectName("helpPanel")
         self.help_browser.setHtml(HELP_HTML)
@@ -352,6 +365,7 @@ class PlanWorkspace(QObject):
         w.fluoro_panel.position_changed.connect(self.set_patient_position)
         e.needles_changed.connect(self._show_needles)
         e.results_changed.connect(lambda _r: self._update_rows())
+        e.results_changed.connect(self._show_vessels_near)
         e.selection_changed.connect(self._on_selection)
         e.placing_changed.connect(self._on_placing)
         e.message.connect(lambda text: w.statusBar().showMessage(text, 20000))
@@ -999,8 +1013,49 @@ class PlanWorkspace(QObject):
         else:
             self.window.view3d.show_highlight(*_empty_mesh())
         outlines += self._cement_preview()
+        if self._vessels_near[1] is not None:
+            outlines.append(self._vessels_near[1])
         for view in self.window.mpr_views:
             view.set_outlines(outlines)
+
+    def _show_vessels_near(self, results: dict[Any, CheckResult]) -> None:
+        """The contrast-filled vessels the checks found in the CT, drawn in the slices and
+        in 3D around every needle that comes within `VESSEL_SHOW_MM` of one; cleared when
+        none does. Recomputed only when the set of boxes changes (a drag that stays near
+        a vessel moves the box a voxel at a time)."""
+        ctx = self.controller.check_context
+        evidence = None if ctx is None else ctx.evidence
+        near = [t for t in self.document.plan.trajectories
+                if (r := results.get(t.key)) is not None and r.vessel_clearance_mm is not None
+                and r.vessel_clearance_mm < VESSEL_SHOW_MM]
+        if evidence is None or not near:
+            if self._vessels_near[1] is not None:
+                self._vessels_near = ((), None)
+                self.window.view3d.show_vessels(*_empty_mesh())
+                self._refresh_outlines()
+            return
+        vessels = evidence.vessels
+        mask = vessels.lumen | vessels.wall_calcium
+        inv = np.linalg.inv(vessels.affine_lps)
+        keep = np.zeros(mask.shape, dtype=bool)
+        boxes = []
+        for t in near:
+            ends = np.array([t.entry_lps, t.target_lps]) @ inv[:3, :3].T + inv[:3, 3]
+            reach = VESSEL_BOX_MM / float(np.linalg.norm(vessels.affine_lps[:3, 0]))
+            lo = np.maximum(np.floor(ends.min(axis=0) - reach).astype(int), 0)
+            hi = np.minimum(np.ceil(ends.max(axis=0) + reach).astype(int) + 1,
+                            mask.shape[::-1])
+            box = (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+            keep[box] = mask[box]
+            boxes += [*lo, *hi]
+        key = tuple(int(b) for b in boxes)
+        if key == self._vessels_near[0]:
+            return
+        outline = Outline("vessels", keep, vessels.affine_lps, QColor(VESSEL_COLOR), 1.6,
+                          fill_alpha=60)
+        self._vessels_near = (key, outline)
+        self.window.view3d.show_vessels(*mask_mesh(keep, vessels.affine_lps))
+        self._refresh_outlines()
 
     def _cement_preview(self) -> list[Outline]:
         """The selected level's cement spread (one ellipsoid per tip, clipped to the body)

@@ -307,6 +307,23 @@ def _body_html(r: CheckResult) -> str:
     rows.append(_row("Depth", depth, "of body depth"))
     rows.append(_row("Anterior cortex", format_mm(r.tip_to_anterior_cortex_mm), "ahead of the tip"))
     rows.append(_row("To midline", format_mm(r.tip_to_midline_mm)))
+    if r.tip_walled_directions is not None:
+        all_round = r.tip_walled_directions == r.tip_rays
+        rows.append(_row("Bone around (CT)",
+                         "all round" if all_round
+                         else f"{r.tip_walled_directions} of {r.tip_rays} sides",
+                         f"{r.tip_hu:.0f} HU at the tip" if r.tip_hu is not None else "",
+                         VALUE_WHITE if all_round else bad))
+
+    rows.append(_section("Image"))
+    if r.vessel_clearance_mm is None:
+        rows.append(_row("Vessels", "no contrast-filled vessel near the spine"))
+    else:
+        v = r.vessel_clearance_mm
+        rows.append(_row("Nearest vessel", format_mm(v), "contrast-filled, from the CT",
+                         bad if v < 3.0 else warn if v < 5.0 else VALUE_WHITE))
+    rows.append(_row("Approach", html.escape(r.approach),
+                     value_color=VALUE_WHITE if r.approach == "transpedicular" else warn))
 
     rows.append(_section("Needle"))
     pair = "— (no other needle)" if r.pair_distance_mm is None else format_mm(r.pair_distance_mm)

@@ -148,8 +148,7 @@ def paint_needle(painter: QPainter, needle: NeedleDisplay, geometry: SliceGeomet
     away = p0 - p1
     n = math.hypot(away.x(), away.y()) or 1.0
     anchor = p0 + away * (14.0 / n)
-    text = needle.label if needle.clearance_mm is None else \
-        f"{needle.label} {needle.clearance_mm:.1f} mm".replace("-", "\u2212")
+    text = f"{needle.label} {needle.badge}".strip()
     painter.setFont(font)
     fm = QFontMetricsF(font)
     rect = QRectF(anchor.x() - fm.horizontalAdvance(text) / 2 - 3, anchor.y() - fm.height() / 2,

@@ -148,8 +148,8 @@ def probe_plane(direction_lps: FloatArray) -> ViewPlane:
 def needle_caption(needle: NeedleDisplay) -> str:
     """"L1 L — Safe, 3.2 mm": level, side, check status and canal clearance if known."""
     text = f"{needle.label} — {STATUS_WORDS[needle.status]}"
-    if needle.clearance_mm is not None:
-        text += f", {needle.clearance_mm:.1f} mm"
+    if needle.badge:
+        text += f", {needle.badge}"
     return text
 
 

@@ -30,6 +30,7 @@ STATUS_WORDS: dict[Status | None, str] = {
 CANAL_COLOR = "#4fc3f7"  # the spinal canal, in every view
 HIGHLIGHT_COLOR = "#c792ea"  # the vertebra being edited
 CEMENT_COLOR = "#f5e6a8"  # the cement spread preview (ivory, as PMMA looks)
+VESSEL_COLOR = "#ff4f9a"  # a contrast-filled vessel near a needle (not the unsafe red)
 REFERENCE_COLOR = "#ff8ad8"  # a training case's reference needles, shown after submission
 
 
@@ -50,6 +51,17 @@ class NeedleDisplay:
     clearance_mm: float | None = None  # canal clearance of the needle's surface
     selected: bool = False
     summary: str = ""  # the verdict and its reasons in words (tooltips)
+    vessel_mm: float | None = None  # to the nearest contrast-filled vessel, when it matters
+
+    @property
+    def badge(self) -> str:
+        """The number beside the needle's label: the canal clearance, or the distance to a
+        contrast-filled vessel when that is the nearer danger ("vessel −2.1 mm")."""
+        if self.vessel_mm is not None:
+            return f"vessel {self.vessel_mm:.1f} mm".replace("-", "\u2212")
+        if self.clearance_mm is not None:
+            return f"{self.clearance_mm:.1f} mm".replace("-", "\u2212")
+        return ""
 
     @property
     def key(self) -> tuple[str, Side]:

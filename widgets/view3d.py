@@ -52,6 +52,7 @@ from widgets.plan_display import (
     CEMENT_COLOR,
     HIGHLIGHT_COLOR,
     REFERENCE_COLOR,
+    VESSEL_COLOR,
     NeedleDisplay,
 )
 
@@ -70,6 +71,7 @@ NEEDLE_AMBIENT = 0.4  # a thin tube is mostly lit at grazing angles: keep its co
 CANAL_OPACITY = 0.35
 HIGHLIGHT_OPACITY = 0.30
 CEMENT_OPACITY = 0.65
+VESSEL_OPACITY = 0.45
 HALO_OPACITY = 0.35
 HALO_EXTRA_MM = 1.4  # the selected needle's halo is this much wider than the needle
 HANDLE_SCALE, HANDLE_MIN_EXTRA_MM = 1.7, 0.9  # handle radius: ≥ 1.7 × and ≥ +0.9 mm
@@ -500,6 +502,18 @@ class View3D(QWidget):
             return
         self._show_xray_surface("cement", vertices_lps, faces, normals_lps,
                                 _rgb(CEMENT_COLOR), CEMENT_OPACITY)
+
+    def show_vessels(
+        self,
+        vertices_lps: NDArray[np.float32],
+        faces: NDArray[np.int32],
+        normals_lps: NDArray[np.float32] | None = None,
+    ) -> None:
+        """The contrast-filled vessels near a needle (LPS mm); empty arrays clear them."""
+        if self._closed:
+            return
+        self._show_xray_surface("vessels", vertices_lps, faces, normals_lps,
+                                _rgb(VESSEL_COLOR), VESSEL_OPACITY)
 
     def _show_xray_surface(
         self, name: str, vertices_lps: NDArray[np.float32], faces: NDArray[np.int32],
