@@ -45,3 +45,32 @@ def test_seed_is_inside_a_labelled_vertebra_of_the_real_ct() -> None:
 def test_no_bone_gives_the_centre() -> None:
     volume = Volume(np.zeros((5, 6, 7), np.int16), np.eye(4))
     np.testing.assert_allclose(spine_seed_lps(volume), volume.center_lps())
+
+
+def test_seed_is_on_the_spine_not_on_the_contrast_filled_aorta() -> None:
+    """Aorta (300 HU) and vena cava (200 HU) pressed against the bodies of a phantom painted
+    from the real abdomen labels: the views still open in a vertebra."""
+    from tests.planning import painted_cases as pc
+
+    ph = pc.abdomen_phantom()
+    seed = spine_seed_lps(ph.ct)
+    k, j, i = np.rint(ph.ct.to_index(seed)).astype(int)[::-1]
+    assert not ph.vessels[k, j, i]
+    assert ph.labels.array[k, j, i] > 0
+
+
+def test_seed_on_the_contrast_thorax_is_by_the_bodies_not_in_the_heart() -> None:
+    path = ABDOMEN.parent / "ct-thorax-1p5mm" / "ct.nii.gz"
+    if not path.exists():
+        pytest.skip("shared data absent")
+    from planning.anatomy.from_ct import anatomy_from_ct
+    from planning.grid_lookup import nearest_voxels
+
+    volume = load_path(path)
+    seed = spine_seed_lps(volume)
+    anatomy = anatomy_from_ct(volume)
+    vessels = anatomy.vessels
+    flat, ok = nearest_voxels(np.linalg.inv(vessels.affine_lps), vessels.lumen.shape, seed[None])
+    assert ok[0] and not vessels.lumen.ravel()[flat[0]]
+    nearest = min(np.linalg.norm((g.centroid_lps - seed)[:2]) for g in anatomy.levels.values())
+    assert nearest < 15.0  # in-plane, from a body's centre (it was 38 mm: in the heart)
