@@ -12,7 +12,8 @@ Candidates are scored on the check context's signed-distance
 fields, all at once; those that keep the canal margin (`uncertainty_margin_mm`, and on an
 automatic anatomy the soft tissue beside its canal too, `_Guard`) go first, the best then
 through `planning.checks.check`, and a path whose check says unsafe is never proposed, nor
-one the checks call atypical or parapedicular (a proposal is a textbook transpedicular path;
+one the checks call atypical or parapedicular, nor one whose tip the image shows within
+3 mm of a cortex ahead (a proposal is a textbook transpedicular path;
 the checks' image evidence — contrast-filled vessels, bone all around the tip — makes a
 path near a vessel or with its tip at the bone's edge unsafe, hence never proposed).
 
@@ -307,6 +308,8 @@ class _LevelPlanner:
             res = check(t, self.ctx)
             if (res.status is not Status.UNSAFE and res.canal_clearance_mm >= self.margin_mm
                     and res.approach == "transpedicular"
+                    and (res.tip_bone_ahead_mm is None
+                         or res.tip_bone_ahead_mm >= self.ctx.limits.anterior_cortex_warn_mm)
                     and (self.guard is None
                          or self.guard.clearance_mm_of(t) >= self.guard.clearance_mm)):
                 return t, res, i

@@ -73,11 +73,12 @@ class SafetyLimits:
     slice CT plus the blur of the vessel's wall."""
     vessel_caution_mm: float = 5.0
     """…and closer than this, 'caution'."""
-    atypical_medial_deg: float = 20.0
+    atypical_medial_deg: float = 25.0
     """A needle more than this beyond the normal pedicle axis of its level, medially or
     laterally (transverse angle, `planning.assessment.pedicle_norms`), is an atypical path
     and says so ('caution'): a transpedicular needle converges a little more than its
-    pedicle, not 30° more (that comes from over the rib or through the canal's roof)."""
+    pedicle (aiming at the midline: up to about 20° at T11–T12, whose pedicles run straight
+    back), not 35° more (that comes from over the rib or through the canal's roof)."""
     atypical_craniocaudal_deg: float = 30.0
     """Same for the craniocaudal angle against the level's normal sagittal pedicle angle."""
     sample_step_mm: float = 2.0
@@ -149,6 +150,9 @@ class CheckResult:
     leaving the bone (`planning.image_evidence`); None when not measured."""
     tip_rays: int = 14
     tip_hu: float | None = None
+    tip_bone_ahead_mm: float | None = None
+    """Along the needle, from the tip to the next bony wall or the bone's end in the image
+    (None: neither within 40 mm, or not measured)."""
     approach: str = "transpedicular"
     """"transpedicular", "parapedicular" (lateral to the pedicle: through the
     costovertebral junction in the thoracic spine) or "atypical" (angles far from the
@@ -185,6 +189,7 @@ class CheckResult:
             "tip_walled_directions": self.tip_walled_directions,
             "tip_rays": self.tip_rays,
             "tip_hu": r(self.tip_hu),
+            "tip_bone_ahead_mm": r(self.tip_bone_ahead_mm),
             "approach": self.approach,
         }
 
@@ -508,6 +513,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
     vessel_mm: float | None = None
     walled: int | None = None
     tip_hu: float | None = None
+    bone_ahead: float | None = None
     rays = 14
     approach = "transpedicular"
     ev = ctx.evidence
@@ -530,7 +536,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
                 reasons.append(f"the needle passes {vessel_mm:.1f} mm from a contrast-filled "
                                f"vessel ({where})")
         te = ev.tip(tip, frame, direction)
-        walled, tip_hu, rays = te.walled, te.tip_hu, te.rays
+        walled, tip_hu, rays, bone_ahead = te.walled, te.tip_hu, te.rays, te.cortex_ahead_mm
         reasons_tip = _tip_reasons(te, r, lim, ant_cortex)
         if reasons_tip:
             if not te.enclosed:
@@ -589,6 +595,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
         tip_walled_directions=walled,
         tip_rays=rays,
         tip_hu=tip_hu,
+        tip_bone_ahead_mm=bone_ahead,
         approach=approach,
     )
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import map_coordinates
+from scipy.ndimage import map_coordinates, uniform_filter1d
 
 from planning.anatomy.model import Anatomy
 from planning.anatomy.spine_column import SpineNotFoundError, find_column, working_grid
@@ -40,7 +40,8 @@ RAY_LENGTH_MM = 40.0  # a lumbar body is ~35 mm deep, ~45 mm wide
 RAY_STEP_MM = 0.5
 TIP_BALL_MM = 2.5  # the bone "around the tip" is sampled within this radius
 WALL_ABOVE_TIP_HU = 90.0  # a wall is this much brighter than the bone around the tip…
-WALL_MIN_HU = 200.0  # …and at least this bright (osteoporotic cortex at 3 mm: ~250 HU)
+WALL_MIN_HU = 200.0  # …and at least this bright (osteoporotic cortex at 3 mm: ~250 HU)…
+WALL_MM = 1.5  # …over this length along the ray
 EXIT_HU = -30.0  # fat, lung, air: outside any bone…
 EXIT_BELOW_TIP_HU = 130.0  # …and anything this much darker than the bone around the tip
 # (muscle or a disc beside dense cancellous bone; porotic bone of ~60 HU exits at fat only)
@@ -133,12 +134,16 @@ class ImageEvidence:
         exit_hu = max(tip_hu - EXIT_BELOW_TIP_HU, EXIT_HU)
         vessel = self.in_vessel(pts.reshape(-1, 3)).reshape(hu.shape)
         n = hu.shape[1]
-        run_start = np.minimum(_run_start(hu < EXIT_HU, EXIT_RUN_MM),
-                               _run_start(hu < exit_hu, DARK_RUN_MM))
+        fat_start = _run_start(hu < EXIT_HU, EXIT_RUN_MM)
+        run_start = np.minimum(fat_start, _run_start(hu < exit_hu, DARK_RUN_MM))
         hard = vessel | (hu >= METAL_HU)
         hard_at = np.where(hard.any(axis=1), hard.argmax(axis=1), n)
         first_exit = np.minimum(run_start, hard_at)
-        walls = (hu >= wall_hu) & ~hard
+        # a wall is bright over a millimetre and more, not one dense trabecula or a speck
+        # of noise: the profile is averaged over `WALL_MM` first
+        smooth = uniform_filter1d(hu, max(1, round(WALL_MM / RAY_STEP_MM)), axis=1,
+                                  mode="nearest")
+        walls = (smooth >= wall_hu) & ~hard
         first_wall = np.where(walls.any(axis=1), walls.argmax(axis=1), n)
         exit_mm = np.where(first_exit < n, _STEPS[np.minimum(first_exit, n - 1)], np.inf)
         # a ray that meets neither a wall nor the bone's end within its length counts as
@@ -148,7 +153,9 @@ class ImageEvidence:
         closed = (first_wall < first_exit) | (exit_mm >= BONE_AROUND_MM)
         names = _direction_names()
         open_towards = tuple(names[i] for i in np.flatnonzero(~closed[:-1]))
-        ahead = min(first_wall[-1], first_exit[-1])
+        # ahead: the next wall, or fat, air, a vessel or metal; not a darker pocket of
+        # trabecular bone, which lies inside the body
+        ahead = min(first_wall[-1], fat_start[-1], hard_at[-1])
         bone_ahead = float(_STEPS[ahead]) if ahead < n else None
         return TipEvidence(int(closed[:-1].sum()), len(dirs) - 1, tip_hu, open_towards,
                            bone_ahead)
