@@ -123,6 +123,9 @@ CARM_POSITION = _local("carm-position", "Patient position for the C-arm angles")
 SAFETY_STATUS = _local("safety-status", "Safety check status")
 BREACH_GRADE = _local("breach-grade", "Canal breach grade (Gertzbein-Robbins)")
 CHECK_FINDING = _local("check-finding", "Safety check finding")
+VESSEL_CLEARANCE = _local("vessel-clearance", "Needle clearance to contrast-filled vessel")
+TIP_BONE_SIDES = _local("tip-bone-sides", "Directions from the tip in bone, of 14")
+APPROACH = _local("approach", "Needle approach")
 
 QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")  # TID 1500
 PROCEDURE_REPORTED = codes.LN.CTUnspecifiedBodyRegion  # CID 100: the plan measures a CT
@@ -373,6 +376,13 @@ def _group(
         ]
         if result.tip_to_anterior_cortex_mm is not None:
             measurements.append(_num(TIP_TO_CORTEX, result.tip_to_anterior_cortex_mm, MM))
+        # what the image itself shows (vessels found in the CT, bone around the tip)
+        if result.vessel_clearance_mm is not None:
+            measurements.append(_num(VESSEL_CLEARANCE, result.vessel_clearance_mm, MM))
+        if result.tip_walled_directions is not None:
+            measurements.append(_num(TIP_BONE_SIDES, float(result.tip_walled_directions),
+                                     NO_UNITS))
+        texts.append(_text(APPROACH, result.approach))
         texts += [
             _text(SAFETY_STATUS, result.status.value),
             _text(BREACH_GRADE, result.breach_grade),

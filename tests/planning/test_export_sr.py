@@ -158,6 +158,10 @@ def test_dsrdump_shows_levels_sides_and_coordinates(planned) -> None:
     assert out.count('(7771000,SCT,"Left")') == 2 and out.count('(24028007,SCT,"Right")') == 2
     assert DISCLAIMER in out
     assert "the needle enters the spinal canal" in out
+    # what the image showed: the demo's contrast-filled vessels, the bone around each tip
+    assert out.count("Needle clearance to contrast-filled vessel") == len(plan.trajectories)
+    assert out.count("Directions from the tip in bone, of 14") == len(plan.trajectories)
+    assert '"transpedicular"' in out
     polylines = re.findall(r"SCOORD3D:.*?\(POLYLINE,,([^)]*)\)", out)
     assert len(polylines) == len(plan.trajectories)
     dumped = [
