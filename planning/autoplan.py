@@ -219,6 +219,7 @@ class _LevelPlanner:
         # the guard's clearance shifted onto the canal's: one threshold, `margin_mm`
         self._guard_shift = 0.0 if guard is None else margin_mm - guard.clearance_mm
         self.level = lm.geometry.name
+        self._last_refusal = ""  # why the best candidate of the last gauge was refused
 
     def plan(self) -> tuple[list[Trajectory], dict[tuple[str, Side], str], str]:
         notes: dict[tuple[str, Side], str] = {}
@@ -280,11 +281,12 @@ class _LevelPlanner:
                 continue
             result = self._first_safe(ped, name, cands)
             if result is None:
+                why = f" (the best one: {self._last_refusal})" if self._last_refusal else ""
                 said.append(f"every {name} path the search tried checks unsafe"
                             + (f" or passes within {self.margin_mm:.1f} mm of the automatically"
                                " found canal" if self.margin_mm else "")
                             + (f" or within {self.guard.clearance_mm:.1f} mm of the soft tissue"
-                               " beside it" if self.guard is not None else ""))
+                               " beside it" if self.guard is not None else "") + why)
                 continue
             t, res, i = result
             text = self._describe(ped, t, res, cands, i)
@@ -300,20 +302,36 @@ class _LevelPlanner:
     def _first_safe(
         self, ped: PedicleGeometry, gauge_name: str, cands: _Candidates
     ) -> tuple[Trajectory, CheckResult, int] | None:
+        self._last_refusal = ""
         for i in range(min(TRIES_PER_GAUGE, len(cands.score_mm))):
             t = Trajectory(
                 self.level, ped.side, cands.entry_lps[i], cands.tip_lps[i], gauge_name,
                 note="automatic",
             )
             res = check(t, self.ctx)
-            if (res.status is not Status.UNSAFE and res.canal_clearance_mm >= self.margin_mm
-                    and res.approach == "transpedicular"
-                    and (res.tip_bone_ahead_mm is None
-                         or res.tip_bone_ahead_mm >= self.ctx.limits.anterior_cortex_warn_mm)
-                    and (self.guard is None
-                         or self.guard.clearance_mm_of(t) >= self.guard.clearance_mm)):
+            refusal = self._refusal(t, res)
+            if not refusal:
                 return t, res, i
+            if i == 0:
+                self._last_refusal = refusal
         return None
+
+    def _refusal(self, t: Trajectory, res: CheckResult) -> str:
+        """Why a checked candidate is not proposed, in words ("" when it is fine)."""
+        if res.status is Status.UNSAFE:
+            return "; ".join(r.split(": ", 1)[-1] for r in res.reasons[:2])
+        if res.canal_clearance_mm < self.margin_mm:
+            return f"{res.canal_clearance_mm:.1f} mm from the automatically found canal"
+        if res.approach != "transpedicular":
+            return f"{res.approach} path"
+        warn = self.ctx.limits.anterior_cortex_warn_mm
+        if res.tip_bone_ahead_mm is not None and res.tip_bone_ahead_mm < warn:
+            return f"the CT shows the cortex {res.tip_bone_ahead_mm:.1f} mm ahead of the tip"
+        if self.guard is not None:
+            border = self.guard.clearance_mm_of(t)
+            if border < self.guard.clearance_mm:
+                return f"{border:.1f} mm from the soft tissue beside the canal"
+        return ""
 
     def _describe(
         self, ped: PedicleGeometry, t: Trajectory, res: CheckResult, c: _Candidates, i: int
