@@ -141,19 +141,30 @@ def _patient(array_kji: NDArray[np.int16], factors_kji: tuple[int, ...],
 
 def _on_blocks(volume: Volume, f_ijk: tuple[int, ...], shape: tuple[int, ...],
                mask: NDArray[np.bool_], affine_lps: NDArray[np.float64]) -> NDArray[np.bool_]:
-    """A mask on another grid (nearest) at the block grid's voxel centres."""
-    nk, nj, ni = shape
+    """A mask on another grid (nearest) at the block grid's voxel centres: only the blocks
+    within the mask's bounding box are looked up (a vessel tree is a small part of a CT)."""
+    out = np.zeros(shape, dtype=bool)
+    if not mask.any():
+        return out
     f = np.array(f_ijk, dtype=np.float64)
-    kk, jj, ii = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij")
+    k, j, i = (np.flatnonzero(mask.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1)))
+    corners = np.array([[a, b, c] for a in (i[0], i[-1]) for b in (j[0], j[-1])
+                        for c in (k[0], k[-1])], dtype=np.float64)
+    lps_corners = corners @ affine_lps[:3, :3].T + affine_lps[:3, 3]
+    block = volume.to_index(lps_corners)  # continuous CT (i, j, k)
+    lo = np.maximum(np.floor(block.min(axis=0) / f).astype(int) - 1, 0)
+    hi = np.minimum(np.ceil(block.max(axis=0) / f).astype(int) + 2, np.array(shape[::-1]))
+    if np.any(hi <= lo):
+        return out
+    kk, jj, ii = np.meshgrid(*(np.arange(lo[a], hi[a]) for a in (2, 1, 0)), indexing="ij")
     centres = np.stack([ii.ravel(), jj.ravel(), kk.ravel()], 1) * f + (f - 1.0) / 2.0
-    lps = volume.to_lps(centres)
     inv = np.linalg.inv(affine_lps)
-    ijk = np.rint(lps @ inv[:3, :3].T + inv[:3, 3]).astype(np.intp)
-    limits = np.array(mask.shape[::-1])
-    ok = np.all((ijk >= 0) & (ijk < limits), axis=1)
-    out = np.zeros(len(lps), dtype=bool)
-    out[ok] = mask[ijk[ok, 2], ijk[ok, 1], ijk[ok, 0]]
-    return out.reshape(shape)
+    ijk = np.rint(volume.to_lps(centres) @ inv[:3, :3].T + inv[:3, 3]).astype(np.intp)
+    ok = np.all((ijk >= 0) & (ijk < np.array(mask.shape[::-1])), axis=1)
+    values = np.zeros(len(ijk), dtype=bool)
+    values[ok] = mask[ijk[ok, 2], ijk[ok, 1], ijk[ok, 0]]
+    out[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]] = values.reshape(kk.shape)
+    return out
 
 
 def not_bone_mask(volume: Volume) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
