@@ -166,9 +166,11 @@ def _run_start(low: NDArray[np.bool_], run_mm: float) -> NDArray[np.intp]:
     number of samples where there is none): cumulative sums, no loop."""
     run = max(1, round(run_mm / RAY_STEP_MM))
     c = np.cumsum(low, axis=1)
-    full = c - np.pad(c, ((0, 0), (run, 0)))[:, : c.shape[1]] >= run
+    full: NDArray[np.bool_] = np.asarray(c - np.pad(c, ((0, 0), (run, 0)))[:, : c.shape[1]]
+                                         >= run)
     n = low.shape[1]
-    return np.where(full.any(axis=1), full.argmax(axis=1) - (run - 1), n)
+    return np.asarray(np.where(full.any(axis=1), full.argmax(axis=1) - (run - 1), n),
+                      dtype=np.intp)
 
 
 def vessels_near(volume: Volume, anatomy: Anatomy) -> VesselMap:

@@ -159,12 +159,12 @@ def _paint_vessels(grid: Volume, body: BoolArray, vert: BoolArray,
                                     ("cava", (-0.62, -0.78), CAVA_RADIUS_MM)):
         u = np.array(direction) / np.linalg.norm(direction)
         path = np.full((nk, 2), np.nan)
-        for k in present:
-            jb, ib = np.nonzero(body[k])
+        for kb in present:
+            jb, ib = np.nonzero(body[kb])
             ci, cj = ib.mean(), jb.mean()
             reach = (ib - ci) * u[0] + (jb - cj) * u[1]
             edge = reach.max()
-            path[k] = (ci + (edge + radius / s - PRESS_MM / s) * u[0],
+            path[kb] = (ci + (edge + radius / s - PRESS_MM / s) * u[0],
                        cj + (edge + radius / s - PRESS_MM / s) * u[1])
         known = np.flatnonzero(np.isfinite(path[:, 0]))
         ks = np.arange(nk)
