@@ -1,0 +1,389 @@
+"""Accuracy of the automatic anatomy, fracture grades and plans over a family of CTs.
+
+Why: an algorithm tuned until two CTs come out right has learned those two CTs. Every
+labelled real CT in ../shared/data (found by its README and `labels.nii.gz`; the label
+table named in the README) is run as stored *and* re-stored many ways — rotated grids,
+other spacings, flipped storage on each axis, sagittal and coronal storage, crops to three
+levels and through a vertebra — and as a phantom painted from its labels (with contrast
+vessels and a table), whose truth is exact. The truth moves with the patient: the label map
+is resampled through LPS onto each re-storing (`anatomy_from_label_map`).
+
+Per case it prints: levels found once each, split and missed vertebrae, names right, body
+centroid error, canal surface distance to the reference canal (mean and 95th percentile),
+Genant grades ≥ 1 and ≥ 2 (these spines have no visible fracture: every such grade is
+false), and the automatic plan: needles, needles within 1 mm of the reference canal, tips
+outside their vertebra, and the clearance the checks report against the reference one.
+Then a summary line per metric over everything.
+
+`python -m bench accuracy` runs the whole family (minutes); `--fast` a few re-storings per
+CT (what `tests/planning/test_accuracy.py` runs in `make test`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from planning.anatomy.from_ct import anatomy_from_ct
+from planning.anatomy.from_labels import anatomy_from_label_map
+from planning.anatomy.label_tables import TOTALSEGMENTATOR, VERSE, LabelTable
+from planning.anatomy.model import Anatomy, crop_affine
+from planning.assessment.fracture import assess_fractures
+from planning.autoplan import propose
+from planning.checks import CheckContext
+from planning.clearance import SignedDistance, min_along_segment
+from planning.demo.painted import paint_from_labels
+from planning.errors import VertebroPlanError
+from planning.grid_lookup import nearest_voxels
+from planning.io.nifti import load_nifti
+from planning.volume import Volume
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MATCH_MM = 15.0  # an automatic level is the truth level whose body centre is this near
+NEAR_CANAL_MM = 1.0
+
+
+@dataclass
+class CaseResult:
+    """The figures of one CT storing (see the module docstring)."""
+
+    name: str
+    truth_levels: int = 0
+    found_once: int = 0
+    split: int = 0
+    missed: int = 0
+    extra: int = 0
+    names_right: int = 0
+    centroid_mm: list[float] = field(default_factory=list)
+    canal_mean_mm: float = float("nan")
+    canal_p95_mm: float = float("nan")
+    genant1: int = 0
+    genant2: int = 0
+    graded: int = 0
+    needles: int = 0
+    unverified: int = 0  # needles at a vertebra the labels do not hold
+    near_canal: int = 0
+    tips_outside: int = 0
+    clearance_error_mm: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str = ""
+
+
+def table_from_readme(folder: Path) -> LabelTable | None:
+    """The label table a data folder's README names (TotalSegmentator or VerSe)."""
+    readme = folder / "README.md"
+    if not readme.exists() or not (folder / "labels.nii.gz").exists():
+        return None
+    text = readme.read_text(encoding="utf-8", errors="replace")
+    if re.search(r"VerSe", text):
+        return VERSE
+    if re.search(r"TotalSegmentator", text):
+        return TOTALSEGMENTATOR
+    return None
+
+
+def labelled_cts(data: Path = DATA) -> list[tuple[str, Path, LabelTable]]:
+    """Every labelled CT under ``data``: (name, folder, table)."""
+    out = []
+    for folder in sorted(p for p in data.glob("*") if p.is_dir()):
+        table = table_from_readme(folder)
+        if table is not None and (folder / "ct.nii.gz").exists():
+            out.append((folder.name, folder, table))
+    return out
+
+
+# ---- re-storings: the same patient on other grids -------------------------------------
+def _regrid(volume: Volume, affine: np.ndarray, shape_kji: tuple[int, int, int]) -> Volume:
+    from scipy import ndimage
+
+    new_to_old = np.linalg.inv(volume.affine_lps) @ affine
+    rev = np.eye(3)[::-1]
+    out = ndimage.affine_transform(volume.array.astype(np.float32), rev @ new_to_old[:3, :3]
+                                   @ rev, rev @ new_to_old[:3, 3], output_shape=shape_kji,
+                                   order=1, mode="constant", cval=-1000.0, prefilter=False)
+    return Volume(np.rint(out).astype(np.int16), affine, study_uid="2.25.11",
+                  series_uid="2.25.12", frame_of_reference_uid="2.25.13")
+
+
+def _rotation(axis: int, deg: float) -> np.ndarray:
+    a = np.radians(deg)
+    r = np.eye(3)
+    i, j = [x for x in range(3) if x != axis]
+    r[i, i], r[i, j], r[j, i], r[j, j] = np.cos(a), -np.sin(a), np.sin(a), np.cos(a)
+    return r
+
+
+def _covering(volume: Volume, rotation: np.ndarray, spacing: float
+              ) -> tuple[np.ndarray, tuple[int, int, int]]:
+    lo, hi = volume.bounds_lps()
+    centre = (lo + hi) / 2.0
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                        for z in (lo[2], hi[2])])
+    half = np.abs((corners - centre) @ rotation).max(axis=0)
+    n = np.ceil(2 * half / spacing).astype(int) + 1
+    affine = np.eye(4)
+    affine[:3, :3] = rotation * spacing
+    affine[:3, 3] = centre - affine[:3, :3] @ ((n - 1) / 2.0)
+    return affine, (int(n[2]), int(n[1]), int(n[0]))
+
+
+def rotated(volume: Volume, axis: int, deg: float, spacing: float | None = None) -> Volume:
+    """The CT on a grid rotated by ``deg`` about LPS axis ``axis`` (0 x, 1 y, 2 z)."""
+    step = spacing or float(volume.spacing_mm.min())
+    return _regrid(volume, *_covering(volume, _rotation(axis, deg), step))
+
+
+def respaced(volume: Volume, spacing: float) -> Volume:
+    return _regrid(volume, *_covering(volume, np.eye(3), spacing))
+
+
+def flipped(volume: Volume, axis_kji: int) -> Volume:
+    """The same patient with one array axis stored the other way round."""
+    n = volume.array.shape[axis_kji]
+    to_old = np.eye(4)
+    col = 2 - axis_kji
+    to_old[col, col] = -1.0
+    to_old[col, 3] = n - 1
+    return Volume(np.ascontiguousarray(np.flip(volume.array, axis_kji)),
+                  volume.affine_lps @ to_old, study_uid="2.25.11", series_uid="2.25.12",
+                  frame_of_reference_uid="2.25.13")
+
+
+def restacked(volume: Volume, slice_axis_lps: int) -> Volume:
+    """Stored as sagittal (slices along x, ``0``) or coronal (along y, ``1``) images."""
+    directions = np.abs(volume.direction)
+    col_of = [int(np.argmax(directions[a])) for a in range(3)]  # LPS axis → i/j/k column
+    want = [a for a in (0, 1, 2) if a != slice_axis_lps] + [slice_axis_lps]  # new i, j, k
+    order_ijk = [col_of[a] for a in want]
+    perm_kji = [2 - order_ijk[2], 2 - order_ijk[1], 2 - order_ijk[0]]
+    array = np.ascontiguousarray(np.transpose(volume.array, perm_kji))
+    affine = volume.affine_lps.copy()
+    affine[:3, :3] = volume.affine_lps[:3, order_ijk]
+    return Volume(array, affine, study_uid="2.25.11", series_uid="2.25.12",
+                  frame_of_reference_uid="2.25.13")
+
+
+def cropped_to_levels(volume: Volume, truth: Anatomy, first: int, count: int,
+                      through_mm: float = 0.0) -> Volume:
+    """The slab of ``count`` truth levels from the ``first`` (cranial first), widened by
+    half a disc; ``through_mm`` > 0 cuts that far into the cranial vertebra instead."""
+    names = list(truth.levels)[first: first + count]
+    z = [truth.levels[n].centroid_lps[2] for n in names]
+    top = max(z) + (14.0 if through_mm <= 0 else -through_mm)
+    bottom = min(z) - 14.0
+    lo, hi = volume.bounds_lps()
+    inv = np.linalg.inv(volume.affine_lps)
+    corners = np.array([[x, y, zz] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                        for zz in (bottom, top)])
+    ijk = corners @ inv[:3, :3].T + inv[:3, 3]
+    a = np.clip(np.floor(ijk.min(axis=0)).astype(int), 0, None)
+    b = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 1, np.array(volume.size))
+    box = (slice(a[2], b[2]), slice(a[1], b[1]), slice(a[0], b[0]))
+    return Volume(np.ascontiguousarray(volume.array[box]), crop_affine(volume.affine_lps, box),
+                  study_uid="2.25.11", series_uid="2.25.12", frame_of_reference_uid="2.25.13")
+
+
+def storings(ct: Volume, truth: Anatomy, fast: bool) -> Iterator[tuple[str, Callable[[], Volume]]]:
+    """(name, make) for every re-storing of the family; ``fast``: a few of them."""
+    yield "as stored", lambda: ct
+    if fast:
+        yield "rotated 15° about x, 2 mm", lambda: rotated(ct, 0, 15.0, 2.0)
+        yield "1.5 mm grid", lambda: respaced(ct, 1.5)
+        return
+    for axis, name in enumerate("xyz"):
+        for deg in (5.0, 10.0, 15.0, 20.0, 25.0):
+            yield f"rotated {deg:.0f}° about {name}", (
+                lambda a=axis, d=deg: rotated(ct, a, d, max(1.5, float(ct.spacing_mm.min()))))
+    for spacing in (0.6, 1.0, 1.5, 2.0, 3.0):
+        yield f"{spacing} mm grid", lambda s=spacing: respaced(ct, s)
+    for axis in range(3):
+        yield f"stored flipped along array axis {axis}", lambda a=axis: flipped(ct, a)
+    yield "stored sagittally", lambda: restacked(ct, 0)
+    yield "stored coronally", lambda: restacked(ct, 1)
+    n = len(truth.levels)
+    for first in range(0, max(1, n - 2), 2):
+        yield f"cropped to 3 levels from {list(truth.levels)[first]}", (
+            lambda f=first: cropped_to_levels(ct, truth, f, 3))
+    yield "cut through a vertebra", lambda: cropped_to_levels(ct, truth, 1, 3, through_mm=8.0)
+
+
+# ---- the figures of one storing ---------------------------------------------------------
+def evaluate(name: str, ct: Volume, labels: Volume, table: LabelTable) -> CaseResult:
+    """Automatic anatomy, fracture grades and plan on ``ct`` against the truth from
+    ``labels`` (on any grid)."""
+    res = CaseResult(name)
+    start = time.perf_counter()
+    try:
+        truth = anatomy_from_label_map(ct, labels, table)
+    except VertebroPlanError as exc:
+        res.error = f"no truth: {exc}"
+        return res
+    res.truth_levels = len(truth.levels)
+    try:
+        auto = anatomy_from_ct(ct)
+    except VertebroPlanError as exc:
+        res.error = f"anatomy failed: {exc}"
+        res.missed = len(truth.levels)
+        return res
+    matched = _levels(res, auto, truth)
+    _canal(res, auto, truth)
+    try:
+        for a in assess_fractures(ct, auto).values():
+            if a.genant_grade is not None:
+                res.graded += 1
+                res.genant1 += a.genant_grade == 1
+                res.genant2 += a.genant_grade >= 2
+    except VertebroPlanError:
+        pass
+    ctx = CheckContext.build(ct, auto)
+    proposal = propose(ct, auto, ctx)
+    field_ = SignedDistance.build(truth.canal, truth.affine_lps)
+    for t in proposal.plan.trajectories:
+        if t.level not in matched:  # a vertebra the labels do not hold: no truth for it
+            res.unverified += 1
+            continue
+        res.needles += 1
+        ref = min_along_segment(field_, t.entry, t.target)[0] - t.radius_mm
+        res.near_canal += ref < NEAR_CANAL_MM
+        res.clearance_error_mm.append(proposal.results[t.key].canal_clearance_mm - ref)
+        flat, ok = nearest_voxels(truth.index_from_lps, truth.labels.shape, t.target[None])
+        res.tips_outside += not (ok[0] and truth.labels.ravel()[flat[0]] > 0)
+    res.seconds = time.perf_counter() - start
+    return res
+
+
+def _levels(res: CaseResult, auto: Anatomy, truth: Anatomy) -> set[str]:
+    """Match automatic levels to the truth's by body centre: once each, split, missed.
+    Returns the automatic levels that matched a labelled vertebra."""
+    t_names = list(truth.levels)
+    t_centres = np.array([truth.levels[n].centroid_lps for n in t_names])
+    hits: dict[str, list[str]] = {n: [] for n in t_names}
+    for name, g in auto.levels.items():
+        d = np.linalg.norm(t_centres - g.centroid_lps, axis=1)
+        best = int(np.argmin(d))
+        if d[best] <= MATCH_MM:
+            hits[t_names[best]].append(name)
+            res.centroid_mm.append(float(d[best]))
+        else:
+            res.extra += 1
+    for truth_name, found in hits.items():
+        if len(found) == 1:
+            res.found_once += 1
+            res.names_right += found[0] == truth_name
+        elif len(found) > 1:
+            res.split += 1
+        else:
+            res.missed += 1
+    return {name for found in hits.values() for name in found}
+
+
+def _canal(res: CaseResult, auto: Anatomy, truth: Anatomy) -> None:
+    """Surface distance of the automatic canal to the reference, where both are."""
+    if not auto.canal.any() or not truth.canal.any():
+        return
+    ref = SignedDistance.build(truth.canal, truth.affine_lps)
+    mine = SignedDistance.build(auto.canal, auto.affine_lps)
+    # both ways, where both canals are (the reference ends with its labelled vertebrae)
+    z_ref = ref.points_lps[:, 2]
+    z_mine = mine.points_lps[:, 2]
+    z_lo, z_hi = max(z_ref.min(), z_mine.min()) + 2.0, min(z_ref.max(), z_mine.max()) - 2.0
+    a = mine.points_lps[(z_mine > z_lo) & (z_mine < z_hi)]
+    b = ref.points_lps[(z_ref > z_lo) & (z_ref < z_hi)]
+    if not len(a) or not len(b):
+        return
+    d = np.abs(np.concatenate([ref.refined_many(a)[0], mine.refined_many(b)[0]]))
+    res.canal_mean_mm, res.canal_p95_mm = float(d.mean()), float(np.percentile(d, 95))
+
+
+# ---- running the family -------------------------------------------------------------------
+def run_family(fast: bool = False, painted: bool = True, data: Path = DATA,
+               out: Callable[[str], None] = print, only: set[str] | None = None
+               ) -> list[CaseResult]:
+    """Every labelled CT (or those named in ``only``), every storing (and its painted
+    phantom): one row each, then the summary."""
+    results = []
+    out("| CT, storing | levels once / truth | split | missed | names right | centroid mm "
+        "(max) | canal mean / p95 mm | Genant ≥1 / ≥2 of graded | needles | < 1 mm of canal "
+        "| tips outside | clearance error mm (max) | s |")
+    out("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, folder, table in labelled_cts(data):
+        if only is not None and name not in only:
+            continue
+        ct = _as_volume(load_nifti(folder / "ct.nii.gz"))
+        labels = load_nifti(folder / "labels.nii.gz")
+        truth = anatomy_from_label_map(ct, labels, table)
+        cases: list[tuple[str, Callable[[], Volume]]] = list(storings(ct, truth, fast))
+        if painted:
+            cases.append(("painted phantom (vessels, table)",
+                          lambda lb=labels, tb=table: paint_from_labels(lb, tb).ct))
+        for storing, make in cases:
+            r = evaluate(f"{name}, {storing}", make(), labels, table)
+            results.append(r)
+            out(_row(r))
+    out(_summary(results))
+    return results
+
+
+def _as_volume(volume: Volume) -> Volume:
+    return Volume(volume.array, volume.affine_lps, study_uid="2.25.1", series_uid="2.25.2",
+                  frame_of_reference_uid="2.25.3")
+
+
+def _row(r: CaseResult) -> str:
+    if r.error and not r.truth_levels:
+        return f"| {r.name} | {r.error} |"
+    cen = f"{np.mean(r.centroid_mm):.1f} ({max(r.centroid_mm):.1f})" if r.centroid_mm else "—"
+    err = (f"{np.mean(r.clearance_error_mm):+.1f} ({max(r.clearance_error_mm, key=abs):+.1f})"
+           if r.clearance_error_mm else "—")
+    return (f"| {r.name} | {r.found_once}/{r.truth_levels} | {r.split} | {r.missed} | "
+            f"{r.names_right}/{r.found_once} | {cen} | {r.canal_mean_mm:.1f} / "
+            f"{r.canal_p95_mm:.1f} | {r.genant1} / {r.genant2} of {r.graded} | {r.needles}"
+            + (f" (+{r.unverified} at unlabelled vertebrae)" if r.unverified else "")
+            + f" | {r.near_canal} | {r.tips_outside} | {err} | {r.seconds:.1f}"
+            + (f" ({r.error})" if r.error else "") + " |")
+
+
+def _summary(results: list[CaseResult]) -> str:
+    levels = sum(r.truth_levels for r in results)
+    once = sum(r.found_once for r in results)
+    canal = [r.canal_mean_mm for r in results if np.isfinite(r.canal_mean_mm)]
+    p95 = [r.canal_p95_mm for r in results if np.isfinite(r.canal_p95_mm)]
+    errors = [e for r in results for e in r.clearance_error_mm]
+    return "\n".join([
+        f"\n**Summary over {len(results)} storings**",
+        f"- levels found once: {once} of {levels}; split {sum(r.split for r in results)}, "
+        f"missed {sum(r.missed for r in results)}, extra {sum(r.extra for r in results)}",
+        f"- names right: {sum(r.names_right for r in results)} of {once}",
+        f"- canal surface distance: mean ≤ 1 mm in {sum(c <= 1.0 for c in canal)} of "
+        f"{len(canal)}, p95 ≤ 2 mm in {sum(c <= 2.0 for c in p95)} of {len(p95)}",
+        f"- Genant ≥ 2 (false): {sum(r.genant2 for r in results)}; Genant 1: "
+        f"{sum(r.genant1 for r in results)} of {sum(r.graded for r in results)} graded",
+        f"- needles: {sum(r.needles for r in results)}; within 1 mm of the reference canal: "
+        f"{sum(r.near_canal for r in results)}; tips outside a vertebra: "
+        f"{sum(r.tips_outside for r in results)}",
+        "- reported − reference canal clearance: "
+        + (f"mean {np.mean(errors):+.1f} mm, within 1 mm for {np.mean(np.abs(errors) <= 1.0):.0%}"
+           if errors else "—"),
+    ])
+
+
+def run() -> dict[str, float]:
+    """`make bench`: the whole family."""
+    print("\n## Accuracy over every labelled CT and its re-storings")
+    results = run_family(fast=False)
+    return {"storings": float(len(results))}
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.accuracy")
+    parser.add_argument("--fast", action="store_true", help="a few re-storings per CT")
+    parser.add_argument("--no-painted", action="store_true", help="leave out the phantoms")
+    args = parser.parse_args()
+    run_family(fast=args.fast, painted=not args.no_painted)
