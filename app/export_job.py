@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planning.anatomy.model import Anatomy
+from planning.anatomy.model import (
+    LOW_NAME_CONFIDENCE,
+    UNCERTAIN_NAMES_TEXT,
+    Anatomy,
+    names_uncertain,
+)
 from planning.checks import CheckResult
 from planning.drr import AttenuationVolume
 from planning.errors import VertebroPlanError
@@ -151,6 +156,7 @@ def export_plan(
             tick("Writing the PDF report")
             write_pdf_report(pdf_path, plan, results, volume, images, snapshots=snapshots,
                              planner=request.planner, software_version=SOFTWARE_VERSION,
+                             warnings=report_warnings(volume, anatomy),
                              deidentify=request.deidentify,
                              fluoroscopy=request.with_fluoroscopy,
                              fluoro_setup=request.fluoro_setup, attenuation=attenuation,
@@ -167,7 +173,7 @@ def export_plan(
             position = (request.fluoro_setup or FluoroSetup()).position
             write_plan_sr(sr_path, plan, results, volume, deidentify_with=deid,
                           software_version=SOFTWARE_VERSION, position=position,
-                          assessment=assessment)
+                          assessment=assessment, uncertain_levels=_uncertain(anatomy))
             if request.sr_path is not None:
                 report.written.append(sr_path)
         if request.send_to:
@@ -253,3 +259,21 @@ def _snapshot(surface: object, plan: Plan, results: dict[tuple[str, Side], Check
     verts, faces, normals = (surface.vertices_lps, surface.faces,  # type: ignore[attr-defined]
                              surface.normals_lps)  # type: ignore[attr-defined]
     return render_level_snapshot(verts, faces, normals, needles, focus, canal_mesh=canal)
+
+
+def report_warnings(volume: Volume, anatomy: Anatomy | None) -> list[str]:
+    """What the report's Warnings section says: the CT's own (loading) warnings and the
+    anatomy's, led by uncertain level names when they are (the never-event: wrong level)."""
+    notes = list(volume.warnings)
+    if anatomy is not None:
+        if names_uncertain(anatomy):
+            notes.insert(0, UNCERTAIN_NAMES_TEXT)
+        notes += [w for w in anatomy.warnings if w not in notes]
+    return notes
+
+
+def _uncertain(anatomy: Anatomy | None) -> set[str] | None:
+    """The levels whose names are uncertain, for the SR (None without an anatomy)."""
+    if anatomy is None:
+        return None
+    return {n for n, g in anatomy.levels.items() if g.confidence < LOW_NAME_CONFIDENCE}

@@ -48,7 +48,7 @@ from app.settings import (
     store_limits,
 )
 from app.training_session import TrainingSession
-from planning.anatomy.model import Anatomy
+from planning.anatomy.model import Anatomy, names_uncertain
 from planning.carm import working_angles
 from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
@@ -907,12 +907,16 @@ class PlanWorkspace(QObject):
         fractured = [name for name, a in levels.items() if a.fractured]
         if anatomy is not self._assessed_anatomy:
             self._assessed_anatomy = anatomy
-            if fractured and not self.levels_panel.selected_levels():
-                self.levels_panel.select_levels(fractured)
-                self.window.statusBar().showMessage(
-                    "Fractured: " + ", ".join(f"{n} ({levels[n].fracture_summary()})"
+            found = "Fractured: " + ", ".join(f"{n} ({levels[n].fracture_summary()})"
                                               for n in fractured)
-                    + ". Selected for Propose.", 30000)
+            if fractured and anatomy is not None and names_uncertain(anatomy):
+                # a level picked by a name that may be wrong is the wrong-level never-event
+                self.window.statusBar().showMessage(
+                    found + ". Level names are UNCERTAIN: count the vertebrae on the images "
+                    "and select the levels yourself.", 30000)
+            elif fractured and not self.levels_panel.selected_levels():
+                self.levels_panel.select_levels(fractured)
+                self.window.statusBar().showMessage(found + ". Selected for Propose.", 30000)
 
     def _drag_finished(self) -> None:
         self.editor.drag_finished()

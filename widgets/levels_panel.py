@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from planning.anatomy.model import LOW_NAME_CONFIDENCE
 from planning.checks import CheckResult, Status
 from planning.plan import DEFAULT_GAUGE, GAUGES, LEVEL_NAMES, Side, gauge, level_index
 from widgets.check_details import (
@@ -62,7 +63,7 @@ from widgets.check_details import (
 )
 from widgets.plan_display import STATUS_COLORS, STATUS_WORDS
 
-LOW_CONFIDENCE = 0.5
+LOW_CONFIDENCE = LOW_NAME_CONFIDENCE
 """Below this label confidence a level's name is marked as doubtful."""
 LEVEL_COL, LEFT_COL, RIGHT_COL = 0, 1, 2
 SIDE_OF_COLUMN = {LEFT_COL: Side.LEFT, RIGHT_COL: Side.RIGHT}

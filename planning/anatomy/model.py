@@ -127,6 +127,22 @@ class Anatomy:
         return list(self.levels)
 
 
+LOW_NAME_CONFIDENCE = 0.6
+"""Below this a level's name is uncertain: no cue in view (0.3) or the ribs and the sacrum
+disagree (0.5), times the frame's own confidence; one cue alone gives 0.7, both 1.0."""
+
+
+def names_uncertain(anatomy: Anatomy) -> bool:
+    """True when any level's name is uncertain (`LOW_NAME_CONFIDENCE`): the screen, the
+    report and the SR say so, and no level is picked by its name."""
+    return any(g.confidence < LOW_NAME_CONFIDENCE for g in anatomy.levels.values())
+
+
+UNCERTAIN_NAMES_TEXT = ("Level names are UNCERTAIN: the ribs and the sacrum were not both "
+                        "seen or they disagree. Count the vertebrae on the images before "
+                        "treating a level by its name.")
+
+
 def crop_box(
     masks: list[BoolArray], margin_vox: tuple[int, int, int], shape: tuple[int, ...]
 ) -> tuple[slice, slice, slice]:

@@ -36,7 +36,7 @@ Sequence as DICOM requires for private schemes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -126,6 +126,7 @@ CHECK_FINDING = _local("check-finding", "Safety check finding")
 VESSEL_CLEARANCE = _local("vessel-clearance", "Needle clearance to contrast-filled vessel")
 TIP_BONE_SIDES = _local("tip-bone-sides", "Directions from the tip in bone, of 14")
 APPROACH = _local("approach", "Needle approach")
+LEVEL_NAME = _local("level-name", "Level name certainty")
 
 QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")  # TID 1500
 PROCEDURE_REPORTED = codes.LN.CTUnspecifiedBodyRegion  # CID 100: the plan measures a CT
@@ -199,6 +200,7 @@ def write_plan_sr(
     instance_number: int = 1,
     position: PatientPosition = "prone",
     assessment: Mapping[str, Any] | None = None,
+    uncertain_levels: Collection[str] | None = None,
 ) -> Path:
     """Write ``plan`` on ``volume`` as a Comprehensive 3D SR file (atomically).
 
@@ -229,6 +231,10 @@ def write_plan_sr(
         `planning.assessment.levels.assess_levels` result: one more group per planned level
         with its heights, height loss, Genant grade, retropulsion, body and cement volumes,
         pedicle widths as numbers, the fracture shape and the leakage risks as text.
+    uncertain_levels
+        Levels whose automatic names are uncertain (`planning.anatomy.model.names_uncertain`):
+        each needle's group then says "uncertain" under "Level name", else "as found";
+        None (no automatic anatomy) writes no such item.
 
     Returns
     -------
@@ -243,7 +249,9 @@ def write_plan_sr(
     """
     p = Path(path)
     frame_uid = _check_exportable(plan, results, volume)
-    groups = [_group(t, results.get(t.key), frame_uid, position) for t in plan.trajectories]
+    groups = [_group(t, results.get(t.key), frame_uid, position,
+                     None if uncertain_levels is None else t.level in uncertain_levels)
+              for t in plan.trajectories]
     groups += [_level_group(assessment[level]) for level in plan.levels
                if assessment is not None and level in assessment]
     report = MeasurementReport(
@@ -343,7 +351,7 @@ def _rounded(value: float) -> float:
 
 def _group(
     t: Trajectory, result: CheckResult | None, frame_uid: str,
-    position: PatientPosition = "prone",
+    position: PatientPosition = "prone", name_uncertain: bool | None = None,
 ) -> MeasurementsAndQualitativeEvaluations:
     """One needle: where it is (level, side, path) and what the checks found."""
     path = np.array([t.entry_lps, t.target_lps], dtype=np.float64)
@@ -366,6 +374,8 @@ def _group(
             _num(CARM_CODES[(view, "secondary")], angles.secondary_deg, DEGREE),
         ]
     texts = [_text(NEEDLE_GAUGE, t.gauge), _text(CARM_POSITION, position)]
+    if name_uncertain is not None:
+        texts.append(_text(LEVEL_NAME, "uncertain" if name_uncertain else "as found"))
     if result is not None:
         measurements += [
             _num(CANAL_CLEARANCE, result.canal_clearance_mm, MM),

@@ -126,3 +126,27 @@ def test_cement_fill_range_from_the_settings_dialog(qtbot, monkeypatch) -> None:
     assert cement_fill_range(ws.settings) == pytest.approx((0.20, 0.35))
     ws.settings.setValue("assessment/fill_low_pct", "nonsense")
     assert cement_fill_range(ws.settings) == (0.15, 0.30)  # an edited file: the defaults
+
+
+def test_uncertain_names_select_no_level(qtbot, demo, monkeypatch) -> None:
+    """The same fractured L1, but the level names uncertain (no cue in view): nothing is
+    picked by its name, and the status bar says why."""
+    import dataclasses
+
+    volume, _truth, anatomy = demo
+    doubtful = dataclasses.replace(anatomy, levels={
+        n: dataclasses.replace(g, confidence=0.3) for n, g in anatomy.levels.items()})
+    win = MainWindow(Controller(auto_anatomy=False))
+    qtbot.addWidget(win)
+    win.resize(1600, 960)
+    win.show()
+    qtbot.waitExposed(win)
+    ws = win.workspace
+    monkeypatch.setattr(ws, "confirm_discard", lambda _doing: True)
+    win.controller.set_volume(volume)
+    win.controller.set_anatomy(doubtful)
+    qtbot.waitUntil(lambda: ws.assessment.runs >= 1, timeout=60000)
+    assert ws.levels_panel.rows()[0].fracture_grade == 2  # still found and listed first
+    assert ws.levels_panel.selected_levels() == []
+    assert ws.levels_panel.labels_uncertain()
+    assert "UNCERTAIN" in win.statusBar().currentMessage()

@@ -73,7 +73,9 @@ def planned(demo, tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("sr") / "plan.dcm"
     # with the level assessment: its groups must pass the validators and not disturb reading
     ASSESSED.update(assess_levels(volume, anatomy, plan.trajectories))
-    written = write_plan_sr(path, plan, results, volume, assessment=ASSESSED)
+    # L2's name taken as uncertain (as an automatic anatomy without ribs or sacrum says)
+    written = write_plan_sr(path, plan, results, volume, assessment=ASSESSED,
+                            uncertain_levels={"L2"})
     return plan, results, written
 
 
@@ -162,6 +164,8 @@ def test_dsrdump_shows_levels_sides_and_coordinates(planned) -> None:
     assert out.count("Needle clearance to contrast-filled vessel") == len(plan.trajectories)
     assert out.count("Directions from the tip in bone, of 14") == len(plan.trajectories)
     assert '"transpedicular"' in out
+    assert out.count("Level name certainty") == len(plan.trajectories)
+    assert out.count('"uncertain"') == sum(t.level == "L2" for t in plan.trajectories)
     polylines = re.findall(r"SCOORD3D:.*?\(POLYLINE,,([^)]*)\)", out)
     assert len(polylines) == len(plan.trajectories)
     dumped = [
