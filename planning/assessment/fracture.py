@@ -158,6 +158,7 @@ class BodyProfile:
     slice_spacing_mm: float  # the crop's voxel size along the superior axis
     in_plane_spacing_mm: float  # the largest voxel size across it
     truncated: bool  # the body reaches the edge of the scan
+    near_scan_end: bool = False  # the scan ends within a disc and a half of the body
 
     @property
     def height_mm(self) -> FloatArray:
@@ -237,11 +238,49 @@ def body_profile(anatomy: Anatomy, level: str, mask: BoolArray | None = None,
                                           cval=0.0, output=np.float32).reshape(shape[1:])
     inside = vals >= 0.5
     top, bottom = _line_ends(vals, axes[2])
+    truncated = _touches_edge(anatomy, m, volume) or (
+        volume is not None
+        and _ends_in_air(volume, geo, axes[0], axes[1], top, bottom, EDGE_PROBE_MM))
+    near_end = truncated or (
+        volume is not None
+        and _ends_in_air(volume, geo, axes[0], axes[1], top, bottom, NEAR_END_PROBE_MM))
     return BodyProfile(geo, axes[0], axes[1], axes[2], inside, top, bottom,
                        _spacing_along(anatomy, geo.superior_lps),
                        max(_spacing_along(anatomy, geo.left_lps),
                            _spacing_along(anatomy, geo.anterior_lps)),
-                       _touches_edge(anatomy, m, volume))
+                       truncated, near_end)
+
+
+EDGE_AIR_HU = -900.0  # beyond a body's endplate lies a disc or a vertebra, never air…
+EDGE_PROBE_MM = (2.0, 5.0, 8.0)  # …looked for this far beyond its top and bottom (a disc)
+NEAR_END_PROBE_MM = (12.0, 16.0, 20.0, 25.0)  # the scan ends within about a disc and a half
+NEAR_END_CRUSH = 0.4  # there, a body this much shorter than its neighbours is not graded
+
+
+def _ends_in_air(volume: Volume, geo: VertebraGeometry, left_mm: FloatArray,
+                 anterior_mm: FloatArray, top_mm: FloatArray, bottom_mm: FloatArray,
+                 probes_mm: tuple[float, ...]) -> bool:
+    """True when, beyond the body's top or bottom (mid-sagittal lines, ``probes_mm``), the
+    CT holds air: the scan's data ends there. A re-gridded or oblique storing pads the space outside
+    the scanned slab with air inside its array, so the body is cut by the scan although it
+    does not touch the array's edge (false "crush fractures" of the top vertebra)."""
+    strip = np.abs(left_mm) <= STRIP_HALF_WIDTH_MM + 1e-9
+    for ends, sign in ((top_mm, 1.0), (bottom_mm, -1.0)):
+        lines = ends[strip]
+        ok = np.isfinite(lines)
+        if not ok.any():
+            continue
+        ant = np.broadcast_to(anterior_mm[None, :], lines.shape)[ok]
+        sup = lines[ok]
+        for d in probes_mm:
+            pts = [geo.centroid_lps + a * geo.anterior_lps + (z + sign * d) * geo.superior_lps
+                   for a, z in zip(ant[::4], sup[::4], strict=True)]
+            ijk = volume.to_index(np.array(pts))
+            hu = ndimage.map_coordinates(volume.array, [ijk[:, 2], ijk[:, 1], ijk[:, 0]],
+                                         order=1, cval=-1024.0, output=np.float32)
+            if np.mean(hu < EDGE_AIR_HU) > 0.5:
+                return True
+    return False
 
 
 def _spacing_along(anatomy: Anatomy, direction_lps: FloatArray) -> float:
@@ -708,6 +747,11 @@ def assess_fractures(volume: Volume, anatomy: Anatomy, progress: Progress | None
         if me.profile.truncated:
             grade = None
             notes.insert(0, "the body reaches the edge of the scan: heights not graded")
+        elif (me.profile.near_scan_end and loss.crush is not None
+              and loss.crush >= NEAR_END_CRUSH):
+            grade = None  # an implausible measurement, not a fracture to act on
+            notes.insert(0, f"the body lies at the end of the scan and is {loss.crush:.0%} "
+                            "shorter than its neighbours: its end may be cut; not graded")
         out[level] = FractureAssessment(
             level=level, heights=me.heights, height_loss=loss, genant_grade=grade,
             shape=(SHAPE_NOT_ASSESSED if grade is None

@@ -278,3 +278,23 @@ def test_real_abdomen_has_no_severe_fracture() -> None:
     assert found["T12"].genant_grade is None  # cut by the top of the scan
     for name in ("L2", "L3", "L4"):
         assert 20.0 <= found[name].heights.posterior_mm <= 35.0, name
+
+
+@pytest.mark.parametrize("storing", ["1.5 mm grid", "rotated 15° about x"])
+def test_a_body_cut_by_the_scan_of_a_restored_ct_is_not_graded(storing: str) -> None:
+    """The real abdomen CT re-stored: the grid pads the space beyond the scanned slab with
+    air inside its array, so T12 — cut by the scan's top — no longer touches the array's
+    edge. It was graded a crush fracture (Genant 2 and 3); it must not be graded at all."""
+    from bench.accuracy import DATA, _as_volume, respaced, rotated
+    from planning.anatomy.from_ct import anatomy_from_ct
+    from planning.assessment.fracture import assess_fractures
+    from planning.io.nifti import load_nifti
+
+    path = DATA / "ct-abdomen-3mm" / "ct.nii.gz"
+    if not path.exists():
+        pytest.skip("shared data absent")
+    ct = _as_volume(load_nifti(path))
+    volume = respaced(ct, 1.5) if storing == "1.5 mm grid" else rotated(ct, 0, 15.0, 2.0)
+    t12 = assess_fractures(volume, anatomy_from_ct(volume))["T12"]
+    assert t12.genant_grade is None
+    assert "scan" in t12.notes[0]
