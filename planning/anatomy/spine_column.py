@@ -114,10 +114,28 @@ def working_grid(ct: Volume, spacing_mm: float | None = None,
     reverse = np.eye(3)[::-1]
     matrix = reverse @ ct_from_work[:3, :3] @ reverse
     offset = reverse @ ct_from_work[:3, 3]
-    hu = ndimage.affine_transform(ct.array, matrix, offset, output_shape=tuple(shape_ijk[::-1]),
-                                  output=np.float32, order=1, mode="constant", cval=-1000.0,
-                                  prefilter=False)
+    shape = tuple(int(n) for n in shape_ijk[::-1])
+    # "nearest" and then air beyond half a voxel outside the CT: with "constant", a grid
+    # point on the CT's first or last slice fell a rounding error outside it in one storing
+    # and not in another (the same patient flipped gave another top slice and lost T12)
+    hu = ndimage.affine_transform(ct.array, matrix, offset, output_shape=shape,
+                                  output=np.float32, order=1, mode="nearest", prefilter=False)
+    hu[~_inside(matrix, offset, shape, ct.array.shape)] = -1000.0
     return WorkGrid(np.asarray(hu, dtype=np.float32), affine, float(step))
+
+
+def _inside(matrix: FloatArray, offset: FloatArray, shape: tuple[int, ...],
+            source_shape: tuple[int, ...]) -> BoolArray:
+    """Which output voxels of `ndimage.affine_transform` (``matrix``, ``offset``, both in
+    [k, j, i] order) map within half a voxel of the source array."""
+    axes = [np.arange(n, dtype=np.float32).reshape([-1 if d == a else 1 for d in range(3)])
+            for a, n in enumerate(shape)]
+    inside = np.ones(shape, dtype=bool)
+    for a in range(3):
+        src = (np.float32(matrix[a, 0]) * axes[0] + np.float32(matrix[a, 1]) * axes[1]
+               + np.float32(matrix[a, 2]) * axes[2] + np.float32(offset[a]))
+        inside &= (src >= -0.5) & (src <= source_shape[a] - 0.5)
+    return inside
 
 
 def find_column(grid: WorkGrid) -> SpineColumn:
