@@ -28,7 +28,12 @@ from planning.clearance import (
     segment_points,
 )
 from planning.grid_lookup import nearest_voxels
-from planning.image_evidence import ImageEvidence, TipEvidence
+from planning.image_evidence import (
+    CANCELLOUS_HU,
+    RAY_DIRECTIONS_LOCAL,
+    ImageEvidence,
+    TipEvidence,
+)
 from planning.plan import Plan, Point, Side, Trajectory
 from planning.volume import Volume, inverse_affine
 
@@ -148,7 +153,7 @@ class CheckResult:
     tip_walled_directions: int | None = None
     """Of `tip_rays` directions from the tip, how many meet a bony wall in the image before
     leaving the bone (`planning.image_evidence`); None when not measured."""
-    tip_rays: int = 14
+    tip_rays: int = len(RAY_DIRECTIONS_LOCAL)
     tip_hu: float | None = None
     tip_bone_ahead_mm: float | None = None
     """Along the needle, from the tip to the next bony wall or the bone's end in the image
@@ -514,7 +519,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
     walled: int | None = None
     tip_hu: float | None = None
     bone_ahead: float | None = None
-    rays = 14
+    rays = len(RAY_DIRECTIONS_LOCAL)
     approach = "transpedicular"
     ev = ctx.evidence
     frame = np.array([left, anterior, superior], dtype=np.float64)
@@ -537,7 +542,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
                                f"vessel ({where})")
         te = ev.tip(tip, frame, direction)
         walled, tip_hu, rays, bone_ahead = te.walled, te.tip_hu, te.rays, te.cortex_ahead_mm
-        reasons_tip = _tip_reasons(te, r, lim, ant_cortex)
+        reasons_tip = _tip_reasons(te, lim, ant_cortex)
         if reasons_tip:
             if not te.enclosed:
                 unsafe = True
@@ -609,11 +614,9 @@ def _where(point_lps: FloatArray, origin_lps: FloatArray, frame: FloatArray) -> 
     return f"{front}, {side}"
 
 
-def _tip_reasons(te: TipEvidence, radius_mm: float, lim: SafetyLimits,
+def _tip_reasons(te: TipEvidence, lim: SafetyLimits,
                  anatomy_cortex_mm: float | None) -> list[str]:
     """Words for what the image says around the tip (empty when all is well)."""
-    from planning.image_evidence import CANCELLOUS_HU
-
     if te.tip_hu > CANCELLOUS_HU[1]:
         return [f"the CT shows dense bone or metal at the tip ({te.tip_hu:.0f} HU), not "
                 "cancellous bone"]

@@ -83,35 +83,33 @@ class ImageEvidence:
     """Per-CT image evidence for the checks (built once with the check context)."""
 
     vessels: VesselMap
+    vessel_mask: NDArray[np.bool_]  # lumen or calcium/metal on a vessel's wall, its grid
     vessel_field: SignedDistance | None
     hu: NDArray[np.int16]
     index_from_lps: FloatArray
     vessel_index_from_lps: FloatArray
-    source: str
 
     @classmethod
     def build(cls, volume: Volume, anatomy: Anatomy) -> ImageEvidence:
         """Vessels near the anatomy, from the anatomy's own search of this CT when it made
         one (`Anatomy.vessels`), else searched now around the anatomy's crop."""
-        if anatomy.vessels is not None:
-            vessels, source = anatomy.vessels, "the CT (found with the automatic anatomy)"
-        else:
-            vessels, source = vessels_near(volume, anatomy), "the CT"
+        vessels = anatomy.vessels if anatomy.vessels is not None else vessels_near(volume,
+                                                                                  anatomy)
+        mask = vessels.lumen | vessels.wall_calcium  # once: `in_vessel` runs per check
         field = None
         if vessels.found:
-            near = _within_crop(vessels, anatomy)
+            near = _within_crop(mask, vessels.affine_lps, anatomy)
             if near.any():
                 field = SignedDistance.build(near, vessels.affine_lps, step_vox=1)
-        return cls(vessels, field, np.ascontiguousarray(volume.array),
-                   inverse_affine(volume.affine_lps), inverse_affine(vessels.affine_lps),
-                   source)
+        return cls(vessels, mask, field, np.ascontiguousarray(volume.array),
+                   inverse_affine(volume.affine_lps), inverse_affine(vessels.affine_lps))
 
     # ---- vessels ----------------------------------------------------------------------
     def in_vessel(self, points_lps: FloatArray) -> NDArray[np.bool_]:
         """True where a point lies in a found lumen (or calcium/metal on a vessel's wall)."""
-        mask = self.vessels.lumen | self.vessels.wall_calcium
-        flat, ok = nearest_voxels(self.vessel_index_from_lps, mask.shape, points_lps)
-        return np.asarray(ok & mask.ravel()[flat])
+        flat, ok = nearest_voxels(self.vessel_index_from_lps, self.vessel_mask.shape,
+                                  points_lps)
+        return np.asarray(ok & self.vessel_mask.ravel()[flat])
 
     # ---- the tip ----------------------------------------------------------------------
     def hu_at(self, points_lps: FloatArray) -> NDArray[np.float32]:
@@ -127,12 +125,15 @@ class ImageEvidence:
         anterior, superior) unit vectors in LPS, ``direction_lps`` the needle's."""
         dirs = np.vstack([RAY_DIRECTIONS_LOCAL @ frame_rows, direction_lps[None, :]])
         pts = tip_lps + _STEPS[None, :, None] * dirs[:, None, :]
-        hu = self.hu_at(pts.reshape(-1, 3)).reshape(len(dirs), len(_STEPS))
+        # one sampling for the rays and the tip itself (this runs on every mouse move)
+        sampled = self.hu_at(np.vstack([pts.reshape(-1, 3), tip_lps[None, :]]))
+        hu = sampled[:-1].reshape(len(dirs), len(_STEPS))
         ball = hu[:-1, _STEPS <= TIP_BALL_MM]
-        tip_hu = float(np.median(np.concatenate([ball.ravel(), self.hu_at(tip_lps)])))
+        tip_hu = float(np.median(np.concatenate([ball.ravel(), sampled[-1:]])))
         wall_hu = max(tip_hu + WALL_ABOVE_TIP_HU, WALL_MIN_HU)
         exit_hu = max(tip_hu - EXIT_BELOW_TIP_HU, EXIT_HU)
-        vessel = self.in_vessel(pts.reshape(-1, 3)).reshape(hu.shape)
+        vessel = (self.in_vessel(pts.reshape(-1, 3)).reshape(hu.shape) if self.vessels.found
+                  else np.zeros(hu.shape, dtype=bool))
         n = hu.shape[1]
         fat_start = _run_start(hu < EXIT_HU, EXIT_RUN_MM)
         run_start = np.minimum(fat_start, _run_start(hu < exit_hu, DARK_RUN_MM))
@@ -151,8 +152,7 @@ class ImageEvidence:
         # beyond it no darker; so a tip in muscle *beside* a porotic body is not caught
         # here (the anatomy's body and the cortex ahead still are)
         closed = (first_wall < first_exit) | (exit_mm >= BONE_AROUND_MM)
-        names = _direction_names()
-        open_towards = tuple(names[i] for i in np.flatnonzero(~closed[:-1]))
+        open_towards = tuple(DIRECTION_NAMES[i] for i in np.flatnonzero(~closed[:-1]))
         # ahead: the next wall, or fat, air, a vessel or metal; not a darker pocket of
         # trabecular bone, which lies inside the body
         ahead = min(first_wall[-1], fat_start[-1], hard_at[-1])
@@ -166,8 +166,9 @@ def _run_start(low: NDArray[np.bool_], run_mm: float) -> NDArray[np.intp]:
     number of samples where there is none): cumulative sums, no loop."""
     run = max(1, round(run_mm / RAY_STEP_MM))
     c = np.cumsum(low, axis=1)
-    full: NDArray[np.bool_] = np.asarray(c - np.pad(c, ((0, 0), (run, 0)))[:, : c.shape[1]]
-                                         >= run)
+    before = np.zeros_like(c)  # the count `run` samples earlier (np.pad costs more here)
+    before[:, run:] = c[:, :-run]
+    full: NDArray[np.bool_] = np.asarray(c - before >= run)
     n = low.shape[1]
     return np.asarray(np.where(full.any(axis=1), full.argmax(axis=1) - (run - 1), n),
                       dtype=np.intp)
@@ -176,8 +177,7 @@ def _run_start(low: NDArray[np.bool_], run_mm: float) -> NDArray[np.intp]:
 def vessels_near(volume: Volume, anatomy: Anatomy) -> VesselMap:
     """Contrast-filled vessels in the CT around the anatomy's crop (its search of its own,
     from the image only: the spinal canal is found again to protect the bodies)."""
-    k, j, i = (np.array([0, n - 1]) for n in anatomy.labels.shape)
-    corners = anatomy.to_lps(np.array([[a, b, c] for a in i for b in j for c in k], float))
+    corners = _crop_corners_lps(anatomy)
     lo = corners.min(axis=0) - EVIDENCE_MARGIN_MM
     hi = corners.max(axis=0) + EVIDENCE_MARGIN_MM
     grid = working_grid(volume, bounds_lps=(lo, hi))
@@ -187,15 +187,19 @@ def vessels_near(volume: Volume, anatomy: Anatomy) -> VesselMap:
         return find_vessels(grid.hu, grid.affine_lps, grid.spacing_mm)
 
 
-def _within_crop(vessels: VesselMap, anatomy: Anatomy) -> NDArray[np.bool_]:
-    """The vessel mask (lumen and wall calcium) limited to the anatomy's crop plus a margin:
-    what a needle can come near, and a surface small enough to build in a moment."""
-    mask = vessels.lumen | vessels.wall_calcium
+def _crop_corners_lps(anatomy: Anatomy) -> FloatArray:
+    """The 8 corner voxel centres of the anatomy's crop, LPS mm."""
     k, j, i = (np.array([0, n - 1]) for n in anatomy.labels.shape)
-    corners = anatomy.to_lps(np.array([[a, b, c] for a in i for b in j for c in k], float))
-    inv = inverse_affine(vessels.affine_lps)
-    ijk = corners @ inv[:3, :3].T + inv[:3, 3]
-    margin = EVIDENCE_MARGIN_MM / float(np.linalg.norm(vessels.affine_lps[:3, 0]))
+    return anatomy.to_lps(np.array([[a, b, c] for a in i for b in j for c in k], float))
+
+
+def _within_crop(mask: NDArray[np.bool_], affine_lps: FloatArray, anatomy: Anatomy
+                 ) -> NDArray[np.bool_]:
+    """The vessel mask (on the grid of ``affine_lps``) limited to the anatomy's crop plus a
+    margin: what a needle can come near, and a surface small enough to build in a moment."""
+    inv = inverse_affine(affine_lps)
+    ijk = _crop_corners_lps(anatomy) @ inv[:3, :3].T + inv[:3, 3]
+    margin = EVIDENCE_MARGIN_MM / float(np.linalg.norm(affine_lps[:3, 0]))
     lo = np.maximum(np.floor(ijk.min(axis=0) - margin).astype(int), 0)
     hi = np.ceil(ijk.max(axis=0) + margin).astype(int) + 1
     out = np.zeros_like(mask)
@@ -204,11 +208,14 @@ def _within_crop(vessels: VesselMap, anatomy: Anatomy) -> NDArray[np.bool_]:
     return out
 
 
-def _direction_names() -> list[str]:
+def _direction_names() -> tuple[str, ...]:
     """Words for the ray directions: "left", "anterior-left-superior", …"""
     words = (("left", "right"), ("anterior", "posterior"), ("superior", "inferior"))
     out = []
     for d in RAY_DIRECTIONS_LOCAL:
         parts = [words[a][0] if d[a] > 0 else words[a][1] for a in (1, 0, 2) if abs(d[a]) > 0.1]
         out.append("-".join(parts))
-    return out
+    return tuple(out)
+
+
+DIRECTION_NAMES = _direction_names()
