@@ -35,19 +35,25 @@ def _needle(truth, level: str, side: Side) -> Trajectory:
                       tuple(p.entry_lps + 0.85 * reach * p.direction_lps), "11G")
 
 
-def test_fractured_level_leads_and_the_details_give_its_numbers(qtbot, demo,
-                                                                monkeypatch) -> None:
-    volume, truth, anatomy = demo
+def _assessed_window(qtbot, monkeypatch, volume, anatomy) -> MainWindow:
+    """The window on ``volume`` with ``anatomy``, once its first level assessment is in."""
     win = MainWindow(Controller(auto_anatomy=False))
     qtbot.addWidget(win)
     win.resize(1600, 960)
     win.show()
     qtbot.waitExposed(win)
-    ws = win.workspace
-    monkeypatch.setattr(ws, "confirm_discard", lambda _doing: True)
+    monkeypatch.setattr(win.workspace, "confirm_discard", lambda _doing: True)
     win.controller.set_volume(volume)
     win.controller.set_anatomy(anatomy)
-    qtbot.waitUntil(lambda: ws.assessment.runs >= 1, timeout=60000)
+    qtbot.waitUntil(lambda: win.workspace.assessment.runs >= 1, timeout=60000)
+    return win
+
+
+def test_fractured_level_leads_and_the_details_give_its_numbers(qtbot, demo,
+                                                                monkeypatch) -> None:
+    volume, truth, anatomy = demo
+    win = _assessed_window(qtbot, monkeypatch, volume, anatomy)
+    ws = win.workspace
 
     rows = ws.levels_panel.rows()
     assert rows[0].name == "L1" and rows[0].fracture_grade == 2
@@ -136,16 +142,8 @@ def test_uncertain_names_select_no_level(qtbot, demo, monkeypatch) -> None:
     volume, _truth, anatomy = demo
     doubtful = dataclasses.replace(anatomy, levels={
         n: dataclasses.replace(g, confidence=0.3) for n, g in anatomy.levels.items()})
-    win = MainWindow(Controller(auto_anatomy=False))
-    qtbot.addWidget(win)
-    win.resize(1600, 960)
-    win.show()
-    qtbot.waitExposed(win)
+    win = _assessed_window(qtbot, monkeypatch, volume, doubtful)
     ws = win.workspace
-    monkeypatch.setattr(ws, "confirm_discard", lambda _doing: True)
-    win.controller.set_volume(volume)
-    win.controller.set_anatomy(doubtful)
-    qtbot.waitUntil(lambda: ws.assessment.runs >= 1, timeout=60000)
     assert ws.levels_panel.rows()[0].fracture_grade == 2  # still found and listed first
     assert ws.levels_panel.selected_levels() == []
     assert ws.levels_panel.labels_uncertain()
