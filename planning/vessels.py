@@ -68,7 +68,6 @@ UPHILL_MIN_HU = 12.0
 BRIGHT_LUMEN_HU = 2 * WALL_FLOOR_HU - 40.0  # blurred half and half with muscle: ≥ the floor
 GROW_FLOOR_HU = 70.0  # the growth stops at muscle, fat and lung (a lumen's edge blurred
 # with fat or muscle is still above it)
-MAX_SPLITS = 0  # further erosions of a piece that holds a body (see `find_vessels`)
 
 BoolArray = NDArray[np.bool_]
 
@@ -186,24 +185,14 @@ def find_vessels(hu: NDArray[np.float32], affine_lps: FloatArray, spacing_mm: fl
     kept = np.zeros(hu.shape, dtype=np.float32)  # each kept voxel: its piece's lumen HU
     lumens: list[float] = []
     weights: list[float] = []
-    core, splits = ndimage.binary_erosion(blood), 0
-    while core.any():
-        found, lumen_hu, size, held = _select(core, hu, mean, s, superior_axis, MIN_AREA_MM2,
-                                              bone_kji, dense_blood, 1 + splits)
+    for eroded, min_area in ((1, MIN_AREA_MM2), (0, MIN_THIN_AREA_MM2)):
+        core = (ndimage.binary_erosion(blood) if eroded
+                else blood & ~ndimage.binary_dilation(kept > 0, iterations=2))
+        found, lumen_hu, size = _select(core, hu, mean, s, superior_axis, min_area, bone_kji,
+                                        dense_blood, eroded)
         kept = np.maximum(kept, found)
         lumens += lumen_hu
         weights += size
-        # a piece holding a body may be a body *and* the vessel pressed against it, joined
-        # through a cortex too thin to cut at this grid: erode it again and look at the parts
-        if splits == MAX_SPLITS or not held.any():
-            break
-        core, splits = ndimage.binary_erosion(held), splits + 1
-    thin = blood & ~ndimage.binary_dilation(kept > 0, iterations=2)
-    found, lumen_hu, size, _ = _select(thin, hu, mean, s, superior_axis, MIN_THIN_AREA_MM2,
-                                       bone_kji, dense_blood, 0)
-    kept = np.maximum(kept, found)
-    lumens += lumen_hu
-    weights += size
     if not lumens:
         return VesselMap(empty, empty.copy(), affine_lps, noise, None)
     ceiling = float(np.max(lumens)) + RIM_BRIGHTER_HU
@@ -240,16 +229,14 @@ def find_vessels(hu: NDArray[np.float32], affine_lps: FloatArray, spacing_mm: fl
 def _select(core: BoolArray, hu: NDArray[np.float32], mean: NDArray[np.float32], s: float,
             superior_axis: int, min_area_mm2: float, bone_kji: NDArray[np.intp] | None,
             dense_blood: BoolArray, eroded: int
-            ) -> tuple[NDArray[np.float32], list[float], list[float], BoolArray]:
+            ) -> tuple[NDArray[np.float32], list[float], list[float]]:
     """The pieces of ``core`` that are vessels (see the module docstring) as a map of their
-    lumen's HU (0 elsewhere), their lumen HU and sizes, and the pieces that hold a body
-    (``bone_kji``). ``core`` was eroded
-    ``eroded`` times from the blood mask: its rim is looked for that much farther out."""
+    lumen's HU (0 elsewhere), and their lumen HU and sizes. ``core`` was eroded ``eroded``
+    times from the blood mask: its rim is looked for that much farther out."""
     labels, n = ndimage.label(core)
-    none = np.zeros(core.shape, dtype=bool)
     zero = np.zeros(core.shape, dtype=np.float32)
     if n == 0:
-        return zero, [], [], none
+        return zero, [], []
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     objects = ndimage.find_objects(labels)
     extent_vox = np.array([o[superior_axis].stop - o[superior_axis].start for o in objects])
@@ -259,16 +246,13 @@ def _select(core: BoolArray, hu: NDArray[np.float32], mean: NDArray[np.float32],
     scan_mm = hu.shape[superior_axis] * s
     long_enough = length_mm >= min(MIN_LENGTH_MM, 0.8 * scan_mm)
     candidate = (long_enough | (volume_ml >= MIN_CHAMBER_ML)) & (area_mm2 >= min_area_mm2)
-    holding = np.zeros(n + 1, dtype=bool)
     if bone_kji is not None and len(bone_kji):
         k, j, i = (np.clip(np.asarray(bone_kji)[:, a], 0, hu.shape[a] - 1) for a in range(3))
         held = np.unique(labels[k, j, i])
-        holding[held[held > 0]] = True
         candidate[held[held > 0] - 1] = False
-    held_mask = holding[labels]
     which = np.flatnonzero(candidate)
     if not which.size:
-        return zero, [], [], held_mask
+        return zero, [], []
     lumen_hu = np.zeros(n)
     for m in which:  # per box: ndimage.median sorts the whole grid (seconds at 512²)
         box = objects[m]
@@ -278,8 +262,7 @@ def _select(core: BoolArray, hu: NDArray[np.float32], mean: NDArray[np.float32],
     keep = candidate & (rim_bright < MAX_BRIGHT_RIM)
     chosen = np.flatnonzero(keep)
     hu_lut = np.concatenate([[0.0], np.where(keep, lumen_hu, 0.0)]).astype(np.float32)
-    return (hu_lut[labels], lumen_hu[chosen].tolist(), sizes[chosen].astype(float).tolist(),
-            held_mask)
+    return hu_lut[labels], lumen_hu[chosen].tolist(), sizes[chosen].astype(float).tolist()
 
 
 def _grow_downhill(hu: NDArray[np.float32], seed: BoolArray, steps: int, ceiling: float,
