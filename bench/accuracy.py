@@ -32,7 +32,7 @@ import numpy as np
 from planning.anatomy.from_ct import anatomy_from_ct
 from planning.anatomy.from_labels import anatomy_from_label_map
 from planning.anatomy.label_tables import TOTALSEGMENTATOR, VERSE, LabelTable
-from planning.anatomy.model import Anatomy, crop_affine
+from planning.anatomy.model import LOW_NAME_CONFIDENCE, Anatomy, crop_affine
 from planning.assessment.fracture import assess_fractures
 from planning.autoplan import propose
 from planning.checks import CheckContext
@@ -59,6 +59,7 @@ class CaseResult:
     missed: int = 0
     extra: int = 0
     names_right: int = 0
+    misnamed_sure: int = 0  # a wrong name *not* marked uncertain: the never-event
     centroid_mm: list[float] = field(default_factory=list)
     canal_mean_mm: float = float("nan")
     canal_p95_mm: float = float("nan")
@@ -275,6 +276,8 @@ def _levels(res: CaseResult, auto: Anatomy, truth: Anatomy) -> set[str]:
         if len(found) == 1:
             res.found_once += 1
             res.names_right += found[0] == truth_name
+            res.misnamed_sure += (found[0] != truth_name
+                                  and auto.levels[found[0]].confidence >= LOW_NAME_CONFIDENCE)
         elif len(found) > 1:
             res.split += 1
         else:
@@ -307,7 +310,8 @@ def run_family(fast: bool = False, painted: bool = True, data: Path = DATA,
     """Every labelled CT (or those named in ``only``), every storing (and its painted
     phantom): one row each, then the summary."""
     results = []
-    out("| CT, storing | levels once / truth | split | missed | names right | centroid mm "
+    out("| CT, storing | levels once / truth | split | missed | names right (wrong, not "
+        "marked uncertain) | centroid mm "
         "(max) | canal mean / p95 mm | Genant ≥1 / ≥2 of graded | needles | < 1 mm of canal "
         "| tips outside | clearance error mm (max) | s |")
     out("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -341,7 +345,7 @@ def _row(r: CaseResult) -> str:
     err = (f"{np.mean(r.clearance_error_mm):+.1f} ({max(r.clearance_error_mm, key=abs):+.1f})"
            if r.clearance_error_mm else "—")
     return (f"| {r.name} | {r.found_once}/{r.truth_levels} | {r.split} | {r.missed} | "
-            f"{r.names_right}/{r.found_once} | {cen} | {r.canal_mean_mm:.1f} / "
+            f"{r.names_right}/{r.found_once} ({r.misnamed_sure}) | {cen} | {r.canal_mean_mm:.1f} / "
             f"{r.canal_p95_mm:.1f} | {r.genant1} / {r.genant2} of {r.graded} | {r.needles}"
             + (f" (+{r.unverified} at unlabelled vertebrae)" if r.unverified else "")
             + f" | {r.near_canal} | {r.tips_outside} | {err} | {r.seconds:.1f}"
@@ -358,7 +362,8 @@ def _summary(results: list[CaseResult]) -> str:
         f"\n**Summary over {len(results)} storings**",
         f"- levels found once: {once} of {levels}; split {sum(r.split for r in results)}, "
         f"missed {sum(r.missed for r in results)}, extra {sum(r.extra for r in results)}",
-        f"- names right: {sum(r.names_right for r in results)} of {once}",
+        f"- names right: {sum(r.names_right for r in results)} of {once}; wrong and not "
+        f"marked uncertain: {sum(r.misnamed_sure for r in results)}",
         f"- canal surface distance: mean ≤ 1 mm in {sum(c <= 1.0 for c in canal)} of "
         f"{len(canal)}, p95 ≤ 2 mm in {sum(c <= 2.0 for c in p95)} of {len(p95)}",
         f"- Genant ≥ 2 (false): {sum(r.genant2 for r in results)}; Genant 1: "

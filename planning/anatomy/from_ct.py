@@ -33,7 +33,6 @@ from planning.anatomy.from_labels import anatomy_from_label_map, labels_on_ct_gr
 from planning.anatomy.label_tables import VERSE
 from planning.anatomy.level_labels import (
     PELVIS_AREA_MM2,
-    RIB_REACH_MM,
     SACRUM_MIN_HEIGHT_MM,
     SACRUM_REACH_MM,
     Segment,
@@ -46,6 +45,7 @@ from planning.anatomy.level_labels import (
     vertebra_labels,
 )
 from planning.anatomy.model import Anatomy, VertebraGeometry, crop_affine
+from planning.anatomy.ribs import rib_roots
 from planning.anatomy.spine_column import (
     BONE_HU,
     METAL_HU,
@@ -214,6 +214,7 @@ def _cues(column: SpineColumn, labels_w: NDArray[np.int32],
           spans: list[tuple[int, int, bool]]) -> list[Segment]:
     """The rib and sacrum cues per segment (cranial first)."""
     s = column.grid.spacing_mm
+    roots = rib_roots(column)
     out = []
     for n, (a, b, cut) in enumerate(spans, start=1):
         reach = lateral_reach_mm(column, labels_w, n, (a, b))
@@ -221,7 +222,7 @@ def _cues(column: SpineColumn, labels_w: NDArray[np.int32],
         last = n == len(spans)
         sacrum = (last and pelvis and reach >= SACRUM_REACH_MM
                   and (cut or (b - a) * s >= SACRUM_MIN_HEIGHT_MM))
-        out.append(Segment(a, b, reach, rib=reach >= RIB_REACH_MM and not last and not pelvis,
+        out.append(Segment(a, b, reach, rib=None if sacrum else roots.rib_state(a, b),
                            sacrum=sacrum, cut=cut))
     return out
 

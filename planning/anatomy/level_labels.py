@@ -12,8 +12,7 @@ Names come from two cues, cross-checked:
 
 - the sacrum: a segment below the last disc whose bone reaches far laterally (the sacral
   alae joined to the iliac wings) — the vertebra above it is L5;
-- the ribs: bone reaching far laterally from a vertebra's posterior half — the last
-  rib-bearing vertebra is T12.
+- the ribs (`planning.anatomy.ribs`): the last rib-bearing vertebra is T12, the first T1.
 """
 
 from __future__ import annotations
@@ -44,7 +43,6 @@ COLUMN_RADIUS_MM = 55.0  # bone farther from the canal than this is not the vert
 SEED_RADIUS_MM = 9.0  # the core of each body that seeds the flooding
 SEED_MARGIN_MM = 2.5  # kept from the disc planes
 DISC_RIDGE_MM = 6.0  # half-width of the ridge the flooding crosses last, at each disc plane
-RIB_REACH_MM = 70.0
 SACRUM_REACH_MM = 60.0
 SACRUM_MIN_HEIGHT_MM = 15.0
 LATERAL_FROM_MM = 40.0
@@ -62,7 +60,7 @@ class Segment:
     first_k: int
     last_k: int
     lateral_reach_mm: float
-    rib: bool
+    rib: bool | None  # ribs leave it (True), none do although in view (False), unknown (None)
     sacrum: bool
     cut: bool  # at the edge of the followed column: partly out of view
 
@@ -269,39 +267,91 @@ def lateral_reach_mm(column: SpineColumn, labels: IntArray, n: int, span: tuple[
 
 
 def name_levels(found: list[Segment]) -> Naming:
-    """Names for the segments (cranial first), from the sacrum and rib cues."""
+    """Names for the segments (cranial first), counted from every landmark in view.
+
+    - the sacrum (S1, the last segment joined to the ilia);
+    - the last rib: the lowest rib-bearing vertebra with a rib-free one in view below it is
+      T12;
+    - the first rib: the highest rib-bearing vertebra with a rib-free one in view above it
+      and ribs on the two below it is T1 (C7 bears none).
+
+    Cues that agree give full confidence; one cue gives 0.7; a disagreement (a transitional
+    vertebra, 11 or 13 rib pairs, a missed disc) 0.5 with its words. With no cue the names
+    are a guess (0.3): ribs on every vertebra make them thoracic, none make them lumbar.
+    Below `LOW_NAME_CONFIDENCE` the window, the report and the SR call the names uncertain.
+    """
     n = len(found)
-    sacrum_at = n - 1 if n and found[-1].sacrum else None
-    ribbed = [m for m, seg in enumerate(found) if seg.rib]
-    warnings: list[str] = []
-    by_sacrum = by_rib = None
-    if sacrum_at is not None:
-        by_sacrum = LEVEL_NAMES.index("S1") - sacrum_at
+    anchors: dict[str, int] = {}  # cue → index (in LEVEL_NAMES) of the first segment
+    if n and found[-1].sacrum:
+        anchors["the sacrum"] = LEVEL_NAMES.index("S1") - (n - 1)
+    ribbed = _rib_cage(found)
     if ribbed:
-        by_rib = LEVEL_NAMES.index("T12") - ribbed[-1]
-    if by_sacrum is not None and by_rib is not None:
-        if by_sacrum == by_rib:
-            first, confidence = by_sacrum, 1.0
+        last = ribbed[-1]
+        if last + 1 < n and found[last + 1].rib is False and not found[last + 1].sacrum:
+            anchors["the last rib"] = LEVEL_NAMES.index("T12") - last
+        first = ribbed[0]
+        if (first > 0 and found[first - 1].rib is False
+                and all(m < n and found[m].rib is True for m in (first + 1, first + 2))):
+            anchors["the first rib"] = LEVEL_NAMES.index("T1") - first
+    warnings: list[str] = []
+    starts = sorted(set(anchors.values()))
+    if len(anchors) >= 2 and len(starts) == 1:
+        first_index, confidence = starts[0], 1.0
+    elif anchors:
+        trusted = next(c for c in ("the sacrum", "the last rib", "the first rib") if c in anchors)
+        first_index = anchors[trusted]
+        if len(starts) > 1:
+            confidence = 0.5
+            told = ", ".join(f"{cue} makes the top vertebra {_name_at(start)}"
+                             for cue, start in anchors.items())
+            warnings.append(f"The landmarks disagree on the level names ({told}): a "
+                            "transitional vertebra, 11 or 13 rib pairs, or a missed disc? "
+                            f"{trusted[0].upper()}{trusted[1:]} was followed; the names are "
+                            "uncertain: count the levels on the images and shift them if "
+                            "needed.")
         else:
-            first, confidence = by_sacrum, 0.5
-            warnings.append("The level names from the sacrum and from the last rib disagree "
-                            "(a transitional vertebra or a missed rib?); the sacrum was "
-                            "trusted. Check the level names and shift them if needed.")
-    elif by_sacrum is not None:
-        first, confidence = by_sacrum, 0.7
-        warnings.append("Levels were counted up from the sacrum (no ribs seen to cross-check "
-                        "T12). Check the level names.")
-    elif by_rib is not None:
-        first, confidence = by_rib, 0.7
-        warnings.append("Levels were counted from the last rib (T12) (no sacrum in view to "
-                        "cross-check L5). Check the level names.")
+            confidence = 0.7
+            others = [c for c in ("the sacrum", "the last rib", "the first rib")
+                      if c not in anchors]
+            warnings.append(f"The levels were counted from {trusted} alone ({_none_of(others)}"
+                            " in view to cross-check). Check the level names.")
+    elif ribbed and all(seg.rib is not False for seg in found):
+        first_index, confidence = LEVEL_NAMES.index("T12") - ribbed[-1], 0.3
+        warnings.append("Ribs are seen on these vertebrae, but neither the first rib (T1), "
+                        "nor the last rib (T12), nor the sacrum is in view: the level names "
+                        "are uncertain (the lowest rib-bearing vertebra was taken as T12); "
+                        "count the levels on the images and shift them if needed.")
     else:
-        first, confidence = LEVEL_NAMES.index("L5") - (n - 1), 0.3
-        warnings.append("Neither the sacrum nor the ribs are in view: the level labels are "
-                        "uncertain (the lowest vertebra was taken as L5); shift them if "
-                        "needed.")
-    first = max(0, min(first, len(LEVEL_NAMES) - n))
-    return Naming([LEVEL_NAMES[first + m] for m in range(n)], confidence, warnings)
+        first_index, confidence = LEVEL_NAMES.index("L5") - (n - 1), 0.3
+        warnings.append("Neither the sacrum nor the first or last rib is in view: the level "
+                        "names are uncertain (the lowest vertebra was taken as L5); count "
+                        "the levels on the images and shift them if needed.")
+    first_index = max(0, min(first_index, len(LEVEL_NAMES) - n))
+    return Naming([LEVEL_NAMES[first_index + m] for m in range(n)], confidence, warnings)
+
+
+def _rib_cage(found: list[Segment]) -> list[int]:
+    """The rib-bearing vertebrae: the first run of them from the top, and no further.
+
+    Why: the ribs leave twelve consecutive vertebrae; "ribs" on a vertebra below a
+    rib-free one are an iliac crest beside L4–S1 (on an oblique grid the crest can join
+    the root zone of the last vertebra in view), never a rib.
+    """
+    out: list[int] = []
+    for m, seg in enumerate(found):
+        if seg.rib is True:
+            out.append(m)
+        elif seg.rib is False and out:
+            break
+    return out
+
+
+def _name_at(index: int) -> str:
+    return LEVEL_NAMES[index] if 0 <= index < len(LEVEL_NAMES) else "beyond C1–S1"
+
+
+def _none_of(cues: list[str]) -> str:
+    return "neither " + " nor ".join(cues) if len(cues) > 1 else f"not {cues[0]}"
 
 
 def lateral_bone_area_mm2(column: SpineColumn, span: tuple[int, int]) -> float:

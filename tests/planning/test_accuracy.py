@@ -36,6 +36,7 @@ def test_fast_family_on_the_abdomen_ct() -> None:
         assert not r.error, r.error
         assert r.split == 0 and r.found_once >= r.truth_levels - 1, r.name
         assert r.names_right == r.found_once, r.name  # ribs and sacrum in view
+        assert r.misnamed_sure == 0, r.name
         assert r.needles >= 4 and r.near_canal == 0 and r.tips_outside == 0, r.name
         assert max(abs(e) for e in r.clearance_error_mm) < 2.5, r.name
         assert r.canal_mean_mm < 2.0, r.name
