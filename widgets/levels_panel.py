@@ -320,7 +320,8 @@ class LevelsPanel(QWidget):
             " border: 1px solid #8a6000; border-radius: 4px; padding: 5px 8px; }"
         )
         self.warning_label.setToolTip(
-            "The vertebrae were counted without a clear landmark (sacrum or last rib).\n"
+            "No landmark (the sacrum, the last rib at T12, the first rib at T1) was seen,\n"
+            "or the landmarks disagree: the reason is in the anatomy warnings.\n"
             "Count them on the sagittal view; if every name is off by one, use Shift ↑ / ↓."
         )
         self.warning_label.hide()

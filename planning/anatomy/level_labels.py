@@ -327,7 +327,42 @@ def name_levels(found: list[Segment]) -> Naming:
                         "names are uncertain (the lowest vertebra was taken as L5); count "
                         "the levels on the images and shift them if needed.")
     first_index = max(0, min(first_index, len(LEVEL_NAMES) - n))
-    return Naming([LEVEL_NAMES[first_index + m] for m in range(n)], confidence, warnings)
+    names = [LEVEL_NAMES[first_index + m] for m in range(n)]
+    if confidence > 0.5:
+        doubt = _contradictions(found, names)
+        if doubt:
+            confidence = 0.5
+            warnings.append(f"{doubt[0].upper()}{doubt[1:]}; the level names are uncertain: "
+                            "count the levels on "
+                            "the images and shift them if needed.")
+    return Naming(names, confidence, warnings)
+
+
+SHORT_SEGMENT = 0.7  # a whole vertebra this much shorter than its neighbours: half of one?
+
+
+def _contradictions(found: list[Segment], names: list[str]) -> str:
+    """What in the image contradicts the names counted from a landmark, in words, or "".
+
+    Why: a count from one landmark is only as good as the vertebrae counted. A vertebra
+    split in two, or two taken as one, shifts every name beyond it, and the landmark at the
+    other end cannot tell. Two cues can: a vertebra named thoracic that no rib leaves
+    (while the rib zone is in view), one named lumbar or cervical that a rib leaves, and a
+    vertebra much shorter than both its neighbours (a split).
+    """
+    for seg, name in zip(found, names, strict=True):
+        if name.startswith("T") and seg.rib is False:
+            return f"the vertebra named {name} bears no rib"
+        if name.startswith(("L", "C")) and seg.rib is True:
+            return f"a rib leaves the vertebra named {name}"
+    heights = [seg.last_k - seg.first_k for seg in found]
+    for m in range(1, len(found) - 1):
+        if found[m].cut or found[m - 1].cut or found[m + 1].cut:
+            continue
+        if heights[m] < SHORT_SEGMENT * min(heights[m - 1], heights[m + 1]):
+            return (f"the vertebra named {names[m]} is much shorter than both its neighbours "
+                    "(a vertebra split in two?)")
+    return ""
 
 
 def _rib_cage(found: list[Segment]) -> list[int]:

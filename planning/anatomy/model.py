@@ -138,9 +138,9 @@ def names_uncertain(anatomy: Anatomy) -> bool:
     return any(g.confidence < LOW_NAME_CONFIDENCE for g in anatomy.levels.values())
 
 
-UNCERTAIN_NAMES_TEXT = ("Level names are UNCERTAIN: the ribs and the sacrum were not both "
-                        "seen or they disagree. Count the vertebrae on the images before "
-                        "treating a level by its name.")
+UNCERTAIN_NAMES_TEXT = ("Level names are UNCERTAIN: no landmark (sacrum, last rib, first "
+                        "rib) was seen, or they disagree. Count the vertebrae on the images "
+                        "before treating a level by its name.")
 
 
 def crop_box(

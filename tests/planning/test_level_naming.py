@@ -143,3 +143,24 @@ def test_thorax_cropped_behind_claims_no_rib_free_vertebra() -> None:
     naming = name_levels(found)
     assert naming.names[-1] == "T12"  # README: the bottom slice cuts T12
     assert naming.confidence < LOW_NAME_CONFIDENCE
+
+
+def test_a_thoracic_name_on_a_rib_free_vertebra_makes_the_names_uncertain() -> None:
+    """Counted up from the sacrum past a split vertebra, the top one is named T12 although no
+    rib leaves it (the abdomen CT on a grid rotated 10° about left–right did this)."""
+    naming = name_levels(_chain([False] * 6, sacrum=True))
+    assert naming.names[0] == "T12"
+    assert naming.confidence < LOW_NAME_CONFIDENCE
+    assert "The vertebra named T12 bears no rib" in naming.warnings[-1]
+
+
+def test_a_vertebra_much_shorter_than_both_neighbours_makes_the_names_uncertain() -> None:
+    found = _chain([None] * 5, sacrum=True)
+    short = found[2]
+    found[2] = Segment(short.first_k, short.first_k + 4, 40.0, rib=None, sacrum=False,
+                       cut=False)
+    found = [Segment(0, 9, 40.0, rib=True, sacrum=False, cut=False),
+             Segment(10, 19, 40.0, rib=False, sacrum=False, cut=False), *found[1:]]
+    naming = name_levels(found)
+    assert "split in two" in naming.warnings[-1]
+    assert naming.confidence < LOW_NAME_CONFIDENCE
