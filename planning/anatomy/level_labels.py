@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from scipy import ndimage, signal
 from skimage.segmentation import watershed
 
-from planning.anatomy.spine_column import SpineColumn
+from planning.anatomy.spine_column import SpineColumn, on_every_slice
 from planning.plan import LEVEL_NAMES
 from planning.volume import FloatArray
 
@@ -191,15 +191,8 @@ def vertebra_labels(column: SpineColumn, spans: list[tuple[int, int, bool]]
     of the column from each body's core."""
     s = column.grid.spacing_mm
     shape = column.bone.shape
-    k_idx = np.arange(shape[0])
-    ci = np.interp(k_idx, np.flatnonzero(np.isfinite(column.canal_ij[:, 0])),
-                   column.canal_ij[np.isfinite(column.canal_ij[:, 0]), 0])
-    cj = np.interp(k_idx, np.flatnonzero(np.isfinite(column.canal_ij[:, 0])),
-                   column.canal_ij[np.isfinite(column.canal_ij[:, 0]), 1])
-    bi = np.interp(k_idx, np.flatnonzero(np.isfinite(column.body_ij[:, 0])),
-                   column.body_ij[np.isfinite(column.body_ij[:, 0]), 0])
-    bj = np.interp(k_idx, np.flatnonzero(np.isfinite(column.body_ij[:, 0])),
-                   column.body_ij[np.isfinite(column.body_ij[:, 0]), 1])
+    ci, cj = on_every_slice(column.canal_ij)
+    bi, bj = on_every_slice(column.body_ij)
     _, jj, ii = np.indices((1, shape[1], shape[2]), sparse=True)
     lo_k = max(0, min(a for a, _, _ in spans) - round(20 / s))
     hi_k = min(shape[0], max(b for _, b, _ in spans) + round(20 / s) + 1)
@@ -266,6 +259,9 @@ def lateral_reach_mm(column: SpineColumn, labels: IntArray, n: int, span: tuple[
     return float(np.abs(ii - ci).max() * s)
 
 
+LANDMARKS = ("the sacrum", "the last rib", "the first rib")  # trusted in this order
+
+
 def name_levels(found: list[Segment]) -> Naming:
     """Names for the segments (cranial first), counted from every landmark in view.
 
@@ -281,24 +277,25 @@ def name_levels(found: list[Segment]) -> Naming:
     Below `LOW_NAME_CONFIDENCE` the window, the report and the SR call the names uncertain.
     """
     n = len(found)
-    anchors: dict[str, int] = {}  # cue → index (in LEVEL_NAMES) of the first segment
+    sacrum, last_rib, first_rib = LANDMARKS
+    anchors: dict[str, int] = {}  # landmark → index (in LEVEL_NAMES) of the first segment
     if n and found[-1].sacrum:
-        anchors["the sacrum"] = LEVEL_NAMES.index("S1") - (n - 1)
+        anchors[sacrum] = LEVEL_NAMES.index("S1") - (n - 1)
     ribbed = _rib_cage(found)
     if ribbed:
         last = ribbed[-1]
         if last + 1 < n and found[last + 1].rib is False and not found[last + 1].sacrum:
-            anchors["the last rib"] = LEVEL_NAMES.index("T12") - last
+            anchors[last_rib] = LEVEL_NAMES.index("T12") - last
         first = ribbed[0]
         if (first > 0 and found[first - 1].rib is False
                 and all(m < n and found[m].rib is True for m in (first + 1, first + 2))):
-            anchors["the first rib"] = LEVEL_NAMES.index("T1") - first
+            anchors[first_rib] = LEVEL_NAMES.index("T1") - first
     warnings: list[str] = []
     starts = sorted(set(anchors.values()))
     if len(anchors) >= 2 and len(starts) == 1:
         first_index, confidence = starts[0], 1.0
     elif anchors:
-        trusted = next(c for c in ("the sacrum", "the last rib", "the first rib") if c in anchors)
+        trusted = next(c for c in LANDMARKS if c in anchors)  # in the order they are trusted
         first_index = anchors[trusted]
         if len(starts) > 1:
             confidence = 0.5
@@ -311,8 +308,7 @@ def name_levels(found: list[Segment]) -> Naming:
                             "needed.")
         else:
             confidence = 0.7
-            others = [c for c in ("the sacrum", "the last rib", "the first rib")
-                      if c not in anchors]
+            others = [c for c in LANDMARKS if c not in anchors]
             warnings.append(f"The levels were counted from {trusted} alone ({_none_of(others)}"
                             " in view to cross-check). Check the level names.")
     elif ribbed and all(seg.rib is not False for seg in found):

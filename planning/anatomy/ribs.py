@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from planning.anatomy.spine_column import SpineColumn
+from planning.anatomy.spine_column import SpineColumn, on_every_slice
 
 RIB_MEDIAL_MM = 20.0  # bone within this of the canal's centre, sideways, is the vertebra's
 RIB_FRONT_MM = 20.0  # the posterior arc: bone more than this in front of the canal is left out
@@ -78,13 +78,10 @@ def rib_roots(column: SpineColumn) -> RibRoots:
     grid = column.grid
     s = grid.spacing_mm
     n_k = column.bone.shape[0]
-    known = np.flatnonzero(np.isfinite(column.canal_ij[:, 0]))
     empty = np.zeros(n_k, dtype=bool)
-    if known.size == 0:
+    if not np.isfinite(column.canal_ij[:, 0]).any():
         return RibRoots(empty, empty.copy(), empty.copy(), empty.copy())
-    ks = np.arange(n_k)
-    ci = np.interp(ks, known, column.canal_ij[known, 0])
-    cj = np.interp(ks, known, column.canal_ij[known, 1])
+    ci, cj = on_every_slice(column.canal_ij)
     _, jj, ii = np.indices((1, *column.bone.shape[1:]), sparse=True)
     lateral = (ii - ci[:, None, None]) * s  # + towards the patient's left (working i is L)
     behind = (jj - cj[:, None, None]) * s  # + posterior

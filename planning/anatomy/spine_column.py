@@ -326,6 +326,15 @@ def _best_chain(candidates: NDArray[np.intp], centres: FloatArray, piece_k: NDAr
     return chain[::-1]
 
 
+def on_every_slice(path: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """A centreline (``canal_ij`` or ``body_ij``) as (i, j) on every working slice: linear
+    between its known slices, held at its end values beyond them (where a vertebra's bone
+    still lies above or below the followed column)."""
+    ks = np.arange(path.shape[0])
+    known = np.flatnonzero(np.isfinite(path[:, 0]))
+    return np.interp(ks, known, path[known, 0]), np.interp(ks, known, path[known, 1])
+
+
 def _fill_and_smooth(path: FloatArray, known: NDArray[np.intp], s: float) -> FloatArray:
     """Interpolate ``path`` over all slices between its known ones, then smooth it; slices
     outside stay NaN."""
