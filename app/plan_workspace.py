@@ -911,9 +911,10 @@ class PlanWorkspace(QObject):
                                               for n in fractured)
             if fractured and anatomy is not None and names_uncertain(anatomy):
                 # a level picked by a name that may be wrong is the wrong-level never-event
+                # the warning first: a long list of levels is clipped at the window's edge
                 self.window.statusBar().showMessage(
-                    found + ". Level names are UNCERTAIN: count the vertebrae on the images "
-                    "and select the levels yourself.", 30000)
+                    "Level names are UNCERTAIN: count the vertebrae on the images and select "
+                    "the levels yourself. " + found + ".", 30000)
             elif fractured and not self.levels_panel.selected_levels():
                 self.levels_panel.select_levels(fractured)
                 self.window.statusBar().showMessage(found + ". Selected for Propose.", 30000)
