@@ -61,7 +61,8 @@ class LabelMapError(VertebroPlanError, ValueError):
 
 def anatomy_from_label_map(ct: Volume, labels: Volume, table: LabelTable,
                            progress: Progress | None = None, *,
-                           bodies: Volume | None = None) -> Anatomy:
+                           bodies: Volume | None = None,
+                           canal_across_patient: bool = True) -> Anatomy:
     """Canal, vertebrae, bodies and local frames from a vertebra label map on (or near) ``ct``.
 
     Parameters
@@ -76,6 +77,10 @@ def anatomy_from_label_map(ct: Volume, labels: Volume, table: LabelTable,
         Reported between stages; may raise `Cancelled`.
     bodies
         Optional body map on any grid: 1 = vertebral bodies, 2 = intervertebral discs.
+    canal_across_patient
+        Seek the canal's bony ring on slices across the patient's head–feet axis even when
+        the grid is tilted (`derive_canal`); the automatic anatomy, whose labels are cut
+        from the CT by a threshold, keeps to the grid's own slices (see `anatomy_from_ct`).
     """
     progress = progress or no_progress()
     name = _source_name(labels, table)
@@ -87,7 +92,8 @@ def anatomy_from_label_map(ct: Volume, labels: Volume, table: LabelTable,
     body_map = _body_map(bodies, ct, box, crop.shape, warnings)
 
     progress.report(1, 4, "Finding the spinal canal")
-    canal, centreline = _canal(crop, vertebra, affine, table, name, warnings)
+    canal, centreline = _canal(crop, vertebra, affine, table, name, warnings,
+                               canal_across_patient)
     if body_map is not None:
         canal &= body_map != BODY_MAP_BODY
 
@@ -320,13 +326,15 @@ def _isin(array: NDArray[np.int16], codes: Iterable[int]) -> BoolArray:
 
 # ---- canal and levels ------------------------------------------------------------------
 def _canal(crop: Int16Array, vertebra: BoolArray, affine: FloatArray, table: LabelTable,
-           name: str, warnings: list[str]) -> tuple[BoolArray, FloatArray]:
+           name: str, warnings: list[str], across_patient: bool
+           ) -> tuple[BoolArray, FloatArray]:
     """The labelled canal if the table has one and it is present, else the derived one."""
     labelled = _isin(crop, table.canal_codes)
     if labelled.any():
         return labelled & ~vertebra, centreline_of(labelled, affine)
     hint = _isin(crop, table.canal_hint_codes)
-    estimate: CanalEstimate = derive_canal(vertebra, affine, hint if hint.any() else None)
+    estimate: CanalEstimate = derive_canal(vertebra, affine, hint if hint.any() else None,
+                                           across_patient=across_patient)
     if estimate.closed_fraction < MOSTLY_INTERPOLATED:
         warnings.append(f"The spinal canal was derived from {name}, but its bony ring is "
                         f"closed on only {estimate.closed_fraction:.0%} of the slices; the "

@@ -15,11 +15,12 @@ from planning.anatomy.model import crop_affine
 from planning.volume import Volume
 
 
-def rotation(z_deg: float, x_deg: float) -> np.ndarray:
-    """3×3: a rotation about the patient's z axis, then about x."""
-    rz, rx = np.radians(z_deg), np.radians(x_deg)
+def rotation(z_deg: float, x_deg: float, y_deg: float = 0.0) -> np.ndarray:
+    """3×3: a rotation about the patient's z axis, then about x, then about y."""
+    rz, rx, ry = np.radians(z_deg), np.radians(x_deg), np.radians(y_deg)
     return (np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
-            @ np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]]))
+            @ np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
+            @ np.array([[np.cos(ry), 0, np.sin(ry)], [0, 1, 0], [-np.sin(ry), 0, np.cos(ry)]]))
 
 
 def regrid(volume: Volume, affine_lps: np.ndarray, shape_kji: tuple[int, int, int], *,
@@ -39,12 +40,12 @@ def regrid(volume: Volume, affine_lps: np.ndarray, shape_kji: tuple[int, int, in
                   frame_of_reference_uid=volume.frame_of_reference_uid)
 
 
-def oblique_grid(volume: Volume, z_deg: float, x_deg: float, spacing_mm: float
-                 ) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """A grid rotated by (z_deg, x_deg) that covers the whole of ``volume``."""
+def oblique_grid(volume: Volume, z_deg: float, x_deg: float, spacing_mm: float,
+                 y_deg: float = 0.0) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """A grid rotated by (z_deg, x_deg, y_deg) that covers the whole of ``volume``."""
     lo, hi = volume.bounds_lps()
     centre = (lo + hi) / 2.0
-    r = rotation(z_deg, x_deg)
+    r = rotation(z_deg, x_deg, y_deg)
     corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
                         for z in (lo[2], hi[2])])
     local = (corners - centre) @ r  # coordinates along the new axes

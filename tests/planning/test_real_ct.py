@@ -12,8 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from planning.anatomy.from_labels import anatomy_from_label_map
+from planning.anatomy.label_tables import TOTALSEGMENTATOR
 from planning.io import load_path
 from planning.io.nifti import load_nifti
+from tests.planning.regrid import oblique_grid, regrid
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ct-abdomen-3mm"
 LEVEL_CODES = {"L5": 27, "L4": 28, "L3": 29, "L2": 30, "L1": 31}
@@ -68,3 +71,24 @@ def test_bone_inside_every_label(ct_and_labels) -> None:
     for name, code in LEVEL_CODES.items():
         median = float(np.median(ct.array[labels.array == code]))
         assert median > 100, f"median HU in {name} is {median}"
+
+
+def test_canal_from_the_labels_runs_through_every_level_on_a_tilted_grid(ct_and_labels
+                                                                          ) -> None:
+    """Re-gridded at 1.5 mm and tilted 15° about the antero-posterior axis (one slice of
+    the grid cuts the left pedicle ~13 mm above the right), the canal that the labels
+    enclose still runs from L5 to L1: it stopped at L4 before the ring was sought on
+    slices across the patient's axis, and the checks then measured needles at L1–L3
+    against no canal at all."""
+    ct, labels = ct_and_labels
+    affine, shape = oblique_grid(ct, 0.0, 0.0, 1.5, y_deg=15.0)
+    tilted_ct = regrid(ct, affine, shape)
+    tilted_labels = regrid(labels, affine, shape, labels=True)
+    anatomy = anatomy_from_label_map(tilted_ct, tilted_labels, TOTALSEGMENTATOR)
+    k, j, i = np.nonzero(anatomy.canal)
+    z = anatomy.to_lps(np.stack([i, j, k], axis=1).astype(float))[:, 2]
+    z_lo = anatomy.levels["L5"].centroid_lps[2]
+    z_hi = anatomy.levels["L1"].centroid_lps[2]
+    slabs = set(np.floor((z[(z >= z_lo) & (z <= z_hi)] - z_lo) / 3.0).astype(int).tolist())
+    missing = sorted(set(range(int((z_hi - z_lo) // 3.0))) - slabs)
+    assert not missing, f"no canal in the 3 mm slabs {missing} above L5's centre"
