@@ -41,7 +41,7 @@ from planning.demo.painted import paint_from_labels
 from planning.errors import VertebroPlanError
 from planning.grid_lookup import nearest_voxels
 from planning.io.nifti import load_nifti
-from planning.volume import Volume
+from planning.volume import Volume, kji_transform
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MATCH_MM = 15.0  # an automatic level is the truth level whose body centre is this near
@@ -102,11 +102,10 @@ def labelled_cts(data: Path = DATA) -> list[tuple[str, Path, LabelTable]]:
 def _regrid(volume: Volume, affine: np.ndarray, shape_kji: tuple[int, int, int]) -> Volume:
     from scipy import ndimage
 
-    new_to_old = np.linalg.inv(volume.affine_lps) @ affine
-    rev = np.eye(3)[::-1]
-    out = ndimage.affine_transform(volume.array.astype(np.float32), rev @ new_to_old[:3, :3]
-                                   @ rev, rev @ new_to_old[:3, 3], output_shape=shape_kji,
-                                   order=1, mode="constant", cval=-1000.0, prefilter=False)
+    matrix, offset = kji_transform(np.linalg.inv(volume.affine_lps) @ affine)
+    out = ndimage.affine_transform(volume.array.astype(np.float32), matrix, offset,
+                                   output_shape=shape_kji, order=1, mode="constant",
+                                   cval=-1000.0, prefilter=False)
     return Volume(np.rint(out).astype(np.int16), affine, study_uid="2.25.11",
                   series_uid="2.25.12", frame_of_reference_uid="2.25.13")
 

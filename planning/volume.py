@@ -83,6 +83,18 @@ def inverse_affine(matrix: FloatArray) -> FloatArray:
     return np.asarray(np.linalg.inv(matrix), dtype=np.float64)
 
 
+def kji_transform(target_to_source_ijk: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``(matrix, offset)`` for `scipy.ndimage.affine_transform` on ``[k, j, i]`` arrays,
+    from a 4×4 map of target ``(i, j, k)`` indices to source ``(i, j, k)`` indices.
+
+    Why one place: arrays are stored ``[k, j, i]`` while affines act on ``(i, j, k)``, and
+    every resampling between two grids must reverse both the matrix and the offset.
+    """
+    reverse = np.eye(3)[::-1]
+    m = np.asarray(target_to_source_ijk, dtype=np.float64)
+    return reverse @ m[:3, :3] @ reverse, reverse @ m[:3, 3]
+
+
 @dataclass(eq=False)
 class Volume:
     """A scalar CT volume: int16 Hounsfield units plus where every voxel is in the patient.

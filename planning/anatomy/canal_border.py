@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from planning.anatomy.model import Anatomy, BoolArray, FloatArray
 from planning.anatomy.spine_column import BONE_HU
-from planning.volume import Volume, inverse_affine
+from planning.volume import Volume, inverse_affine, kji_transform
 
 BORDER_MM = 3.0  # a voxel of a 3 mm scan: how far beyond the canal soft tissue may still be it
 POOL_MM = 1.0  # finer grids are pooled to about this: the border is no sharper than a voxel
@@ -110,8 +110,10 @@ def _hu_on_grid(ct: Volume, affine_lps: FloatArray, box: Box, shape: tuple[int, 
             origin, corner, atol=1e-3):
         i, j, k = corner
         return ct.array[k:k + shape[0], j:j + shape[1], i:i + shape[2]].astype(np.float32)
-    reverse = np.eye(3)[::-1]  # (i, j, k) ↔ (k, j, i)
-    out = ndimage.affine_transform(ct.array, reverse @ to_ct[:3, :3] @ reverse,
-                                   reverse @ origin, output_shape=shape, output=np.float32,
-                                   order=0, mode="constant", cval=OUTSIDE_HU)
+    box_to_ct = to_ct.copy()
+    box_to_ct[:3, 3] = origin  # the box's first voxel, not the grid's
+    matrix, offset = kji_transform(box_to_ct)
+    out = ndimage.affine_transform(ct.array, matrix, offset, output_shape=shape,
+                                   output=np.float32, order=0, mode="constant",
+                                   cval=OUTSIDE_HU)
     return np.asarray(out, dtype=np.float32)

@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from planning.errors import VertebroPlanError
+from planning.volume import inverse_affine, kji_transform
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -157,12 +158,9 @@ def _aligned_grid(mask: BoolArray, affine_lps: FloatArray
 def _resampled(mask: BoolArray, affine_lps: FloatArray, to_affine: FloatArray,
                shape: tuple[int, ...]) -> BoolArray:
     """``mask`` on another grid: linear interpolation of its occupancy, at least half."""
-    reverse = np.eye(3)[::-1]  # (i, j, k) ↔ (k, j, i)
-    to_source = np.linalg.inv(affine_lps) @ to_affine  # target (i, j, k) → source (i, j, k)
-    out = ndimage.affine_transform(mask.astype(np.float32),
-                                   reverse @ to_source[:3, :3] @ reverse,
-                                   reverse @ to_source[:3, 3], output_shape=shape, order=1,
-                                   mode="constant", cval=0.0)
+    matrix, offset = kji_transform(inverse_affine(affine_lps) @ to_affine)
+    out = ndimage.affine_transform(mask.astype(np.float32), matrix, offset, output_shape=shape,
+                                   order=1, mode="constant", cval=0.0)
     return np.asarray(out >= 0.5)
 
 

@@ -40,7 +40,7 @@ from planning.anatomy.model import Anatomy, crop_affine
 from planning.errors import VertebroPlanError
 from planning.plan import level_index
 from planning.progress import Progress, no_progress
-from planning.volume import FloatArray, Volume
+from planning.volume import FloatArray, Volume, kji_transform
 
 CROP_MARGIN_MM = 20.0
 BBOX_STRIDE_MM = 3.0
@@ -246,9 +246,7 @@ def _resample(source: Volume, ct: Volume, ct_box: Box, shape: tuple[int, ...],
     src = source.array[source_box]
     ijk_to_ijk = (np.linalg.inv(crop_affine(source.affine_lps, source_box))
                   @ crop_affine(ct.affine_lps, ct_box))
-    reverse = np.eye(3)[::-1]  # (i, j, k) ↔ (k, j, i)
-    matrix = reverse @ ijk_to_ijk[:3, :3] @ reverse
-    offset = reverse @ ijk_to_ijk[:3, 3]
+    matrix, offset = kji_transform(ijk_to_ijk)
     if np.count_nonzero(np.abs(matrix) > AXIS_ALIGNED_TOLERANCE * np.abs(matrix).max()) == 3:
         return _gather_axis_aligned(src, matrix, offset, shape)
     out = ndimage.affine_transform(src, matrix, offset, output_shape=shape, output=np.int16,

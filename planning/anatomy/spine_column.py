@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from planning.errors import VertebroPlanError
 from planning.vessels import VesselMap, find_vessels
-from planning.volume import FloatArray, Volume
+from planning.volume import FloatArray, Volume, kji_transform
 
 WORK_SPACING_MM = 2.0
 BONE_HU = 180.0
@@ -110,10 +110,8 @@ def working_grid(ct: Volume, spacing_mm: float | None = None,
     affine = np.eye(4)
     affine[:3, :3] *= step
     affine[:3, 3] = lo
-    ct_from_work = np.linalg.inv(ct.affine_lps) @ affine  # work (i, j, k) → CT (i, j, k)
-    reverse = np.eye(3)[::-1]
-    matrix = reverse @ ct_from_work[:3, :3] @ reverse
-    offset = reverse @ ct_from_work[:3, 3]
+    # work (i, j, k) → CT (i, j, k)
+    matrix, offset = kji_transform(np.linalg.inv(ct.affine_lps) @ affine)
     shape = tuple(int(n) for n in shape_ijk[::-1])
     # "nearest" and then air beyond half a voxel outside the CT: with "constant", a grid
     # point on the CT's first or last slice fell a rounding error outside it in one storing

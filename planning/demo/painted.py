@@ -26,7 +26,7 @@ from scipy import ndimage
 from planning.anatomy.from_labels import anatomy_from_label_map
 from planning.anatomy.label_tables import LabelTable
 from planning.anatomy.model import Anatomy
-from planning.volume import FloatArray, Volume
+from planning.volume import FloatArray, Volume, kji_transform
 
 CORTEX_HU = 650.0
 DISC_HU = 85.0
@@ -116,11 +116,10 @@ def paint_from_labels(labels: Volume, table: LabelTable, *, bodies: Volume | Non
 
 def _resample_nearest(source: Volume, grid: Volume) -> NDArray[np.int16]:
     """``source`` (a label map) sampled at ``grid``'s voxel centres, nearest, 0 outside."""
-    m = np.linalg.inv(source.affine_lps) @ grid.affine_lps
-    reverse = np.eye(3)[::-1]
-    out = ndimage.affine_transform(source.array, reverse @ m[:3, :3] @ reverse,
-                                   reverse @ m[:3, 3], output_shape=grid.array.shape, order=0,
-                                   mode="constant", cval=0)
+    matrix, offset = kji_transform(np.linalg.inv(source.affine_lps) @ grid.affine_lps)
+    out = ndimage.affine_transform(source.array, matrix, offset,
+                                   output_shape=grid.array.shape, order=0, mode="constant",
+                                   cval=0)
     return np.asarray(out, dtype=np.int16)
 
 
