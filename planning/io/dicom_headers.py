@@ -12,15 +12,16 @@ import os
 import stat
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pydicom
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import RawDataElement
+from pydicom.dataset import FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
-from pydicom.uid import UID
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from planning.volume import PatientInfo
 
@@ -150,6 +151,7 @@ class ImageHeader:
     number_of_frames: int
     sop_instance_uid: str = ""  # shared by every frame of a multi-frame image
     problem: str = ""  # why the image cannot be used ("" if it can), for messages
+    raw_dataset: bool = False  # no preamble / file meta: read with pydicom's force=True
 
     @property
     def is_localizer(self) -> bool:
@@ -314,12 +316,34 @@ def patient_info(ds: Any) -> PatientInfo:
     )
 
 
-def read_patient_info(path: Path) -> PatientInfo:
+def read_patient_info(path: Path, raw_dataset: bool = False) -> PatientInfo:
     """Patient and study attributes of one file (read once per series, not per image)."""
     try:
-        return patient_info(pydicom.dcmread(path, stop_before_pixels=True))
+        return patient_info(pydicom.dcmread(path, stop_before_pixels=True, force=raw_dataset))
     except (OSError, InvalidDicomError, *PARSE_ERRORS):
         return PatientInfo()
+
+
+RAW_FIRST_GROUPS = (0x0002, 0x0008)
+"""A dataset written without preamble and file meta starts with one of these groups
+(identifying attributes, group 0008, come first in every image object)."""
+
+
+def starts_like_a_raw_dataset(head: bytes) -> bool:
+    """Whether ``head`` (a file's first 8 bytes) opens a DICOM data element of a raw
+    dataset in little endian: a group-0008 (or 0002) tag, then an explicit VR or a short
+    implicit length. Text files, images and archives fail this at once, so pydicom's
+    ``force=True`` is only tried where it can succeed."""
+    if len(head) < 8:
+        return False
+    group, element = struct.unpack("<HH", head[:4])
+    if group not in RAW_FIRST_GROUPS or element > 0x1000:
+        return False
+    vr = head[4:6]
+    if vr.isalpha() and vr.isupper():
+        return True
+    (length,) = struct.unpack("<I", head[4:8])
+    return length < 0x10000
 
 
 def _native_pixel_offset(fp: Any, ts: str, expected_bytes: int) -> int | None:
@@ -458,7 +482,11 @@ def read_header(path: Path) -> ScanItem:
             try:
                 ds = pydicom.dcmread(fp, stop_before_pixels=True)
             except InvalidDicomError:
-                return ScanItem(path, skipped_reason="not a DICOM file")
+                fp.seek(0)
+                if not starts_like_a_raw_dataset(fp.read(8)):
+                    return ScanItem(path, skipped_reason="not a DICOM file")
+                fp.seek(0)
+                return _raw_scan_item(path, fp)
             return _scan_item(path, fp, ds)
     except OSError as exc:
         return ScanItem(path, skipped_reason=f"unreadable ({exc.strerror or exc})")
@@ -466,6 +494,19 @@ def read_header(path: Path) -> ScanItem:
         return ScanItem(
             path, skipped_reason=f"unreadable or truncated DICOM ({parse_problem(exc)})"
         )
+
+
+def _raw_scan_item(path: Path, fp: Any) -> ScanItem:
+    """A dataset without the 128-byte preamble and file meta (older exporters, PACS dumps):
+    read as pydicom infers its encoding, and kept only if it is an image with a SOP class."""
+    ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+    implicit, little = ds.original_encoding
+    if not little or not _str(ds, "SOPClassUID"):
+        return ScanItem(path, skipped_reason="not a DICOM file")
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    item = _scan_item(path, fp, ds)
+    return replace(item, images=tuple(replace(i, raw_dataset=True) for i in item.images))
 
 
 def _scan_item(path: Path, fp: Any, ds: Any) -> ScanItem:

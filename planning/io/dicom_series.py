@@ -118,7 +118,7 @@ def _series_info(root: Path, uid: str, items: list[ScanItem]) -> SeriesInfo:
     images = tuple(img for it in items for img in it.images)
     first = images[0]
     thickness = Counter(i.slice_thickness_mm for i in images if i.slice_thickness_mm)
-    patient = read_patient_info(first.path)
+    patient = read_patient_info(first.path, first.raw_dataset)
     modalities = Counter(i.modality for i in images)
     return SeriesInfo(
         series_uid=uid,
@@ -173,7 +173,20 @@ def load_dicom_folder(
             f"{len(damaged)} damaged file(s) could not be read and were skipped: {names}."
         )
     # Other non-image files (reports, DICOMDIR-style indexes, ground truth) are normal in
-    # DICOM folders: they stay listed in ScanResult.skipped but are not worth a warning.
+    # DICOM folders: they stay listed in ScanResult.skipped but are not worth a warning,
+    # except beside raw datasets, whose folder may hold more files of that kind
+    raw = [i for i in info.images if i.raw_dataset]
+    if raw:
+        not_dicom = sum(1 for _, reason in scan.skipped if reason == "not a DICOM file")
+        encodings = " / ".join(sorted({"implicit" if i.transfer_syntax == "1.2.840.10008.1.2"
+                                       else "explicit" for i in raw}))
+        warnings.append(
+            f"{len(raw)} of the {len(info.images)} images have no DICOM preamble or file "
+            "meta header (raw datasets, as some older exporters and PACS dumps write them): "
+            f"read as {encodings} VR little endian"
+            + (f"; {not_dicom} other file(s) are not DICOM and were ignored." if not_dicom
+               else ".")
+        )
     volume = load_series(info, progress)
     volume.warnings[:0] = warnings
     return volume
@@ -330,11 +343,29 @@ def _slice_grid(
     return SliceGrid(lower, weight, positions[0], step_lps)
 
 
+def missing_uid_warning(study_uid: str, series_uid: str) -> str:
+    """The load warning for a CT whose Study or Series Instance UID is blank ("" if none).
+
+    Anonymisers leave them so. Said at load, not at the end of a long export: the exports
+    then file the plan in a study VertebroPlan creates (`planning.export.study_uids`).
+    """
+    names = [name for name, uid in (("Study", study_uid), ("Series", series_uid)) if not uid]
+    if not names:
+        return ""
+    what = " and ".join(f"{n} Instance UID" for n in names)
+    return (f"The CT has no {what} (an anonymiser may have removed "
+            f"{'it' if len(names) == 1 else 'them'}): its exports (PDF, SR, SEG, sending) "
+            "will be filed in a new study that VertebroPlan creates and keeps in the plan.")
+
+
 def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
     """Turn one scanned series into a `Volume` (HU, index→LPS affine, UIDs, warnings)."""
     progress = progress or no_progress()
     warnings: list[str] = []
     _refuse_non_ct(info)
+    missing = missing_uid_warning(info.study_uid, info.series_uid)
+    if missing:
+        warnings.append(missing)
     stack = _select_stack(info, warnings)
     first = stack[0]
     assert first.orientation is not None and first.pixel_spacing_mm is not None

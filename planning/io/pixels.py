@@ -100,7 +100,10 @@ def _decode_file(h: ImageHeader) -> np.ndarray:
     """Decode a file's pixel data with pydicom (compressed or unusual layouts)."""
     ts = UID(h.transfer_syntax)
     try:
-        ds = pydicom.dcmread(h.path)
+        ds = pydicom.dcmread(h.path, force=h.raw_dataset)
+        if h.raw_dataset:  # no file meta: say how the dataset is encoded
+            ds.file_meta = pydicom.dataset.FileMetaDataset()
+            ds.file_meta.TransferSyntaxUID = ts
         arr = np.asarray(ds.pixel_array)
         return arr.astype(arr.dtype.newbyteorder("="), copy=False)  # big-endian files
     except OSError as exc:
