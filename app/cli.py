@@ -116,6 +116,12 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="leave out the simulated fluoroscopy (DRR) page of each level")
     p_export.add_argument("--supine", action="store_true",
                           help="C-arm angles for a supine patient (default: prone)")
+    p_export.add_argument(
+        "--carm-registration", choices=("table", "patient"), default="table",
+        help="how the suite's C-arm registers the patient, i.e. which angles come first: "
+        "'table' = always head-first supine (its LAO/RAO mirrored for a prone patient), "
+        "'patient' = as the patient lies (DICOM's patient-referenced angles); both are "
+        "always written (default: table)")
     p_export.add_argument("--source-detector-mm", type=float, default=1200.0, metavar="MM",
                           help="simulated C-arm: source to detector distance (default 1200)")
     p_export.add_argument("--source-isocentre-mm", type=float, default=800.0, metavar="MM",
@@ -515,11 +521,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     try:
         setup = FluoroSetup(position="supine" if args.supine else "prone",
+                            convention=args.carm_registration,
                             source_to_detector_mm=args.source_detector_mm,
                             source_to_patient_mm=args.source_isocentre_mm)
     except ValueError as exc:
         raise CliError(f"C-arm set-up: {exc}") from None
     plan, volume, anatomy, ctx = _plan_on_ct(args)
+    plan = _with_export_uids(plan, volume, Path(args.plan))
     results = {t.key: check(t, ctx, plan) for t in plan.trajectories}
     request = ExportRequest(
         pdf_path=Path(args.pdf) if args.pdf else None,
@@ -535,6 +543,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     report = export_plan(volume, plan, results, anatomy, request, _stderr_progress())
     for path in report.written:
         print(f"Written: {path}")
+    for note in report.notes:
+        print(f"Note: {note}")
     for line in report.sent:
         print(f"Sent: {line}")
     unsafe = [r for r in results.values() if r.status.value == "unsafe"]
@@ -542,6 +552,29 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"Note: {len(unsafe)} trajectory(ies) of this plan are UNSAFE; the exports say so.")
     print(DISCLAIMER)
     return EXIT_OK
+
+
+def _with_export_uids(plan: Plan, volume: Volume, plan_path: Path) -> Plan:
+    """A CT without Study / Series UIDs: create them once, before the long export, and
+    keep them in the plan file so that every later export files into the same study."""
+    from planning.export.study_uids import missing_uids, with_export_uids
+    from planning.plan_file import save_plan
+
+    plan, changed = with_export_uids(plan, volume)
+    if not changed:
+        return plan
+    what = " and ".join(missing_uids(volume))
+    name = plan_path.name.lower()
+    if name.endswith(".json") and not name.endswith(".mrk.json"):
+        save_plan(plan, plan_path)
+        print(f"Note: the CT has no {what}; the exports are filed in study {plan.study_uid}, "
+              f"kept in {plan_path} for later exports.")
+    else:
+        print(f"Note: the CT has no {what}; the exports are filed in study "
+              f"{plan.study_uid}. {plan_path.name} is not a plan file, so later exports "
+              "will get another study: save the plan as .vplan.json to keep it.",
+              file=sys.stderr)
+    return plan
 
 
 def case_json(case: TrainingCase) -> dict[str, object]:

@@ -22,6 +22,12 @@ from planning.anatomy.model import (
 from planning.checks import CheckResult
 from planning.drr import AttenuationVolume
 from planning.errors import VertebroPlanError
+from planning.export.study_uids import (
+    created_uids_note,
+    missing_uids,
+    volume_for_export,
+    with_export_uids,
+)
 from planning.fluoro_views import FluoroSetup
 from planning.plan import Plan, Side
 from planning.progress import Progress, no_progress
@@ -59,6 +65,10 @@ class ExportReport:
     written: list[Path] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)  # what arrived, in words
     notes: list[str] = field(default_factory=list)
+    plan: Plan | None = None
+    """The plan as exported: with the study / series UIDs created for a UID-less CT."""
+    plan_changed: bool = False
+    """True when those UIDs were created by this export: the caller must keep ``plan``."""
 
 
 def export_plan(
@@ -91,6 +101,13 @@ def export_plan(
         raise ExportError("A DICOM SEG needs the anatomy (vertebrae and canal), and none was "
                           "found for this CT.")
     report = ExportReport()
+    # a CT without Study / Series UIDs: one new study for all of this plan's exports
+    plan, report.plan_changed = with_export_uids(plan, volume)
+    report.plan = plan
+    uids_note = created_uids_note(plan, volume)
+    if uids_note:
+        report.notes.append(uids_note)
+    source_volume, volume = volume, volume_for_export(volume, plan)
     # the report was rendered without identifiers (write_pdf_report(deidentify=True)), so
     # its encapsulation may be marked as de-identified content
     deid = Deidentifier(document_content_deidentified=True) if request.deidentify else None
@@ -156,7 +173,8 @@ def export_plan(
             tick("Writing the PDF report")
             write_pdf_report(pdf_path, plan, results, volume, images, snapshots=snapshots,
                              planner=request.planner, software_version=SOFTWARE_VERSION,
-                             warnings=report_warnings(volume, anatomy),
+                             warnings=[*report_warnings(source_volume, anatomy),
+                                       *([uids_note] if uids_note else [])],
                              deidentify=request.deidentify,
                              fluoroscopy=request.with_fluoroscopy,
                              fluoro_setup=request.fluoro_setup, attenuation=attenuation,
@@ -189,7 +207,7 @@ def export_plan(
             if seg_path is not None:
                 bundle.append(seg_path)
             if request.send_ct:
-                bundle += _ct_for_sending(volume, deid, tick)
+                bundle += _ct_for_sending(source_volume, volume, deid, tick)
             outcome = send(remote, bundle, progress=progress)
             report.sent.append(str(outcome))
     progress.report(steps, steps, "Export finished")
@@ -222,18 +240,25 @@ def _write_seg(request: ExportRequest, volume: Volume, anatomy: Anatomy | None, 
     return written
 
 
-def _ct_for_sending(volume: Volume, deid: Any, tick: Any) -> list[Any]:
+def _ct_for_sending(volume: Volume, exported: Volume, deid: Any, tick: Any) -> list[Any]:
     """The CT's own files, or de-identified copies of them (with the same UID mapping as
-    the SR and SEG, so that their references still hold)."""
+    the SR and SEG, so that their references still hold); a CT without Study / Series UIDs
+    is sent with those of ``exported`` (the plan's), so it is filed with the plan."""
     from planning.io.dicom_series import source_files
 
     tick("Finding the CT's images to send")
     files = source_files(volume)
-    if deid is None:
+    if deid is None and not missing_uids(volume):
         return list(files)
     import pydicom
 
-    return [deid(pydicom.dcmread(f)) for f in files]
+    out = []
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.StudyInstanceUID = ds.get("StudyInstanceUID") or exported.study_uid
+        ds.SeriesInstanceUID = ds.get("SeriesInstanceUID") or exported.series_uid
+        out.append(ds if deid is None else deid(ds))
+    return out
 
 
 def _snapshot(surface: object, plan: Plan, results: dict[tuple[str, Side], CheckResult],

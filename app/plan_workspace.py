@@ -39,6 +39,7 @@ from app.fluoroscopy import Fluoroscopy
 from app.plan_document import PlanDocument
 from app.plan_editor import PlanEditor
 from app.settings import (
+    carm_convention,
     carm_distances,
     cement_fill_range,
     default_gauge,
@@ -49,7 +50,7 @@ from app.settings import (
 )
 from app.training_session import TrainingSession
 from planning.anatomy.model import Anatomy, names_uncertain
-from planning.carm import working_angles
+from planning.carm import working_views
 from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
 from planning.mask_reslice import mask_mesh
@@ -362,6 +363,7 @@ class PlanWorkspace(QObject):
             w.fluoro_panel.set_position(saved)
             self.fluoro.set_setup(replace(self.fluoro.setup, position=saved))
         self._apply_carm_distances(*carm_distances(self.settings))
+        self.set_carm_convention(carm_convention(self.settings))
         w.fluoro_panel.position_changed.connect(self.set_patient_position)
         e.needles_changed.connect(self._show_needles)
         e.results_changed.connect(lambda _r: self._update_rows())
@@ -482,7 +484,7 @@ class PlanWorkspace(QObject):
                                 carm_mm=(setup.source_to_detector_mm,
                                          setup.source_to_patient_mm),
                                 fill_range=cement_fill_range(self.settings),
-                                send_ct=self._send_ct())
+                                send_ct=self._send_ct(), convention=setup.convention)
         if dialog.exec():
             self.settings.setValue("export/send_ct", "true" if dialog.send_ct() else "false")
             store_cement_fill_range(self.settings, dialog.fill_range())
@@ -491,6 +493,8 @@ class PlanWorkspace(QObject):
             self.settings.setValue("carm/source_to_detector_mm", detector)
             self.settings.setValue("carm/source_to_isocentre_mm", isocentre)
             self._apply_carm_distances(detector, isocentre)
+            self.settings.setValue("carm/convention", dialog.convention())
+            self.set_carm_convention(carm_convention(self.settings))
             self.settings.setValue("export/planner", dialog.planner())
             self.settings.setValue("export/dicom_node", dialog.dicom_node())
             self.settings.setValue("plan/default_gauge", dialog.gauge())
@@ -604,6 +608,13 @@ class PlanWorkspace(QObject):
             return False
         volume, plan, results, anatomy = inputs
         from app.export_job import ExportRequest, export_plan
+        from planning.export.study_uids import with_export_uids
+
+        # a CT without Study / Series UIDs: one new study, made now and kept in the plan
+        # (saved with it), so every export of this plan is filed together
+        plan, changed = with_export_uids(plan, volume)
+        if changed:
+            self.document.edit(plan, "File the exports in a new study (the CT has no UIDs)")
 
         request = ExportRequest(pdf_path=pdf_path, sr_path=sr_path, send_to=send_to,
                                 deidentify=deidentify, planner=self._planner(),
@@ -1117,17 +1128,26 @@ class PlanWorkspace(QObject):
         self.fluoro.set_setup(replace(self.fluoro.setup, position=position))  # type: ignore[arg-type]
         self._show_details()
 
+    def set_carm_convention(self, convention: str) -> None:
+        """Which C-arm angle convention leads in the details, the fluoroscopy and the
+        report (both are always shown): how the suite registers the patient on its C-arm."""
+        if convention == self.fluoro.setup.convention:
+            return
+        self.fluoro.set_setup(replace(self.fluoro.setup, convention=convention))  # type: ignore[arg-type]
+        self.window.fluoro_panel.set_convention(convention)
+        self._show_details()
+
     def _show_details(self) -> None:
         key = self.editor.selected
         t = None if key is None else self.document.plan.get(*key)
         position = self.fluoro.setup.position
-        carm = None if t is None else working_angles(t, position)
+        carm = None if t is None else working_views(t, position)
         level = key[0] if key is not None else (
             None if self._highlight is None else self._highlight[0])
         judged = None if level is None else self.assessment.result.get(level)
         self.details_panel.show_result(None if key is None else self.editor.result(key),
                                        t.gauge if t is not None else None, carm, position,
-                                       level=judged)
+                                       level=judged, convention=self.fluoro.setup.convention)
 
     def _catch_up(self) -> None:
         """The mouse paused during a drag, or the drag ended: the slower displays follow."""

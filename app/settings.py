@@ -12,6 +12,7 @@ import os
 from PySide6.QtCore import QSettings
 
 from planning.assessment.cement import DEFAULT_FILL_RANGE
+from planning.carm import CONVENTIONS, DEFAULT_CONVENTION, Convention
 from planning.checks import SafetyLimits
 from planning.fluoro_views import DEFAULT_SOURCE_TO_DETECTOR_MM, DEFAULT_SOURCE_TO_PATIENT_MM
 from planning.plan import DEFAULT_GAUGE, GAUGES
@@ -38,6 +39,13 @@ def carm_distances(settings: QSettings) -> tuple[float, float]:
 
     return (number("carm/source_to_detector_mm", DEFAULT_SOURCE_TO_DETECTOR_MM),
             number("carm/source_to_isocentre_mm", DEFAULT_SOURCE_TO_PATIENT_MM))
+
+
+def carm_convention(settings: QSettings) -> Convention:
+    """Which C-arm angle convention leads (Edit ▸ Settings); the default where unset or
+    edited into something else."""
+    value = str(settings.value("carm/convention", DEFAULT_CONVENTION))
+    return value if value in CONVENTIONS else DEFAULT_CONVENTION  # type: ignore[return-value]
 
 
 def cement_fill_range(settings: QSettings) -> tuple[float, float]:

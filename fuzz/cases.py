@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import struct
+import sys
 import traceback
 import warnings
 import zlib
@@ -728,6 +729,31 @@ def judge(prepared: Prepared, time_limit_s: float | None = TIME_LIMIT_S,
     return Outcome("accepted")
 
 
+PREPARE_FRAMES = 600
+"""Python frames the harness may use to write one case (a real seed needs well under 100)."""
+
+
+def _with_little_recursion(fn: Callable[[], Prepared]) -> Prepared:
+    """``fn()`` with the recursion limit only `PREPARE_FRAMES` above the current depth.
+
+    Writing a case re-encodes sequences nested a thousand deep, and pydicom recurses per
+    level, wrapping each level's error with the formatted traceback of the one below. Under
+    hypothesis's raised recursion limit that grows without bound: the process ran out of C
+    stack (a segfault) or of memory (the OOM killer) on an SR seed with nested containers.
+    Stopped early, the RecursionError is cheap and the case is skipped as unwritable. Only
+    the harness's writing runs so: the readers under test keep the normal limit.
+    """
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + PREPARE_FRAMES)
+    try:
+        return fn()
+    finally:
+        sys.setrecursionlimit(previous)
+
+
 def run_case(case: dict[str, Any], root: Path, time_limit_s: float | None = TIME_LIMIT_S,
              headroom_mb: int | None = None) -> Outcome:
     """Materialize ``case`` under ``root`` (emptied first and after) and judge it."""
@@ -735,7 +761,7 @@ def run_case(case: dict[str, Any], root: Path, time_limit_s: float | None = TIME
     root.mkdir(parents=True)
     try:
         try:
-            prepared = prepare(case, root)
+            prepared = _with_little_recursion(lambda: prepare(case, root))
         except Exception as exc:
             return Outcome("skipped", f"cannot write the case: {type(exc).__name__}: {exc}")
         return judge(prepared, time_limit_s, headroom_mb)

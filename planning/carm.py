@@ -1,43 +1,49 @@
-"""C-arm working angles for a planned needle, and the projections that check them.
+"""C-arm working angles for a planned needle, in both conventions, and the projections.
 
-Convention
-----------
-Angles are the C-arm's own angles, as its display reads them, for a patient lying head first
-on the table. They follow the angiography convention in which a projection is named after
-the part of the body next to the *detector* (image intensifier / flat panel), and the DICOM
-Positioner Primary / Secondary Angle (C.8.7.5): primary positive = LAO, negative = RAO;
-secondary positive = CRAN, negative = CAUD.
+Two conventions, both named wherever an angle is shown
+-------------------------------------------------------
+Angles follow the angiography convention: a projection is named after the side of the
+patient next to the *detector* (image intensifier / flat panel); primary positive = LAO,
+negative = RAO; secondary positive = CRAN, negative = CAUD. What they are measured against
+differs, and for a prone patient (the usual position for a vertebroplasty) the two readings
+are mirror images:
 
-The machine measures its angles in the *table frame*: the LPS frame of a supine, head-first
-patient. The X-ray tube is under the table and the detector above it, so at LAO 0 / CRAN 0
-the beam (source → detector) travels from the floor to the ceiling: table direction
-``(0, -1, 0)``. LAO turns the detector about the table's long axis towards the table's
-"patient left" (+x); CRAN tilts it towards the head end (+z). With ``a`` the primary and
-``b`` the secondary angle, the beam in the table frame is::
+``"patient"`` — DICOM's Positioner Primary / Secondary Angles (PS3.3 C.8.7.5), referenced to
+    the patient. With ``d`` the unit vector from the isocentre towards the detector (the
+    beam, source → detector) in the patient's LPS frame: primary 0° is the detector in front
+    of the patient's chest, +90° at the patient's left, −90° at the right, ±180° behind the
+    back; secondary +90° is towards the head::
 
-    beam_table = (sin a · cos b,  −cos a · cos b,  sin b)
-    a = atan2(beam_x, −beam_y),   b = atan2(beam_z, hypot(beam_x, beam_y))
+        d = (sin a · cos b,  −cos a · cos b,  sin b)
+        a = atan2(d_x, −d_y),   b = atan2(d_z, hypot(d_x, d_y))
 
-A supine patient's LPS frame is the table frame. A prone patient (the usual position for a
-vertebroplasty) is turned over about the long axis, head still at the head end, so the
-patient's x and y are the table's reversed: ``beam_lps = diag(−1, −1, +1) · beam_table``.
+    This is what a C-arm displays when it has been told how the patient lies.
+
+``"table"`` — what a C-arm displays when the patient is registered on it as head first and
+    supine whatever the real position (many suites do so): the same formula applied to the
+    beam in the *table frame*, the LPS frame of a supine, head-first patient. A prone
+    patient is turned over about the long axis, head still at the head end, so
+    ``beam_table = diag(−1, −1, +1) · beam_lps``. For a supine patient both conventions give
+    the same numbers.
+
 Consequences, all tested:
 
-* supine, LAO 0 CRAN 0: beam posterior → anterior (LPS −y), an AP projection;
-  LAO 90: beam towards the patient's left (+x), detector on the patient's left.
-* prone, LAO 0 CRAN 0: beam anterior → posterior (LPS +y), a PA projection with the detector
-  over the patient's back; LAO 90: beam towards the patient's *right* (−x), because the
-  detector swings to the table side where the prone patient's right lies; CRAN still tilts
-  the detector towards the patient's head.
-* so for a prone patient, turning the detector towards the patient's left reads RAO.
+* supine, 0° / 0°: beam posterior → anterior (LPS −y), a PA projection (named from where
+  the beam enters to where it leaves); table LAO 90: detector at the patient's left.
+* prone, table 0° / 0°: beam anterior → posterior (LPS +y), an AP projection with the
+  detector over the patient's back (DICOM primary 180°); table LAO 90: beam towards the
+  patient's *right* (−x), because the detector swings to the table side where the prone
+  patient's right lies (DICOM primary −90°, RAO 90); CRAN still tilts the detector towards
+  the patient's head in both conventions.
+* so for a prone patient, turning the detector from the back towards the patient's left
+  reads RAO on the table-referenced display and LAO (primary > 90°) in DICOM's terms. A
+  left needle 15° medial, prone: bull's-eye table RAO 15°, DICOM primary +165°. The words of
+  `detector_words` ("detector over the patient's back, tilted 15° towards the patient's
+  left") need no convention at all, and go with the numbers everywhere.
 
-A C-arm that has been told the patient is prone and reports patient-relative angles would
-read these views differently; this module always returns what a machine referenced to a
-supine, head-first patient displays.
-
-Reachability: a C-arm keeps its detector above the table, i.e. ``|primary| <= 90`` (table
-beam y <= 0), and a craniocaudal tilt beyond ``|secondary| <= 45`` is usually blocked by the
-table or the gantry; `is_reachable` tests both.
+Reachability: a C-arm keeps its detector above the table, i.e. ``|table primary| <= 90``
+(table beam y <= 0), and a craniocaudal tilt beyond ``|secondary| <= 45`` is usually
+blocked by the table or the gantry; `is_reachable` tests both on the table angles.
 """
 
 from __future__ import annotations
@@ -54,6 +60,25 @@ from planning.plan import Trajectory
 
 FloatArray = NDArray[np.float64]
 PatientPosition = Literal["prone", "supine"]
+Convention = Literal["patient", "table"]
+"""Which frame C-arm angles are read in; see the module docstring."""
+
+CONVENTIONS: tuple[Convention, ...] = ("table", "patient")
+CONVENTION_NAMES: dict[str, str] = {
+    "patient": "DICOM, patient-referenced",
+    "table": "C-arm display, patient registered head-first supine",
+}
+"""How each convention is labelled next to its numbers (screen, report, SR)."""
+CONVENTION_TAGS: dict[str, str] = {"patient": "DICOM patient", "table": "C-arm HFS"}
+"""Short labels, where a line has no room for `CONVENTION_NAMES` (a corner of an image)."""
+REGISTRATION_QUESTION = "How is the patient registered on the C-arm?"
+REGISTRATION_CHOICES: dict[str, str] = {
+    "table": "Always head-first supine: the C-arm's angles refer to the table",
+    "patient": "As the patient lies (prone or supine): the C-arm's angles refer to the "
+               "patient, as DICOM defines them",
+}
+"""The answers to `REGISTRATION_QUESTION`, keyed by the convention that then leads."""
+DEFAULT_CONVENTION: Convention = "table"
 
 MAX_PRIMARY_DEG = 90.0
 MAX_SECONDARY_DEG = 45.0
@@ -73,7 +98,8 @@ class CArmError(VertebroPlanError, ValueError):
 class CArmAngles:
     """C-arm angles in degrees: primary (+LAO / −RAO), secondary (+CRAN / −CAUD).
 
-    See the module docstring for the convention (table-referenced, detector-named).
+    The numbers alone do not say which convention they are in (see the module docstring):
+    whoever holds them says, as `CArmSetting` does.
     """
 
     primary_deg: float
@@ -94,6 +120,18 @@ class CArmAngles:
         primary = "LAO" if p >= 0 else "RAO"
         secondary = "CRAN" if s >= 0 else "CAUD"
         return f"{primary} {abs(p)}° {secondary} {abs(s)}°"
+
+
+def check_convention(convention: str) -> Convention:
+    """``convention`` if it is one of `CONVENTIONS`, else a `CArmError` naming it."""
+    if convention not in CONVENTIONS:
+        raise CArmError(f"C-arm convention '{convention}' must be 'table' or 'patient'")
+    return convention  # type: ignore[return-value]
+
+
+def other_convention(convention: Convention) -> Convention:
+    """The convention that is not ``convention``."""
+    return "patient" if check_convention(convention) == "table" else "table"
 
 
 def _table_from_patient(position: str) -> FloatArray:
@@ -143,6 +181,137 @@ def angles_for_beam(direction_lps: ArrayLike, position: PatientPosition = "prone
         0.0 if horizontal < 1e-12 else math.degrees(math.atan2(float(beam[0]), -float(beam[1])))
     )
     return CArmAngles(primary, secondary)
+
+
+def patient_angles(direction_lps: ArrayLike) -> CArmAngles:
+    """DICOM's patient-referenced Positioner Primary / Secondary Angles (PS3.3 C.8.7.5) of a
+    beam (source → detector) along ``direction_lps``, whatever the patient's position."""
+    return angles_for_beam(direction_lps, "supine")  # supine: table frame == patient frame
+
+
+def detector_words(direction_lps: ArrayLike) -> str:
+    """Where the detector is, in words that need no convention.
+
+    E.g. "detector over the patient's back, tilted 15° towards the patient's left and 10°
+    towards the head". ``direction_lps`` is the beam, source → detector, so it points from
+    the patient to the detector. The base side is the nearer of front/back or left/right;
+    the tilts are the in-plane angle away from it and the angle out of the axial plane.
+    """
+    d = _unit(direction_lps, "beam direction")
+    x, y, z = (float(v) for v in d)
+    horizontal = math.hypot(x, y)
+    cc = math.degrees(math.atan2(z, horizontal))
+    if horizontal < 1e-9:
+        return f"detector at the patient's {'head' if z > 0 else 'feet'}, along the spine"
+    side = "left" if x > 0 else "right"
+    if abs(y) >= abs(x):
+        base = "over the patient's back" if y > 0 else "in front of the patient's chest"
+        turn, towards = math.degrees(math.atan2(abs(x), abs(y))), f"the patient's {side}"
+    else:
+        base = f"at the patient's {side}"
+        turn, towards = (math.degrees(math.atan2(abs(y), abs(x))),
+                         "the back" if y > 0 else "the front")
+    tilts = []
+    if round(turn):
+        tilts.append(f"{round(turn)}° towards {towards}")
+    if round(abs(cc)):
+        tilts.append(f"{round(abs(cc))}° towards the {'head' if cc > 0 else 'feet'}")
+    return f"detector {base}" + (f", tilted {' and '.join(tilts)}" if tilts else "")
+
+
+@dataclass(frozen=True)
+class CArmSetting:
+    """One C-arm view of a patient: its beam, and the angles in both conventions and words.
+
+    Why a class: the same view is read three ways (table-referenced display, DICOM's
+    patient-referenced angles, plain words), and every place that shows an angle must show
+    which; building all three from one beam keeps them from disagreeing.
+    """
+
+    beam: tuple[float, float, float]
+    """Unit beam direction, source → detector, in patient LPS."""
+    position: PatientPosition
+
+    @classmethod
+    def from_beam(cls, beam_lps: ArrayLike, position: PatientPosition) -> CArmSetting:
+        _table_from_patient(position)
+        b = _unit(beam_lps, "beam direction")
+        return cls((float(b[0]), float(b[1]), float(b[2])), position)
+
+    @classmethod
+    def from_angles(cls, angles: CArmAngles, position: PatientPosition,
+                    convention: Convention = "table") -> CArmSetting:
+        frame = position if check_convention(convention) == "table" else "supine"
+        return cls.from_beam(beam_direction_lps(angles, frame), position)
+
+    @property
+    def beam_lps(self) -> FloatArray:
+        return np.asarray(self.beam, dtype=np.float64)
+
+    @property
+    def table(self) -> CArmAngles:
+        """As a C-arm displays them with the patient registered head-first supine."""
+        return angles_for_beam(self.beam_lps, self.position)
+
+    @property
+    def patient(self) -> CArmAngles:
+        """DICOM Positioner Primary / Secondary Angles, referenced to the patient."""
+        return patient_angles(self.beam_lps)
+
+    def angles(self, convention: Convention) -> CArmAngles:
+        return self.table if check_convention(convention) == "table" else self.patient
+
+    @property
+    def words(self) -> str:
+        return detector_words(self.beam_lps)
+
+    @property
+    def conventions_agree(self) -> bool:
+        """True for a supine patient: both conventions give the same numbers."""
+        return self.position == "supine"
+
+    def angle_lines(self, lead: Convention = DEFAULT_CONVENTION) -> list[str]:
+        """The angles, lead convention first, each labelled: one line, or two when they differ.
+
+        E.g. ``["RAO 15° CRAN 10° (C-arm display, patient registered head-first supine)",
+        "LAO 165° CRAN 10° (DICOM, patient-referenced)"]``.
+        """
+        check_convention(lead)
+        if self.conventions_agree:
+            return [f"{self.table.label()} (both conventions: patient supine)"]
+        order: tuple[Convention, Convention] = (lead, other_convention(lead))
+        return [f"{self.angles(c).label()} ({CONVENTION_NAMES[c]})" for c in order]
+
+    def tag(self, lead: Convention = DEFAULT_CONVENTION) -> str:
+        """The lead convention's angles with a short label: "RAO 15° CRAN 0° (C-arm HFS)"."""
+        return f"{self.angles(lead).label()} ({CONVENTION_TAGS[check_convention(lead)]})"
+
+    def tags(self, lead: Convention = DEFAULT_CONVENTION) -> list[str]:
+        """`angle_lines` with the short labels of `CONVENTION_TAGS`, for narrow captions."""
+        if self.conventions_agree:
+            return [f"{self.table.label()} (both: supine)"]
+        return [self.tag(lead), self.tag(other_convention(lead))]
+
+    def lines(self, lead: Convention = DEFAULT_CONVENTION) -> list[str]:
+        """`angle_lines` and then the detector's position in words."""
+        return [*self.angle_lines(lead), self.words]
+
+    def text(self, lead: Convention = DEFAULT_CONVENTION) -> str:
+        """`lines` joined on one line with "; "."""
+        return "; ".join(self.lines(lead))
+
+
+def working_views(
+    trajectory: Trajectory, position: PatientPosition = "prone"
+) -> dict[str, CArmSetting]:
+    """The working views of one needle, ``"bulls_eye"`` and ``"progression"``, as settings
+    readable in both conventions (see `CArmSetting`)."""
+    d = trajectory.direction
+    return {
+        "bulls_eye": CArmSetting.from_beam(_detector_above_table(-d, position, -d), position),
+        "progression": CArmSetting.from_beam(progression_beam_lps(trajectory, position),
+                                             position),
+    }
 
 
 def is_reachable(
@@ -214,11 +383,8 @@ def progression_view(trajectory: Trajectory, position: PatientPosition = "prone"
 def working_angles(
     trajectory: Trajectory, position: PatientPosition = "prone"
 ) -> dict[str, CArmAngles]:
-    """The working views of one needle: ``"bulls_eye"`` and ``"progression"``."""
-    return {
-        "bulls_eye": bulls_eye(trajectory, position),
-        "progression": progression_view(trajectory, position),
-    }
+    """The table-referenced angles of `working_views`: ``"bulls_eye"``, ``"progression"``."""
+    return {k: v.table for k, v in working_views(trajectory, position).items()}
 
 
 def detector_axes_lps(

@@ -2,14 +2,16 @@
 
 Why a module of its own: the GUI's fluoroscopy panel and the PDF report must show the same
 projections with the same C-arm angles and the same needle overlay, so both build them here.
-Every view is a C-arm setting (`CArmAngles`, see `planning.carm` for the convention) turned
-into a cone-beam `DrrGeometry`; needles are projected with that same geometry, so what is
-drawn over the DRR is where the needle's shadow falls.
+Every view is a C-arm setting (`CArmSetting`: the angles in both conventions of
+`planning.carm`, and in words) turned into a cone-beam `DrrGeometry`; needles are projected
+with that same geometry, so what is drawn over the DRR is where the needle's shadow falls.
 
 Image orientation: the image is seen from the detector looking back at the source, as the
 C-arm monitor shows it (see `planning.drr`), with the patient's head up. `edge_letters`
 names the patient direction at each image edge (e.g. ``{"left": "L", "right": "R", …}``) so a
-viewer can mark the sides: in the prone PA view the patient's left is on the screen's left.
+viewer can mark the sides: in the prone AP view (C-arm at 0° / 0°, the tube under the table,
+the beam entering the patient's front and leaving by the back) the patient's left is on the
+screen's left.
 """
 
 from __future__ import annotations
@@ -22,10 +24,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from planning.carm import (
+    DEFAULT_CONVENTION,
     CArmAngles,
+    CArmSetting,
+    Convention,
     PatientPosition,
     beam_direction_lps,
     bulls_eye,
+    check_convention,
     progression_beam_lps,
     progression_view,
 )
@@ -55,6 +61,8 @@ class FluoroSetup:
     detector_mm: float = DEFAULT_DETECTOR_MM
     size_px: int = 512
     position: PatientPosition = "prone"
+    convention: Convention = DEFAULT_CONVENTION
+    """How the patient is registered on the C-arm, i.e. which angle convention leads."""
 
     def __post_init__(self) -> None:
         if not 0 < self.source_to_patient_mm < self.source_to_detector_mm:
@@ -68,6 +76,7 @@ class FluoroSetup:
                              "is too small")
         if self.position not in ("prone", "supine"):
             raise ValueError(f"patient position must be prone or supine, not {self.position!r}")
+        check_convention(self.convention)
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,13 +85,22 @@ class FluoroView:
 
     kind: ViewKind
     title: str
-    """Short caption, e.g. "AP (PA beam)" or "Left L2 — bull's-eye"."""
+    """Short caption, e.g. "AP" or "Left L2 — bull's-eye"."""
     angles: CArmAngles
+    """The table-referenced angles (`CArmSetting.table`); `setting` has both conventions."""
     geometry: DrrGeometry
     trajectory: Trajectory | None = None
     """The needle a working view is made for (None for AP and lateral)."""
     source_to_patient_mm: float = DEFAULT_SOURCE_TO_PATIENT_MM
     """Source to the isocentre, the point the central ray is aimed at."""
+    position: PatientPosition = "prone"
+    convention: Convention = DEFAULT_CONVENTION
+    """The convention whose angles lead in the captions (`FluoroSetup.convention`)."""
+
+    @property
+    def setting(self) -> CArmSetting:
+        """The view's C-arm setting, readable in both conventions and in words."""
+        return CArmSetting.from_beam(self.geometry.normal_lps, self.position)
 
     @property
     def isocentre_lps(self) -> FloatArray:
@@ -96,8 +114,19 @@ class FluoroView:
 
     @property
     def caption(self) -> str:
-        """Title and angles with the patient position, e.g. "AP — LAO 0° CRAN 0° (prone)"."""
-        return f"{self.title} — {self.angles.label()}"
+        """Title and the lead convention's angles, named: one line for an image's corner.
+
+        E.g. "Left L2 — bull's-eye — RAO 15° CRAN 0° (C-arm display, patient registered
+        head-first supine)".
+        """
+        return f"{self.title} — {self.setting.angle_lines(self.convention)[0]}"
+
+    @property
+    def caption_lines(self) -> list[str]:
+        """Title and the angles in both conventions (lead first, short labels:
+        `CONVENTION_TAGS`): a caption under a picture a third of a page wide. The detector's
+        position in words goes beside it, in a table or a line of its own."""
+        return [f"{self.title}, patient {self.position}", *self.setting.tags(self.convention)]
 
 
 def _geometry(target_lps: FloatArray, beam_lps: FloatArray, setup: FluoroSetup,
@@ -114,19 +143,22 @@ def _geometry(target_lps: FloatArray, beam_lps: FloatArray, setup: FluoroSetup,
 
 def standard_views(target_lps: Iterable[float], setup: FluoroSetup = FluoroSetup()
                    ) -> list[FluoroView]:
-    """The AP (C-arm at 0°/0°) and lateral (90°) views centred on ``target_lps``.
+    """The frontal (C-arm at table 0° / 0°) and lateral (table 90°) views at ``target_lps``.
 
-    For a prone patient the "AP" C-arm position is a PA beam (tube under the table), as in
-    the angio suite; the lateral puts the detector on the patient's side the C-arm swings to.
+    The tube is under the table: for a prone patient the frontal beam enters the front and
+    leaves by the back, an AP projection; for a supine patient it is a PA projection. The
+    lateral puts the detector on the patient's side the C-arm swings to.
     """
     target = np.asarray(tuple(target_lps), dtype=np.float64)
+    frontal = "AP" if setup.position == "prone" else "PA"
     views = []
-    for kind, title, angles in (("ap", "AP", CArmAngles(0.0, 0.0)),
+    for kind, title, angles in (("ap", frontal, CArmAngles(0.0, 0.0)),
                                 ("lateral", "Lateral", CArmAngles(90.0, 0.0))):
         beam = beam_direction_lps(angles, setup.position)
         views.append(FluoroView(kind, title, angles,  # type: ignore[arg-type]
                                 _geometry(target, beam, setup, setup.detector_mm),
-                                source_to_patient_mm=setup.source_to_patient_mm))
+                                source_to_patient_mm=setup.source_to_patient_mm,
+                                position=setup.position, convention=setup.convention))
     return views
 
 
@@ -140,10 +172,10 @@ def needle_views(trajectory: Trajectory, setup: FluoroSetup = FluoroSetup()) -> 
     return [
         FluoroView("bulls_eye", f"{trajectory.label} — bull's-eye", eye,
                    _geometry(middle, eye_beam, setup, WORKING_DETECTOR_MM), trajectory,
-                   setup.source_to_patient_mm),
+                   setup.source_to_patient_mm, setup.position, setup.convention),
         FluoroView("progression", f"{trajectory.label} — progression", prog,
                    _geometry(middle, prog_beam, setup, WORKING_DETECTOR_MM), trajectory,
-                   setup.source_to_patient_mm),
+                   setup.source_to_patient_mm, setup.position, setup.convention),
     ]
 
 

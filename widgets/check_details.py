@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from planning.carm import CArmAngles
+from planning.carm import CArmSetting
 from planning.checks import CheckResult, Status, grade_meaning, reason_text
 from planning.plan import GAUGES
 from widgets.plan_display import STATUS_COLORS, STATUS_WORDS
@@ -98,13 +98,15 @@ class CheckDetailsPanel(QWidget):
 
     # ---- public API -------------------------------------------------------------------
     def show_result(self, result: CheckResult | None, gauge_name: str | None = None,
-                    carm: dict[str, CArmAngles] | None = None, position: str = "prone",
-                    level: Any | None = None) -> None:
+                    carm: dict[str, CArmSetting] | None = None, position: str = "prone",
+                    level: Any | None = None, convention: str = "table") -> None:
         """Show one needle's check (``None``: nothing selected), then its level's clinical
         assessment when there is one (``level``: a `LevelAssessment`).
 
         ``gauge_name`` (a `planning.plan.GAUGES` key) is shown with its outer diameter,
-        because every clearance is measured from the needle's outer surface.
+        because every clearance is measured from the needle's outer surface. ``carm``: the
+        needle's working views, shown in both C-arm conventions (``convention`` first) and
+        in words.
         """
         self._result = result
         if result is None and level is not None:
@@ -123,7 +125,7 @@ class CheckDetailsPanel(QWidget):
             " border-radius: 4px; padding: 6px 10px; }"
         )
         self._headline.setText(_headline_html(result, gauge_name))
-        self._body.setText(_body_html(result) + _carm_html(carm, position)
+        self._body.setText(_body_html(result) + _carm_html(carm, position, convention)
                            + ("" if level is None else level_html(level)))
 
     def show_level(self, level: Any) -> None:
@@ -349,14 +351,18 @@ def _body_html(r: CheckResult) -> str:
     return _reasons_html(r) + table + angles
 
 
-def _carm_html(carm: dict[str, CArmAngles] | None, position: str) -> str:
-    """The C-arm working angles of the needle, as the C-arm's own display reads them."""
+def _carm_html(carm: dict[str, CArmSetting] | None, position: str, convention: str) -> str:
+    """The needle's C-arm working views: both conventions, each named (the one the C-arm is
+    set to first), and the detector's position in words, which needs no convention."""
     if not carm:
         return ""
-    rows = [_section(f"C-arm ({position})")]
+    rows = [_section(f"C-arm working views (patient {position})")]
     for key, label in (("bulls_eye", "Bull's-eye"), ("progression", "Progression")):
         if key in carm:
-            rows.append(_row(label, carm[key].label()))
+            lead, *others = carm[key].angle_lines(convention)  # type: ignore[arg-type]
+            more = "<br>".join(html.escape(x) for x in (*others, carm[key].words))
+            rows.append(_row(label, f"<b>{html.escape(lead)}</b><br><span style='color:"
+                                    f"{LABEL_GREY}; font-size:8.5pt'>{more}</span>"))
     return "<table width='100%' cellspacing='0' cellpadding='2'>" + "".join(rows) + "</table>"
 
 

@@ -11,14 +11,17 @@ projected here with the frame's own cone-beam geometry (`planning.drr.project_po
 dragging a needle moves its shadow at once, without a new DRR. A needle handle dragged in a
 pane moves in the plane parallel to the detector through the handle (the depth along the
 beam is kept, as when an operator watches one projection); a click while placing puts the
-point on the plane through the view's isocentre. The caption states the C-arm angles and the
-patient position; the edge letters and the "at isocentre" scale bar come from the geometry.
+point on the plane through the view's isocentre. The caption states the C-arm angles in the
+leading convention and the patient position, the line under the panes both conventions and
+the detector's position in words; the edge letters and the "at isocentre" scale bar come
+from the geometry.
 """
 
 from __future__ import annotations
 
+import html
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -239,7 +242,8 @@ class FluoroPane(QWidget):
         r = self._image_rect()
         font = sized_font(self, 9, bold=True)
         painter.setFont(font)
-        caption = f"{frame.view.caption} ({frame.position})"
+        v = frame.view  # short labels here; the line under the panes spells them out
+        caption = f"{v.title} — {v.setting.tag(v.convention)}, patient {frame.position}"
         title = QRectF(r.left() + 6, r.top() + 4, r.width() - 12, 18)
         backdrop(painter, QRectF(title.left(), title.top(),
                                  painter.fontMetrics().horizontalAdvance(caption) + 2, 18))
@@ -339,10 +343,9 @@ class FluoroPanel(QWidget):
                                      "are for this position")
         self.status_label = QLabel("")
         self.status_label.setObjectName("fluoroStatus")
-        self.convention_label = QLabel(
-            "C-arm angles as the C-arm displays them for a head-first patient "
-            "(LAO/RAO: detector towards the table's left/right; CRAN/CAUD: towards head/feet)")
+        self.convention_label = QLabel("")
         self.convention_label.setWordWrap(True)
+        self.convention_label.setTextFormat(Qt.TextFormat.RichText)
         self.convention_label.setObjectName("hintLabel")
         top = QHBoxLayout()
         top.setContentsMargins(4, 2, 4, 0)
@@ -395,10 +398,34 @@ class FluoroPanel(QWidget):
             pane.set_frame(frame)
         for pane in self.panes[len(frames):]:
             pane.set_frame(None, "Select a needle to see its working views")
+        self._describe()
+
+    def set_convention(self, convention: str) -> None:
+        """Lead the captions with ``convention`` ("table" or "patient"); the DRRs stay."""
+        for pane in self.panes:
+            if pane.frame is not None and pane.frame.view.convention != convention:
+                pane.set_frame(replace(pane.frame, view=replace(
+                    pane.frame.view, convention=convention)))
+        self._describe()
+
+    def _describe(self) -> None:
+        """Each shown view in both conventions, each named, and the detector in words."""
+        lines = []
+        for pane in self.panes:
+            if pane.frame is None:
+                continue
+            v = pane.frame.view
+            angles = " · ".join(html.escape(x, quote=False)
+                                for x in v.setting.angle_lines(v.convention))
+            lines.append(f"<b>{html.escape(v.title, quote=False)}</b>: {angles}; "
+                         f"{html.escape(v.setting.words, quote=False)}")
+        self.convention_label.setText("<br>".join(lines) or
+                                      "C-arm angles appear here with the views.")
 
     def set_message(self, message: str) -> None:
         for pane in self.panes:
             pane.set_frame(None, message)
+        self._describe()
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from planning.assessment.cement import DEFAULT_FILL_RANGE
+from planning.carm import DEFAULT_CONVENTION, REGISTRATION_CHOICES, REGISTRATION_QUESTION
 from planning.checks import SafetyLimits
 from planning.fluoro_views import DEFAULT_SOURCE_TO_DETECTOR_MM, DEFAULT_SOURCE_TO_PATIENT_MM
 from planning.plan import GAUGES
@@ -43,7 +44,7 @@ class SettingsDialog(QDialog):
                  carm_mm: tuple[float, float] = (DEFAULT_SOURCE_TO_DETECTOR_MM,
                                                   DEFAULT_SOURCE_TO_PATIENT_MM),
                  fill_range: tuple[float, float] = DEFAULT_FILL_RANGE,
-                 send_ct: bool = False) -> None:
+                 send_ct: bool = False, convention: str = DEFAULT_CONVENTION) -> None:
         super().__init__(parent)
         self.setWindowTitle("VertebroPlan settings")
         self.setObjectName("settingsDialog")
@@ -80,6 +81,20 @@ class SettingsDialog(QDialog):
         self.isocentre_spin.setMaximum(self.detector_spin.value() - 50.0)
         form.addRow("C-arm source–detector", self.detector_spin)
         form.addRow("C-arm source–isocentre", self.isocentre_spin)
+        # which C-arm angle convention leads: the suite's C-arm decides, not the planner
+        self.convention_combo = QComboBox()
+        self.convention_combo.setObjectName("carmConvention")
+        for key, text in REGISTRATION_CHOICES.items():
+            self.convention_combo.addItem(text, key)
+        self.convention_combo.setCurrentIndex(max(0, self.convention_combo.findData(convention)))
+        self.convention_combo.setToolTip(
+            "Both conventions are always shown, each named; this chooses which comes first. "
+            "Ask the angio suite: if its C-arm is always told 'head first, supine', its "
+            "LAO/RAO refer to the table and are mirrored for a prone patient; if it is told "
+            "the real position, it shows DICOM's patient-referenced angles.")
+        question = QLabel(REGISTRATION_QUESTION)
+        question.setWordWrap(True)
+        form.addRow(question, self.convention_combo)
         # cement: as a share of the vertebral body (Molloy 2003, Nieuwenhuijse 2012)
         self.fill_low_spin = _pct_spin(fill_range[0])
         self.fill_high_spin = _pct_spin(fill_range[1])
@@ -125,6 +140,8 @@ class SettingsDialog(QDialog):
             spin.setValue(float(getattr(defaults, key)))
         self.detector_spin.setValue(DEFAULT_SOURCE_TO_DETECTOR_MM)
         self.isocentre_spin.setValue(DEFAULT_SOURCE_TO_PATIENT_MM)
+        self.convention_combo.setCurrentIndex(
+            self.convention_combo.findData(DEFAULT_CONVENTION))
         self.fill_high_spin.setMinimum(1.0)
         self.fill_low_spin.setValue(100 * DEFAULT_FILL_RANGE[0])
         self.fill_high_spin.setValue(100 * DEFAULT_FILL_RANGE[1])
@@ -137,6 +154,10 @@ class SettingsDialog(QDialog):
     def carm_mm(self) -> tuple[float, float]:
         """(source–detector, source–isocentre) in mm for the simulated fluoroscopy."""
         return float(self.detector_spin.value()), float(self.isocentre_spin.value())
+
+    def convention(self) -> str:
+        """The C-arm angle convention that leads: "table" or "patient" (`planning.carm`)."""
+        return str(self.convention_combo.currentData())
 
     def planner(self) -> str:
         return self.planner_edit.text().strip()

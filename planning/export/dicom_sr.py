@@ -15,7 +15,16 @@ highdicom; each needle is one TID 1501 Measurement Group::
     │   ├ NUM Length (410668003, SCT) [mm]
     │   │ └ INFERRED FROM SCOORD3D POLYLINE [entry, tip] in the CT's Frame of Reference
     │   ├ NUM Needle outer diameter, canal clearance, tip to anterior cortex [mm],
-    │   │     medial and craniocaudal angles [deg] (patient and vertebra axes)
+    │   │     medial angle (+ towards the midline) and tilt to the axial plane (+ tip towards
+    │   │     the feet) [deg], to the patient's and to the vertebra's planes
+    │   ├ CONTAINER C-arm bull's-eye working view, then C-arm progression working view
+    │   │   ├ NUM Positioner Primary Angle (112011, DCM), Positioner Secondary Angle
+    │   │   │     (112012, DCM) [deg]: referenced to the patient, PS3.3 C.8.7.5
+    │   │   ├ CODE Patient Orientation (113743, DCM) = recumbent (102538003, SCT)
+    │   │   │   └ HAS CONCEPT MOD Patient Orientation Modifier (113744, DCM) = prone / supine
+    │   │   ├ CODE Patient Table Relationship (113745, DCM) = headfirst (102540008, SCT)
+    │   │   ├ NUM primary / secondary angle on a C-arm registered head-first supine [deg]
+    │   │   └ TEXT Detector position in words
     │   └ TEXT Needle Gauge (111465, DCM) "11G", safety status, breach grade, findings,
     │         Comment (121106, DCM) = the trajectory's note
     └ Qualitative Evaluations (C0034375, UMLS)
@@ -45,6 +54,7 @@ from typing import Any
 import numpy as np
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from highdicom.sr import (
+    CodeContentItem,
     Comprehensive3DSR,
     ContainerContentItem,
     ContentSequence,
@@ -55,6 +65,7 @@ from highdicom.sr import (
     Measurement,
     MeasurementReport,
     MeasurementsAndQualitativeEvaluations,
+    NumContentItem,
     ObservationContext,
     ObserverContext,
     RelationshipTypeValues,
@@ -67,7 +78,7 @@ from pydicom.sr.coding import Code
 from pydicom.uid import Comprehensive3DSRStorage, CTImageStorage, generate_uid
 
 from planning.atomic_file import atomic_open
-from planning.carm import PatientPosition, working_angles
+from planning.carm import CArmSetting, PatientPosition, working_views
 from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
 from planning.io.dicom_headers import PARSE_ERRORS, parse_problem, read_whole_dicom
@@ -106,20 +117,31 @@ def _local(value: str, meaning: str) -> Code:
 OUTER_DIAMETER = _local("outer-diameter", "Needle outer diameter")
 CANAL_CLEARANCE = _local("canal-clearance", "Needle clearance to spinal canal")
 TIP_TO_CORTEX = _local("tip-to-cortex", "Tip to anterior cortex distance")
-MEDIAL_ANGLE = _local("medial-angle", "Medial angle to patient sagittal plane")
-CC_ANGLE = _local("cc-angle", "Craniocaudal angle to patient axial plane")
-MEDIAL_ANGLE_VERTEBRA = _local("vert-medial-ang", "Medial angle to vertebra sagittal plane")
-CC_ANGLE_VERTEBRA = _local("vert-cc-angle", "Craniocaudal angle to vertebra axial plane")
-CARM_CODES = {  # C-arm working angles for CARM_POSITION, as the C-arm displays them
-    ("bulls_eye", "primary"): _local("carm-be-primary", "C-arm bull's-eye primary angle (LAO +)"),
-    ("bulls_eye", "secondary"): _local("carm-be-second",
-                                       "C-arm bull's-eye secondary angle (CRAN +)"),
-    ("progression", "primary"): _local("carm-pr-primary",
-                                       "C-arm progression view primary angle (LAO +)"),
-    ("progression", "secondary"): _local("carm-pr-second",
-                                         "C-arm progression view secondary angle (CRAN +)"),
+# the needle's angles: the sign is in the concept's name, so no reader has to guess it
+MEDIAL_ANGLE = _local("medial-angle-m", "Needle medial angle to sagittal plane, + to midline")
+CC_ANGLE = _local("caudal-tilt", "Needle tilt to axial plane, + tip towards the feet")
+MEDIAL_ANGLE_VERTEBRA = _local("vert-medial-m",
+                               "Needle medial angle to vertebra sagittal plane, + to midline")
+CC_ANGLE_VERTEBRA = _local("vert-caudal-tilt",
+                           "Needle tilt to vertebra axial plane, + tip towards the feet")
+# C-arm working views: DICOM's own positioner angles (patient-referenced, PS3.3 C.8.7.5)
+CARM_VIEWS = {
+    "bulls_eye": _local("bulls-eye-view", "C-arm bull's-eye working view"),
+    "progression": _local("progress-view", "C-arm progression working view"),
 }
-CARM_POSITION = _local("carm-position", "Patient position for the C-arm angles")
+POSITIONER_PRIMARY = codes.DCM.PositionerPrimaryAngle  # 112011
+POSITIONER_SECONDARY = codes.DCM.PositionerSecondaryAngle  # 112012
+PATIENT_ORIENTATION = codes.DCM.PatientOrientation  # 113743, CID 19
+PATIENT_ORIENTATION_MODIFIER = codes.DCM.PatientOrientationModifier  # 113744, CID 20
+PATIENT_TABLE_RELATIONSHIP = codes.DCM.PatientTableRelationship  # 113745, CID 21
+RECUMBENT = codes.SCT.Recumbent
+HEADFIRST = codes.SCT.Headfirst
+POSITION_CODES: Mapping[str, Code] = MappingProxyType(
+    {"prone": codes.SCT.Prone, "supine": codes.SCT.Supine})
+TABLE_PRIMARY = _local("carm-hfs-primary", "Primary angle on a C-arm registered head-first supine")
+TABLE_SECONDARY = _local("carm-hfs-second",
+                         "Secondary angle on a C-arm registered head-first supine")
+DETECTOR_WORDS = _local("detector-words", "Detector position in words")
 SAFETY_STATUS = _local("safety-status", "Safety check status")
 BREACH_GRADE = _local("breach-grade", "Canal breach grade (Gertzbein-Robbins)")
 CHECK_FINDING = _local("check-finding", "Safety check finding")
@@ -224,9 +246,9 @@ def write_plan_sr(
     series_number, instance_number
         Of the new SR series and instance (new UIDs are generated for both).
     position
-        How the patient lies on the angio table (prone or supine): the C-arm working angles
-        written per needle are for it, and it is written beside them (they mean nothing
-        without it).
+        How the patient lies on the angio table (prone or supine): the C-arm working views
+        written per needle are for it, and it is coded beside them (they mean nothing
+        without it). Each view carries both conventions (`planning.carm`), each named.
     assessment
         `planning.assessment.levels.assess_levels` result: one more group per planned level
         with its heights, height loss, Genant grade, retropulsion, body and cement volumes,
@@ -368,12 +390,9 @@ def _group(
         ],
     )
     measurements = [length, _num(OUTER_DIAMETER, GAUGES[t.gauge].outer_diameter_mm, MM)]
-    for view, angles in working_angles(t, position).items():
-        measurements += [
-            _num(CARM_CODES[(view, "primary")], angles.primary_deg, DEGREE),
-            _num(CARM_CODES[(view, "secondary")], angles.secondary_deg, DEGREE),
-        ]
-    texts = [_text(NEEDLE_GAUGE, t.gauge), _text(CARM_POSITION, position)]
+    texts: list[Any] = [_text(NEEDLE_GAUGE, t.gauge)]
+    texts += [_carm_view(CARM_VIEWS[key], view)
+              for key, view in working_views(t, position).items()]
     if name_uncertain is not None:
         texts.append(_text(LEVEL_NAME, "uncertain" if name_uncertain else "as found"))
     if result is not None:
@@ -410,6 +429,34 @@ def _group(
     )
     group[0].ContentSequence.extend(texts)
     return group
+
+
+def _carm_view(name: Code, view: CArmSetting) -> ContainerContentItem:
+    """One working view as a group: DICOM's patient-referenced positioner angles, the
+    patient's position (coded as in TID 10003), the angles a C-arm registered head-first
+    supine displays, and the detector's position in words."""
+    def num(concept: Code, value: float) -> NumContentItem:
+        return NumContentItem(name=concept, value=_rounded(value), unit=DEGREE,
+                              relationship_type=RelationshipTypeValues.CONTAINS)
+
+    orientation = CodeContentItem(name=PATIENT_ORIENTATION, value=RECUMBENT,
+                                  relationship_type=RelationshipTypeValues.CONTAINS)
+    orientation.ContentSequence = ContentSequence([CodeContentItem(
+        name=PATIENT_ORIENTATION_MODIFIER, value=POSITION_CODES[view.position],
+        relationship_type=RelationshipTypeValues.HAS_CONCEPT_MOD)])
+    container = ContainerContentItem(name=name,
+                                     relationship_type=RelationshipTypeValues.CONTAINS)
+    container.ContentSequence = ContentSequence([
+        num(POSITIONER_PRIMARY, view.patient.primary_deg),
+        num(POSITIONER_SECONDARY, view.patient.secondary_deg),
+        orientation,
+        CodeContentItem(name=PATIENT_TABLE_RELATIONSHIP, value=HEADFIRST,
+                        relationship_type=RelationshipTypeValues.CONTAINS),
+        num(TABLE_PRIMARY, view.table.primary_deg),
+        num(TABLE_SECONDARY, view.table.secondary_deg),
+        _text(DETECTOR_WORDS, view.words),
+    ])
+    return container
 
 
 def _level_group(a: Any) -> MeasurementsAndQualitativeEvaluations:

@@ -32,7 +32,16 @@ from typing import TYPE_CHECKING
 from fpdf import FPDF, FontFace
 from fpdf.enums import XPos, YPos
 
-from planning.carm import PatientPosition, working_angles
+from planning.carm import (
+    CONVENTION_NAMES,
+    CONVENTION_TAGS,
+    REGISTRATION_CHOICES,
+    REGISTRATION_QUESTION,
+    CArmSetting,
+    Convention,
+    other_convention,
+    working_views,
+)
 from planning.checks import CheckResult, SafetyLimits, Status, grade_meaning, reason_text
 from planning.drr import AttenuationVolume
 from planning.export.pdf_assessment import level_card, levels_table
@@ -341,10 +350,10 @@ def write_pdf_report(
 
     all_warnings = list(warnings) + _plan_warnings(plan, volume, results)
     _summary_page(pdf, plan, results, volume, all_warnings, deidentify, limits or SafetyLimits(),
-                  assessment)
+                  assessment, setup)
     for level in plan.levels:
         _level_page(pdf, plan, results, level, images.get(level), (snapshots or {}).get(level),
-                    setup.position)
+                    setup, carm_table=level not in fluoro)
 
         if level in fluoro:
             _fluoro_page(pdf, level, fluoro[level], setup)
@@ -410,6 +419,7 @@ def _summary_page(
     deidentify: bool,
     limits: SafetyLimits,
     assessment: Mapping[str, LevelAssessment] | None = None,
+    setup: FluoroSetup | None = None,
 ) -> None:
     pdf.add_page()
     statuses = [_status(results.get(t.key)) for t in plan.trajectories]
@@ -447,6 +457,7 @@ def _summary_page(
         *uid_lines,
         LPS_NOTE,
         ANGLE_NOTE,
+        carm_summary(setup or FluoroSetup()),
         "Canal clearance: from the needle's outer surface to the spinal canal; negative = "
         f"inside the canal by that depth. Caution below {limits.canal_caution_mm:g} mm.",
         f"Breach grade (Gertzbein–Robbins style): {grades}.",
@@ -583,8 +594,11 @@ def _level_page(
     level: str,
     images: LevelImages | None,
     snapshot: bytes | None,
-    position: PatientPosition = "prone",
+    setup: FluoroSetup,
+    carm_table: bool = True,
 ) -> None:
+    """A level's CT images, 3-D picture and numbers; its needles' C-arm working views too
+    when ``carm_table`` (no fluoroscopy page of the level follows to give them)."""
     pdf.add_page()
     needles = [t for t in plan.trajectories if t.level == level]
     statuses = [_status(results.get(t.key)) for t in needles]
@@ -642,19 +656,24 @@ def _level_page(
         bottom = pdf.get_y()
         table_x, table_w = MARGIN + SNAPSHOT_W + TABLE_GAP, CONTENT_W - SNAPSHOT_W - TABLE_GAP
     pdf.set_xy(table_x, y)
-    _level_table(pdf, needles, results, table_x, table_w, position)
+    _level_table(pdf, needles, results, table_x, table_w)
     pdf.set_y(max(bottom, pdf.get_y()) + 1.0)
-
     if worst is not Status.SAFE or any(r.reasons for t in needles
                                        if (r := results.get(t.key)) is not None):
         _heading(pdf, "Reasons", 10.0, 2.0)
         for t in needles:
             _finding(pdf, t, results.get(t.key))
+    if carm_table and needles:  # after the reasons: they matter more when space runs out
+        if pdf.will_page_break(12.0 + 7.0 * 2 * len(needles)):
+            pdf.add_page()  # the heading stays with its table
+        _heading(pdf, f"C-arm working views (patient {setup.position})", 10.0, 2.0)
+        views = [(f"{t.side.value.capitalize()} {name}", v) for t in needles
+                 for name, v in zip(("bull's-eye", "progression"),
+                                    working_views(t, setup.position).values(), strict=True)]
+        _carm_table(pdf, views, setup)  # the conventions explained on the summary
 
 
-def _level_rows(
-    t: Trajectory, r: CheckResult | None, position: PatientPosition = "prone"
-) -> list[tuple[str, str]]:
+def _level_rows(t: Trajectory, r: CheckResult | None) -> list[tuple[str, str]]:
     """(label, value) pairs of one needle, in the level table's order."""
     rows = [
         ("Gauge", f"{t.gauge} ({GAUGES[t.gauge].outer_diameter_mm:.2f} mm)"),
@@ -697,9 +716,6 @@ def _level_rows(
         ("Tip to midline", format_mm(r.tip_to_midline_mm)),
         ("Gap to other needle", format_mm(r.pair_distance_mm)),
     ]
-    views = working_angles(t, position)
-    rows.append((f"C-arm ({position}): bull's-eye / progression",
-                 f"{views['bulls_eye'].label()} / {views['progression'].label()}"))
     if r.crossings:
         rows.append(("Crosses", ", ".join(r.crossings)))
     return rows
@@ -707,14 +723,14 @@ def _level_rows(
 
 def _level_table(
     pdf: FPDF, needles: Sequence[Trajectory], results: Mapping[tuple[str, Side], CheckResult],
-    x: float, width: float, position: PatientPosition = "prone",
+    x: float, width: float,
 ) -> None:
     """Parameters as rows, one column per needle (left, right)."""
     if not needles:
         pdf.set_font(FONT, "", 9)
         pdf.cell(width, 6, "No needle at this level.")
         return
-    per_needle = [_level_rows(t, results.get(t.key), position) for t in needles]
+    per_needle = [_level_rows(t, results.get(t.key)) for t in needles]
     labels: list[str] = []
     for rows in per_needle:
         labels += [label for label, _ in rows if label not in labels]
@@ -756,24 +772,70 @@ def _level_table(
     pdf.set_left_margin(old_margin)
 
 
+def _carm_table(pdf: FPDF, views: Sequence[tuple[str, CArmSetting]],
+                setup: FluoroSetup) -> None:
+    """C-arm views as rows: both conventions, each named in its column's heading (the one
+    the suite's C-arm is registered in first), and the detector's position in words."""
+    lead: Convention = setup.convention
+    other = other_convention(lead)
+    _table_defaults(pdf, 6.8)
+    pdf.set_draw_color(*RULE)
+    pdf.set_line_width(0.2)
+    heading_style = FontFace(emphasis="BOLD", color=DARK, fill_color=HEADING_FILL, size_pt=6.5)
+    with pdf.table(col_widths=(24, 30, 30, 106), width=CONTENT_W, line_height=2.9,
+                   text_align=("LEFT", "CENTER", "CENTER", "LEFT"),
+                   headings_style=heading_style, padding=(0.6, 1.0),
+                   borders_layout="HORIZONTAL_LINES", align="LEFT") as table:
+        row = table.row()
+        for text in ("View", CONVENTION_NAMES[lead], CONVENTION_NAMES[other],
+                     "Detector position (no convention needed)"):
+            row.cell(text)
+        for name, view in views:
+            row = table.row()
+            row.cell(name, style=FontFace(emphasis="BOLD"))
+            row.cell(view.angles(lead).label(), style=FontFace(emphasis="BOLD"))
+            row.cell(view.angles(other).label())
+            row.cell(view.words)
+    pdf.set_text_color(*DARK)
+
+
 # ---- simulated fluoroscopy, one page per level ----------------------------------------
 FLUORO_COLUMNS = 3  # AP + lateral, then each needle's bull's-eye + progression, in columns
-FLUORO_GAP = 3.0
-FLUORO_W = (CONTENT_W - (FLUORO_COLUMNS - 1) * FLUORO_GAP) / FLUORO_COLUMNS
-FLUORO_CAPTION_H = 8.0
-CARM_NOTE = (
-    "Angles as the C-arm displays them for a patient lying head first, referenced to the "
-    "table (DICOM positioner angles): LAO/RAO turns the detector towards the left/right of a "
-    "supine patient, so for a prone patient LAO turns it towards the patient's right; "
-    "CRAN/CAUD tilts it towards the head/feet."
-)
+FLUORO_W = 52.0  # three across, with room under them for the angles table and the notes
+FLUORO_GAP = (CONTENT_W - FLUORO_COLUMNS * FLUORO_W) / (FLUORO_COLUMNS - 1)
+FLUORO_CAPTION_H = 4.5  # one line: the title (AP and lateral: where the detector is)
+
+
+def carm_summary(setup: FluoroSetup) -> str:
+    """Two lines on what the angles mean and which convention leads (summary, level page)."""
+    return (f"C-arm angles: patient {setup.position}, head first. {REGISTRATION_QUESTION} "
+            f"{REGISTRATION_CHOICES[setup.convention]} (so these come first). DICOM, "
+            "patient-referenced = PS3.3 C.8.7.5 Positioner Primary/Secondary Angles (0° = "
+            "detector in front of the chest, +90° at the patient's left, ±180° behind the "
+            "back, + secondary towards the head); on a C-arm registered head-first supine a "
+            "prone patient's LAO/RAO are mirrored.")
+
+
+def carm_note(setup: FluoroSetup) -> str:
+    """What the C-arm angles of this report mean, and which convention leads (the user's
+    answer to `REGISTRATION_QUESTION`), printed under every table of C-arm angles."""
+    lead = setup.convention
+    return (
+        f"{REGISTRATION_QUESTION} {REGISTRATION_CHOICES[lead]} (so these come first). "
+        "LAO/RAO: the patient's side the detector turns to; CRAN/CAUD: towards the head/feet. "
+        f"{CONVENTION_NAMES['patient']} (\u201c{CONVENTION_TAGS['patient']}\u201d under the "
+        "images): DICOM PS3.3 C.8.7.5 Positioner Primary/Secondary Angles, 0° = detector in "
+        "front of the chest, +90° at the patient's left, ±180° behind the back. "
+        f"{CONVENTION_NAMES['table']} (\u201c{CONVENTION_TAGS['table']}\u201d): for a prone "
+        "patient its LAO/RAO are mirrored; for a supine patient both are the same."
+    )
+
+
 FLUORO_NOTES = (
-    "Bull's-eye: the beam runs along the needle, which shows as a ring round a dot. "
-    "Progression: the beam is perpendicular to the needle, nearest to lateral, to watch the "
-    "tip advance.",
-    "Seen from the detector, as on the C-arm monitor; the letters give the patient's "
-    "directions at the edges (L left, R right, A anterior, P posterior, S head, I feet). "
-    "Scale bars are true at the isocentre (the level) only.",
+    "Bull's-eye: the beam runs along the needle (a ring round a dot). Progression: the beam "
+    "is perpendicular to the needle, nearest to lateral, to watch the tip advance. Seen from "
+    "the detector, as on the C-arm monitor; edge letters: L left, R right, A anterior, "
+    "P posterior, S head, I feet. Scale bars are true at the isocentre (the level) only. "
     "Needle shadows in their status colours. Simulated from the CT at about 2 mm: an aid to "
     "check the plan on the C-arm, not a substitute for live fluoroscopy.",
 )
@@ -845,17 +907,25 @@ def _fluoro_page(
                 y = top + r * (FLUORO_W + FLUORO_CAPTION_H)
                 pdf.image(io.BytesIO(image.png), x=x, y=y, w=FLUORO_W, h=FLUORO_W)
                 pdf.set_xy(x, y + FLUORO_W + 0.8)
-                pdf.set_font(FONT, "", 7)
+                pdf.set_font(FONT, "", 6.6)
                 pdf.set_text_color(*DARK)
-                pdf.multi_cell(FLUORO_W, 3.1, image.caption, align="L")
+                v = image.view
+                caption = v.caption_lines[0]
+                if v.trajectory is None:  # AP and lateral: not in the table, words here
+                    caption = f"{v.title}: {v.setting.words}"
+                pdf.multi_cell(FLUORO_W, 2.8, caption, align="L")
         pdf.set_y(top + 2 * (FLUORO_W + FLUORO_CAPTION_H))
 
+    views = [(image.view.title.replace(f"{level} — ", ""), image.view.setting)
+             for image in images if image.view.trajectory is not None]
+    _carm_table(pdf, views, setup)
+    pdf.ln(1.0)
     pdf.set_text_color(*DARK)
-    pdf.set_font(FONT, "", 7.5)
-    for line in (CARM_NOTE, *FLUORO_NOTES):
+    pdf.set_font(FONT, "", 7)
+    for line in (carm_note(setup), *FLUORO_NOTES):
         pdf.set_x(MARGIN)
-        pdf.multi_cell(CONTENT_W, 3.5, line, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        pdf.ln(0.8)
+        pdf.multi_cell(CONTENT_W, 3.2, line, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.ln(0.6)
 
 
 # ---- file ---------------------------------------------------------------------------------

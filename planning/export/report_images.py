@@ -299,7 +299,8 @@ def fluoro_image(
     pad = 8 * t
     taken += _draw_texts(draw, [
         ((pad, pad), FLUORO_VIEW_NAMES.get(view.kind, view.title), _font(14 * t), "lt"),
-        ((pad, pad + 19 * t), view.angles.label(), _font(13 * t, bold=False), "lt"),
+        *(((pad, pad + (19 + 16 * n) * t), line, _font(12 * t, bold=False), "lt")
+          for n, line in enumerate(view.setting.tags(view.convention))),
         ((pad, big_size[1] - pad), f"Patient {position}", _font(12 * t, bold=False), "lb"),
     ], t, backing=True)
     iso_pixel_mm = g.pixel_mm / view.magnification
@@ -318,7 +319,7 @@ def fluoro_image(
     return FluoroImage(
         png=_png(base, overlay, (g.width_px, g.height_px)),
         view=view,
-        caption=f"{view.caption} ({position})",
+        caption="\n".join(view.caption_lines),
         letters=letters,
         needles=tuple(projected),
         position=position,

@@ -114,7 +114,9 @@ def test_export_supine_with_a_custom_c_arm_and_without_fluoroscopy(case, tmp_pat
     assert out.returncode == 0, out.stderr
     text = " ".join(_text(pdf).split())
     assert "Source–detector 1100 mm, source–isocentre 700 mm" in text
-    assert "Patient supine" in text and "C-arm (supine)" in text
+    assert "Patient supine" in text and "C-arm working views (patient supine)" not in text
+    # supine: the detector is above the patient's chest, in the words of every working view
+    assert text.count("detector in front of the patient's chest") >= 4
     ds = pydicom.dcmread(sr)
 
     def items(seq):
@@ -122,15 +124,19 @@ def test_export_supine_with_a_custom_c_arm_and_without_fluoroscopy(case, tmp_pat
             yield item
             yield from items(item.get("ContentSequence", []))
 
-    positions = [item.TextValue for item in items(ds.ContentSequence)
-                 if "TextValue" in item and item.ConceptNameCodeSequence[0].CodeMeaning
-                 == "Patient position for the C-arm angles"]
-    assert positions == ["supine"] * 4
+    positions = [item.ConceptCodeSequence[0].CodeMeaning for item in items(ds.ContentSequence)
+                 if "ConceptCodeSequence" in item and item.ConceptNameCodeSequence[0].CodeMeaning
+                 == "Patient Orientation Modifier"]
+    assert positions == ["supine"] * 8  # 4 needles, 2 working views each
 
     plain = tmp_path / "plain.pdf"
     out = run_cli("export", str(ct), str(plan_path), "--pdf", str(plain), "--no-3d",
                   "--no-fluoro")
     assert out.returncode == 0 and "Simulated fluoroscopy" not in _text(plain)
+    # without the DRR pages, each level page gives the C-arm views, conventions named
+    flat = " ".join(_text(plain).split())
+    assert "C-arm working views (patient prone)" in flat
+    assert "DICOM, patient-referenced" in flat and "detector over the patient's back" in flat
 
     bad = run_cli("export", str(ct), str(plan_path), "--pdf", str(tmp_path / "x.pdf"),
                   "--source-detector-mm", "600", "--source-isocentre-mm", "900")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QLabel
 
 from app.controller import Controller
 from app.main_window import MainWindow
@@ -82,8 +83,13 @@ def test_ap_and_lateral_show_the_needles_on_the_patients_sides(qtbot, window) ->
     x_right = ap_pane.lps_to_widget(right_needle.entry).x()
     # whatever the convention, the needle of the patient's left is on the "L" side
     assert (x_left < x_right) == (letters["left"] == "L")
-    assert letters["left"] == "L"  # prone PA: seen from behind, the left is on the left
+    assert letters["left"] == "L"  # prone AP: seen from behind, the left is on the left
+    assert frame.view.title == "AP"  # the tube under a prone patient: the beam enters the front
     assert "LAO 0° CRAN 0°" in frame.view.caption and frame.position == "prone"
+    # under the panes: both conventions, each named, and the detector in words
+    described = window.fluoro_panel.convention_label.text()
+    assert "LAO 180° CRAN 0° (DICOM, patient-referenced)" in described
+    assert "detector over the patient's back" in described
     assert lateral_pane.frame.view.kind == "lateral"
     window.grab().save(str(ARTIFACTS / "fluoroscopy_ap_lateral.png"))
 
@@ -148,20 +154,25 @@ def test_supine_patient_mirrors_the_ap_and_changes_the_angles_everywhere(qtbot, 
     """Prone is the default; a supine patient (chosen in the tab) gets an AP seen from the
     front (the patient's left on the right), supine C-arm angles in the needle details and
     the report's set-up, and the choice is remembered."""
-    from planning.carm import working_angles
+    from planning.carm import working_views
 
     ws = window.workspace
     window.bottom_tabs.setCurrentWidget(window.fluoro_panel)
     ws.select_needle("L2", Side.LEFT)
     needle = ws.document.plan.get("L2", Side.LEFT)
-    assert working_angles(needle, "prone")["bulls_eye"].label() in ws.details_panel._body.text()
+    prone = working_views(needle, "prone")["bulls_eye"]
+    text = ws.details_panel.plain_text()
+    for line in prone.lines("table"):  # both conventions, named, and the words
+        assert line in text, line
     window.fluoro_panel.position_box.setCurrentIndex(
         window.fluoro_panel.position_box.findData("supine"))
     assert ws.fluoro.setup.position == "supine"
     assert ws.settings.value("carm/position") == "supine"
-    body = ws.details_panel._body.text()
-    assert "c-arm (supine)" in body.lower()
-    assert working_angles(needle, "supine")["bulls_eye"].label() in body
+    body = ws.details_panel.plain_text()
+    assert "c-arm working views (patient supine)" in body.lower()
+    supine = working_views(needle, "supine")["bulls_eye"]
+    assert f"{supine.table.label()} (both conventions: patient supine)" in body
+    assert supine.words in body
     ws.select_level("L2")
     _wait_frames(qtbot, window, ["ap", "lateral"])
     ap = window.fluoro_panel.panes[0].frame
@@ -202,3 +213,41 @@ def test_c_arm_distances_from_the_settings_dialog(qtbot, window, monkeypatch) ->
     from app.settings import carm_distances
 
     assert carm_distances(ws.settings) == (1000.0, 750.0)
+
+
+def test_the_c_arm_convention_chosen_in_settings_leads_everywhere(qtbot, window,
+                                                                   monkeypatch) -> None:
+    """Edit ▸ Settings asks how the suite registers the patient on its C-arm: answered
+    "as the patient lies", DICOM's patient-referenced angles come first in the needle details
+    and the fluoroscopy captions; the answer is kept for the next session."""
+    from app.settings import carm_convention
+    from planning.carm import REGISTRATION_QUESTION, working_views
+    from widgets.settings_dialog import SettingsDialog
+
+    ws = window.workspace
+    window.bottom_tabs.setCurrentWidget(window.fluoro_panel)
+    window.fluoro_panel.set_mode("working")
+    ws.select_needle("L2", Side.LEFT)
+    _wait_frames(qtbot, window, ["bulls_eye", "progression"])
+    needle = ws.document.plan.get("L2", Side.LEFT)
+    eye = working_views(needle, "prone")["bulls_eye"]
+    assert ws.details_panel.plain_text().index(eye.lines("table")[0]) \
+        < ws.details_panel.plain_text().index(eye.lines("table")[1])
+
+    def answer(dialog: SettingsDialog) -> bool:
+        labels = dialog.findChildren(QLabel)
+        assert any(label.text() == REGISTRATION_QUESTION for label in labels)
+        assert dialog.convention() == "table"
+        dialog.convention_combo.setCurrentIndex(dialog.convention_combo.findData("patient"))
+        return True
+
+    monkeypatch.setattr(SettingsDialog, "exec", answer)
+    ws.show_settings()
+    assert ws.fluoro.setup.convention == "patient"
+    assert carm_convention(ws.settings) == "patient"
+    text = ws.details_panel.plain_text()
+    dicom_first = eye.lines("patient")
+    assert dicom_first[0].endswith("(DICOM, patient-referenced)")
+    assert text.index(dicom_first[0]) < text.index(dicom_first[1])
+    caption = window.fluoro_panel.panes[0].frame.view.caption
+    assert caption.endswith(f"{eye.patient.label()} (DICOM, patient-referenced)")

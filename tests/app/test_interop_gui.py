@@ -127,3 +127,44 @@ def test_send_the_ct_too_is_a_setting(qtbot, window, monkeypatch) -> None:
     ws.settings.setValue("export/dicom_node", "ANGIO@127.0.0.1:11112")
     ws.send_dialog()
     assert sent == {"send_to": "ANGIO@127.0.0.1:11112", "send_ct": True}
+
+
+def test_a_ct_without_uids_warns_at_load_and_exports_into_one_kept_study(qtbot, demo, tmp_path,
+                                                                         monkeypatch) -> None:
+    """A CT an anonymiser left without Study / Series Instance UIDs: the window says so on
+    load; the first export makes one study, keeps it in the plan (to be saved) and files
+    both exports there; a second export does not make another."""
+    import dataclasses
+
+    from planning.io.dicom_series import missing_uid_warning
+
+    volume, truth, anatomy = demo
+    blank = dataclasses.replace(volume, study_uid="", series_uid="",
+                                warnings=[missing_uid_warning("", ""), *volume.warnings])
+    win = MainWindow(Controller(auto_anatomy=False))
+    qtbot.addWidget(win)
+    win.resize(1600, 960)
+    win.show()
+    qtbot.waitExposed(win)
+    monkeypatch.setattr(win.workspace, "confirm_discard", lambda _doing: True)
+    win.controller.set_volume(blank)
+    win.controller.set_anatomy(anatomy)
+    assert win.warning_label.isVisible()
+    assert "no Study Instance UID and Series Instance UID" in win.warning_label.toolTip() + \
+        win.warning_label.text()
+    ws = win.workspace
+    ws.document.edit(ws.document.plan.with_trajectory(_needle(truth, "L2", Side.LEFT)),
+                     "Place L2 left")
+    ws.document.save(tmp_path / "plan.vplan.json")
+    assert not ws.document.is_dirty and ws.document.plan.study_uid == ""
+    first, second = tmp_path / "a-sr.dcm", tmp_path / "b-sr.dcm"
+    assert ws.export(sr_path=first)
+    _wait_task(qtbot, win)
+    study = ws.document.plan.study_uid
+    assert study and ws.document.plan.series_uid and ws.document.is_dirty  # keep it: save
+    assert pydicom.dcmread(first).StudyInstanceUID == study
+    assert ws.export(sr_path=second)
+    _wait_task(qtbot, win)
+    assert ws.document.plan.study_uid == study
+    assert pydicom.dcmread(second).StudyInstanceUID == study
+    win.workspace.assessment.shutdown()

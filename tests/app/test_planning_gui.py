@@ -116,7 +116,9 @@ def test_place_pair_by_clicks_drag_into_canal_undo_redo(qtbot, window, demo) -> 
         r.reasons for r in results.values()]
     details = ws.details_panel.plain_text()  # the C-arm views of the selected needle too
     assert "Bull's-eye" in details and "Progression" in details
-    assert ("LAO" in details or "RAO" in details) and "(prone)" in details.lower()
+    assert ("LAO" in details or "RAO" in details) and "(patient prone)" in details.lower()
+    assert "(DICOM, patient-referenced)" in details
+    assert "detector over the patient's back" in details
     row = next(r for r in ws.levels_panel.rows() if r.name == "L2")
     assert row.left.status is Status.SAFE and row.right.status is Status.SAFE
     ARTIFACTS.mkdir(exist_ok=True)

@@ -20,7 +20,7 @@ from PIL import Image
 from planning.anatomy import anatomy_from_demo_truth
 from planning.assessment.levels import assess_levels
 from planning.autoplan import propose
-from planning.carm import working_angles
+from planning.carm import working_views
 from planning.checks import CheckContext, CheckResult, Status, check
 from planning.demo import DEMO_PATIENT, generate_demo_ct
 from planning.errors import Cancelled
@@ -37,9 +37,16 @@ from planning.export.report_images import (
     format_number,
     level_images,
 )
-from planning.plan import Plan, Side
+from planning.plan import Plan, Side, Trajectory
 from planning.progress import Progress
 from planning.volume import Volume
+from tests.planning.carm_reference import (
+    angle_between_deg,
+    detector_direction,
+    detector_direction_table,
+    expected_bulls_eye_detector,
+    parse_label,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 LEVELS = ["T12", "L1", "L2"]
@@ -126,9 +133,8 @@ def test_every_number_and_verdict_is_in_the_text(report) -> None:
             assert format_number(v) in text
         assert format_number(r.canal_clearance_mm) in text
         assert STATUS_WORDS[r.status] in text
-        views = working_angles(t, "prone")  # the C-arm set-up of every needle
         flat = " ".join(text.split())  # (a table cell may wrap)
-        assert views["bulls_eye"].label() in flat and views["progression"].label() in flat
+        _assert_carm_lines(flat, t)
     unsafe = results[("L2", Side.RIGHT)]
     assert format_number(unsafe.canal_clearance_mm).startswith("\u2212")  # a true minus
     assert "enters the spinal canal" in text
@@ -143,13 +149,45 @@ def test_fluoroscopy_pages_give_each_needles_c_arm_views(report) -> None:
     assert flat.count("Simulated fluoroscopy (DRR)") == len(LEVELS)
     assert "Simulated fluoroscopy (DRR)" not in _text(deidentified)
     assert "Source–detector 1200 mm, source–isocentre 800 mm" in flat
-    assert "AP — LAO 0° CRAN 0° (prone)" in flat
-    assert "Lateral — LAO 90° CRAN 0° (prone)" in flat
+    # the C-arm at 0°/0° with the tube under a prone patient: the beam enters the front
+    assert "AP: detector over the patient's back" in flat
+    assert "Lateral: detector at the patient's right" in flat
+    for heading in ("C-arm display, patient registered head-first supine",
+                    "DICOM, patient-referenced", "Detector position (no convention needed)"):
+        assert heading in flat
+    # the short labels under the images are spelt out on the page
+    assert ("How is the patient registered on the C-arm? Always head-first supine" in flat
+            and "head-first supine (“C-arm HFS”)" in flat
+            and "DICOM, patient-referenced (“DICOM patient” under the images)" in flat)
     for t in plan.trajectories:
-        views = working_angles(t, "prone")
         side = t.side.value.capitalize()
-        assert f"{side} {t.level} — bull's-eye — {views['bulls_eye'].label()}" in flat
-        assert f"{side} {t.level} — progression — {views['progression'].label()}" in flat
+        for key, name in (("bulls_eye", "bull's-eye"), ("progression", "progression")):
+            view = working_views(t, "prone")[key]
+            assert f"{side} {t.level} — {name}, patient prone" in flat
+            # and in the page's table, both conventions with the words
+            row = [f"{side} {name}", view.table.label(), view.patient.label(), view.words]
+            assert " ".join(row) in flat
+        _assert_carm_lines(flat, t)
+
+
+def _assert_carm_lines(flat: str, t: Trajectory) -> None:
+    """Both conventions and the words of each working view are printed in a row of a table
+    whose headings name the conventions, and the numbers printed put the detector where
+    DICOM's definition (derived independently) says the bull's-eye view needs it."""
+    views = working_views(t, "prone")
+    side = t.side.value.capitalize()
+    for key, name in (("bulls_eye", "bull's-eye"), ("progression", "progression")):
+        v = views[key]
+        assert f"{side} {name} {v.table.label()} {v.patient.label()} {v.words}" in flat
+    want = expected_bulls_eye_detector(t.entry, t.target, "prone")
+    eye = views["bulls_eye"]
+    a, b = parse_label(eye.patient.label())
+    assert angle_between_deg(detector_direction(a, b), want) < 1.0
+    a, b = parse_label(eye.table.label())
+    assert angle_between_deg(detector_direction_table(a, b, "prone"), want) < 1.0
+    for heading in ("C-arm display, patient registered head-first supine",
+                    "DICOM, patient-referenced", "Detector position (no convention needed)"):
+        assert heading in flat
 
 
 def test_cancelling_the_report_writes_nothing(report, tmp_path: Path) -> None:
@@ -221,7 +259,9 @@ def test_pages_are_one_summary_and_two_per_level_with_pictures(report, tmp_path:
     extra = len(pages) - (1 + 2 * len(LEVELS))
     assert extra in (0, 1), len(pages)
     pages = [pages[0], *pages[1 + extra:]]
-    assert len(_pages(deidentified, tmp_path, 30, "count")) == 1 + len(LEVELS)
+    # one page a level; the C-arm views that the DRR pages would have given follow the
+    # reasons of the level with an unsafe needle (L2) onto a page of their own
+    assert len(_pages(deidentified, tmp_path, 30, "count")) == 1 + len(LEVELS) + 1
     red = np.array([int(STATUS_COLORS[Status.UNSAFE][i:i + 2], 16) for i in (1, 3, 5)])
 
     def pixels(page: Path) -> np.ndarray:

@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 
 from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.assessment.levels import assess_levels
-from planning.carm import working_angles
+from planning.carm import working_views
 from planning.checks import CheckContext, CheckResult, check_plan
 from planning.demo import DEMO_PATIENT, write_demo_ct
 from planning.export.dicom_sr import (
@@ -30,6 +30,12 @@ from planning.io import load_path
 from planning.plan import LEVEL_NAMES, FrameOverride, Plan, Side, Trajectory
 from planning.plan_file import PlanFormatError
 from planning.volume import PatientInfo, Volume
+from tests.planning.carm_reference import (
+    angle_between_deg,
+    detector_direction,
+    detector_direction_table,
+    expected_bulls_eye_detector,
+)
 
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 TOLERANCE_MM = 0.01
@@ -165,6 +171,15 @@ def test_dsrdump_shows_levels_sides_and_coordinates(planned) -> None:
     assert out.count("Directions from the tip in bone, of 14") == len(plan.trajectories)
     assert '"transpedicular"' in out
     assert out.count("Level name certainty") == len(plan.trajectories)
+    # each needle's two working views, in DICOM's own concepts, with the position coded
+    n = len(plan.trajectories)
+    coded = subprocess.run([_tool("dsrdump"), "+Pl", "+Pc", "+U8", str(path)],
+                           capture_output=True, text=True, check=False).stdout
+    assert coded.count('NUM:(112011,DCM,"Positioner Primary Angle")') == 2 * n
+    assert coded.count('NUM:(112012,DCM,"Positioner Secondary Angle")') == 2 * n
+    assert coded.count('(113744,DCM,"Patient Orientation Modifier")=(1240000,SCT,"prone")') \
+        == 2 * n
+    assert out.count("Detector position in words") == 2 * n
     assert out.count('"uncertain"') == sum(t.level == "L2" for t in plan.trajectories)
     polylines = re.findall(r"SCOORD3D:.*?\(POLYLINE,,([^)]*)\)", out)
     assert len(polylines) == len(plan.trajectories)
@@ -218,10 +233,10 @@ def test_each_needle_group_holds_its_measurements(planned) -> None:
         assert _num(g, "Needle clearance to spinal canal") == pytest.approx(
             r.canal_clearance_mm, abs=TOLERANCE_MM
         )
-        assert _num(g, "Medial angle to patient sagittal plane") == pytest.approx(
+        assert _num(g, "Needle medial angle to sagittal plane, + to midline") == pytest.approx(
             r.medial_angle_deg, abs=0.01
         )
-        assert _num(g, "Craniocaudal angle to patient axial plane") == pytest.approx(
+        assert _num(g, "Needle tilt to axial plane, + tip towards the feet") == pytest.approx(
             r.craniocaudal_angle_deg, abs=0.01
         )
         assert _num(g, "Needle outer diameter") == 3.05
@@ -229,12 +244,7 @@ def test_each_needle_group_holds_its_measurements(planned) -> None:
         assert _texts(g, "Safety check status") == [r.status.value]
         assert _texts(g, "Canal breach grade (Gertzbein-Robbins)") == [r.breach_grade]
         assert _texts(g, "Safety check finding") == list(r.reasons)
-        views = working_angles(t, "prone")  # the C-arm set-up, as numbers
-        assert _texts(g, "Patient position for the C-arm angles") == ["prone"]
-        assert _num(g, "C-arm bull's-eye primary angle (LAO +)") == pytest.approx(
-            views["bulls_eye"].primary_deg, abs=0.01)
-        assert _num(g, "C-arm progression view secondary angle (CRAN +)") == pytest.approx(
-            views["progression"].secondary_deg, abs=0.01)
+        _assert_carm_views(g, t, "prone")
         cortex = _named(g, "Tip to anterior cortex distance")
         assert len(cortex) == (r.tip_to_anterior_cortex_mm is not None)
     into_canal = results[("L2", Side.RIGHT)]
@@ -244,6 +254,53 @@ def test_each_needle_group_holds_its_measurements(planned) -> None:
     assert disclaimer == "For research and training — not for clinical use"
 
 
+def _view_group(g: Dataset, meaning: str) -> Dataset:
+    (view,) = [i for i in g.ContentSequence if i.ValueType == "CONTAINER"
+               and i.ConceptNameCodeSequence[0].CodeMeaning == meaning]
+    return view
+
+
+def _coded(item: Dataset) -> tuple[str, str, str]:
+    c = item.ConceptNameCodeSequence[0]
+    return (c.CodingSchemeDesignator, c.CodeValue, c.CodeMeaning)
+
+
+def _assert_carm_views(g: Dataset, t: Trajectory, position: str) -> None:
+    """Each working view a group in the standard's words: DICOM's positioner angles
+    (112011 / 112012, UCUM deg), checked against the definition derived independently;
+    the patient's position coded; the head-first-supine angles; the detector in words."""
+    views = working_views(t, position)  # type: ignore[arg-type]
+    for key, meaning in (("bulls_eye", "C-arm bull's-eye working view"),
+                         ("progression", "C-arm progression working view")):
+        v = _view_group(g, meaning)
+        nums = {_coded(i)[1]: i.MeasuredValueSequence[0] for i in v.ContentSequence
+                if i.ValueType == "NUM"}
+        primary, secondary = nums["112011"], nums["112012"]
+        assert primary.MeasurementUnitsCodeSequence[0].CodeValue == "deg"
+        assert primary.MeasurementUnitsCodeSequence[0].CodingSchemeDesignator == "UCUM"
+        a, b = float(primary.NumericValue), float(secondary.NumericValue)
+        detector = detector_direction(a, b)
+        if key == "bulls_eye":
+            want = expected_bulls_eye_detector(t.entry, t.target, position)
+            assert angle_between_deg(detector, want) < 0.02
+        else:
+            assert abs(float(detector @ t.direction)) < 1e-3
+        table = detector_direction_table(float(nums["carm-hfs-primary"].NumericValue),
+                                         float(nums["carm-hfs-second"].NumericValue),
+                                         position)
+        assert angle_between_deg(table, detector) < 0.02
+        (orientation,) = [i for i in v.ContentSequence if _coded(i)[1] == "113743"]
+        assert orientation.ConceptCodeSequence[0].CodeValue == "102538003"  # recumbent
+        (modifier,) = orientation.ContentSequence
+        assert modifier.RelationshipType == "HAS CONCEPT MOD"
+        assert _coded(modifier)[1] == "113744"
+        assert modifier.ConceptCodeSequence[0].CodeMeaning == position
+        (relation,) = [i for i in v.ContentSequence if _coded(i)[1] == "113745"]
+        assert relation.ConceptCodeSequence[0].CodeMeaning == "headfirst"
+        (words,) = [i.TextValue for i in v.ContentSequence if i.ValueType == "TEXT"]
+        assert words == views[key].words
+
+
 def test_supine_angles_are_written_with_their_position(demo, planned, tmp_path: Path) -> None:
     plan, results, _ = planned
     volume = demo[2]
@@ -251,15 +308,14 @@ def test_supine_angles_are_written_with_their_position(demo, planned, tmp_path: 
     ds = pydicom.dcmread(path)
     for t in plan.trajectories:
         g = _group(ds, f"{t.label} needle path")
-        supine, prone = working_angles(t, "supine"), working_angles(t, "prone")
-        assert _texts(g, "Patient position for the C-arm angles") == ["supine"]
-        written = (_num(g, "C-arm bull's-eye primary angle (LAO +)"),
-                   _num(g, "C-arm bull's-eye secondary angle (CRAN +)"))
-        expected = (supine["bulls_eye"].primary_deg, supine["bulls_eye"].secondary_deg)
-        assert written == pytest.approx(expected, abs=0.01)
+        _assert_carm_views(g, t, "supine")
+        written = _view_group(g, "C-arm bull's-eye working view")
+        secondary = next(float(i.MeasuredValueSequence[0].NumericValue) for i in
+                         written.ContentSequence if _coded(i)[1] == "112012")
+        prone = working_views(t, "prone")["bulls_eye"].patient
         # the same line seen from the other side of the table: CRAN and CAUD swap
-        assert written[1] == pytest.approx(-prone["bulls_eye"].secondary_deg, abs=0.01)
-        assert abs(written[1]) > 0.5
+        assert secondary == pytest.approx(-prone.secondary_deg, abs=0.01)
+        assert abs(secondary) > 0.5
 
 
 def test_each_planned_level_has_its_assessment_group(planned) -> None:
