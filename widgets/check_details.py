@@ -356,7 +356,10 @@ def _carm_html(carm: dict[str, CArmSetting] | None, position: str, convention: s
     set to first), and the detector's position in words, which needs no convention."""
     if not carm:
         return ""
-    rows = [_section(f"C-arm working views (patient {position})")]
+    registered = "head-first supine" if convention == "table" else "as the patient lies"
+    rows = [_section(f"C-arm working views (patient {position})"),
+            f"<tr><td colspan='2' style='color:{LABEL_GREY}; font-size:8.5pt'>"
+            f"C-arm registers the patient: {registered} (Edit ▸ Settings)</td></tr>"]
     for key, label in (("bulls_eye", "Bull's-eye"), ("progression", "Progression")):
         if key in carm:
             lead, *others = carm[key].angle_lines(convention)  # type: ignore[arg-type]

@@ -351,9 +351,10 @@ def write_pdf_report(
     all_warnings = list(warnings) + _plan_warnings(plan, volume, results)
     _summary_page(pdf, plan, results, volume, all_warnings, deidentify, limits or SafetyLimits(),
                   assessment, setup)
+    if plan.trajectories and not fluoro:  # else each fluoroscopy page has its level's table
+        _carm_page(pdf, plan, setup)
     for level in plan.levels:
-        _level_page(pdf, plan, results, level, images.get(level), (snapshots or {}).get(level),
-                    setup, carm_table=level not in fluoro)
+        _level_page(pdf, plan, results, level, images.get(level), (snapshots or {}).get(level))
 
         if level in fluoro:
             _fluoro_page(pdf, level, fluoro[level], setup)
@@ -594,11 +595,8 @@ def _level_page(
     level: str,
     images: LevelImages | None,
     snapshot: bytes | None,
-    setup: FluoroSetup,
-    carm_table: bool = True,
 ) -> None:
-    """A level's CT images, 3-D picture and numbers; its needles' C-arm working views too
-    when ``carm_table`` (no fluoroscopy page of the level follows to give them)."""
+    """A level's CT images, 3-D picture, numbers and reasons."""
     pdf.add_page()
     needles = [t for t in plan.trajectories if t.level == level]
     statuses = [_status(results.get(t.key)) for t in needles]
@@ -663,14 +661,6 @@ def _level_page(
         _heading(pdf, "Reasons", 10.0, 2.0)
         for t in needles:
             _finding(pdf, t, results.get(t.key))
-    if carm_table and needles:  # after the reasons: they matter more when space runs out
-        if pdf.will_page_break(12.0 + 7.0 * 2 * len(needles)):
-            pdf.add_page()  # the heading stays with its table
-        _heading(pdf, f"C-arm working views (patient {setup.position})", 10.0, 2.0)
-        views = [(f"{t.side.value.capitalize()} {name}", v) for t in needles
-                 for name, v in zip(("bull's-eye", "progression"),
-                                    working_views(t, setup.position).values(), strict=True)]
-        _carm_table(pdf, views, setup)  # the conventions explained on the summary
 
 
 def _level_rows(t: Trajectory, r: CheckResult | None) -> list[tuple[str, str]]:
@@ -772,6 +762,24 @@ def _level_table(
     pdf.set_left_margin(old_margin)
 
 
+def _carm_page(pdf: _ReportPDF, plan: Plan, setup: FluoroSetup) -> None:
+    """Every needle's C-arm working views on one page, for a report without fluoroscopy
+    pages (which would give them level by level under the DRRs)."""
+    pdf.add_page()
+    _heading(pdf, f"C-arm working views (patient {setup.position})", 14.0, 0.0)
+    views = [(f"{t.level} {t.side.value} {name}", v) for t in plan.trajectories
+             for name, v in zip(("bull's-eye", "progression"),
+                                working_views(t, setup.position).values(), strict=True)]
+    _carm_table(pdf, views, setup)
+    pdf.ln(1.5)
+    pdf.set_font(FONT, "", 7.5)
+    pdf.set_text_color(*DARK)
+    for line in (carm_note(setup), FLUORO_NOTES[0].split(" Seen from")[0]):
+        pdf.set_x(MARGIN)
+        pdf.multi_cell(CONTENT_W, 3.5, line, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.ln(0.8)
+
+
 def _carm_table(pdf: FPDF, views: Sequence[tuple[str, CArmSetting]],
                 setup: FluoroSetup) -> None:
     """C-arm views as rows: both conventions, each named in its column's heading (the one
@@ -782,7 +790,7 @@ def _carm_table(pdf: FPDF, views: Sequence[tuple[str, CArmSetting]],
     pdf.set_draw_color(*RULE)
     pdf.set_line_width(0.2)
     heading_style = FontFace(emphasis="BOLD", color=DARK, fill_color=HEADING_FILL, size_pt=6.5)
-    with pdf.table(col_widths=(24, 30, 30, 106), width=CONTENT_W, line_height=2.9,
+    with pdf.table(col_widths=(30, 28, 28, 104), width=CONTENT_W, line_height=2.9,
                    text_align=("LEFT", "CENTER", "CENTER", "LEFT"),
                    headings_style=heading_style, padding=(0.6, 1.0),
                    borders_layout="HORIZONTAL_LINES", align="LEFT") as table:

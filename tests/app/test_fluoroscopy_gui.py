@@ -233,6 +233,7 @@ def test_the_c_arm_convention_chosen_in_settings_leads_everywhere(qtbot, window,
     eye = working_views(needle, "prone")["bulls_eye"]
     assert ws.details_panel.plain_text().index(eye.lines("table")[0]) \
         < ws.details_panel.plain_text().index(eye.lines("table")[1])
+    assert "C-arm registers the patient: head-first supine" in ws.details_panel.plain_text()
 
     def answer(dialog: SettingsDialog) -> bool:
         labels = dialog.findChildren(QLabel)
@@ -246,6 +247,7 @@ def test_the_c_arm_convention_chosen_in_settings_leads_everywhere(qtbot, window,
     assert ws.fluoro.setup.convention == "patient"
     assert carm_convention(ws.settings) == "patient"
     text = ws.details_panel.plain_text()
+    assert "C-arm registers the patient: as the patient lies" in text
     dicom_first = eye.lines("patient")
     assert dicom_first[0].endswith("(DICOM, patient-referenced)")
     assert text.index(dicom_first[0]) < text.index(dicom_first[1])

@@ -145,10 +145,10 @@ def test_demo_report_with_snapshots(tmp_path: Path) -> None:
     subprocess.run(["pdftoppm", "-r", "110", "-png", str(path), str(tmp_path / "page")],
                    check=True)
     pages = sorted(tmp_path.glob("page-*.png"))
-    assert len(pages) == 1 + len(plan.levels)
+    assert len(pages) == 2 + len(plan.levels)  # summary, C-arm views, a page a level
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for n, page in enumerate(pages, start=1):
         shutil.copy(page, ARTIFACTS / f"report_page{n}_with_3d.png")
     # the snapshot sits left under the slices, and shows the needles' green
-    level_page = np.asarray(Image.open(pages[1]).convert("RGB"), dtype=float)
+    level_page = np.asarray(Image.open(pages[2]).convert("RGB"), dtype=float)
     assert _matches(level_page, STATUS_COLORS[Status.SAFE]).sum() > 500
