@@ -240,15 +240,16 @@ class FluoroPane(QWidget):
         frame = self._frame
         assert frame is not None
         r = self._image_rect()
-        font = sized_font(self, 9, bold=True)
-        painter.setFont(font)
         v = frame.view  # short labels here; the line under the panes spells them out
-        caption = f"{v.title} — {v.setting.tag(v.convention)}, patient {frame.position}"
-        title = QRectF(r.left() + 6, r.top() + 4, r.width() - 12, 18)
-        backdrop(painter, QRectF(title.left(), title.top(),
-                                 painter.fontMetrics().horizontalAdvance(caption) + 2, 18))
-        shadowed_text(painter, title, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                      caption)
+        lines = ((f"{v.title}, patient {frame.position}", True),
+                 (v.setting.tag(v.convention), False))  # two lines: a narrow pane clips one
+        for n, (text, bold) in enumerate(lines):
+            painter.setFont(sized_font(self, 9, bold=bold))
+            rect = QRectF(r.left() + 6, r.top() + 4 + 17 * n, r.width() - 12, 17)
+            backdrop(painter, QRectF(rect.left(), rect.top(),
+                                     painter.fontMetrics().horizontalAdvance(text) + 2, 17))
+            shadowed_text(painter, rect, Qt.AlignmentFlag.AlignLeft
+                          | Qt.AlignmentFlag.AlignVCenter, text)
         painter.setFont(sized_font(self, 12, bold=True))
         letters = edge_letters(frame.view.geometry)
         a = Qt.AlignmentFlag
@@ -256,7 +257,7 @@ class FluoroPane(QWidget):
             ("left", QRectF(r.left() + 4, r.top(), 40, r.height()), a.AlignLeft | a.AlignVCenter),
             ("right", QRectF(r.right() - 44, r.top(), 40, r.height()),
              a.AlignRight | a.AlignVCenter),
-            ("top", QRectF(r.left(), r.top() + 22, r.width(), 20), a.AlignHCenter | a.AlignTop),
+            ("top", QRectF(r.left(), r.top() + 40, r.width(), 20), a.AlignHCenter | a.AlignTop),
             ("bottom", QRectF(r.left(), r.bottom() - 24, r.width(), 20),
              a.AlignHCenter | a.AlignBottom),
         ):
