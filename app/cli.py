@@ -557,6 +557,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _with_export_uids(plan: Plan, volume: Volume, plan_path: Path) -> Plan:
     """A CT without Study / Series UIDs: create them once, before the long export, and
     keep them in the plan file so that every later export files into the same study."""
+    from planning.export.any_plan import is_plan_file
     from planning.export.study_uids import missing_uids, with_export_uids
     from planning.plan_file import save_plan
 
@@ -564,8 +565,7 @@ def _with_export_uids(plan: Plan, volume: Volume, plan_path: Path) -> Plan:
     if not changed:
         return plan
     what = " and ".join(missing_uids(volume))
-    name = plan_path.name.lower()
-    if name.endswith(".json") and not name.endswith(".mrk.json"):
+    if is_plan_file(plan_path):
         save_plan(plan, plan_path)
         print(f"Note: the CT has no {what}; the exports are filed in study {plan.study_uid}, "
               f"kept in {plan_path} for later exports.")

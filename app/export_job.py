@@ -65,10 +65,6 @@ class ExportReport:
     written: list[Path] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)  # what arrived, in words
     notes: list[str] = field(default_factory=list)
-    plan: Plan | None = None
-    """The plan as exported: with the study / series UIDs created for a UID-less CT."""
-    plan_changed: bool = False
-    """True when those UIDs were created by this export: the caller must keep ``plan``."""
 
 
 def export_plan(
@@ -101,9 +97,9 @@ def export_plan(
         raise ExportError("A DICOM SEG needs the anatomy (vertebrae and canal), and none was "
                           "found for this CT.")
     report = ExportReport()
-    # a CT without Study / Series UIDs: one new study for all of this plan's exports
-    plan, report.plan_changed = with_export_uids(plan, volume)
-    report.plan = plan
+    # a CT without Study / Series UIDs: one new study for all of this export's objects (the
+    # window and the CLI give the plan its UIDs beforehand and keep them in it)
+    plan, _ = with_export_uids(plan, volume)
     uids_note = created_uids_note(plan, volume)
     if uids_note:
         report.notes.append(uids_note)

@@ -53,6 +53,7 @@ from planning.anatomy.model import Anatomy, names_uncertain
 from planning.carm import working_views
 from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
+from planning.export.any_plan import is_plan_file
 from planning.mask_reslice import mask_mesh
 from planning.plan import Plan, Side, level_index
 from planning.plan_file import SUFFIX, FrameMismatchError, check_frame
@@ -672,8 +673,7 @@ class PlanWorkspace(QObject):
                     return False
                 plan = check_frame(plan, volume.frame_of_reference_uid, force_other_frame=True)
             # an SR or markups file is imported, not edited: saving writes a new plan file
-            name = Path(path).name.lower()
-            imported = not name.endswith(".json") or name.endswith(".mrk.json")
+            imported = not is_plan_file(path)
             if not plan.frame_of_reference_uid:  # markups carry no frame: this CT's
                 plan = replace(plan, study_uid=volume.study_uid, series_uid=volume.series_uid,
                                frame_of_reference_uid=volume.frame_of_reference_uid)

@@ -276,11 +276,16 @@ class CArmSetting:
         E.g. ``["RAO 15° CRAN 10° (C-arm display, patient registered head-first supine)",
         "LAO 165° CRAN 10° (DICOM, patient-referenced)"]``.
         """
-        check_convention(lead)
+        return self._labelled(lead, CONVENTION_NAMES, "both conventions: patient supine")
+
+    def _labelled(self, lead: Convention, names: dict[str, str], agreed: str) -> list[str]:
+        """Each convention's angles with its name from ``names``, ``lead`` first; one line
+        labelled ``agreed`` when both give the same numbers."""
         if self.conventions_agree:
-            return [f"{self.table.label()} (both conventions: patient supine)"]
+            check_convention(lead)
+            return [f"{self.table.label()} ({agreed})"]
         order: tuple[Convention, Convention] = (lead, other_convention(lead))
-        return [f"{self.angles(c).label()} ({CONVENTION_NAMES[c]})" for c in order]
+        return [f"{self.angles(c).label()} ({names[c]})" for c in order]
 
     def tag(self, lead: Convention = DEFAULT_CONVENTION) -> str:
         """The lead convention's angles with a short label: "RAO 15° CRAN 0° (C-arm HFS)"."""
@@ -288,17 +293,11 @@ class CArmSetting:
 
     def tags(self, lead: Convention = DEFAULT_CONVENTION) -> list[str]:
         """`angle_lines` with the short labels of `CONVENTION_TAGS`, for narrow captions."""
-        if self.conventions_agree:
-            return [f"{self.table.label()} (both: supine)"]
-        return [self.tag(lead), self.tag(other_convention(lead))]
+        return self._labelled(lead, CONVENTION_TAGS, "both: supine")
 
     def lines(self, lead: Convention = DEFAULT_CONVENTION) -> list[str]:
         """`angle_lines` and then the detector's position in words."""
         return [*self.angle_lines(lead), self.words]
-
-    def text(self, lead: Convention = DEFAULT_CONVENTION) -> str:
-        """`lines` joined on one line with "; "."""
-        return "; ".join(self.lines(lead))
 
 
 def working_views(
@@ -306,9 +305,8 @@ def working_views(
 ) -> dict[str, CArmSetting]:
     """The working views of one needle, ``"bulls_eye"`` and ``"progression"``, as settings
     readable in both conventions (see `CArmSetting`)."""
-    d = trajectory.direction
     return {
-        "bulls_eye": CArmSetting.from_beam(_detector_above_table(-d, position, -d), position),
+        "bulls_eye": CArmSetting.from_beam(bulls_eye_beam_lps(trajectory, position), position),
         "progression": CArmSetting.from_beam(progression_beam_lps(trajectory, position),
                                              position),
     }
@@ -350,9 +348,13 @@ def bulls_eye(trajectory: Trajectory, position: PatientPosition = "prone") -> CA
     needle steeper than 45° to the axial plane gives an angle `is_reachable` rejects; it is
     returned anyway so the caller can say so.
     """
+    return angles_for_beam(bulls_eye_beam_lps(trajectory, position), position)
+
+
+def bulls_eye_beam_lps(trajectory: Trajectory, position: PatientPosition = "prone") -> FloatArray:
+    """Beam for `bulls_eye`: along the needle, the detector above the table."""
     d = trajectory.direction
-    beam = _detector_above_table(-d, position, -d)
-    return angles_for_beam(beam, position)
+    return _detector_above_table(-d, position, -d)
 
 
 def progression_beam_lps(trajectory: Trajectory, position: PatientPosition = "prone") -> FloatArray:

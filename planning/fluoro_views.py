@@ -31,6 +31,7 @@ from planning.carm import (
     PatientPosition,
     beam_direction_lps,
     bulls_eye,
+    bulls_eye_beam_lps,
     check_convention,
     progression_beam_lps,
     progression_view,
@@ -166,7 +167,7 @@ def needle_views(trajectory: Trajectory, setup: FluoroSetup = FluoroSetup()) -> 
     """The bull's-eye and progression views of one needle, centred on its middle."""
     middle = (trajectory.entry + trajectory.target) / 2.0
     eye = bulls_eye(trajectory, setup.position)
-    eye_beam = beam_direction_lps(eye, setup.position)
+    eye_beam = bulls_eye_beam_lps(trajectory, setup.position)
     prog = progression_view(trajectory, setup.position)
     prog_beam = progression_beam_lps(trajectory, setup.position)
     return [

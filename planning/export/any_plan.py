@@ -18,6 +18,13 @@ def is_dicom_file(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
+def is_plan_file(path: str | Path) -> bool:
+    """Whether ``path`` names a plan file (``.vplan.json``), which saving writes back to, and
+    not a form a plan is imported from (a DICOM SR, 3D Slicer markups)."""
+    name = Path(path).name.lower()
+    return name.endswith(".json") and not name.endswith(".mrk.json")
+
+
 def load_any_plan(path: str | Path) -> Plan:
     """The plan in ``path``; errors name the file and what is wrong with it."""
     p = Path(path)

@@ -774,7 +774,7 @@ def _carm_page(pdf: _ReportPDF, plan: Plan, setup: FluoroSetup) -> None:
     pdf.ln(1.5)
     pdf.set_font(FONT, "", 7.5)
     pdf.set_text_color(*DARK)
-    for line in (carm_note(setup), FLUORO_NOTES[0].split(" Seen from")[0]):
+    for line in (carm_note(setup), VIEWS_NOTE):
         pdf.set_x(MARGIN)
         pdf.multi_cell(CONTENT_W, 3.5, line, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(0.8)
@@ -839,11 +839,13 @@ def carm_note(setup: FluoroSetup) -> str:
     )
 
 
+VIEWS_NOTE = ("Bull's-eye: the beam runs along the needle (a ring round a dot). Progression: "
+              "the beam is perpendicular to the needle, nearest to lateral, to watch the tip "
+              "advance.")
 FLUORO_NOTES = (
-    "Bull's-eye: the beam runs along the needle (a ring round a dot). Progression: the beam "
-    "is perpendicular to the needle, nearest to lateral, to watch the tip advance. Seen from "
-    "the detector, as on the C-arm monitor; edge letters: L left, R right, A anterior, "
-    "P posterior, S head, I feet. Scale bars are true at the isocentre (the level) only. "
+    f"{VIEWS_NOTE} Seen from the detector, as on the C-arm monitor; edge letters: L left, "
+    "R right, A anterior, P posterior, S head, I feet. Scale bars are true at the isocentre "
+    "(the level) only. "
     "Needle shadows in their status colours. Simulated from the CT at about 2 mm: an aid to "
     "check the plan on the C-arm, not a substitute for live fluoroscopy.",
 )

@@ -14,14 +14,14 @@ from dataclasses import replace
 
 from pydicom.uid import generate_uid
 
+from planning.io.dicom_series import missing_uid_names
 from planning.plan import Plan
 from planning.volume import Volume
 
 
 def missing_uids(volume: Volume) -> list[str]:
     """The UIDs the CT lacks, as words: ["Study Instance UID", "Series Instance UID"]."""
-    return [f"{name} Instance UID" for name, uid in (("Study", volume.study_uid),
-                                                      ("Series", volume.series_uid)) if not uid]
+    return missing_uid_names(volume.study_uid, volume.series_uid)
 
 
 def with_export_uids(plan: Plan, volume: Volume) -> tuple[Plan, bool]:

@@ -343,17 +343,22 @@ def _slice_grid(
     return SliceGrid(lower, weight, positions[0], step_lps)
 
 
+def missing_uid_names(study_uid: str, series_uid: str) -> list[str]:
+    """The blank ones, as words: ["Study Instance UID", "Series Instance UID"]."""
+    return [f"{name} Instance UID" for name, uid in (("Study", study_uid),
+                                                      ("Series", series_uid)) if not uid]
+
+
 def missing_uid_warning(study_uid: str, series_uid: str) -> str:
     """The load warning for a CT whose Study or Series Instance UID is blank ("" if none).
 
     Anonymisers leave them so. Said at load, not at the end of a long export: the exports
     then file the plan in a study VertebroPlan creates (`planning.export.study_uids`).
     """
-    names = [name for name, uid in (("Study", study_uid), ("Series", series_uid)) if not uid]
+    names = missing_uid_names(study_uid, series_uid)
     if not names:
         return ""
-    what = " and ".join(f"{n} Instance UID" for n in names)
-    return (f"The CT has no {what} (an anonymiser may have removed "
+    return (f"The CT has no {' and '.join(names)} (an anonymiser may have removed "
             f"{'it' if len(names) == 1 else 'them'}): its exports (PDF, SR, SEG, sending) "
             "will be filed in a new study that VertebroPlan creates and keeps in the plan.")
 

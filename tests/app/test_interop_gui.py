@@ -37,9 +37,8 @@ def _needle(truth, level: str, side: Side) -> Trajectory:
                       tuple(p.entry_lps + 0.8 * reach * p.direction_lps), "11G")
 
 
-@pytest.fixture
-def window(qtbot, demo, monkeypatch):
-    volume, truth, anatomy = demo
+def _open(qtbot, monkeypatch, volume, anatomy) -> MainWindow:
+    """The window on ``volume`` with ``anatomy``, leaving without asking to save."""
     win = MainWindow(Controller(auto_anatomy=False))
     qtbot.addWidget(win)
     win.resize(1600, 960)
@@ -48,6 +47,13 @@ def window(qtbot, demo, monkeypatch):
     monkeypatch.setattr(win.workspace, "confirm_discard", lambda _doing: True)
     win.controller.set_volume(volume)
     win.controller.set_anatomy(anatomy)
+    return win
+
+
+@pytest.fixture
+def window(qtbot, demo, monkeypatch):
+    volume, truth, anatomy = demo
+    win = _open(qtbot, monkeypatch, volume, anatomy)
     plan = win.workspace.document.plan
     for side in Side:
         plan = plan.with_trajectory(_needle(truth, "L2", side))
@@ -141,14 +147,7 @@ def test_a_ct_without_uids_warns_at_load_and_exports_into_one_kept_study(qtbot, 
     volume, truth, anatomy = demo
     blank = dataclasses.replace(volume, study_uid="", series_uid="",
                                 warnings=[missing_uid_warning("", ""), *volume.warnings])
-    win = MainWindow(Controller(auto_anatomy=False))
-    qtbot.addWidget(win)
-    win.resize(1600, 960)
-    win.show()
-    qtbot.waitExposed(win)
-    monkeypatch.setattr(win.workspace, "confirm_discard", lambda _doing: True)
-    win.controller.set_volume(blank)
-    win.controller.set_anatomy(anatomy)
+    win = _open(qtbot, monkeypatch, blank, anatomy)
     assert win.warning_label.isVisible()
     assert "no Study Instance UID and Series Instance UID" in win.warning_label.toolTip() + \
         win.warning_label.text()
