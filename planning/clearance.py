@@ -105,7 +105,11 @@ class SignedDistance:
         src = inside[box[0][0] : box[0][1], box[1][0] : box[1][1], box[2][0] : box[2][1]]
         sub[: src.shape[0], : src.shape[1], : src.shape[2]] = src
         smooth = gaussian_filter(sub, SMOOTH_SIGMA_VOX, mode="constant", cval=0.0)
-        verts_kji, _, normals_kji, _ = marching_cubes(smooth, level=0.5, step_size=step_vox)
+        # a sliver of one or two voxels smooths below 0.5 everywhere: its surface is then
+        # taken at half its peak, around those voxels (a level of it may be a sliver on a
+        # coarse, tilted grid; no surface at all would stop the checks)
+        level = min(0.5, 0.5 * float(smooth.max()))
+        verts_kji, _, normals_kji, _ = marching_cubes(smooth, level=level, step_size=step_vox)
         shift = np.eye(4)
         shift[:3, 3] = [box[2][0], box[1][0], box[0][0]]
         crop_affine = affine @ shift

@@ -81,6 +81,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from planning.anatomy.model import Anatomy, VertebraGeometry
+from planning.errors import VertebroPlanError
 from planning.plan import LEVEL_NAMES
 from planning.progress import Progress
 from planning.volume import Volume
@@ -188,7 +189,7 @@ class BodyProfile:
         """(posterior, anterior) wall positions along the anterior axis, mm."""
         h = self.strip_height()
         if not np.isfinite(h).any():
-            raise ValueError(f"{self.geometry.name}: no body in the mid-sagittal strip")
+            raise BodyNotMeasurable(f"{self.geometry.name}: no body in the mid-sagittal strip")
         tall = np.flatnonzero(h >= WALL_FRACTION * np.nanmax(h))
         return float(self.anterior_mm[tall[0]]), float(self.anterior_mm[tall[-1]])
 
@@ -197,6 +198,11 @@ class BodyProfile:
         cols = (self.anterior_mm >= lo_mm - 1e-9) & (self.anterior_mm <= hi_mm + 1e-9)
         h = self.height_mm[np.ix_(self.strip, cols)]
         return float(np.nanmedian(h)) if np.isfinite(h).any() else math.nan
+
+
+class BodyNotMeasurable(VertebroPlanError, ValueError):
+    """A level's body cannot be measured (no body in its mid-sagittal strip): it is left
+    ungraded, never given a grade from a failed measurement."""
 
 
 def body_mask(anatomy: Anatomy, level: str) -> BoolArray:
@@ -211,7 +217,8 @@ def body_profile(anatomy: Anatomy, level: str, mask: BoolArray | None = None,
     m = body_mask(anatomy, level) if mask is None else mask
     k, j, i = np.nonzero(m)
     if k.size == 0:
-        raise ValueError(f"{level}: the anatomy has no vertebral body voxels for this level")
+        raise BodyNotMeasurable(f"{level}: the anatomy has no vertebral body voxels for "
+                                "this level")
     lo = np.array([k.min(), j.min(), i.min()]) - 2
     hi = np.array([k.max(), j.max(), i.max()]) + 3
     lo = np.maximum(lo, 0)
@@ -718,7 +725,8 @@ def assess_fractures(volume: Volume, anatomy: Anatomy, progress: Progress | None
                      ) -> dict[str, FractureAssessment]:
     """Assess every level of ``anatomy`` (cranial to caudal).
 
-    A level without body voxels has nothing to measure and is left out. Neighbours are
+    A level without body voxels, or whose body has no mid-sagittal strip to measure
+    (`BodyNotMeasurable`), is left out: it shows as not assessed, never with a grade. Neighbours are
     the adjacent levels in the spine (T12 and L2 for L1) that are present in the anatomy.
     """
     order = _spine_order(anatomy.levels)
@@ -728,7 +736,10 @@ def assess_fractures(volume: Volume, anatomy: Anatomy, progress: Progress | None
         if progress is not None:
             progress.report(n, total, f"Measuring the body of {level}")
         if level not in NOT_GRADED_LEVELS and body_mask(anatomy, level).any():
-            measured[level] = _measure(volume, anatomy, level)
+            try:
+                measured[level] = _measure(volume, anatomy, level)
+            except BodyNotMeasurable:
+                continue  # "not assessed" for this level; the others are still graded
     intact = {lv for lv, m in measured.items()
               if not m.profile.truncated and genant_grade(m.own_loss) == 0}
     out: dict[str, FractureAssessment] = {}

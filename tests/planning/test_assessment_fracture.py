@@ -298,3 +298,19 @@ def test_a_body_cut_by_the_scan_of_a_restored_ct_is_not_graded(storing: str) -> 
     t12 = assess_fractures(volume, anatomy_from_ct(volume))["T12"]
     assert t12.genant_grade is None
     assert "scan" in t12.notes[0]
+
+
+def test_a_body_that_cannot_be_measured_is_left_ungraded_not_a_crash(
+        demo: tuple[Volume, DemoTruth, Anatomy]) -> None:
+    """L3's body voxels cut away along its mid-sagittal strip (what a broken automatic body
+    can look like): L3 has no grade — not a crash, not a grade from a failed measurement —
+    and the other levels are still graded."""
+    volume, anatomy = demo_copy(demo)
+    box, local = local_voxels(anatomy, "L3")
+    strip = np.abs(local[..., 0]) <= 6.0  # the level's own left–right axis, mm
+    in_l3 = anatomy.vertebra_mask("L3")[box]
+    anatomy.bodies[box][strip & in_l3] = False
+    assert anatomy.bodies[box][in_l3].any()  # L3 still has body voxels, off the midline
+    out = assess_fractures(volume, anatomy)
+    assert "L3" not in out
+    assert out["L1"].genant_grade == 2 and out["L2"].genant_grade == 0

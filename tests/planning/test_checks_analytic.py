@@ -144,3 +144,19 @@ def test_breach_grade_boundaries() -> None:
         "D",
         "E",
     ]
+
+
+def test_a_one_voxel_sliver_still_has_a_surface() -> None:
+    """A vertebra label cut down to one voxel (seen on a tilted, coarse automatic
+    segmentation) smooths below 0.5 everywhere; its surface is still found around the
+    voxel, so building the checks does not fail."""
+    from planning.clearance import SignedDistance
+
+    mask = np.zeros((9, 9, 9), dtype=bool)
+    mask[4, 4, 4] = True
+    affine = np.diag([2.0, 2.0, 3.0, 1.0])
+    field = SignedDistance.build(mask, affine)
+    centre = np.array([[8.0, 8.0, 12.0]])  # the voxel's LPS position
+    far = np.array([[8.0, 8.0, 30.0]])
+    d_centre, d_far = field.refined_many(centre)[0][0], field.refined_many(far)[0][0]
+    assert d_centre < 0.5 and 15.0 < d_far < 19.0
