@@ -53,6 +53,10 @@ BODY_SEARCH_MM = (4.0, 75.0)  # from the canal centre, anteriorly
 BODY_Z_WINDOW_MM = 10.0  # bone is pooled over ± this so that disc slices still see bodies
 BODY_MIN_FRACTION, BODY_END_FRACTION = 0.3, 0.12
 BODY_CARRY_MM = 24.0  # see `_carry_body`
+BODY_FRONT_HU = 60.0  # below this in front of the body: fat, muscle, blood (`_body_path`)
+BODY_FRONT_GAP_MM = 4.0
+BODY_DEPTH_MM = (20.0, 50.0)  # a body's depth, posterior to anterior cortex, pooled and blurred
+SOFT_TISSUE_HU = 40.0  # what a contrast-filled vessel's lumen counts as there
 
 BoolArray = NDArray[np.bool_]
 Float32Array = NDArray[np.float32]
@@ -95,6 +99,9 @@ class SpineColumn:
     body_ij: FloatArray
     slices: slice
     closed_fraction: float
+    body_depth_mm: FloatArray
+    """Per slice, the body's depth from its posterior to its anterior cortex along the
+    midline (NaN where no body was found): the scale a vertebra's height goes with."""
 
 
 def working_grid(ct: Volume, spacing_mm: float | None = None,
@@ -155,14 +162,15 @@ def find_column(grid: WorkGrid) -> SpineColumn:
     vessels = find_vessels(hu, grid.affine_lps, s, bone_kji=posterior_body_points(canal_ij, s),
                            box=_around_canal(canal_ij, hu.shape, s))
     bone &= ~vessels.lumen & ~vessels.wall_calcium
-    body_ij = _body_path(bone, canal_ij, covered, s)
+    body_ij, depth = _body_path(bone, np.where(vessels.lumen, SOFT_TISSUE_HU, hu), canal_ij,
+                                covered, s)
     first, last = int(covered[0]), int(covered[-1])
     closed = float(np.isfinite(canal_ij[first:last + 1, 0]).mean())
     canal_ij = _fill_and_smooth(canal_ij, covered, s)
     body_ij = _carry_body(body_ij, canal_ij, last, s)
     body_ij = _fill_and_smooth(body_ij, np.flatnonzero(np.isfinite(body_ij[:, 0])), s)
     return SpineColumn(grid, bone, metal, vessels, canal, canal_ij, body_ij,
-                       slice(first, last + 1), closed)
+                       slice(first, last + 1), closed, depth)
 
 
 VESSEL_REACH_MM = 90.0  # vessels are looked for this far around the canal (sideways, front)
@@ -374,16 +382,36 @@ def _carry_body(body_ij: FloatArray, canal_ij: FloatArray, last: int, s: float
     return out
 
 
-def _body_path(bone: BoolArray, canal_ij: FloatArray, covered: NDArray[np.intp], s: float
-               ) -> FloatArray:
-    """Per slice (i, j) of the vertebral body's middle, anterior (−j) of the canal."""
+def _body_path(bone: BoolArray, hu: Float32Array, canal_ij: FloatArray,
+               covered: NDArray[np.intp], s: float) -> tuple[FloatArray, FloatArray]:
+    """Per slice (i, j) of the vertebral body's middle, anterior (−j) of the canal, and
+    the body's depth (mm) there.
+
+    Along a midline band forwards from the canal, pooled over ±`BODY_Z_WINDOW_MM`: the body
+    is the first stretch whose mean HU is above soft tissue (`BODY_FRONT_HU`), or that is
+    `BODY_MIN_FRACTION` bone, and it ends where the HU falls to soft tissue for
+    `BODY_FRONT_GAP_MM`, or at the stretch's last bone (`BODY_END_FRACTION`, its anterior
+    cortex) if that comes first.
+
+    Why HU and not the bone mask: the cancellous interior of a porotic body is mostly below
+    `BONE_HU` (10–20 % of its voxels above it on the real abdominal CT), so "the first gap in
+    the bone" ended the body just behind its posterior wall on some slices and at its front
+    on others: the middle jumped by 20 mm between slices, and the disc profile sampled along
+    it found "discs" in the middle of bodies once the grid was turned 5°. On a grid resampled
+    twice the cortex itself is blurred below `BONE_HU`. The interior stays above soft tissue
+    (fat −100, muscle and unenhanced blood 40–55 HU; a contrast-filled lumen is given
+    `SOFT_TISSUE_HU`, and a disc, ~80 HU, continues the column).
+    """
     half = max(1, round(BODY_BAND_MM / s))
     zwin = 2 * round(BODY_Z_WINDOW_MM / s) + 1
     pooled = ndimage.uniform_filter1d(bone.astype(np.float32), size=zwin, axis=0)
+    pooled_hu = ndimage.uniform_filter1d(hu, size=zwin, axis=0)
     near, far = (round(m / s) for m in BODY_SEARCH_MM)
+    front_gap = max(1, round(BODY_FRONT_GAP_MM / s))
     first, last = int(covered[0]), int(covered[-1])
     known = _fill_and_smooth(canal_ij, covered, s)
     out = np.full_like(canal_ij, np.nan)
+    depth = np.full(canal_ij.shape[0], np.nan)
     for k in range(first, last + 1):
         ci, cj = known[k]
         i0, i1 = max(0, round(ci) - half), min(bone.shape[2], round(ci) + half + 1)
@@ -392,11 +420,27 @@ def _body_path(bone: BoolArray, canal_ij: FloatArray, covered: NDArray[np.intp],
         if j_hi <= j_lo or i1 <= i0:
             continue
         frac = pooled[k, j_lo:j_hi, i0:i1].mean(axis=1)[::-1]  # from the canal forwards
-        start = np.flatnonzero(frac >= BODY_MIN_FRACTION)
+        band_hu = pooled_hu[k, j_lo:j_hi, i0:i1].mean(axis=1)[::-1]
+        start = np.flatnonzero((frac >= BODY_MIN_FRACTION) | (band_hu >= BODY_FRONT_HU))
         if start.size == 0:
             continue
-        end = np.flatnonzero(frac[start[0]:] < BODY_END_FRACTION)
-        stop = start[0] + (int(end[0]) if end.size else frac.size - start[0])
+        soft = band_hu[start[0]:] < BODY_FRONT_HU
+        # the front: the first run of soft tissue `BODY_FRONT_GAP_MM` long
+        run = np.convolve(soft, np.ones(front_gap), mode="valid") >= front_gap
+        stop = start[0] + (int(np.argmax(run)) if run.any() else soft.size)
+        if stop <= start[0]:
+            continue
+        # an enhanced liver or bowel wall can follow the body without a fat plane: the front
+        # is then its anterior cortex, the last bone of the stretch
+        bony = np.flatnonzero(frac[start[0]:stop] >= BODY_END_FRACTION)
+        if bony.size:
+            stop = min(stop, start[0] + int(bony[-1]) + 1 + front_gap)
+        if (stop - start[0]) * s > BODY_DEPTH_MM[1]:
+            # something dense lies against the front (a calcified or stented aorta, the
+            # crus): no body is this deep, so the front is the deepest dip in between
+            lo, hi = (start[0] + round(m / s) for m in BODY_DEPTH_MM)
+            stop = lo + int(np.argmin(band_hu[lo:hi]))
         middle = (start[0] + stop - 1) / 2.0
         out[k] = (ci, j_hi - 1 - middle)
-    return out
+        depth[k] = (stop - start[0]) * s
+    return out, depth

@@ -11,6 +11,7 @@ import pytest
 from scipy import ndimage
 
 from planning.anatomy.label_tables import TOTALSEGMENTATOR, VERSE
+from planning.anatomy.model import Anatomy
 from planning.clearance import SignedDistance, min_along_segment
 from planning.demo.painted import PaintedPhantom, paint_from_labels
 from planning.grid_lookup import nearest_voxels
@@ -54,11 +55,16 @@ def vessel_clearance_mm(field: SignedDistance, t: Trajectory) -> float:
     return min_along_segment(field, t.entry, t.target)[0] - t.radius_mm
 
 
-def tip_in_truth_body(ph: PaintedPhantom, t: Trajectory) -> bool:
+def tip_in_truth_body(ph: PaintedPhantom, t: Trajectory, found: Anatomy) -> bool:
+    """Whether the needle's tip lies in the body of the painted vertebra that its level
+    is (the truth vertebra nearest to the automatic level's centroid, not the one of the
+    same name: the phantom shows neither ribs nor ilia, so its names are uncertain)."""
     a = ph.anatomy
+    centre = found.levels[t.level].centroid_lps
+    same = min(a.levels.values(), key=lambda g: float(np.linalg.norm(g.centroid_lps - centre)))
     flat, ok = nearest_voxels(a.index_from_lps, a.labels.shape, t.target[None])
     return bool(ok[0] and a.bodies.ravel()[flat[0]]
-                and a.labels.ravel()[flat[0]] == a.levels[t.level].code)
+                and a.labels.ravel()[flat[0]] == same.code)
 
 
 def truth_vessel_points(ph: PaintedPhantom) -> np.ndarray:

@@ -96,6 +96,14 @@ def test_ribs_everywhere_are_thoracic_but_uncertain() -> None:
     assert naming.confidence < LOW_NAME_CONFIDENCE
 
 
+def test_below_the_ribs_seen_an_unknown_vertebra_is_not_named_lumbar() -> None:
+    """The thorax CT's lowest vertebra, cut by the scan, has its rib zone out of view: with
+    no rib-free vertebra anywhere, it is T12 (uncertain), not L1."""
+    naming = name_levels(_chain([True] * 6 + [None]))
+    assert naming.names[-1] == "T12"
+    assert naming.confidence < LOW_NAME_CONFIDENCE
+
+
 def test_no_cue_is_uncertain() -> None:
     naming = name_levels(_chain([None] * 5))
     assert naming.confidence < LOW_NAME_CONFIDENCE
@@ -107,7 +115,8 @@ def _found(path: Path) -> tuple[list[Segment], list[float]]:
     grid = working_grid(load_path(path))
     column = find_column(grid)
     ks, profile = body_profile(column)
-    spans = segments(column, disc_slices(ks, profile, grid.spacing_mm), ks)
+    spans = segments(column, disc_slices(ks, profile, grid.spacing_mm, column.body_depth_mm[ks]),
+                     ks)
     labels = vertebra_labels(column, spans)
     z = [float(grid.to_lps([0.0, 0.0, (a + b) / 2.0])[2]) for a, b, _ in spans]
     assert rib_roots(column).left.shape == (column.bone.shape[0],)

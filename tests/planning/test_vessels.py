@@ -72,7 +72,7 @@ def test_phantom_vessels_found_and_never_bone(abdomen, variant: str) -> None:
     assert len(proposal.plan.trajectories) >= 4
     for t in proposal.plan.trajectories:
         assert pc.vessel_clearance_mm(field, t) >= 3.0, t.label
-        assert pc.tip_in_truth_body(ph, t), t.label
+        assert pc.tip_in_truth_body(ph, t, anatomy), t.label
         assert proposal.results[t.key].vessel_clearance_mm >= 3.0
 
 
