@@ -132,9 +132,7 @@ def _aligned_grid(mask: BoolArray, affine_lps: FloatArray
     spacing = np.linalg.norm(affine_lps[:3, :3], axis=0)
     directions = affine_lps[:3, :3] / spacing
     nearest = np.argmax(np.abs(directions), axis=0)  # LPS axis of each of (i, j, k)
-    slice_normal = directions[:, 2 - slice_axis(affine_lps)]
-    if len(set(nearest.tolist())) < 3 or abs(slice_normal[2]) >= np.cos(
-            np.radians(OBLIQUE_DEG)):  # slices across the patient's axis, turned or not
+    if not slices_tilted(affine_lps):
         return None
     idx = np.argwhere(mask)
     if idx.size == 0:
@@ -153,6 +151,17 @@ def _aligned_grid(mask: BoolArray, affine_lps: FloatArray
     grid[:3, :3] = np.diag(step)
     grid[:3, 3] = origin
     return grid, (int(size[2]), int(size[1]), int(size[0]))
+
+
+def slices_tilted(affine_lps: FloatArray) -> bool:
+    """Whether the grid's slices (across its axis nearest to the patient's head–feet axis)
+    are tilted more than `OBLIQUE_DEG` from the patient's axial plane, or its axes do not
+    each follow a different LPS axis. A grid turned about head–feet only is not tilted."""
+    directions = affine_lps[:3, :3] / np.linalg.norm(affine_lps[:3, :3], axis=0)
+    nearest = np.argmax(np.abs(directions), axis=0)
+    slice_normal = directions[:, 2 - slice_axis(affine_lps)]
+    return len(set(nearest.tolist())) < 3 or abs(slice_normal[2]) < np.cos(
+        np.radians(OBLIQUE_DEG))
 
 
 def _resampled(mask: BoolArray, affine_lps: FloatArray, to_affine: FloatArray,

@@ -62,7 +62,7 @@ class LabelMapError(VertebroPlanError, ValueError):
 def anatomy_from_label_map(ct: Volume, labels: Volume, table: LabelTable,
                            progress: Progress | None = None, *,
                            bodies: Volume | None = None,
-                           canal_across_patient: bool = True) -> Anatomy:
+                           canal: Volume | None = None) -> Anatomy:
     """Canal, vertebrae, bodies and local frames from a vertebra label map on (or near) ``ct``.
 
     Parameters
@@ -77,10 +77,10 @@ def anatomy_from_label_map(ct: Volume, labels: Volume, table: LabelTable,
         Reported between stages; may raise `Cancelled`.
     bodies
         Optional body map on any grid: 1 = vertebral bodies, 2 = intervertebral discs.
-    canal_across_patient
-        Seek the canal's bony ring on slices across the patient's head–feet axis even when
-        the grid is tilted (`derive_canal`); the automatic anatomy, whose labels are cut
-        from the CT by a threshold, keeps to the grid's own slices (see `anatomy_from_ct`).
+    canal
+        Optional canal mask (non-zero = canal) on any grid, found by the caller: used
+        instead of deriving the canal from the labels. The automatic anatomy finds its canal
+        on an LPS-aligned copy of a tilted CT (see `anatomy_from_ct`).
     """
     progress = progress or no_progress()
     name = _source_name(labels, table)
@@ -92,17 +92,20 @@ def anatomy_from_label_map(ct: Volume, labels: Volume, table: LabelTable,
     body_map = _body_map(bodies, ct, box, crop.shape, warnings)
 
     progress.report(1, 4, "Finding the spinal canal")
-    canal, centreline = _canal(crop, vertebra, affine, table, name, warnings,
-                               canal_across_patient)
+    if canal is not None:
+        given = _resample(canal, ct, box, crop.shape) != 0
+        canal_mask, centreline = given & ~vertebra, centreline_of(given, affine)
+    else:
+        canal_mask, centreline = _canal(crop, vertebra, affine, table, name, warnings)
     if body_map is not None:
-        canal &= body_map != BODY_MAP_BODY
+        canal_mask &= body_map != BODY_MAP_BODY
 
     progress.report(2, 4, "Vertebral bodies and local axes")
     levels = _levels_present(counts, _codes_on_edge(crop, box, ct), table, affine, warnings)
     where = _voxels_by_code(crop, [code for _, code in levels])
     voxels = [_vertebra_voxels(where[code], crop.shape, level, code, affine, body_map)
               for level, code in levels]
-    canal_lps = _points_lps(np.flatnonzero(canal), crop.shape, affine)
+    canal_lps = _points_lps(np.flatnonzero(canal_mask), crop.shape, affine)
     geometries, split_bodies, frame_warnings = vertebra_geometries(voxels, canal_lps,
                                                                    centreline)
     warnings += frame_warnings
@@ -114,7 +117,7 @@ def anatomy_from_label_map(ct: Volume, labels: Volume, table: LabelTable,
     for (_, code), in_body in zip(levels, split_bodies, strict=True):
         kept.flat[where[code]] = code
         body_mask.flat[where[code][in_body]] = True  # empty where the body map gave it
-    anatomy = Anatomy(affine_lps=affine, labels=kept, canal=canal, bodies=body_mask,
+    anatomy = Anatomy(affine_lps=affine, labels=kept, canal=canal_mask, bodies=body_mask,
                       levels={g.name: g for g in geometries},
                       discs=_discs(crop, table, body_map), source=name, warnings=warnings)
     progress.report(4, 4, "Anatomy ready")
@@ -324,15 +327,13 @@ def _isin(array: NDArray[np.int16], codes: Iterable[int]) -> BoolArray:
 
 # ---- canal and levels ------------------------------------------------------------------
 def _canal(crop: Int16Array, vertebra: BoolArray, affine: FloatArray, table: LabelTable,
-           name: str, warnings: list[str], across_patient: bool
-           ) -> tuple[BoolArray, FloatArray]:
+           name: str, warnings: list[str]) -> tuple[BoolArray, FloatArray]:
     """The labelled canal if the table has one and it is present, else the derived one."""
     labelled = _isin(crop, table.canal_codes)
     if labelled.any():
         return labelled & ~vertebra, centreline_of(labelled, affine)
     hint = _isin(crop, table.canal_hint_codes)
-    estimate: CanalEstimate = derive_canal(vertebra, affine, hint if hint.any() else None,
-                                           across_patient=across_patient)
+    estimate: CanalEstimate = derive_canal(vertebra, affine, hint if hint.any() else None)
     if estimate.closed_fraction < MOSTLY_INTERPOLATED:
         warnings.append(f"The spinal canal was derived from {name}, but its bony ring is "
                         f"closed on only {estimate.closed_fraction:.0%} of the slices; the "

@@ -84,9 +84,9 @@ def _reference(maps: Maps) -> Anatomy:
 
 
 def _assert_proposals_stay_out_of_the_labelled_canal(ct: Volume, found: Anatomy,
-                                                     reference: Anatomy) -> int:
+                                                     reference: Anatomy) -> tuple[int, int]:
     """Proposals on the automatic anatomy, checked against the labels' canal and levels;
-    returns how many levels got at least one needle."""
+    returns how many levels got at least one needle, and how many needles."""
     levels = [name for name in LEVELS[:-1] if name in found.levels]
     proposal = propose(ct, found, CheckContext.build(ct, found), levels=levels)
     for level in levels:  # every level is planned, or its omission is explained
@@ -99,7 +99,7 @@ def _assert_proposals_stay_out_of_the_labelled_canal(ct: Volume, found: Anatomy,
         assert res.canal_clearance_mm >= MIN_CLEARANCE_MM and res.breach_grade == "A", (
             t.key, res.canal_clearance_mm)
         assert code.get(int(truth.label_at(t.target[None])[0])) == t.level, t.key
-    return len(proposal.plan.levels)
+    return len(proposal.plan.levels), len(proposal.plan.trajectories)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -114,11 +114,15 @@ def test_levels_named_and_placed_and_proposals_safe(scanned: Maps, variant: str)
         error = float(np.linalg.norm(found.levels[name].centroid_lps
                                      - reference.levels[name].centroid_lps))
         assert error <= MAX_ERROR_MM, f"{variant} {name}: {error:.1f} mm"
-    # measured 3–5 of 6 (as scanned and mirrored 5, oblique and 1 mm 3): a level whose paths
-    # all pass within the automatic anatomy's margin of its canal, or of the soft tissue
-    # beside it, is left out with the reason (see `planning.autoplan._Guard`)
-    planned = _assert_proposals_stay_out_of_the_labelled_canal(maps[0], found, reference)
-    assert planned >= 3
+    # a level whose paths all pass within the automatic anatomy's margin of its canal, or of
+    # the soft tissue beside it, or leave its bone, is left out with the reason (see
+    # `planning.autoplan._Guard`). Measured: as scanned and mirrored 5 levels; 1 mm 3;
+    # oblique 2 bilateral pairs since its canal is found across the patient's axis (before,
+    # 3 levels with 4 needles, one pair: the oblique CT's labels have holes in the pedicles,
+    # "no path stays in the bone", which refuses the others)
+    levels, needles = _assert_proposals_stay_out_of_the_labelled_canal(maps[0], found,
+                                                                       reference)
+    assert levels >= 2 and needles >= 4
 
 
 def test_cropped_to_three_levels_places_them_and_says_the_names_are_uncertain(
