@@ -10,8 +10,9 @@ is resampled through LPS onto each re-storing (`anatomy_from_label_map`).
 
 Per case it prints: levels found once each, split and missed vertebrae, names right, body
 centroid error, canal surface distance to the reference canal (mean and 95th percentile),
-Genant grades ≥ 1 and ≥ 2 (these spines have no visible fracture: every such grade is
-false), and the automatic plan: needles, needles within 1 mm of the reference canal, tips
+Genant grades ≥ 1 and ≥ 2 of the intact vertebrae (false), whether the fractured ones
+(`FRACTURED`: VerSe's L1, a wedge; nothing else in these CTs) were graded, and the
+automatic plan: needles, needles within 1 mm of the reference canal, tips
 outside their vertebra, and the clearance the checks report against the reference one.
 Then a summary line per metric over everything.
 
@@ -33,17 +34,30 @@ from planning.anatomy.from_ct import anatomy_from_ct
 from planning.anatomy.from_labels import anatomy_from_label_map
 from planning.anatomy.label_tables import TOTALSEGMENTATOR, VERSE, LabelTable
 from planning.anatomy.model import LOW_NAME_CONFIDENCE, Anatomy, crop_affine
-from planning.assessment.fracture import assess_fractures
+from planning.assessment.fracture import (
+    SHAPE_BICONCAVE,
+    SHAPE_CRUSH,
+    SHAPE_WEDGE,
+    assess_fractures,
+)
 from planning.autoplan import propose
 from planning.checks import CheckContext
 from planning.clearance import SignedDistance, min_along_segment
 from planning.demo.painted import paint_from_labels
+from planning.demo.painted_fracture import PaintedFracture, fractured_labels
 from planning.errors import VertebroPlanError
 from planning.grid_lookup import nearest_voxels
 from planning.io.nifti import load_nifti
 from planning.volume import Volume, kji_transform
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FRACTURED: dict[str, dict[str, tuple[int, str]]] = {
+    # read by eye on the midline sagittal and measured on the manual labels: L1's body is
+    # a wedge, 17 mm high in front against 24 mm at the back (Genant 2, 32 %), with a dense
+    # band across it; every other body of these CTs is intact
+    "ct-verse012-sagittal": {"L1": (2, SHAPE_WEDGE)},
+}
+PAINTED_FRACTURES = ((SHAPE_WEDGE, 0.35), (SHAPE_BICONCAVE, 0.30), (SHAPE_CRUSH, 0.45))
 MATCH_MM = 15.0  # an automatic level is the truth level whose body centre is this near
 NEAR_CANAL_MM = 1.0
 
@@ -64,8 +78,11 @@ class CaseResult:
     canal_mean_mm: float = float("nan")
     canal_p95_mm: float = float("nan")
     genant1: int = 0
-    genant2: int = 0
+    genant2: int = 0  # on vertebrae that are not fractured (`FRACTURED`): false
     graded: int = 0
+    fractures: int = 0  # fractured vertebrae (`FRACTURED`, painted) found once here…
+    fractures_found: int = 0  # …of them graded Genant ≥ 1…
+    fractures_graded_right: int = 0  # …within one grade of the truth, with its shape
     needles: int = 0
     unverified: int = 0  # needles at a vertebra the labels do not hold
     near_canal: int = 0
@@ -217,9 +234,13 @@ def storings(ct: Volume, truth: Anatomy, fast: bool) -> Iterator[tuple[str, Call
 
 
 # ---- the figures of one storing ---------------------------------------------------------
-def evaluate(name: str, ct: Volume, labels: Volume, table: LabelTable) -> CaseResult:
+def evaluate(name: str, ct: Volume, labels: Volume, table: LabelTable,
+             fractured: dict[str, tuple[int, str]] | None = None) -> CaseResult:
     """Automatic anatomy, fracture grades and plan on ``ct`` against the truth from
-    ``labels`` (on any grid)."""
+    ``labels`` (on any grid); ``fractured`` gives the truly fractured vertebrae (truth
+    names) with their Genant grade and shape: their grades are detections, not false
+    positives."""
+    fractured = fractured or {}
     res = CaseResult(name)
     start = time.perf_counter()
     try:
@@ -234,10 +255,20 @@ def evaluate(name: str, ct: Volume, labels: Volume, table: LabelTable) -> CaseRe
         res.error = f"anatomy failed: {exc}"
         res.missed = len(truth.levels)
         return res
-    matched = _levels(res, auto, truth)
+    truth_of = _levels(res, auto, truth)
+    matched = set(truth_of)
     _canal(res, auto, truth)
+    once = {a: t for a, t in truth_of.items() if list(truth_of.values()).count(t) == 1}
+    res.fractures = sum(t in fractured for t in once.values())
     try:
-        for a in assess_fractures(ct, auto).values():
+        for level, a in assess_fractures(ct, auto).items():
+            if once.get(level) in fractured:
+                grade, shape = fractured[once[level]]
+                res.fractures_found += (a.genant_grade or 0) >= 1
+                res.fractures_graded_right += (a.genant_grade is not None
+                                               and abs(a.genant_grade - grade) <= 1
+                                               and a.shape == shape)
+                continue
             if a.genant_grade is not None:
                 res.graded += 1
                 res.genant1 += a.genant_grade == 1
@@ -261,9 +292,9 @@ def evaluate(name: str, ct: Volume, labels: Volume, table: LabelTable) -> CaseRe
     return res
 
 
-def _levels(res: CaseResult, auto: Anatomy, truth: Anatomy) -> set[str]:
+def _levels(res: CaseResult, auto: Anatomy, truth: Anatomy) -> dict[str, str]:
     """Match automatic levels to the truth's by body centre: once each, split, missed.
-    Returns the automatic levels that matched a labelled vertebra."""
+    Returns the truth name of every automatic level that matched a labelled vertebra."""
     t_names = list(truth.levels)
     t_centres = np.array([truth.levels[n].centroid_lps for n in t_names])
     hits: dict[str, list[str]] = {n: [] for n in t_names}
@@ -285,7 +316,7 @@ def _levels(res: CaseResult, auto: Anatomy, truth: Anatomy) -> set[str]:
             res.split += 1
         else:
             res.missed += 1
-    return {name for found in hits.values() for name in found}
+    return {name: truth_name for truth_name, found in hits.items() for name in found}
 
 
 def _canal(res: CaseResult, auto: Anatomy, truth: Anatomy) -> None:
@@ -308,16 +339,17 @@ def _canal(res: CaseResult, auto: Anatomy, truth: Anatomy) -> None:
 
 # ---- running the family -------------------------------------------------------------------
 def run_family(fast: bool = False, painted: bool = True, data: Path = DATA,
-               out: Callable[[str], None] = print, only: set[str] | None = None
-               ) -> list[CaseResult]:
+               out: Callable[[str], None] = print, only: set[str] | None = None,
+               storing_has: str | None = None) -> list[CaseResult]:
     """Every labelled CT (or those named in ``only``), every storing (and its painted
-    phantom): one row each, then the summary."""
+    phantom; only those whose name holds ``storing_has``, when given): one row each, then
+    the summary."""
     results = []
     out("| CT, storing | levels once / truth | split | missed | names right (wrong, not "
         "marked uncertain) | centroid mm "
-        "(max) | canal mean / p95 mm | Genant ≥1 / ≥2 of graded | needles | < 1 mm of canal "
-        "| tips outside | clearance error mm (max) | s |")
-    out("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        "(max) | canal mean / p95 mm | false Genant ≥1 / ≥2 of graded | fractures found | "
+        "needles | < 1 mm of canal | tips outside | clearance error mm (max) | s |")
+    out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, folder, table in labelled_cts(data):
         if only is not None and name not in only:
             continue
@@ -325,15 +357,38 @@ def run_family(fast: bool = False, painted: bool = True, data: Path = DATA,
         labels = load_nifti(folder / "labels.nii.gz")
         truth = anatomy_from_label_map(ct, labels, table)
         cases: list[tuple[str, Callable[[], Volume]]] = list(storings(ct, truth, fast))
+        truth_of: dict[str, tuple[Volume, dict[str, tuple[int, str]]]] = {}
         if painted:
             cases.append(("painted phantom (vessels, table)",
                           lambda lb=labels, tb=table: paint_from_labels(lb, tb).ct))
+            for fracture in painted_fractures(truth, FRACTURED.get(name, {})):
+                storing = (f"painted phantom, {fracture.level} a {fracture.shape} fracture "
+                           f"({fracture.loss:.0%})")
+                broken = fractured_labels(labels, table, fracture)
+                truth_of[storing] = (broken, {**FRACTURED.get(name, {}), fracture.level:
+                                              (fracture.grade, fracture.shape)})
+                cases.append((storing, lambda lb=broken, tb=table: paint_from_labels(lb, tb).ct))
         for storing, make in cases:
-            r = evaluate(f"{name}, {storing}", make(), labels, table)
+            if storing_has is not None and storing_has not in storing:
+                continue
+            case_labels, case_fractured = truth_of.get(storing, (labels, FRACTURED.get(name)))
+            r = evaluate(f"{name}, {storing}", make(), case_labels, table, case_fractured)
             results.append(r)
             out(_row(r))
     out(_summary(results))
     return results
+
+
+def painted_fractures(truth: Anatomy, fractured: dict[str, tuple[int, str]]
+                      ) -> list[PaintedFracture]:
+    """One fracture of each shape (`PAINTED_FRACTURES`) painted on an intact vertebra of
+    this CT, away from the ends of the labelled spine (whose neighbours grade it)."""
+    inner = [n for n in list(truth.levels)[1:-1] if n not in fractured and n != "S1"]
+    if not inner:
+        return []
+    picks = [inner[0], inner[len(inner) // 2], inner[-1]]
+    return [PaintedFracture(level, shape, loss)
+            for level, (shape, loss) in zip(picks, PAINTED_FRACTURES, strict=True)]
 
 
 def _as_volume(volume: Volume) -> Volume:
@@ -349,7 +404,10 @@ def _row(r: CaseResult) -> str:
            if r.clearance_error_mm else "—")
     return (f"| {r.name} | {r.found_once}/{r.truth_levels} | {r.split} | {r.missed} | "
             f"{r.names_right}/{r.found_once} ({r.misnamed_sure}) | {cen} | {r.canal_mean_mm:.1f} / "
-            f"{r.canal_p95_mm:.1f} | {r.genant1} / {r.genant2} of {r.graded} | {r.needles}"
+            f"{r.canal_p95_mm:.1f} | {r.genant1} / {r.genant2} of {r.graded} | "
+            + (f"{r.fractures_found}/{r.fractures} ({r.fractures_graded_right} right)"
+               if r.fractures else "—")
+            + f" | {r.needles}"
             + (f" (+{r.unverified} at unlabelled vertebrae)" if r.unverified else "")
             + f" | {r.near_canal} | {r.tips_outside} | {err} | {r.seconds:.1f}"
             + (f" ({r.error})" if r.error else "") + " |")
@@ -370,7 +428,10 @@ def _summary(results: list[CaseResult]) -> str:
         f"- canal surface distance: mean ≤ 1 mm in {sum(c <= 1.0 for c in canal)} of "
         f"{len(canal)}, p95 ≤ 2 mm in {sum(c <= 2.0 for c in p95)} of {len(p95)}",
         f"- Genant ≥ 2 (false): {sum(r.genant2 for r in results)}; Genant 1: "
-        f"{sum(r.genant1 for r in results)} of {sum(r.graded for r in results)} graded",
+        f"{sum(r.genant1 for r in results)} of {sum(r.graded for r in results)} graded "
+        "intact vertebrae; fractured vertebrae graded ≥ 1: "
+        f"{sum(r.fractures_found for r in results)} of {sum(r.fractures for r in results)}"
+        f" (within one grade, shape right: {sum(r.fractures_graded_right for r in results)})",
         f"- needles: {sum(r.needles for r in results)}; within 1 mm of the reference canal: "
         f"{sum(r.near_canal for r in results)}; tips outside a vertebra: "
         f"{sum(r.tips_outside for r in results)}",
@@ -395,6 +456,8 @@ if __name__ == "__main__":
     parser.add_argument("--no-painted", action="store_true", help="leave out the phantoms")
     parser.add_argument("--only", action="append", metavar="CT",
                         help="only this labelled CT (its folder name); may repeat")
+    parser.add_argument("--storing", metavar="TEXT",
+                        help="only the storings whose name holds TEXT (e.g. 'rotated')")
     args = parser.parse_args()
     run_family(fast=args.fast, painted=not args.no_painted,
-               only=set(args.only) if args.only else None)
+               only=set(args.only) if args.only else None, storing_has=args.storing)
