@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,7 +259,8 @@ def evaluate(name: str, ct: Volume, labels: Volume, table: LabelTable,
     truth_of = _levels(res, auto, truth)
     matched = set(truth_of)
     _canal(res, auto, truth)
-    once = {a: t for a, t in truth_of.items() if list(truth_of.values()).count(t) == 1}
+    hits = Counter(truth_of.values())
+    once = {a: t for a, t in truth_of.items() if hits[t] == 1}
     res.fractures = sum(t in fractured for t in once.values())
     try:
         for level, a in assess_fractures(ct, auto).items():
@@ -357,21 +359,22 @@ def run_family(fast: bool = False, painted: bool = True, data: Path = DATA,
         labels = load_nifti(folder / "labels.nii.gz")
         truth = anatomy_from_label_map(ct, labels, table)
         cases: list[tuple[str, Callable[[], Volume]]] = list(storings(ct, truth, fast))
+        known = FRACTURED.get(name, {})
         truth_of: dict[str, tuple[Volume, dict[str, tuple[int, str]]]] = {}
         if painted:
             cases.append(("painted phantom (vessels, table)",
                           lambda lb=labels, tb=table: paint_from_labels(lb, tb).ct))
-            for fracture in painted_fractures(truth, FRACTURED.get(name, {})):
+            for fracture in painted_fractures(truth, known):
                 storing = (f"painted phantom, {fracture.level} a {fracture.shape} fracture "
                            f"({fracture.loss:.0%})")
                 broken = fractured_labels(labels, table, fracture)
-                truth_of[storing] = (broken, {**FRACTURED.get(name, {}), fracture.level:
+                truth_of[storing] = (broken, {**known, fracture.level:
                                               (fracture.grade, fracture.shape)})
                 cases.append((storing, lambda lb=broken, tb=table: paint_from_labels(lb, tb).ct))
         for storing, make in cases:
             if storing_has is not None and storing_has not in storing:
                 continue
-            case_labels, case_fractured = truth_of.get(storing, (labels, FRACTURED.get(name)))
+            case_labels, case_fractured = truth_of.get(storing, (labels, known))
             r = evaluate(f"{name}, {storing}", make(), case_labels, table, case_fractured)
             results.append(r)
             out(_row(r))

@@ -68,16 +68,12 @@ def paint_from_labels(labels: Volume, table: LabelTable, *, bodies: Volume | Non
     ``lumen_hu``: (arterial, venous) lumen HU, or None for a CT without contrast.
     """
     rng = np.random.default_rng(seed)
-    lo, hi = labels.bounds_lps()
-    affine = np.eye(4)
-    affine[:3, :3] *= spacing_mm
-    affine[:3, 3] = lo
-    shape_ijk = np.floor((hi - lo) / spacing_mm).astype(int) + 1
-    grid = Volume(np.zeros(tuple(shape_ijk[::-1]), dtype=np.int16), affine)
+    grid = painting_grid(labels, spacing_mm)
+    affine = grid.affine_lps
     codes = table.vertebra_codes
-    lab = _resample_nearest(labels, grid)
+    lab = resample_nearest(labels, grid)
     lab[~np.isin(lab, list(codes))] = 0
-    body_map = _resample_nearest(bodies, grid) if bodies is not None else None
+    body_map = resample_nearest(bodies, grid) if bodies is not None else None
     lab_volume = Volume(lab, affine, source="painted phantom labels")
     bare = Volume(np.full(lab.shape, -1000, dtype=np.int16), affine)
     truth = anatomy_from_label_map(bare, lab_volume, table,
@@ -114,7 +110,18 @@ def paint_from_labels(labels: Volume, table: LabelTable, *, bodies: Volume | Non
     return PaintedPhantom(ct, lab_volume, anatomy, vessels, table_mask)
 
 
-def _resample_nearest(source: Volume, grid: Volume) -> NDArray[np.int16]:
+def painting_grid(labels: Volume, spacing_mm: float) -> Volume:
+    """The LPS-aligned isotropic grid of ``spacing_mm`` over a label map's extent, empty:
+    where `paint_from_labels` paints (and `painted_fracture` cuts its fractures)."""
+    lo, hi = labels.bounds_lps()
+    affine = np.eye(4)
+    affine[:3, :3] *= spacing_mm
+    affine[:3, 3] = lo
+    shape_ijk = np.floor((hi - lo) / spacing_mm).astype(int) + 1
+    return Volume(np.zeros(tuple(int(n) for n in shape_ijk[::-1]), dtype=np.int16), affine)
+
+
+def resample_nearest(source: Volume, grid: Volume) -> NDArray[np.int16]:
     """``source`` (a label map) sampled at ``grid``'s voxel centres, nearest, 0 outside."""
     matrix, offset = kji_transform(np.linalg.inv(source.affine_lps) @ grid.affine_lps)
     out = ndimage.affine_transform(source.array, matrix, offset,
@@ -124,7 +131,7 @@ def _resample_nearest(source: Volume, grid: Volume) -> NDArray[np.int16]:
 
 
 def _on_grid(mask: BoolArray, affine_lps: FloatArray, grid: Volume) -> BoolArray:
-    return _resample_nearest(Volume(mask.astype(np.int16), affine_lps), grid) > 0
+    return resample_nearest(Volume(mask.astype(np.int16), affine_lps), grid) > 0
 
 
 def _patient_outline(grid: Volume, vert: BoolArray) -> BoolArray:

@@ -8,8 +8,9 @@ patient's shapes around a fracture of known shape and height loss: the fracture 
 measured for what they find, not only for what they invent.
 
 The cut is made in the vertebra's own frame (`VertebraGeometry`: left, anterior, superior),
-on the grid of the label map; what is cut away becomes background (the disc above then
-looks taller, as it does over a collapsed endplate). The posterior elements are untouched.
+on the grid the phantom is painted on (`painting_grid`); what is cut away becomes
+background (the disc above then looks taller, as it does over a collapsed endplate). The
+posterior elements are untouched.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from planning.anatomy.from_labels import anatomy_from_label_map
 from planning.anatomy.label_tables import LabelTable
@@ -27,7 +27,8 @@ from planning.assessment.fracture import (
     SHAPE_WEDGE,
     genant_grade,
 )
-from planning.volume import Volume, kji_transform
+from planning.demo.painted import painting_grid, resample_nearest
+from planning.volume import Volume
 
 SHAPES = (SHAPE_WEDGE, SHAPE_BICONCAVE, SHAPE_CRUSH)
 EXTENT_PERCENTILES = (2.0, 98.0)  # the body's extent across, robust to stray voxels
@@ -58,7 +59,8 @@ def fractured_labels(labels: Volume, table: LabelTable, fracture: PaintedFractur
     """
     if fracture.shape not in SHAPES:
         raise ValueError(f"unknown fracture shape {fracture.shape!r}; one of {SHAPES}")
-    labels = _on_paint_grid(labels, spacing_mm)
+    grid = painting_grid(labels, spacing_mm)
+    labels = Volume(resample_nearest(labels, grid), grid.affine_lps, source=labels.source)
     bare = Volume(np.full(labels.array.shape, -1000, dtype=np.int16), labels.affine_lps)
     truth = anatomy_from_label_map(bare, labels, table)
     if fracture.level not in truth.levels:
@@ -82,8 +84,6 @@ def fractured_labels(labels: Volume, table: LabelTable, fracture: PaintedFractur
     else:
         sink = 0.5 * fracture.loss * height * np.clip(1.0 - radial**2, 0.0, 1.0)
         cut = (s > top - sink) | (s < bottom + sink)
-    if fracture.loss <= 0.0:
-        cut[:] = False
     out = labels.array.copy()
     box = _crop_box(truth.affine_lps, labels.affine_lps)
     out[k[cut] + box[0], j[cut] + box[1], i[cut] + box[2]] = 0
@@ -105,21 +105,6 @@ def _column_extent(local: np.ndarray, bin_mm: float = 2.0) -> tuple[np.ndarray, 
     np.maximum.at(top, cell, local[:, 2])
     np.minimum.at(bottom, cell, local[:, 2])
     return top[cell], bottom[cell]
-
-
-def _on_paint_grid(labels: Volume, spacing_mm: float) -> Volume:
-    """The label map on the LPS-aligned grid of ``spacing_mm`` over its extent (nearest),
-    as `paint_from_labels` lays it out."""
-    lo, hi = labels.bounds_lps()
-    affine = np.eye(4)
-    affine[:3, :3] *= spacing_mm
-    affine[:3, 3] = lo
-    shape_ijk = np.floor((hi - lo) / spacing_mm).astype(int) + 1
-    matrix, offset = kji_transform(np.linalg.inv(labels.affine_lps) @ affine)
-    out = ndimage.affine_transform(labels.array, matrix, offset,
-                                   output_shape=tuple(int(n) for n in shape_ijk[::-1]),
-                                   order=0, mode="constant", cval=0)
-    return Volume(np.asarray(out, dtype=np.int16), affine, source=labels.source)
 
 
 def _crop_box(crop_affine_lps: np.ndarray, full_affine_lps: np.ndarray) -> tuple[int, int, int]:
