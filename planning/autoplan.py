@@ -44,6 +44,12 @@ from planning.volume import Volume
 
 FloatArray = NDArray[np.float64]
 
+NOT_PROPOSED_BY_DEFAULT = {
+    # sacroplasty goes in along the sacral ala or the long axis, not through a pedicle; a
+    # transpedicular S1 path is proposed only when S1 is asked for by name
+    "S1": "the sacrum is not planned automatically (sacroplasty takes other approaches); "
+          "ask for S1 by name to plan it through its pedicles",
+}
 AUTO_CANAL_MARGIN_MM = 3.0  # see `uncertainty_margin_mm`
 BORDER_CLEARANCE_MM = 2.0  # from the soft tissue beside an automatic canal (`_Guard`)
 ISTHMUS_OFFSETS = (-0.2, 0.0, 0.2)  # of the isthmus width / height, around its centre
@@ -97,8 +103,9 @@ def propose(
     pedicles: dict[str, dict[Side, PedicleGeometry]] | None = None,
     canal_margin_mm: float | None = None,
 ) -> Proposal:
-    """Propose transpedicular trajectories for ``levels`` (all levels of the anatomy by
-    default), starting with ``gauge``; see the module docstring for the fallbacks.
+    """Propose transpedicular trajectories for ``levels`` (by default all levels of the
+    anatomy but those in `NOT_PROPOSED_BY_DEFAULT`, which go to ``omitted`` with the
+    reason), starting with ``gauge``; see the module docstring for the fallbacks.
 
     ``pedicles`` replaces the measurement of the pedicles it holds (e.g. ones the user
     corrected); the others are measured from ``anatomy``.
@@ -113,9 +120,14 @@ def propose(
     first = lookup_gauge(gauge)
     gauges = [g for g in sorted(GAUGES.values(), key=lambda g: -g.outer_diameter_mm)
               if g.outer_diameter_mm <= first.outer_diameter_mm]
-    names = list(anatomy.levels) if levels is None else list(levels)
     notes: dict[tuple[str, Side], str] = {}
     omitted: dict[str, str] = {}
+    if levels is None:
+        names = [n for n in anatomy.levels if n not in NOT_PROPOSED_BY_DEFAULT]
+        omitted.update({n: f"{n}: {NOT_PROPOSED_BY_DEFAULT[n]}" for n in anatomy.levels
+                        if n in NOT_PROPOSED_BY_DEFAULT})
+    else:
+        names = list(levels)
     chosen: list[Trajectory] = []
     boxes = find_objects(anatomy.labels)  # one pass over the labels for every pedicle
     margin = uncertainty_margin_mm(volume, anatomy) if canal_margin_mm is None else canal_margin_mm

@@ -42,6 +42,7 @@ from planning.anatomy.level_labels import (
     SACRUM_REACH_MM,
     Segment,
     body_profile,
+    depth_along,
     disc_slices,
     lateral_bone_area_mm2,
     lateral_reach_mm,
@@ -103,10 +104,10 @@ def anatomy_from_ct(ct: Volume, progress: Progress | None = None, *,
     clock("canal")
     progress.report(2, STAGES, "Finding the intervertebral discs")
     s = grid.spacing_mm
-    ks, profile = body_profile(column)
+    ks, profile = body_profile(column, ct)
     if ks.size < 3:
         raise SpineNotFoundError("No vertebral bodies were found in front of the canal.")
-    spans = segments(column, disc_slices(ks, profile, s, column.body_depth_mm[ks]), ks)
+    spans = segments(column, disc_slices(ks, profile, s, depth_along(column, ks)), ks)
     if not spans:
         raise SpineNotFoundError("No vertebra could be separated along the spine.")
     clock("discs")

@@ -98,6 +98,7 @@ WALL_INSET_MM = 0.5  # anterior/posterior bands start this far inside the wall �
 WALL_BAND_MM = 1.5  # … and are this deep
 MIDDLE_BAND_HALF_MM = 2.0
 WALL_FRACTION = 0.5  # a wall is where the strip is at least this fraction of its tallest
+WALL_BREAK_FRACTION = 0.25  # …of one run of lines above this fraction (see `walls_mm`)
 
 # ---- Genant 1993 ----------------------------------------------------------------------
 GENANT_MILD = 0.20
@@ -186,12 +187,27 @@ class BodyProfile:
         return out
 
     def walls_mm(self) -> tuple[float, float]:
-        """(posterior, anterior) wall positions along the anterior axis, mm."""
+        """(posterior, anterior) wall positions along the anterior axis, mm: the outermost
+        strip lines at least `WALL_FRACTION` of the tallest, within the run of lines above
+        `WALL_BREAK_FRACTION` that holds the body's middle (a hysteresis threshold).
+
+        Why one run: bone joined to the body in front of it but apart from it in the strip
+        (an osteophyte, a calcified aortic wall at L3–L5, speckle of a low-dose CT) is not
+        its anterior wall; taken as the wall, its few millimetres of height made a normal
+        L3 of VerSe 012 a Genant 2 wedge; the gap to it was 1 mm wide but almost the full
+        height deep. The taper of a wedge's front, lines at 40 % of the tallest, does not
+        end the run.
+        """
         h = self.strip_height()
         if not np.isfinite(h).any():
             raise BodyNotMeasurable(f"{self.geometry.name}: no body in the mid-sagittal strip")
-        tall = np.flatnonzero(h >= WALL_FRACTION * np.nanmax(h))
-        return float(self.anterior_mm[tall[0]]), float(self.anterior_mm[tall[-1]])
+        h0 = np.nan_to_num(h, nan=0.0)
+        runs, _ = ndimage.label(h0 >= WALL_BREAK_FRACTION * np.nanmax(h))
+        middle = runs[int(np.argmin(np.abs(self.anterior_mm)))]  # the centroid's line
+        if middle == 0:  # the centroid's line is short: the longest run
+            middle = int(np.argmax(np.bincount(runs.ravel())[1:])) + 1
+        run = np.flatnonzero((runs == middle) & (h0 >= WALL_FRACTION * np.nanmax(h)))
+        return float(self.anterior_mm[run[0]]), float(self.anterior_mm[run[-1]])
 
     def band_height(self, lo_mm: float, hi_mm: float) -> float:
         """Median height of the strip lines with anterior position in [lo, hi] mm."""

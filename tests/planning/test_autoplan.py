@@ -167,3 +167,24 @@ def test_real_ct_proposals_stay_out_of_the_canal_with_tips_in_their_vertebra() -
     code = {g.code: n for n, g in anatomy.levels.items()}
     for t in proposal.plan.trajectories:
         assert code.get(int(ctx.label_at(t.target[None])[0])) == t.level
+
+
+@pytest.mark.skipif(not (DATA / "ct.nii.gz").exists(), reason="shared data absent")
+def test_the_sacrum_is_planned_only_when_asked_for_by_name() -> None:
+    """Sacroplasty goes in along the ala or the sacrum's long axis, not through a pedicle:
+    an automatic plan of every level leaves S1 out and says so; asked for by name, S1 is
+    planned through its pedicles like any level."""
+    ct = load_path(DATA / "ct.nii.gz")
+    anatomy = anatomy_from_label_map(
+        ct, load_path(DATA / "labels.nii.gz"), load_label_table("totalsegmentator"),
+        bodies=load_path(DATA / "bodies.nii.gz"),
+    )
+    ctx = CheckContext.build(ct, anatomy)
+    assert "S1" in anatomy.levels
+    every = propose(ct, anatomy, ctx, levels=None)
+    assert "S1" not in every.plan.levels
+    assert "sacroplasty" in every.omitted["S1"]
+    assert "L5" in every.plan.levels or "L5" in every.omitted
+    asked = propose(ct, anatomy, ctx, levels=["S1"])
+    assert "sacroplasty" not in asked.omitted.get("S1", "")
+    assert all((("S1", s) in asked.notes) for s in Side)

@@ -25,6 +25,7 @@ from planning.anatomy.from_ct import _cues
 from planning.anatomy.level_labels import (
     Segment,
     body_profile,
+    depth_along,
     disc_slices,
     name_levels,
     segments,
@@ -112,10 +113,11 @@ def test_no_cue_is_uncertain() -> None:
 
 # ---- the rib cue on real CTs -------------------------------------------------------------
 def _found(path: Path) -> tuple[list[Segment], list[float]]:
-    grid = working_grid(load_path(path))
+    ct = load_path(path)
+    grid = working_grid(ct)
     column = find_column(grid)
-    ks, profile = body_profile(column)
-    spans = segments(column, disc_slices(ks, profile, grid.spacing_mm, column.body_depth_mm[ks]),
+    ks, profile = body_profile(column, ct)
+    spans = segments(column, disc_slices(ks, profile, grid.spacing_mm, depth_along(column, ks)),
                      ks)
     labels = vertebra_labels(column, spans)
     z = [float(grid.to_lps([0.0, 0.0, (a + b) / 2.0])[2]) for a, b, _ in spans]
