@@ -41,9 +41,7 @@ from planning.anatomy.level_labels import (
     SACRUM_MIN_HEIGHT_MM,
     SACRUM_REACH_MM,
     Segment,
-    body_profile,
-    depth_along,
-    disc_slices,
+    find_discs,
     lateral_bone_area_mm2,
     lateral_reach_mm,
     name_levels,
@@ -103,11 +101,10 @@ def anatomy_from_ct(ct: Volume, progress: Progress | None = None, *,
     column = find_column(grid)
     clock("canal")
     progress.report(2, STAGES, "Finding the intervertebral discs")
-    s = grid.spacing_mm
-    ks, profile = body_profile(column, ct)
-    if ks.size < 3:
+    if np.isfinite(column.body_ij[:, 0]).sum() < 3:
         raise SpineNotFoundError("No vertebral bodies were found in front of the canal.")
-    spans = segments(column, disc_slices(ks, profile, s, depth_along(column, ks)), ks)
+    ks, discs = find_discs(column, ct)
+    spans = segments(column, discs, ks)
     if not spans:
         raise SpineNotFoundError("No vertebra could be separated along the spine.")
     clock("discs")

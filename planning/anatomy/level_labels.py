@@ -3,8 +3,9 @@
 Along the body centreline (`spine_column`) the bright part of the HU in a plane across the
 body (perpendicular to the spine's axis) dips at every intervertebral disc between two bright
 endplates; a matched filter scores that pattern and a dynamic programme keeps the chain of
-dips one vertebra's height apart (`disc_slices`). Each
-stretch between two discs is one vertebral body, and the bone of the column is given to
+dips one vertebra's height apart (`disc_slices`); where discs are too thin to dip, a chain
+of bright endplate bands may be the discs instead, and the pedicles decide (`find_discs`).
+Each stretch between two discs is one vertebral body, and the bone of the column is given to
 the bodies by flooding it from them (so a spinous process that hangs down over the level
 below stays with the vertebra its lamina joins).
 
@@ -17,6 +18,7 @@ Names come from two cues, cross-checked:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +35,12 @@ PROFILE_PERCENTILE = 80.0  # the ring and endplates, robust to a centreline a bi
 PROFILE_CLIP_HU = (-100.0, 700.0)  # a calcified aorta or a screw does not swamp the mean
 PROFILE_SIGMA_MM = 1.0
 PROFILE_STEP_MM = 1.0  # along the column and across the ROI, when the CT is this fine
+PAIR_REACH_MM = 6.0  # `pair_contrast`: the two endplates of a disc, at most this either side
+PAIR_BODY_MM = (8.0, 13.0)  # …and the bodies beside them, this far from the plane
+INTERLEAVED = (0.3, 0.7)  # `find_discs`: the bright chain half a vertebra off the dark one
+PEDICLE_LATERAL_MM = (6.0, 18.0)  # `pedicle_profile`: beside the canal's centre…
+PEDICLE_AP_MM = 4.0  # …within this of it, front to back
+PEDICLE_NEAR_MM = (2.0, 9.0)  # below and above a disc, where its pedicles and foramen lie
 AXIS_SIGMA_MM = 15.0
 ENDPLATE_REACH_MM = 9.0  # disc centre to the endplates' brightest plane, lumbar discs
 MIN_DISC_CONTRAST_HU = 10.0
@@ -167,7 +175,9 @@ def disc_contrast(profile: FloatArray, s: float) -> FloatArray:
 
 
 def disc_slices(ks: FloatArray, profile: FloatArray, s: float,
-                depth_mm: FloatArray | None = None) -> NDArray[np.intp]:
+                depth_mm: FloatArray | None = None,
+                contrast_of: Callable[[FloatArray, float], FloatArray] | None = None
+                ) -> NDArray[np.intp]:
     """Working-grid slices of the discs: the best chain of contrast peaks along the
     profile sampled at (evenly spaced, possibly fractional) working slices ``ks``.
 
@@ -190,10 +200,13 @@ def disc_slices(ks: FloatArray, profile: FloatArray, s: float,
     vertebra apart, evenly — paid no spacing-change cost; it split every vertebra of the
     abdominal CT on grids turned 10–25°. A crushed vertebra is one short link, which pays
     little; a whole chain of halves pays at every link.
+
+    ``contrast_of`` scores the planes (default `disc_contrast`, a dark disc between bright
+    endplates; `pair_contrast` scores thin discs that show as one bright band).
     """
     ks = np.asarray(ks, dtype=np.float64)
     step = float(ks[1] - ks[0]) * s if len(ks) > 1 else s  # mm between profile samples
-    contrast = disc_contrast(profile, step)
+    contrast = (contrast_of or disc_contrast)(profile, step)
     peaks, _ = signal.find_peaks(contrast, height=MIN_DISC_CONTRAST_HU)
     if peaks.size == 0:
         return np.empty(0, dtype=np.intp)
@@ -239,6 +252,116 @@ def _local_depth(depth_mm: FloatArray, s: float) -> FloatArray:
     filled = np.interp(np.arange(depth_mm.size), np.flatnonzero(known), depth_mm[known])
     size = max(1, 2 * round(DEPTH_WINDOW_MM / (2 * s)) + 1)
     return np.asarray(ndimage.median_filter(filled, size=size, mode="nearest"))
+
+
+def pair_contrast(profile: FloatArray, s: float) -> FloatArray:
+    """How much brighter the endplates at each plane are than the bodies on either side: the
+    brighter of two planes within `PAIR_REACH_MM` on both sides (one plane when the pair is
+    unresolved) less the brighter of the mean of the planes `PAIR_BODY_MM` above and below.
+
+    Why: a thoracic disc 1–3 mm high between dense endplates (the contrast thorax CT) is
+    unresolved on a 1.5 mm CT; the two endplates and the disc make one bright band, and the
+    darkest planes are the middles of the bodies, which `disc_contrast` then takes for discs
+    (every vertebra cut in half). This detector sees the band; `find_discs` decides which of
+    the two chains is the discs.
+    """
+    n = len(profile)
+    reach = max(0, round(PAIR_REACH_MM / s))
+    near, far = (max(1, round(x / s)) for x in PAIR_BODY_MM)
+    pad = max(reach, far) + 1
+    edge = np.pad(profile, pad, mode="edge")
+    none = np.pad(np.asarray(profile, dtype=np.float64), pad, constant_values=np.nan)
+    at = np.arange(n) + pad
+    pair = np.max([np.minimum(edge[at - d], edge[at + d]) for d in range(reach + 1)], axis=0)
+    bodies = []
+    for sign in (-1, 1):  # beyond the scan's end only the other side counts
+        planes = np.array([none[at + sign * d] for d in range(near, far + 1)])
+        count = np.isfinite(planes).sum(axis=0)
+        mean = np.where(count > 0, np.nansum(planes, axis=0) / np.maximum(count, 1), np.nan)
+        bodies.append(mean)
+    body = np.fmax(bodies[0], bodies[1])
+    body = np.where(np.isnan(body), profile, body)
+    return np.asarray(np.maximum(pair - body, 0.0))
+
+
+def pedicle_profile(column: SpineColumn, ks: FloatArray) -> FloatArray:
+    """Per profile position (working slices ``ks``): the fraction of bone beside the canal,
+    `PEDICLE_LATERAL_MM` out on both sides and within `PEDICLE_AP_MM` of its centre, in the
+    plane perpendicular to the spine's axis. High at the pedicles, low at the foramina."""
+    s = column.grid.spacing_mm
+    ci, cj = on_every_slice(column.canal_ij)
+    axis_k, _, tangent = spine_axis(column)
+    k = np.asarray(ks, dtype=np.float64)
+    t = np.column_stack([np.interp(k, axis_k, tangent[:, d]) for d in range(3)])
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    across = np.array([1.0, 0.0, 0.0]) - t[:, :1] * t
+    across /= np.linalg.norm(across, axis=1, keepdims=True)
+    ap = np.cross(t, across)
+    slices = np.arange(len(ci), dtype=np.float64)
+    centre = np.column_stack([np.interp(k, slices, ci), np.interp(k, slices, cj), k])
+    lateral = np.arange(PEDICLE_LATERAL_MM[0], PEDICLE_LATERAL_MM[1] + 1e-9, 1.0) / s
+    forward = np.arange(-PEDICLE_AP_MM, PEDICLE_AP_MM + 1e-9, 1.0) / s
+    lat, fwd = (x.ravel() for x in np.meshgrid(np.r_[-lateral, lateral], forward,
+                                                indexing="ij"))
+    points = (centre[:, None, :] + lat[None, :, None] * across[:, None, :]
+              + fwd[None, :, None] * ap[:, None, :]).reshape(-1, 3)
+    bone = ndimage.map_coordinates(column.bone.astype(np.float32),
+                                   [points[:, 2], points[:, 1], points[:, 0]], order=1,
+                                   mode="constant")
+    return np.asarray(bone.reshape(len(k), -1).mean(axis=1), dtype=np.float64)
+
+
+def find_discs(column: SpineColumn, ct: Volume | None = None
+               ) -> tuple[FloatArray, NDArray[np.intp]]:
+    """The profile positions along the column and the discs' working slices.
+
+    Two chains are sought: dark discs between bright endplates (`disc_contrast`) and bright
+    endplate bands (`pair_contrast`). Where they interleave — one through the discs, the
+    other half a vertebra off, through the bodies' middles — the pedicles decide: just
+    below a disc the next vertebra's pedicles begin, just above it lies the foramen; in the
+    middle of a body it is the other way round (`pedicle_profile`). Otherwise the dark chain
+    stands (on the labelled CTs the two chains agree or the bright one is a quarter
+    vertebra off, at an endplate).
+    """
+    s = column.grid.spacing_mm
+    ks, profile = body_profile(column, ct)
+    depth = depth_along(column, ks)
+    dark = disc_slices(ks, profile, s, depth)
+    bright = disc_slices(ks, profile, s, depth, contrast_of=pair_contrast)
+    phase = _phase(dark, bright)
+    if phase is None or not INTERLEAVED[0] <= phase <= INTERLEAVED[1]:
+        return ks, dark
+    pedicles = pedicle_profile(column, ks)
+    step = float(ks[1] - ks[0]) * s if len(ks) > 1 else s
+    if _pedicles_below(ks, pedicles, bright, step) > _pedicles_below(ks, pedicles, dark, step):
+        return ks, bright
+    return ks, dark
+
+
+def _phase(a: NDArray[np.intp], b: NDArray[np.intp]) -> float | None:
+    """Where ``b``'s discs lie between ``a``'s, as the median fraction of the way to the
+    nearer disc of ``a`` (0 on them, 0.5 half way); None with fewer than two to compare."""
+    edges = np.sort(np.asarray(a, dtype=np.float64))
+    where = []
+    for x in np.asarray(b, dtype=np.float64):
+        i = int(np.searchsorted(edges, x))
+        if 0 < i < len(edges):
+            where.append(min(x - edges[i - 1], edges[i] - x) / (edges[i] - edges[i - 1]))
+    return float(np.median(where)) if len(where) >= 2 else None
+
+
+def _pedicles_below(ks: FloatArray, pedicles: FloatArray, discs: NDArray[np.intp],
+                    step: float) -> float:
+    """Mean over the discs of the pedicle profile just below each less just above it."""
+    near, far = (max(1, round(x / step)) for x in PEDICLE_NEAR_MM)
+    out = []
+    for k in discs:
+        i = int(np.argmin(np.abs(ks - k)))
+        below = pedicles[max(0, i - far): max(0, i - near + 1)]
+        above = pedicles[i + near: i + far + 1]
+        if below.size and above.size:
+            out.append(float(below.mean() - above.mean()))
+    return float(np.mean(out)) if out else -np.inf
 
 
 def _missed(gap_mm: FloatArray, max_spacing_mm: float) -> FloatArray:

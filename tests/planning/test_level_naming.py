@@ -24,9 +24,7 @@ import pytest
 from planning.anatomy.from_ct import _cues
 from planning.anatomy.level_labels import (
     Segment,
-    body_profile,
-    depth_along,
-    disc_slices,
+    find_discs,
     name_levels,
     segments,
     vertebra_labels,
@@ -116,9 +114,8 @@ def _found(path: Path) -> tuple[list[Segment], list[float]]:
     ct = load_path(path)
     grid = working_grid(ct)
     column = find_column(grid)
-    ks, profile = body_profile(column, ct)
-    spans = segments(column, disc_slices(ks, profile, grid.spacing_mm, depth_along(column, ks)),
-                     ks)
+    ks, discs = find_discs(column, ct)
+    spans = segments(column, discs, ks)
     labels = vertebra_labels(column, spans)
     z = [float(grid.to_lps([0.0, 0.0, (a + b) / 2.0])[2]) for a, b, _ in spans]
     assert rib_roots(column).left.shape == (column.bone.shape[0],)
