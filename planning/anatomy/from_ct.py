@@ -57,6 +57,7 @@ from planning.anatomy.spine_column import (
     SpineNotFoundError,
     WorkGrid,
     find_column,
+    quiet_hu,
     working_grid,
 )
 from planning.plan import LEVEL_NAMES
@@ -290,7 +291,9 @@ def _labels_on_ct(ct: Volume, grid: WorkGrid, codes_w: NDArray[np.int16]) -> Vol
     hu = ct.array[box]
     in_body = on_ct > BODY_CODE
     on_ct[in_body] -= BODY_CODE
-    keep = np.where(in_body, hu >= INTERIOR_MIN_HU, hu >= BONE_HU) & (hu <= METAL_HU)
+    # the interior by a quiet HU (a noisy CT's porotic interior falls below the threshold in
+    # holes, `quiet_hu`); the bone's edges, which bound the canal, by the CT's own HU
+    keep = np.where(in_body, quiet_hu(hu) >= INTERIOR_MIN_HU, hu >= BONE_HU) & (hu <= METAL_HU)
     fine = np.where(keep, on_ct, 0).astype(np.int16)
     in_plane = np.zeros((3, 3, 3), dtype=bool)
     in_plane[1] = ndimage.generate_binary_structure(2, 1)
