@@ -330,6 +330,13 @@ def _levels(res: CaseResult, auto: Anatomy, truth: Anatomy,
     return {name: truth_name for truth_name, found in hits.items() for name in found}
 
 
+def _crop_start(grid_affine: np.ndarray, crop_affine_lps: np.ndarray) -> list[int]:
+    """The [k, j, i] index on the grid of ``grid_affine`` of a crop's first voxel (the
+    inverse of `crop_affine`)."""
+    corner = np.linalg.inv(grid_affine) @ np.append(crop_affine_lps[:3, 3], 1.0)
+    return [round(float(c)) for c in corner[:3]][::-1]
+
+
 def cut_by_edge(grid: Volume, labels: Volume, table: LabelTable) -> frozenset[str]:
     """Names of the vertebrae (``table``'s codes in ``labels``) that reach the top or bottom
     face of ``grid``'s array (the faces across the spine): partly out of view.
@@ -339,8 +346,7 @@ def cut_by_edge(grid: Volume, labels: Volume, table: LabelTable) -> frozenset[st
     CT's set as well. Only the faces across the spine count: a transverse process reaching
     the side of a tight sagittal field (VerSe's L2 and L3) leaves the vertebra in view.
     """
-    corner = np.linalg.inv(grid.affine_lps) @ np.append(labels.affine_lps[:3, 3], 1.0)
-    start = [round(float(c)) for c in corner[:3]][::-1]  # k, j, i
+    start = _crop_start(grid.affine_lps, labels.affine_lps)
     axis = 2 - int(np.argmax(np.abs(grid.affine_lps[2, :3])))  # the array axis along LPS z
     lo, hi = start[axis], start[axis] + labels.array.shape[axis]
     codes: set[int] = set()
@@ -361,8 +367,7 @@ def reference_canal(ct: Volume, truth: Anatomy) -> BoolArray:
     0.2 mm from the canal. Bone is never canal; on the painted phantoms, whose canal is
     painted soft tissue, nothing changes.
     """
-    corner = np.linalg.inv(ct.affine_lps) @ np.append(truth.affine_lps[:3, 3], 1.0)
-    i0, j0, k0 = (round(float(c)) for c in corner[:3])
+    k0, j0, i0 = _crop_start(ct.affine_lps, truth.affine_lps)
     kk, jj, ii = truth.canal.shape
     hu = ct.array[k0:k0 + kk, j0:j0 + jj, i0:i0 + ii]
     if hu.shape != truth.canal.shape:  # the truth is not a crop of this CT's grid

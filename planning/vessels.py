@@ -35,6 +35,7 @@ confused with bone by any threshold here, so nothing needs excluding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -114,21 +115,40 @@ def local_mean_sd(hu: NDArray[np.float32], superior_axis: int = 0
     return mean, sd
 
 
+def smoothed_to_noise(hu: NDArray[Any], target_hu: float, superior_axis: int = 0,
+                      every: int = 1
+                      ) -> tuple[NDArray[Any], NDArray[np.float32], NDArray[np.float32], float]:
+    """``hu`` as it is, or smoothed by the first of `SMOOTHING_SIGMAS_VOX` (voxels) that
+    brings its noise to ``target_hu`` (else the last); with the local mean and SD and the
+    noise (`noise_sd_hu`) of what is returned, measured on every ``every``-th slice along
+    axis 0 (a large CT need not be measured whole).
+
+    Why smoothing: a sharp (lung or bone) kernel or a low dose leaves ±100 HU of noise, and
+    a threshold meant for soft tissue against bone, or a homogeneity test, then fails
+    everywhere. One loop for every caller: the vessels here, the body interiors of a noisy CT
+    (`spine_column.quiet_hu`).
+    """
+    smooth = hu
+    mean, sd = local_mean_sd(np.asarray(hu[::every], dtype=np.float32), superior_axis)
+    noise = noise_sd_hu(mean, sd)
+    for sigma in SMOOTHING_SIGMAS_VOX:
+        if noise <= target_hu:
+            break
+        smooth = ndimage.gaussian_filter(np.asarray(hu, dtype=np.float32), sigma)
+        mean, sd = local_mean_sd(smooth[::every], superior_axis)
+        noise = noise_sd_hu(mean, sd)
+    return smooth, mean, sd, noise
+
+
 def _denoised_stats(hu: NDArray[np.float32], superior_axis: int
                     ) -> tuple[NDArray[np.float32], NDArray[np.float32], float]:
     """Local mean and SD after as much smoothing as the CT's noise needs, and that noise.
 
-    Why: a sharp (lung or bone) kernel leaves ±100 HU of noise at 2 mm, against which
-    nothing is homogeneous and everything is; smoothed until soft tissue is within
-    `NOISE_TARGET_HU`, a lumen is homogeneous again while a cortex's edge is not.
+    Why: against ±100 HU of noise at 2 mm nothing is homogeneous and everything is;
+    smoothed until soft tissue is within `NOISE_TARGET_HU`, a lumen is homogeneous again
+    while a cortex's edge is not.
     """
-    mean, sd = local_mean_sd(hu, superior_axis)
-    noise = noise_sd_hu(mean, sd)
-    for sigma in SMOOTHING_SIGMAS_VOX:
-        if noise <= NOISE_TARGET_HU:
-            break
-        mean, sd = local_mean_sd(ndimage.gaussian_filter(hu, sigma), superior_axis)
-        noise = noise_sd_hu(mean, sd)
+    _, mean, sd, noise = smoothed_to_noise(hu, NOISE_TARGET_HU, superior_axis)
     return mean, sd, noise
 
 

@@ -104,15 +104,10 @@ def body_profile(column: SpineColumn, ct: Volume | None = None
     8 mm below every disc.
     """
     s = column.grid.spacing_mm
-    ks, centre, tangent = spine_axis(column)
+    ks = spine_axis(column)[0]
     step = min(s, PROFILE_STEP_MM) if ct is not None else s
     pos = np.arange(float(ks[0]), float(ks[-1]) + 1e-9, step / s)
-    centre = np.column_stack([np.interp(pos, ks, centre[:, d]) for d in range(3)])
-    tangent = np.column_stack([np.interp(pos, ks, tangent[:, d]) for d in range(3)])
-    tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
-    across = np.array([1.0, 0.0, 0.0]) - tangent[:, :1] * tangent  # left–right in the plane
-    across /= np.linalg.norm(across, axis=1, keepdims=True)
-    depth = np.cross(tangent, across)
+    centre, across, depth = _planes_across(column, pos)
     r = PROFILE_RADIUS_MM / step
     grid = np.arange(-np.floor(r), np.floor(r) + 1)
     a, b = (x.ravel() for x in np.meshgrid(grid, grid))
@@ -135,6 +130,25 @@ def body_profile(column: SpineColumn, ct: Volume | None = None
         values[in_blood] = PROFILE_CLIP_HU[0]
     profile = np.percentile(values.reshape(len(pos), len(a)), PROFILE_PERCENTILE, axis=1)
     return pos, ndimage.gaussian_filter1d(profile, PROFILE_SIGMA_MM / step)
+
+
+def _planes_across(column: SpineColumn, pos: FloatArray
+                   ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """At (fractional) working slices ``pos``: the body centre (working (i, j, k)) and the
+    left–right and front–back unit directions of the plane perpendicular to the spine's
+    axis (`spine_axis`, interpolated) there."""
+    ks, centre, tangent = spine_axis(column)
+    centre = np.column_stack([np.interp(pos, ks, centre[:, d]) for d in range(3)])
+    tangent = np.column_stack([np.interp(pos, ks, tangent[:, d]) for d in range(3)])
+    tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
+    across = np.array([1.0, 0.0, 0.0]) - tangent[:, :1] * tangent  # left–right in the plane
+    across /= np.linalg.norm(across, axis=1, keepdims=True)
+    return centre, across, np.cross(tangent, across)
+
+
+def _step_mm(ks: FloatArray, s: float) -> float:
+    """mm between the profile's samples at working slices ``ks`` (grid spacing ``s``)."""
+    return float(ks[1] - ks[0]) * s if len(ks) > 1 else s
 
 
 def depth_along(column: SpineColumn, ks: FloatArray) -> FloatArray:
@@ -205,7 +219,7 @@ def disc_slices(ks: FloatArray, profile: FloatArray, s: float,
     endplates; `pair_contrast` scores thin discs that show as one bright band).
     """
     ks = np.asarray(ks, dtype=np.float64)
-    step = float(ks[1] - ks[0]) * s if len(ks) > 1 else s  # mm between profile samples
+    step = _step_mm(ks, s)
     contrast = (contrast_of or disc_contrast)(profile, step)
     peaks, _ = signal.find_peaks(contrast, height=MIN_DISC_CONTRAST_HU)
     if peaks.size == 0:
@@ -290,13 +304,8 @@ def pedicle_profile(column: SpineColumn, ks: FloatArray) -> FloatArray:
     plane perpendicular to the spine's axis. High at the pedicles, low at the foramina."""
     s = column.grid.spacing_mm
     ci, cj = on_every_slice(column.canal_ij)
-    axis_k, _, tangent = spine_axis(column)
     k = np.asarray(ks, dtype=np.float64)
-    t = np.column_stack([np.interp(k, axis_k, tangent[:, d]) for d in range(3)])
-    t /= np.linalg.norm(t, axis=1, keepdims=True)
-    across = np.array([1.0, 0.0, 0.0]) - t[:, :1] * t
-    across /= np.linalg.norm(across, axis=1, keepdims=True)
-    ap = np.cross(t, across)
+    _, across, ap = _planes_across(column, k)
     slices = np.arange(len(ci), dtype=np.float64)
     centre = np.column_stack([np.interp(k, slices, ci), np.interp(k, slices, cj), k])
     lateral = np.arange(PEDICLE_LATERAL_MM[0], PEDICLE_LATERAL_MM[1] + 1e-9, 1.0) / s
@@ -332,7 +341,7 @@ def find_discs(column: SpineColumn, ct: Volume | None = None
     if phase is None or not INTERLEAVED[0] <= phase <= INTERLEAVED[1]:
         return ks, dark
     pedicles = pedicle_profile(column, ks)
-    step = float(ks[1] - ks[0]) * s if len(ks) > 1 else s
+    step = _step_mm(ks, s)
     if _pedicles_below(ks, pedicles, bright, step) > _pedicles_below(ks, pedicles, dark, step):
         return ks, bright
     return ks, dark

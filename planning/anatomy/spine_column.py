@@ -27,7 +27,13 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from planning.errors import VertebroPlanError
-from planning.vessels import VesselMap, find_vessels, local_mean_sd, noise_sd_hu
+from planning.vessels import (
+    VesselMap,
+    find_vessels,
+    local_mean_sd,
+    noise_sd_hu,
+    smoothed_to_noise,
+)
 from planning.volume import FloatArray, Volume, kji_transform
 
 WORK_SPACING_MM = 2.0
@@ -60,7 +66,6 @@ BODY_DEPTH_MM = (20.0, 50.0)  # a body's depth, posterior to anterior cortex, po
 SOFT_TISSUE_HU = 40.0  # what a contrast-filled vessel's lumen counts as there
 FWHM_PER_SIGMA = 2.3548
 ANTIALIAS_MIN_SIGMA = 0.25  # voxels: below this the blur changes nothing worth its time
-QUIET_SIGMAS_VOX = (0.7, 1.0, 1.5)  # tried in turn by `quiet_hu`
 NOISE_LIMIT_HU = 40.0  # noisier than this on the working grid, the CT is anti-aliased first
 # (`_antialiased`): soft tissue (≤ 60 HU) then stays 3 SD below `BONE_HU`
 
@@ -142,22 +147,14 @@ def working_grid(ct: Volume, spacing_mm: float | None = None,
 
 
 def quiet_hu(hu: NDArray[Any]) -> NDArray[Any]:
-    """``hu`` as it is, or smoothed (Gaussian, `QUIET_SIGMAS_VOX`) until its noise is at most
-    `NOISE_LIMIT_HU` where it is noisier: the body's interior test on the CT's grid
+    """``hu`` as it is, or smoothed until its noise is at most `NOISE_LIMIT_HU` where it is
+    noisier (`vessels.smoothed_to_noise`): the body's interior test on the CT's grid
     (`from_ct._labels_on_ct`) assumes a porotic interior stays above soft tissue.
 
-    Why: VerSe 012's own voxels carry ~90 HU of noise; on its grid a porotic body's interior
+    Why: VerSe 012's own voxels carry ~120 HU of noise; on its grid a porotic body's interior
     fell below the interior threshold in holes, the canal found in the labels ran into them,
     and L3's body shrank to a sliver in front of it (its centroid 20 mm forward)."""
-    sample = np.asarray(hu[:: max(1, hu.shape[0] // 24)], dtype=np.float32)
-    if noise_sd_hu(*local_mean_sd(sample)) <= NOISE_LIMIT_HU:
-        return hu
-    smooth = np.asarray(hu, dtype=np.float32)
-    for sigma in QUIET_SIGMAS_VOX:
-        smooth = ndimage.gaussian_filter(np.asarray(hu, dtype=np.float32), sigma)
-        if noise_sd_hu(*local_mean_sd(smooth[:: max(1, hu.shape[0] // 24)])) <= NOISE_LIMIT_HU:
-            break
-    return smooth
+    return smoothed_to_noise(hu, NOISE_LIMIT_HU, every=max(1, hu.shape[0] // 24))[0]
 
 
 def _antialiased(ct: Volume, step_mm: float) -> NDArray[np.generic]:
@@ -165,8 +162,8 @@ def _antialiased(ct: Volume, step_mm: float) -> NDArray[np.generic]:
     CT too noisy to be sampled plainly (`NOISE_LIMIT_HU`).
 
     Why: trilinear sampling of a finer CT at ``step_mm`` keeps every voxel's noise (a
-    sample, not an average). On a low-dose 1 mm CT (VerSe 012: noise 88 HU on the 2 mm
-    grid, against 16–26 HU on the other CTs) 7 % of the soft tissue crossed `BONE_HU`, and
+    sample, not an average). On a low-dose 1 mm CT (VerSe 012: noise 94 HU on the 2 mm
+    grid, against 19–29 HU on the other CTs) 7 % of the soft tissue crossed `BONE_HU`, and
     the speckle in front of a body became body. A Gaussian whose FWHM makes up the
     difference between the CT's voxel and the step, per axis, is the standard
     anti-aliasing: a CT as coarse as the grid is left as it is. Why not always: the blur

@@ -201,12 +201,12 @@ class BodyProfile:
         h = self.strip_height()
         if not np.isfinite(h).any():
             raise BodyNotMeasurable(f"{self.geometry.name}: no body in the mid-sagittal strip")
-        h0 = np.nan_to_num(h, nan=0.0)
-        runs, _ = ndimage.label(h0 >= WALL_BREAK_FRACTION * np.nanmax(h))
+        h0, tallest = np.nan_to_num(h, nan=0.0), float(np.nanmax(h))
+        runs, _ = ndimage.label(h0 >= WALL_BREAK_FRACTION * tallest)
         middle = runs[int(np.argmin(np.abs(self.anterior_mm)))]  # the centroid's line
         if middle == 0:  # the centroid's line is short: the longest run
             middle = int(np.argmax(np.bincount(runs.ravel())[1:])) + 1
-        run = np.flatnonzero((runs == middle) & (h0 >= WALL_FRACTION * np.nanmax(h)))
+        run = np.flatnonzero((runs == middle) & (h0 >= WALL_FRACTION * tallest))
         return float(self.anterior_mm[run[0]]), float(self.anterior_mm[run[-1]])
 
     def band_height(self, lo_mm: float, hi_mm: float) -> float:
