@@ -30,9 +30,17 @@ Height loss and grade
 ---------------------
 - against the same vertebra's posterior height: wedge ``1 − Ha/Hp``, biconcave
   ``1 − Hm/Hp``;
-- against the neighbours: ``1 − H/Href`` for each height, where ``Href`` is the mean
-  posterior height of the adjacent levels present that are not fractured themselves
-  (judged by their own wedge and biconcave ratios); the posterior one is the crush ratio.
+- against the neighbours: ``1 − H/Href`` for each height, where ``Href`` is the median
+  posterior height of the levels up to two places above and below that are not
+  fractured themselves (judged by their own wedge and biconcave ratios) and whose
+  segmentation is plausible (`body_plausibility`). Two places, not one: a single
+  neighbour whose mask ran into its disc made its neighbour a false crush; the median
+  of up to four lets one bad measurement pass, and the level-to-level growth (about
+  1 mm) cancels between the two sides. The crush ratio is the smallest of
+  the three: a crush lowers the whole body, so a body whose posterior height alone lies
+  below the neighbours' (a reverse wedge, which the segmentation makes far more often
+  than a fracture does: four of the harness's false crushes had an anterior height at
+  or above the neighbours') is not crushed.
 
 Genant semi-quantitative grade (Genant HK, Wu CY, van Kuijk C, Nevitt MC. Vertebral
 fracture assessment using a semiquantitative technique. J Bone Miner Res
@@ -40,7 +48,7 @@ fracture assessment using a semiquantitative technique. J Bone Miner Res
 (< 20 %), 1 mild (20–25 %), 2 moderate (25–40 %), 3 severe (> 40 %). The shape is the
 deformity that explains the loss best: wedge (``1 − Ha/Hp``), biconcave (the middle below
 the mean of the two walls, ``1 − 2 Hm/(Ha + Hp)``, so a wedge's sloping endplates are not
-read as concavity) or crush (the posterior height below the neighbours').
+read as concavity) or crush (every height below the neighbours').
 
 Flags
 -----
@@ -81,6 +89,14 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from planning.anatomy.model import Anatomy, VertebraGeometry
+from planning.assessment.body_plausibility import (
+    EndplateSteps,
+    Plausibility,
+    band_limits,
+    endplate_steps,
+    judge,
+    reference_depth,
+)
 from planning.errors import VertebroPlanError
 from planning.plan import LEVEL_NAMES
 from planning.progress import Progress
@@ -277,7 +293,10 @@ def body_profile(anatomy: Anatomy, level: str, mask: BoolArray | None = None,
 EDGE_AIR_HU = -900.0  # beyond a body's endplate lies a disc or a vertebra, never air…
 EDGE_PROBE_MM = (2.0, 5.0, 8.0)  # …looked for this far beyond its top and bottom (a disc)
 NEAR_END_PROBE_MM = (12.0, 16.0, 20.0, 25.0)  # the scan ends within about a disc and a half
-NEAR_END_CRUSH = 0.4  # there, a body this much shorter than its neighbours is not graded
+NEAR_END_CRUSH = 0.2  # there, a body this much shorter than its neighbours is not graded:
+# a cut cannot be told from a crush (a Genant 2 "crush" of 30 % was the last vertebra of
+# VerSe 012 turned 15°, its lower endplate 2 mm from the scan's end)
+REFERENCE_REACH = 2  # intact levels this many places above and below make the reference
 
 
 def _ends_in_air(volume: Volume, geo: VertebraGeometry, left_mm: FloatArray,
@@ -367,7 +386,7 @@ class HeightLoss:
 
     ``wedge`` = 1 − Ha/Hp, ``biconcave`` = 1 − Hm/Hp, ``concavity`` = 1 − 2 Hm/(Ha + Hp);
     ``*_vs_neighbours`` = 1 − H/Href with Href the mean posterior height of
-    ``reference_levels``; ``crush`` is ``posterior_vs_neighbours``.
+    ``reference_levels``; ``crush`` is the smallest of the three (the whole body lower).
     """
 
     wedge: float
@@ -381,7 +400,9 @@ class HeightLoss:
 
     @property
     def crush(self) -> float | None:
-        return self.posterior_vs_neighbours
+        vs = (self.anterior_vs_neighbours, self.middle_vs_neighbours,
+              self.posterior_vs_neighbours)
+        return None if any(v is None for v in vs) else min(v for v in vs if v is not None)
 
     @property
     def worst(self) -> float:
@@ -480,6 +501,7 @@ class FractureAssessment:
     foramen_lps: FloatArray  # posterior wall, midline, mid-height: the basivertebral foramen
     body_centre_lps: FloatArray  # centre of the body in the mid-sagittal strip
     notes: tuple[str, ...] = field(default=())
+    plausibility: Plausibility | None = None  # the checks before grading (body_plausibility)
 
     @property
     def fractured(self) -> bool:
@@ -507,6 +529,8 @@ class FractureAssessment:
             "foramen_lps": _list(self.foramen_lps),
             "body_centre_lps": _list(self.body_centre_lps),
             "notes": list(self.notes),
+            "plausibility": (None if self.plausibility is None
+                             else self.plausibility.to_json()),
             "source": GENANT_CITATION,
         }
 
@@ -529,6 +553,11 @@ class _Measured:
     wall_lower_lps: FloatArray
     foramen_lps: FloatArray
     body_centre_lps: FloatArray
+    endplates: EndplateSteps  # bone-to-disc steps beyond the band ends (body_plausibility)
+
+    @property
+    def depth_mm(self) -> float:
+        return self.anterior_wall_mm - self.posterior_wall_mm
 
     @property
     def own_loss(self) -> float:
@@ -539,10 +568,11 @@ class _Measured:
 def _measure(volume: Volume, anatomy: Anatomy, level: str) -> _Measured:
     prof = body_profile(anatomy, level, volume=volume)
     back, front = prof.walls_mm()
-    ha = prof.band_height(front - WALL_INSET_MM - WALL_BAND_MM, front - WALL_INSET_MM)
-    hp = prof.band_height(back + WALL_INSET_MM, back + WALL_INSET_MM + WALL_BAND_MM)
+    bands = band_limits(back, front, WALL_INSET_MM, WALL_BAND_MM, MIDDLE_BAND_HALF_MM)
+    ha = prof.band_height(*bands["anterior"])
+    hp = prof.band_height(*bands["posterior"])
+    hm = prof.band_height(*bands["middle"])
     mid = 0.5 * (back + front)
-    hm = prof.band_height(mid - MIDDLE_BAND_HALF_MM, mid + MIDDLE_BAND_HALF_MM)
     ws, wa = _wall_profile(prof, back)
     w = int(np.argmin(wa))
     # the basivertebral foramen: midline of the posterior wall, halfway up the wall
@@ -554,7 +584,8 @@ def _measure(volume: Volume, anatomy: Anatomy, level: str) -> _Measured:
     s_c = float(np.nanmedian(0.5 * (prof.top_mm + prof.bottom_mm)[np.ix_(prof.strip, c_cols)]))
     return _Measured(prof, BodyHeights(ha, hm, hp), back, front,
                      prof.to_lps(0.0, wa[w], ws[w]), prof.to_lps(0.0, wa[-1], ws[-1]),
-                     prof.to_lps(0.0, wa[0], ws[0]), foramen, prof.to_lps(0.0, mid, s_c))
+                     prof.to_lps(0.0, wa[0], ws[0]), foramen, prof.to_lps(0.0, mid, s_c),
+                     endplate_steps(volume, prof, bands))
 
 
 def _wall_at(prof: BodyProfile, s_mm: float) -> float:
@@ -743,7 +774,8 @@ def assess_fractures(volume: Volume, anatomy: Anatomy, progress: Progress | None
 
     A level without body voxels, or whose body has no mid-sagittal strip to measure
     (`BodyNotMeasurable`), is left out: it shows as not assessed, never with a grade. Neighbours are
-    the adjacent levels in the spine (T12 and L2 for L1) that are present in the anatomy.
+    the levels up to `REFERENCE_REACH` places away in the spine (T11, T12, L2 and L3 for
+    L1) that are present in the anatomy.
     """
     order = _spine_order(anatomy.levels)
     total = 2 * len(order) + 1
@@ -756,8 +788,11 @@ def assess_fractures(volume: Volume, anatomy: Anatomy, progress: Progress | None
                 measured[level] = _measure(volume, anatomy, level)
             except BodyNotMeasurable:
                 continue  # "not assessed" for this level; the others are still graded
+    depths = {lv: m.depth_mm for lv, m in measured.items() if not m.profile.truncated}
+    ref_depth = {lv: reference_depth(depths, order, lv) for lv in measured}
     intact = {lv for lv, m in measured.items()
-              if not m.profile.truncated and genant_grade(m.own_loss) == 0}
+              if not m.profile.truncated and genant_grade(m.own_loss) == 0
+              and judge(m.depth_mm, ref_depth[lv], m.endplates, False).depth_plausible}
     out: dict[str, FractureAssessment] = {}
     for n, level in enumerate(order):
         if progress is not None:
@@ -766,8 +801,8 @@ def assess_fractures(volume: Volume, anatomy: Anatomy, progress: Progress | None
             continue
         me = measured[level]
         i = order.index(level)
-        refs = tuple(order[j] for j in (i - 1, i + 1)
-                     if 0 <= j < len(order) and order[j] in intact)
+        refs = tuple(order[j] for j in range(i - REFERENCE_REACH, i + REFERENCE_REACH + 1)
+                     if j != i and 0 <= j < len(order) and order[j] in intact)
         loss = _height_loss(me.heights, [measured[r].heights.posterior_mm for r in refs], refs)
         notes = [] if refs else ["no unfractured neighbour to compare with"]
         grade: int | None = genant_grade(loss.worst)
@@ -779,6 +814,11 @@ def assess_fractures(volume: Volume, anatomy: Anatomy, progress: Progress | None
             grade = None  # an implausible measurement, not a fracture to act on
             notes.insert(0, f"the body lies at the end of the scan and is {loss.crush:.0%} "
                             "shorter than its neighbours: its end may be cut; not graded")
+        plausible = judge(me.depth_mm, ref_depth[level], me.endplates,
+                          grade is not None and grade >= 1)
+        if grade is not None and plausible.reasons:
+            grade = None  # a failed measurement gives no grade (issue 21)
+            notes[:0] = plausible.reasons
         out[level] = FractureAssessment(
             level=level, heights=me.heights, height_loss=loss, genant_grade=grade,
             shape=(SHAPE_NOT_ASSESSED if grade is None
@@ -788,7 +828,7 @@ def assess_fractures(volume: Volume, anatomy: Anatomy, progress: Progress | None
             endplate=endplate_disruption(me.profile),
             posterior_wall_mm=me.posterior_wall_mm, anterior_wall_mm=me.anterior_wall_mm,
             foramen_lps=me.foramen_lps, body_centre_lps=me.body_centre_lps,
-            notes=tuple(notes),
+            notes=tuple(notes), plausibility=plausible,
         )
     if progress is not None:
         progress.report(total, total, "Fracture assessment done")
@@ -802,7 +842,7 @@ def _height_loss(h: BodyHeights, neighbour_posterior_mm: list[float], refs: tupl
     concavity = 1.0 - 2.0 * h.middle_mm / (h.anterior_mm + h.posterior_mm)
     if not neighbour_posterior_mm:
         return HeightLoss(wedge, biconcave, concavity)
-    ref = float(np.mean(neighbour_posterior_mm))
+    ref = float(np.median(neighbour_posterior_mm))
     return HeightLoss(wedge, biconcave, concavity, 1.0 - h.anterior_mm / ref,
                       1.0 - h.middle_mm / ref, 1.0 - h.posterior_mm / ref, ref, refs)
 

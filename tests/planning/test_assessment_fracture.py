@@ -176,10 +176,12 @@ def test_demo_heights(demo: tuple[Volume, DemoTruth, Anatomy],
 
 def test_neighbour_reference_skips_the_fracture(assessed: dict[str, FractureAssessment]
                                                  ) -> None:
-    assert assessed["L1"].height_loss.reference_levels == ("T12", "L2")
-    assert assessed["T12"].height_loss.reference_levels == ("T11",)  # L1 is fractured
-    assert assessed["L2"].height_loss.reference_levels == ("L3",)
-    assert assessed["T10"].height_loss.reference_levels == ("T11",)
+    """The reference is the intact levels up to two places away: L1 (fractured) is never
+    one; the ends of the spine take what they have."""
+    assert assessed["L1"].height_loss.reference_levels == ("T11", "T12", "L2", "L3")
+    assert assessed["T12"].height_loss.reference_levels == ("T10", "T11", "L2")
+    assert assessed["L2"].height_loss.reference_levels == ("T12", "L3", "L4")
+    assert assessed["T10"].height_loss.reference_levels == ("T11", "T12")
 
 
 def test_fractured_levels_first(assessed: dict[str, FractureAssessment]) -> None:
@@ -314,3 +316,62 @@ def test_a_body_that_cannot_be_measured_is_left_ungraded_not_a_crash(
     out = assess_fractures(volume, anatomy)
     assert "L3" not in out
     assert out["L1"].genant_grade == 2 and out["L2"].genant_grade == 0
+
+
+# ---- plausibility before grading (issue 21) ----------------------------------------------
+def test_a_mask_that_stops_inside_the_bone_is_not_graded(
+        demo: tuple[Volume, DemoTruth, Anatomy],
+        assessed: dict[str, FractureAssessment]) -> None:
+    """L3's body mask loses the top 6 mm of its middle while the CT keeps the bone (a body
+    fill that stopped short of the endplate, as the axial fill did at the porotic corners
+    of bodies on turned grids): its heights read as a Genant 2 biconcave fracture, but
+    beyond the cut surface the CT shows no step down to a disc. It is not graded, and says
+    why; the demo's real L1 wedge, whose collapsed endplate the CT shows, is still graded."""
+    volume, anatomy = demo_copy(demo)
+    a = assessed["L3"]
+    box, local = local_voxels(anatomy, "L3")
+    mid = 0.5 * (a.posterior_wall_mm + a.anterior_wall_mm)
+    top = float(anatomy.levels["L3"].to_local(a.body_centre_lps)[2]) + 0.5 * a.heights.middle_mm
+    cut = ((np.abs(local[..., 1] - mid) < 9.0) & (local[..., 2] > top - 6.0)
+           & anatomy.vertebra_mask("L3")[box])
+    anatomy.bodies[box] &= ~cut
+    out = assess_fractures(volume, anatomy)
+    l3 = out["L3"]
+    assert genant_grade(l3.height_loss.worst) >= 2  # the short mask alone would grade it
+    assert l3.genant_grade is None and l3.shape == "not assessed"
+    assert "superior endplate is not seen on the CT at the middle" in l3.notes[0]
+    assert l3.plausibility is not None and not l3.plausibility.endplates_seen
+    assert out["L1"].genant_grade == 2 and out["L1"].plausibility.endplates_seen
+    assert assessed["L3"].plausibility.endplates.weakest()[2] >= 100.0
+
+
+def test_a_body_shallower_than_its_neighbours_is_not_graded(
+        demo: tuple[Volume, DemoTruth, Anatomy],
+        assessed: dict[str, FractureAssessment]) -> None:
+    """L4's body mask loses its front 40 % (a segmentation that stopped short of the
+    anterior wall): a fracture takes height, never depth, so the body is not graded, with
+    its depth and the neighbours' in the note; its neighbours are graded as before."""
+    volume, anatomy = demo_copy(demo)
+    a = assessed["L4"]
+    depth = a.anterior_wall_mm - a.posterior_wall_mm
+    box, local = local_voxels(anatomy, "L4")
+    front = (local[..., 1] > a.anterior_wall_mm - 0.4 * depth) & anatomy.vertebra_mask("L4")[box]
+    anatomy.bodies[box] &= ~front
+    out = assess_fractures(volume, anatomy)
+    assert out["L4"].genant_grade is None
+    assert "front to back" in out["L4"].notes[0]
+    assert out["L3"].genant_grade == 0 and out["L5"].genant_grade == 0
+    assert "L4" not in out["L3"].height_loss.reference_levels
+
+
+def test_crush_is_the_whole_body_lower_than_its_neighbours() -> None:
+    """A posterior height alone below the neighbours' (anterior as tall as theirs) is no
+    crush; all three lower by 30–45 % is a crush of the smallest of them."""
+    from planning.assessment.fracture import HeightLoss
+
+    reverse_wedge = HeightLoss(-0.3, -0.1, -0.1, -0.02, 0.1, 0.3, 28.0, ("L3", "L5"))
+    assert reverse_wedge.crush == pytest.approx(-0.02)
+    assert genant_grade(reverse_wedge.worst) == 0
+    crushed = HeightLoss(0.0, 0.05, 0.05, 0.45, 0.48, 0.42, 28.0, ("L3", "L5"))
+    assert crushed.crush == pytest.approx(0.42) and genant_grade(crushed.worst) == 3
+    assert HeightLoss(0.1, 0.1, 0.1).crush is None
