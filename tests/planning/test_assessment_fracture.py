@@ -375,3 +375,28 @@ def test_crush_is_the_whole_body_lower_than_its_neighbours() -> None:
     crushed = HeightLoss(0.0, 0.05, 0.05, 0.45, 0.48, 0.42, 28.0, ("L3", "L5"))
     assert crushed.crush == pytest.approx(0.42) and genant_grade(crushed.worst) == 3
     assert HeightLoss(0.1, 0.1, 0.1).crush is None
+
+
+def test_a_body_cut_by_a_tilted_scan_end_is_not_graded(
+        demo: tuple[Volume, DemoTruth, Anatomy],
+        assessed: dict[str, FractureAssessment]) -> None:
+    """The scan ends obliquely through the front of L5's lower end (a grid turned about the
+    left–right axis, the slab's edge a few millimetres below the body): the body reads as a
+    mild wedge, and beyond its lower surface lies air, not a disc. It is not graded, and the note
+    says the scan ends there."""
+    volume, anatomy = demo_copy(demo)
+    a = assessed["L5"]
+    geo = anatomy.levels["L5"]
+    bottom = float(geo.to_local(a.body_centre_lps)[2]) - 0.5 * a.heights.middle_mm
+    box, local = local_voxels(anatomy, "L5", pad=20)
+    # the slab's edge: a plane rising 2 mm per mm towards the front, 11 mm up at the wall
+    # (so that most of the midline lies clear of it: not "reaches the edge of the scan")
+    edge = bottom + 11.0 + 2.0 * (local[..., 1] - a.anterior_wall_mm)
+    beyond = local[..., 2] < edge
+    anatomy.bodies[box] &= ~beyond
+    paint_ct(volume, anatomy, box, beyond, -1000.0)
+    l5 = assess_fractures(volume, anatomy)["L5"]
+    assert genant_grade(l5.height_loss.worst) >= 1  # the cut alone would grade it
+    assert l5.genant_grade is None
+    assert "scan ends beyond the inferior endplate" in " ".join(l5.notes)
+    assert l5.plausibility.endplates.scan_ends
