@@ -1,5 +1,6 @@
-"""Open a CT to a proposed plan: automatic anatomy, check context and proposals for every
-level of a 512 × 512 × 300 CT, stage by stage. Target (issue 4): at most 10 s in all.
+"""Open a CT to a proposed plan: automatic anatomy, fracture assessment, check context and
+proposals for every level of a 512 × 512 × 300 CT, stage by stage. Target (issues 4 and
+21): at most 10 s in all, the assessment included.
 
 The CT is the demo resampled to 512 × 512 × 300 (see `bench_checks._resampled`); the
 figures are what a user waits for after the CT is loaded.
@@ -11,6 +12,7 @@ import time
 
 from bench.bench_checks import _resampled
 from planning.anatomy.from_ct import anatomy_from_ct
+from planning.assessment.fracture import assess_fractures
 from planning.autoplan import propose
 from planning.checks import CheckContext
 
@@ -23,6 +25,10 @@ def run() -> dict[str, float]:
     t = time.perf_counter()
     anatomy = anatomy_from_ct(volume)
     stages.append(("anatomy from CT (canal, vertebrae, levels)", time.perf_counter() - t))
+    t = time.perf_counter()
+    grades = assess_fractures(volume, anatomy)
+    stages.append((f"fracture assessment ({len(grades)} levels graded or not, with reasons)",
+                   time.perf_counter() - t))
     t = time.perf_counter()
     ctx = CheckContext.build(volume, anatomy)
     stages.append(("check context (surfaces, distance grids)", time.perf_counter() - t))

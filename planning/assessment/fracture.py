@@ -80,6 +80,7 @@ Flags
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -242,20 +243,61 @@ def body_mask(anatomy: Anatomy, level: str) -> BoolArray:
     return np.asarray(anatomy.bodies & anatomy.vertebra_mask(level))
 
 
+BOX_MARGIN = 3  # voxels around a level's labels: the sampling and the cleft box need 2–3
+Box = tuple[slice, slice, slice]
+_boxes_of: dict[int, tuple[weakref.ref[NDArray[np.int16]], list[Box | None]]] = {}
+
+
+def _level_box(anatomy: Anatomy, level: str) -> Box | None:
+    """The box around the level's labels (`BOX_MARGIN`), or None when it has none.
+
+    Why: the anatomy's grid of a 512 × 512 × 300 CT holds ~10 M voxels, and every whole-grid
+    pass per level (a mask, its voxels, its bounds) cost ~60 ms: 1.4 s of the 3.4 s the
+    assessment took. One `find_objects` over the labels gives every level's box, kept for
+    as long as that labels array lives.
+    """
+    labels = anatomy.labels
+    cached = _boxes_of.get(id(labels))
+    if cached is None or cached[0]() is not labels:
+        _boxes_of.clear()  # one anatomy at a time is assessed; keep no stale arrays' boxes
+        cached = (weakref.ref(labels), ndimage.find_objects(labels))
+        _boxes_of[id(labels)] = cached
+    code = anatomy.levels[level].code
+    found = cached[1][code - 1] if 0 < code <= len(cached[1]) else None
+    if found is None:
+        return None
+    return tuple(slice(max(0, s.start - BOX_MARGIN), min(n, s.stop + BOX_MARGIN))
+                 for s, n in zip(found, labels.shape, strict=True))  # type: ignore[return-value]
+
+
+def _boxed_body(anatomy: Anatomy, level: str) -> tuple[Box, BoolArray]:
+    """The level's body mask inside its box (`_level_box`), and the box."""
+    box = _level_box(anatomy, level)
+    if box is None:
+        return (slice(0, 0), slice(0, 0), slice(0, 0)), np.zeros((0, 0, 0), dtype=bool)
+    code = anatomy.levels[level].code
+    return box, np.asarray(anatomy.bodies[box] & (anatomy.labels[box] == code))
+
+
 def body_profile(anatomy: Anatomy, level: str, mask: BoolArray | None = None,
                  volume: Volume | None = None) -> BodyProfile:
     """Sample one level's body mask on a grid in its own frame (see `BodyProfile`)."""
     geo = anatomy.levels[level]
-    m = body_mask(anatomy, level) if mask is None else mask
-    k, j, i = np.nonzero(m)
+    if mask is None:
+        box, m = _boxed_body(anatomy, level)
+    else:
+        box, m = (slice(0, mask.shape[0]), slice(0, mask.shape[1]), slice(0, mask.shape[2])), mask
+    off = np.array([b.start for b in box])
+    k, j, i = (np.nonzero(m) + off[:, None]) if m.size else (np.zeros(0, int),) * 3
     if k.size == 0:
         raise BodyNotMeasurable(f"{level}: the anatomy has no vertebral body voxels for "
                                 "this level")
     lo = np.array([k.min(), j.min(), i.min()]) - 2
     hi = np.array([k.max(), j.max(), i.max()]) + 3
     lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, m.shape)
-    sub = m[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float32)
+    hi = np.minimum(hi, anatomy.labels.shape)
+    sub = m[lo[0] - off[0]:hi[0] - off[0], lo[1] - off[1]:hi[1] - off[1],
+            lo[2] - off[2]:hi[2] - off[2]].astype(np.float32)
     local = geo.to_local(anatomy.to_lps(np.stack([i, j, k], 1).astype(np.float64)))
     ext_lo = local.min(axis=0) - SAMPLE_MARGIN_MM
     ext_hi = local.max(axis=0) + SAMPLE_MARGIN_MM
@@ -277,7 +319,7 @@ def body_profile(anatomy: Anatomy, level: str, mask: BoolArray | None = None,
                                           cval=0.0, output=np.float32).reshape(shape[1:])
     inside = vals >= 0.5
     top, bottom = _line_ends(vals, axes[2])
-    truncated = _touches_edge(anatomy, m, volume) or (
+    truncated = _touches_edge(anatomy, np.stack([k, j, i]), volume) or (
         volume is not None
         and _ends_in_air(volume, geo, axes[0], axes[1], top, bottom, EDGE_PROBE_MM))
     near_end = truncated or (
@@ -331,15 +373,15 @@ def _spacing_along(anatomy: Anatomy, direction_lps: FloatArray) -> float:
     return float(1.0 / np.abs(step).max())
 
 
-def _touches_edge(anatomy: Anatomy, mask: BoolArray, volume: Volume | None) -> bool:
-    """True when the mask reaches the crop's border or the CT's first or last voxels."""
+def _touches_edge(anatomy: Anatomy, kji: NDArray[np.intp], volume: Volume | None) -> bool:
+    """True when the mask's voxels (``kji``: their [k, j, i] rows on the anatomy's grid)
+    reach the crop's border or the CT's first or last voxels."""
     for axis in range(3):
-        ends = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        if ends[0] == 0 or ends[-1] == mask.shape[axis] - 1:
+        if kji[axis].min() == 0 or kji[axis].max() == anatomy.labels.shape[axis] - 1:
             return True
     if volume is None:
         return False
-    k, j, i = np.nonzero(mask)
+    k, j, i = kji
     ijk = volume.to_index(anatomy.to_lps(np.stack([i, j, k], 1).astype(np.float64)))
     last = np.asarray(volume.size, dtype=np.float64) - 1.0
     return bool(np.any(ijk < 0.5) or np.any(ijk > last - 0.5))
@@ -665,24 +707,49 @@ def _hu_on_crop(volume: Volume, anatomy: Anatomy, box: tuple[slice, slice, slice
     return out.reshape(kk.shape)
 
 
-def _box(mask: BoolArray, margin: int = 2) -> tuple[slice, slice, slice]:
-    idx = np.nonzero(mask)
-    sl = [slice(max(0, int(a.min()) - margin), min(n, int(a.max()) + margin + 1))
-          for a, n in zip(idx, mask.shape, strict=True)]
-    return (sl[0], sl[1], sl[2])
+def _body_only(box: Box, m: BoolArray, margin: int = 2) -> tuple[Box, BoolArray]:
+    """The box narrowed to the body's voxels in it (``margin`` around them): a level's box
+    holds its whole vertebra, and the cleft's filters cost by the voxel."""
+    idx = np.nonzero(m)
+    inner = [slice(max(0, int(a.min()) - margin), min(n, int(a.max()) + margin + 1))
+             for a, n in zip(idx, m.shape, strict=True)]
+    outer = tuple(slice(b.start + s.start, b.start + s.stop)
+                  for b, s in zip(box, inner, strict=True))
+    return outer, m[inner[0], inner[1], inner[2]]  # type: ignore[return-value]
+
+
+def _median3_where_dark(hu: NDArray[np.float32], where: BoolArray, dark_hu: float
+                        ) -> NDArray[np.float32]:
+    """``median_filter(hu, size=3)`` (edges reflected) at the voxels of ``where`` whose median
+    can be at most ``dark_hu``; elsewhere +inf.
+
+    Why: the 3 × 3 × 3 median of a body's box was most of the assessment's time on a fine
+    CT (0.8 s of 2 s at 512 × 512 × 300), yet a cleft is only sought where the median is
+    dark, and a median is at most ``dark_hu`` only where 14 of the 27 voxels are; bone has
+    few such voxels. Exact where it matters: the same gas and fluid voxels and HU.
+    """
+    out = np.full(hu.shape, np.inf, dtype=np.float32)
+    dark = ndimage.uniform_filter((hu <= dark_hu).astype(np.float32), size=3, mode="reflect")
+    k, j, i = np.nonzero(where & (dark * 27.0 >= 13.5))
+    if k.size == 0:
+        return out
+    padded = np.pad(hu, 1, mode="symmetric")  # scipy's "reflect"
+    around = np.stack([padded[k + dk, j + dj, i + di] for dk in range(3) for dj in range(3)
+                       for di in range(3)])
+    out[k, j, i] = np.median(around, axis=0)
+    return out
 
 
 def find_cleft(volume: Volume, anatomy: Anatomy, level: str) -> Cleft:
     """The largest intravertebral cleft of a level (gas or fluid density), or none."""
-    mask = body_mask(anatomy, level)
-    if not mask.any():
+    box, m = _boxed_body(anatomy, level)
+    if not m.any():
         return Cleft(False)
-    box = _box(mask)
-    m = mask[box]
+    box, m = _body_only(box, m)
     sp = anatomy.spacing_mm  # (i, j, k)
     depth = ndimage.distance_transform_edt(m, sampling=(sp[2], sp[1], sp[0]))
     interior = depth >= CLEFT_MIN_DEPTH_MM
-    hu = ndimage.median_filter(_hu_on_crop(volume, anatomy, box), size=3)
+    hu = _median3_where_dark(_hu_on_crop(volume, anatomy, box), interior, CLEFT_FLUID_HU[1])
     gas = interior & (hu < CLEFT_GAS_HU)
     fluid = interior & (hu >= CLEFT_FLUID_HU[0]) & (hu <= CLEFT_FLUID_HU[1])
     lab, n = ndimage.label(gas | fluid)
@@ -783,7 +850,7 @@ def assess_fractures(volume: Volume, anatomy: Anatomy, progress: Progress | None
     for n, level in enumerate(order):
         if progress is not None:
             progress.report(n, total, f"Measuring the body of {level}")
-        if level not in NOT_GRADED_LEVELS and body_mask(anatomy, level).any():
+        if level not in NOT_GRADED_LEVELS and _boxed_body(anatomy, level)[1].any():
             try:
                 measured[level] = _measure(volume, anatomy, level)
             except BodyNotMeasurable:

@@ -400,3 +400,25 @@ def test_a_body_cut_by_a_tilted_scan_end_is_not_graded(
     assert l5.genant_grade is None
     assert "scan ends beyond the inferior endplate" in " ".join(l5.notes)
     assert l5.plausibility.endplates.scan_ends
+
+
+def test_the_cleft_median_is_the_full_median_where_it_is_dark() -> None:
+    """The cleft search takes the 3 × 3 × 3 median only where it can be dark
+    (`_median3_where_dark`): there it equals scipy's median filter, voxel for voxel, on
+    bone with gas, fluid and noise; everywhere else the full median is brighter."""
+    from scipy import ndimage
+
+    from planning.assessment.fracture import _median3_where_dark
+
+    rng = np.random.default_rng(7)
+    hu = rng.normal(180.0, 120.0, (14, 15, 16)).astype(np.float32)
+    hu[4:8, 5:9, 6:11] = rng.normal(10.0, 30.0, (4, 4, 5))  # fluid
+    hu[9:11, 2:5, 3:6] = -700.0  # gas
+    where = np.zeros(hu.shape, dtype=bool)
+    where[1:-1, 1:-1, 1:-1] = True
+    fast = _median3_where_dark(hu, where, 40.0)
+    full = ndimage.median_filter(hu, size=3)
+    done = np.isfinite(fast)
+    assert done.sum() > 50
+    np.testing.assert_array_equal(fast[done], full[done])
+    assert np.all(full[where & ~done] > 40.0)
