@@ -339,6 +339,9 @@ class _LevelPlanner:
         warn = self.ctx.limits.anterior_cortex_warn_mm
         if res.tip_bone_ahead_mm is not None and res.tip_bone_ahead_mm < warn:
             return f"the CT shows the cortex {res.tip_bone_ahead_mm:.1f} mm ahead of the tip"
+        if res.tip_dense:
+            return (f"the CT shows dense bone at the tip ({res.tip_hu:.0f} HU against "
+                    f"{res.tip_behind_hu:.0f} HU behind it)")
         if self.guard is not None:
             border = self.guard.clearance_mm_of(t)
             if border < self.guard.clearance_mm:

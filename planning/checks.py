@@ -156,6 +156,8 @@ class CheckResult:
     tip_rays: int = len(RAY_DIRECTIONS_LOCAL)
     tip_hu: float | None = None
     tip_bone_ahead_mm: float | None = None
+    tip_behind_hu: float | None = None  # the bone the needle crossed before the tip, HU
+    tip_dense: bool = False  # the tip sits in bone much denser than that (image_evidence)
     """Along the needle, from the tip to the next bony wall or the bone's end in the image
     (None: neither within 40 mm, or not measured)."""
     approach: str = "transpedicular"
@@ -195,6 +197,8 @@ class CheckResult:
             "tip_rays": self.tip_rays,
             "tip_hu": r(self.tip_hu),
             "tip_bone_ahead_mm": r(self.tip_bone_ahead_mm),
+            "tip_behind_hu": r(self.tip_behind_hu),
+            "tip_dense": self.tip_dense,
             "approach": self.approach,
         }
 
@@ -519,6 +523,8 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
     walled: int | None = None
     tip_hu: float | None = None
     bone_ahead: float | None = None
+    behind_hu: float | None = None
+    dense = False
     rays = len(RAY_DIRECTIONS_LOCAL)
     approach = "transpedicular"
     ev = ctx.evidence
@@ -542,6 +548,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
                                f"vessel ({where})")
         te = ev.tip(tip, frame, direction)
         walled, tip_hu, rays, bone_ahead = te.walled, te.tip_hu, te.rays, te.cortex_ahead_mm
+        behind_hu, dense = te.behind_hu, te.dense
         reasons_tip = _tip_reasons(te, lim, ant_cortex)
         if reasons_tip:
             if not te.enclosed:
@@ -601,6 +608,8 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
         tip_rays=rays,
         tip_hu=tip_hu,
         tip_bone_ahead_mm=bone_ahead,
+        tip_behind_hu=behind_hu,
+        tip_dense=dense,
         approach=approach,
     )
 
@@ -627,6 +636,10 @@ def _tip_reasons(te: TipEvidence, lim: SafetyLimits,
         return [f"the CT shows the tip at the edge of the bone: no bone around it on "
                 f"{te.rays - te.walled} of {te.rays} sides (towards {towards}); the tip may "
                 "be outside the vertebral body"]
+    if te.dense:
+        return [f"the CT shows dense bone at the tip ({te.tip_hu:.0f} HU against "
+                f"{te.behind_hu:.0f} HU in the body behind it): an endplate, the cortex or "
+                "an osteophyte, not the cancellous body that takes the cement"]
     ahead = te.cortex_ahead_mm
     if ahead is not None and ahead < lim.anterior_cortex_warn_mm and (
             anatomy_cortex_mm is None or anatomy_cortex_mm >= lim.anterior_cortex_warn_mm):

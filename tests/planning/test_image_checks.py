@@ -107,6 +107,32 @@ def test_tip_on_the_anterior_cortex_is_flagged(case) -> None:
     assert image, res.reasons  # the image itself says it, whatever the anatomy says
 
 
+def test_tip_in_bone_denser_than_the_body_behind_it_is_flagged(case) -> None:
+    """A dense focus (600 HU, 6 mm across: an osteophyte, a sclerotic endplate, a bone
+    island) around the planned L2 tip: the CT shows the tip in bone much denser than the
+    body the needle crossed, so the check cautions and the planner moves off it. The
+    planned tips in the body are not flagged."""
+    from planning.volume import Volume
+
+    ph, _, proposal = case
+    assert all(not r.tip_dense for r in proposal.results.values())
+    t = proposal.plan.get(LEVEL, Side.RIGHT)
+    ct = ph.ct
+    k, j, i = np.indices(ct.array.shape)
+    ijk = np.stack([i, j, k], -1).reshape(-1, 3).astype(float)
+    lps = (ijk @ ct.affine_lps[:3, :3].T + ct.affine_lps[:3, 3]).reshape(*ct.array.shape, 3)
+    focus = np.linalg.norm(lps - t.target, axis=-1) <= 3.0
+    dense = Volume(np.where(focus, np.int16(600), ct.array).astype(ct.array.dtype),
+                   ct.affine_lps)
+    dense_ctx = CheckContext.build(dense, ph.anatomy)
+    res = check(t, dense_ctx)
+    assert res.tip_dense and res.status is not Status.SAFE
+    assert res.tip_behind_hu is not None and res.tip_hu >= res.tip_behind_hu + 150.0
+    assert any("dense bone at the tip" in r for r in res.reasons), res.reasons
+    moved = propose(dense, ph.anatomy, dense_ctx, [LEVEL]).plan.get(LEVEL, Side.RIGHT)
+    assert moved is None or np.linalg.norm(moved.target - t.target) > 2.0
+
+
 def test_over_the_rib_at_46_degrees_is_atypical() -> None:
     volume, truth = generate_demo_ct()
     anatomy = anatomy_from_demo_truth(truth)
