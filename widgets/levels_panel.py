@@ -50,6 +50,7 @@ from PySide6.QtWidgets import (
 )
 
 from planning.anatomy.model import LOW_NAME_CONFIDENCE
+from planning.assessment.levels import NOT_GRADED
 from planning.checks import CheckResult, Status
 from planning.plan import DEFAULT_GAUGE, GAUGES, LEVEL_NAMES, Side, gauge, level_index
 from widgets.check_details import (
@@ -176,6 +177,8 @@ def level_tag(row: LevelRow) -> tuple[str, str]:
         return f"? {row.confidence * 100:.0f}%", WARNING_AMBER
     if row.fracture_grade is not None:  # assessed: not fractured
         return "no Fx", LABEL_GREY
+    if row.fracture_text.startswith(NOT_GRADED):  # measured, but the measurement failed
+        return "not graded", LABEL_GREY  # the reason is in the row's tooltip
     return "", LABEL_GREY
 
 

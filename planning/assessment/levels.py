@@ -42,6 +42,8 @@ FLAG_TITLES: Mapping[str, str] = {
 }
 
 
+NOT_GRADED = "Not graded:"  # how a level whose measurement failed begins its summary
+
 @dataclass(frozen=True, eq=False)
 class LevelAssessment:
     """One level: fracture, pedicles, body volume and cement, leakage flags (LPS mm)."""
@@ -91,7 +93,7 @@ class LevelAssessment:
                 return "Not graded (sacrum)"
             return "Not assessed (no fracture assessment for this level)"
         if f.genant_grade is None:
-            return "Not graded: " + ("; ".join(f.notes) or "the body is not whole in the scan")
+            return NOT_GRADED + " " + ("; ".join(f.notes) or "the body is not whole in the scan")
         loss = max(f.worst_loss, 0.0)
         if not f.fractured:
             return f"No fracture (largest height loss {100 * loss:.0f} %)"

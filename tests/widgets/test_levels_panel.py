@@ -26,6 +26,7 @@ from widgets.levels_panel import (
     LevelsPanel,
     fitting_font,
     level_tag,
+    level_tooltip,
 )
 from widgets.plan_display import STATUS_COLORS
 
@@ -438,4 +439,10 @@ def test_level_tag_names_the_fracture_grade_or_says_none() -> None:
     assert level_tag(row)[0] == "Fx G2"
     assert level_tag(replace(row, fracture_grade=0))[0] == "no Fx"
     assert level_tag(replace(row, fracture_grade=None))[0] == ""
+    failed = replace(row, fracture_grade=None, fracture_text="Not graded: the body measures "
+                     "22 mm front to back against 36 mm for its neighbours")
+    assert level_tag(failed)[0] == "not graded"  # the reason is in the tooltip
+    assert "36 mm for its neighbours" in level_tooltip(failed)
+    assert level_tag(replace(row, fracture_grade=None,
+                             fracture_text="Not graded (sacrum)"))[0] == ""
     assert level_tag(replace(row, fracture_grade=0, confidence=0.4))[0] == "? 40%"
