@@ -156,10 +156,10 @@ class CheckResult:
     tip_rays: int = len(RAY_DIRECTIONS_LOCAL)
     tip_hu: float | None = None
     tip_bone_ahead_mm: float | None = None
-    tip_behind_hu: float | None = None  # the bone the needle crossed before the tip, HU
-    tip_dense: bool = False  # the tip sits in bone much denser than that (image_evidence)
     """Along the needle, from the tip to the next bony wall or the bone's end in the image
     (None: neither within 40 mm, or not measured)."""
+    tip_behind_hu: float | None = None  # the bone the needle crossed before the tip, HU
+    tip_dense: bool = False  # the tip sits in bone much denser than that (image_evidence)
     approach: str = "transpedicular"
     """"transpedicular", "parapedicular" (lateral to the pedicle: through the
     costovertebral junction in the thoracic spine) or "atypical" (angles far from the

@@ -147,8 +147,9 @@ class ImageEvidence:
         # one sampling for the rays, the path behind and the tip (this runs on every mouse
         # move)
         sampled = self.hu_at(np.vstack([pts.reshape(-1, 3), back, tip_lps[None, :]]))
-        behind_hu = float(np.median(sampled[pts.shape[0] * pts.shape[1]:-1]))
-        hu = sampled[:pts.shape[0] * pts.shape[1]].reshape(len(dirs), len(_STEPS))
+        on_rays = len(dirs) * len(_STEPS)
+        behind_hu = float(np.median(sampled[on_rays:-1]))
+        hu = sampled[:on_rays].reshape(len(dirs), len(_STEPS))
         ball = hu[:-1, _STEPS <= TIP_BALL_MM]
         tip_hu = float(np.median(np.concatenate([ball.ravel(), sampled[-1:]])))
         wall_hu = max(tip_hu + WALL_ABOVE_TIP_HU, WALL_MIN_HU)

@@ -136,6 +136,11 @@ def endplate_steps(volume: Volume, prof: BodyProfile,
     return EndplateSteps(steps, frozenset(scan_ends))
 
 
+def depth_plausible(depth_mm: float, reference_depth_mm: float | None) -> bool:
+    """At least `DEPTH_MIN_FRACTION` of the neighbours' depth (True without neighbours)."""
+    return reference_depth_mm is None or depth_mm >= DEPTH_MIN_FRACTION * reference_depth_mm
+
+
 def reference_depth(depths: dict[str, float], order: list[str], level: str) -> float | None:
     """The median depth of up to `DEPTH_NEIGHBOURS` measured levels on each side."""
     i = order.index(level)
@@ -155,8 +160,7 @@ class Plausibility:
 
     @property
     def depth_plausible(self) -> bool:
-        return (self.reference_depth_mm is None
-                or self.depth_mm >= DEPTH_MIN_FRACTION * self.reference_depth_mm)
+        return depth_plausible(self.depth_mm, self.reference_depth_mm)
 
     @property
     def endplates_seen(self) -> bool:

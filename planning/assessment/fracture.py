@@ -94,6 +94,7 @@ from planning.assessment.body_plausibility import (
     EndplateSteps,
     Plausibility,
     band_limits,
+    depth_plausible,
     endplate_steps,
     judge,
     reference_depth,
@@ -238,11 +239,6 @@ class BodyNotMeasurable(VertebroPlanError, ValueError):
     ungraded, never given a grade from a failed measurement."""
 
 
-def body_mask(anatomy: Anatomy, level: str) -> BoolArray:
-    """The level's vertebral body on the anatomy's crop grid."""
-    return np.asarray(anatomy.bodies & anatomy.vertebra_mask(level))
-
-
 BOX_MARGIN = 3  # voxels around a level's labels: the sampling and the cleft box need 2–3
 Box = tuple[slice, slice, slice]
 _boxes_of: dict[int, tuple[weakref.ref[NDArray[np.int16]], list[Box | None]]] = {}
@@ -270,6 +266,11 @@ def _level_box(anatomy: Anatomy, level: str) -> Box | None:
                  for s, n in zip(found, labels.shape, strict=True))  # type: ignore[return-value]
 
 
+def _whole(mask: BoolArray) -> Box:
+    """The box of a whole array."""
+    return (slice(0, mask.shape[0]), slice(0, mask.shape[1]), slice(0, mask.shape[2]))
+
+
 def _boxed_body(anatomy: Anatomy, level: str) -> tuple[Box, BoolArray]:
     """The level's body mask inside its box (`_level_box`), and the box."""
     box = _level_box(anatomy, level)
@@ -283,12 +284,9 @@ def body_profile(anatomy: Anatomy, level: str, mask: BoolArray | None = None,
                  volume: Volume | None = None) -> BodyProfile:
     """Sample one level's body mask on a grid in its own frame (see `BodyProfile`)."""
     geo = anatomy.levels[level]
-    if mask is None:
-        box, m = _boxed_body(anatomy, level)
-    else:
-        box, m = (slice(0, mask.shape[0]), slice(0, mask.shape[1]), slice(0, mask.shape[2])), mask
+    box, m = _boxed_body(anatomy, level) if mask is None else (_whole(mask), mask)
     off = np.array([b.start for b in box])
-    k, j, i = (np.nonzero(m) + off[:, None]) if m.size else (np.zeros(0, int),) * 3
+    k, j, i = np.nonzero(m) + off[:, None]
     if k.size == 0:
         raise BodyNotMeasurable(f"{level}: the anatomy has no vertebral body voxels for "
                                 "this level")
@@ -427,7 +425,7 @@ class HeightLoss:
     """Fractional height losses (0.35 = 35 % lost); None where there is no reference.
 
     ``wedge`` = 1 − Ha/Hp, ``biconcave`` = 1 − Hm/Hp, ``concavity`` = 1 − 2 Hm/(Ha + Hp);
-    ``*_vs_neighbours`` = 1 − H/Href with Href the mean posterior height of
+    ``*_vs_neighbours`` = 1 − H/Href with Href the median posterior height of
     ``reference_levels``; ``crush`` is the smallest of the three (the whole body lower).
     """
 
@@ -859,7 +857,7 @@ def assess_fractures(volume: Volume, anatomy: Anatomy, progress: Progress | None
     ref_depth = {lv: reference_depth(depths, order, lv) for lv in measured}
     intact = {lv for lv, m in measured.items()
               if not m.profile.truncated and genant_grade(m.own_loss) == 0
-              and judge(m.depth_mm, ref_depth[lv], m.endplates, False).depth_plausible}
+              and depth_plausible(m.depth_mm, ref_depth[lv])}
     out: dict[str, FractureAssessment] = {}
     for n, level in enumerate(order):
         if progress is not None:

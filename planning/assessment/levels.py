@@ -44,6 +44,7 @@ FLAG_TITLES: Mapping[str, str] = {
 
 NOT_GRADED = "Not graded:"  # how a level whose measurement failed begins its summary
 
+
 @dataclass(frozen=True, eq=False)
 class LevelAssessment:
     """One level: fracture, pedicles, body volume and cement, leakage flags (LPS mm)."""
