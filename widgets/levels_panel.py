@@ -166,8 +166,10 @@ def row_order(row: LevelRow) -> tuple[int, int, int]:
 
 def level_tag(row: LevelRow) -> tuple[str, str]:
     """(tag, colour) shown beside a level's name: a fracture's Genant grade first (what the
-    surgeon plans for), else a doubtful label's confidence, else "no Fx" once assessed
-    (a confident label's percentage says nothing to a surgeon; it is in the tooltip)."""
+    surgeon plans for), else a doubtful label's confidence, else "no Fx" once assessed, or
+    "Fx n/a" where the body's measurement failed and it is not graded (a confident label's
+    percentage says nothing to a surgeon; it, and why a level is not graded, are in the
+    tooltip)."""
     if not row.detected:
         return "not in CT", LABEL_GREY
     if row.fractured and row.fracture_grade is not None:
@@ -178,7 +180,7 @@ def level_tag(row: LevelRow) -> tuple[str, str]:
     if row.fracture_grade is not None:  # assessed: not fractured
         return "no Fx", LABEL_GREY
     if row.fracture_text.startswith(NOT_GRADED):  # measured, but the measurement failed
-        return "not graded", LABEL_GREY  # the reason is in the row's tooltip
+        return "Fx n/a", LABEL_GREY  # not graded: the reason is in the row's tooltip
     return "", LABEL_GREY
 
 
@@ -249,6 +251,9 @@ class _LevelsDelegate(QStyledItemDelegate):
             if selected and not tag.startswith("?"):
                 color = QColor("#dfe8f5")
             painter.setPen(color)
+            # never over the name: what does not fit beside it is elided (the tooltip has it)
+            room = rect.width() - QFontMetrics(font).horizontalAdvance(text) - 6
+            tag = QFontMetrics(small).elidedText(tag, Qt.TextElideMode.ElideRight, max(room, 0))
             painter.drawText(rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, tag)
 
     @staticmethod

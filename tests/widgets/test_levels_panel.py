@@ -441,7 +441,7 @@ def test_level_tag_names_the_fracture_grade_or_says_none() -> None:
     assert level_tag(replace(row, fracture_grade=None))[0] == ""
     failed = replace(row, fracture_grade=None, fracture_text="Not graded: the body measures "
                      "22 mm front to back against 36 mm for its neighbours")
-    assert level_tag(failed)[0] == "not graded"  # the reason is in the tooltip
+    assert level_tag(failed)[0] == "Fx n/a"  # not graded: the reason is in the tooltip
     assert "36 mm for its neighbours" in level_tooltip(failed)
     assert level_tag(replace(row, fracture_grade=None,
                              fracture_text="Not graded (sacrum)"))[0] == ""
