@@ -33,6 +33,7 @@ from planning.anatomy.canal_from_vertebrae import (
     derive_canal,
     slices_tilted,
 )
+from planning.anatomy.canal_wall import widen_canal_to_bone
 from planning.anatomy.endplates import trim_bodies_to_endplates
 from planning.anatomy.from_labels import anatomy_from_label_map, labels_on_ct_grid
 from planning.anatomy.label_tables import VERSE
@@ -133,6 +134,9 @@ def anatomy_from_ct(ct: Volume, progress: Progress | None = None, *,
     canal = _canal_across_patient(ct, grid, codes_w) if slices_tilted(ct.affine_lps) else None
     inner = _Sub(progress, 6, STAGES)
     anatomy = anatomy_from_label_map(ct, label_volume, VERSE, inner.progress, canal=canal)
+    # the filling rules reached into the canal's wall; before the bodies lose their discs,
+    # which are not canal either
+    widen_canal_to_bone(anatomy, ct)
     trim_bodies_to_endplates(anatomy, ct)  # each body also held half of its two discs
     clock("anatomy")
     if column.metal.any():

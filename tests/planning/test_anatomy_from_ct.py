@@ -22,7 +22,9 @@ DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
 ABDOMEN = DATA / "ct-abdomen-3mm"
 LUMBAR = ["T12", "L1", "L2", "L3", "L4", "L5"]
 MAX_DEMO_ERROR_MM = 3.0
-MIN_CANAL_DICE = 0.85
+MIN_CANAL_DICE = 0.84  # the demo paints its canal up to 4 mm inside the bony hole (soft
+# tissue between); the automatic canal reaches the bone (`canal_wall`): 0.86 before that
+MIN_CANAL_COVER = 0.96  # of the demo's canal inside the automatic one: the side that matters
 REAL_MAX_ERROR_MM = 10.0
 
 
@@ -69,6 +71,7 @@ def test_demo_canal_dice(demo: tuple[Volume, DemoTruth], anatomy: Anatomy) -> No
     found, true = _canal_on_grid(anatomy, ct), truth.canal_mask()
     dice = 2.0 * float((found & true).sum()) / float(found.sum() + true.sum())
     assert dice >= MIN_CANAL_DICE
+    assert float((found & true).sum()) / float(true.sum()) >= MIN_CANAL_COVER
 
 
 def test_shift_renames_every_level(anatomy: Anatomy) -> None:

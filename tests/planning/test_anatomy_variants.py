@@ -119,10 +119,11 @@ def test_levels_named_and_placed_and_proposals_safe(scanned: Maps, variant: str)
     # `planning.autoplan._Guard`). Measured: as scanned and mirrored 5 levels; 1 mm 3;
     # oblique 2 bilateral pairs since its canal is found across the patient's axis (before,
     # 3 levels with 4 needles, one pair: the oblique CT's labels have holes in the pedicles,
-    # "no path stays in the bone", which refuses the others)
+    # "no path stays in the bone", which refuses the others). The 1 mm copy keeps 3 needles
+    # on 3 levels since the canal reaches the CT's bone edge (`canal_wall`; 4 before).
     levels, needles = _assert_proposals_stay_out_of_the_labelled_canal(maps[0], found,
                                                                        reference)
-    assert levels >= 2 and needles >= 4
+    assert levels >= 2 and needles >= 3
 
 
 def test_cropped_to_three_levels_places_them_and_says_the_names_are_uncertain(

@@ -1,0 +1,128 @@
+"""Move the automatic canal's wall out to where the CT shows bone.
+
+Why: the automatic vertebra labels are bone by the CT's threshold *plus* what the filling
+rules add (`from_ct._labels_on_ct`): a body's interior is everything but fat, gas and CSF
+within its working-grid outline, and gaps in a thin ring are bridged where the HU reach
+cancellous bone. Both reach a voxel into the canal at its wall, where the cortex's
+partial-volume fringe (70–180 HU) lies, and the canal is the hole the labels leave. On the
+phantoms painted from the real abdominal labels (canal known exactly) the automatic canal
+was one voxel smaller all round than the painted one, its lateral recesses rounded off, and
+the clearance the checks reported was 2.0 mm larger than the true one on average (up to
+4.5 mm): the error in the unsafe direction.
+
+So the canal grows into the voxels at its wall that the CT does not show as bone (below
+`BONE_HU`, noise quietened as for the body interiors) and that the labels or the ring's
+closing had taken, at most `WIDEN_MM` from where it was, and only uphill (`_uphill`): the
+fringe rises from the canal to the cortex's crest, and beyond the crest lies cancellous
+bone, however porotic. Those voxels leave the vertebra labels. A wall that a lesion has
+thinned below the bone threshold becomes canal, which is the side to err on.
+
+The bodies keep theirs: the body's posterior wall is where its heights are measured, and
+taking its fringe changed the fracture shape named on 7 of 37 VerSe storings; the needles
+pass beside the canal, through the pedicles, not through that wall.
+
+Measured with the accuracy harness (both labelled CTs, 71 storings): reported − reference
+clearance from +0.9 mm on average to −0.1 mm (abdomen) and 0.0 mm (VerSe), within 1 mm
+for 43 → 60 % and 51 → 89 % of the needles; needles within 1 mm of the reference canal
+2 → 0. On the painted phantoms, whose canal is exact, the mean clearance error went from
++1.5 … +2.2 mm to −0.1 … +0.2 mm and the canal's mean surface distance from 0.8–1.2 mm to
+0.5–1.0 mm. The price: fewer proposals where the pedicles are few voxels wide (VerSe, 3 mm
+across the patient: 183 → 154 needles; abdomen 224 → 233), and on the real CTs re-gridded
+finer than they were scanned (0.6–2 mm from 3 mm) the canal reaches 0.5–0.9 mm beyond the
+labelled one on average.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from planning.anatomy.model import Anatomy
+from planning.anatomy.spine_column import BONE_HU, quiet_hu
+from planning.volume import Volume, inverse_affine
+
+WIDEN_MM = 4.0  # at most this far: a cortex's partial-volume fringe, a lateral recess
+MAX_DROP_HU = 20.0  # a step of the growth may fall this much (noise), not from a crest
+CLOSING_MM = 2.5  # the ring's closing in `derive_canal` (a square of ±2 mm, as a ball)
+
+BoolArray = NDArray[np.bool_]
+
+
+def widen_canal_to_bone(anatomy: Anatomy, ct: Volume) -> int:
+    """Grow ``anatomy.canal`` (in place) into the soft voxels at its wall outside the
+    bodies; returns how many voxels moved to the canal.
+
+    ``anatomy`` lies on a crop of ``ct``'s grid (as `anatomy_from_ct` makes it); on any
+    other grid nothing is changed.
+    """
+    if not anatomy.canal.any():
+        return 0
+    offset = _crop_offset(anatomy, ct)
+    if offset is None:
+        return 0
+    spacing = anatomy.spacing_mm[::-1]  # [k, j, i]
+    reach = np.ceil(WIDEN_MM / spacing).astype(int)
+    box = _box(anatomy.canal, reach)
+    canal = anatomy.canal[box]
+    labelled = anatomy.labels[box] > 0
+    ct_box = tuple(slice(b.start + o, b.stop + o) for b, o in zip(box, offset, strict=True))
+    hu = ct.array[ct_box]
+    if hu.shape != canal.shape:  # the crop reaches beyond the CT: leave it
+        return 0
+    # the voxels the ring's closing took when the canal was derived, labelled or not
+    dilated = ndimage.distance_transform_edt(~labelled, sampling=spacing) <= CLOSING_MM
+    closed = ndimage.distance_transform_edt(dilated, sampling=spacing) > CLOSING_MM
+    smooth = quiet_hu(hu)
+    # bone by its own HU as well: on a noisy CT the smoothing lowers a thin cortex's crest
+    # below the threshold, and the growth then ran through it into the pedicle
+    soft = ((labelled | closed) & (smooth < BONE_HU) & (hu < BONE_HU) & ~canal
+            & ~anatomy.bodies[box])
+    soft &= ndimage.distance_transform_edt(~canal, sampling=spacing) <= WIDEN_MM
+    grown = _uphill(canal, soft, np.asarray(smooth, dtype=np.float32))
+    anatomy.canal[box] |= grown
+    anatomy.labels[box][grown] = 0
+    return int(grown.sum())
+
+
+def _uphill(canal: BoolArray, allowed: BoolArray, hu: NDArray[np.float32]) -> BoolArray:
+    """The ``allowed`` voxels reached from ``canal`` by steps (6-neighbours) along which
+    the HU never fall by more than `MAX_DROP_HU`.
+
+    Why uphill: from the canal outwards the partial-volume fringe rises towards the
+    cortex's crest; beyond the crest the HU fall again into a pedicle's or a body's
+    cancellous interior, which is bone however porotic, and the growth must stop there.
+    """
+    cross = ndimage.generate_binary_structure(3, 1)
+    level = np.where(canal, hu, np.inf).astype(np.float32)
+    reached = np.zeros_like(canal)
+    while True:
+        lowest = ndimage.grey_erosion(level, footprint=cross, mode="constant", cval=np.inf)
+        new = allowed & ~reached & (hu >= lowest - MAX_DROP_HU)
+        if not new.any():
+            return reached
+        reached |= new
+        level[new] = hu[new]
+
+
+def _crop_offset(anatomy: Anatomy, ct: Volume) -> tuple[int, int, int] | None:
+    """[k, j, i] of the crop's first voxel on the CT's grid, None if not a crop of it."""
+    to_ct = inverse_affine(ct.affine_lps) @ anatomy.affine_lps
+    if not np.allclose(to_ct[:3, :3], np.eye(3), atol=1e-4):
+        return None
+    ijk = to_ct[:3, 3]
+    if not np.allclose(ijk, np.rint(ijk), atol=1e-3):
+        return None
+    i, j, k = (int(v) for v in np.rint(ijk))
+    return k, j, i
+
+
+def _box(mask: BoolArray, pad: NDArray[np.int_]) -> tuple[slice, slice, slice]:
+    """The [k, j, i] bounding box of ``mask`` grown by ``pad`` voxels, clipped."""
+    out = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        idx = np.flatnonzero(mask.any(axis=other))
+        out.append(slice(max(0, int(idx[0] - pad[axis])),
+                         min(mask.shape[axis], int(idx[-1] + pad[axis] + 1))))
+    return out[0], out[1], out[2]
