@@ -160,6 +160,9 @@ class CheckResult:
     (None: neither within 40 mm, or not measured)."""
     tip_behind_hu: float | None = None  # the bone the needle crossed before the tip, HU
     tip_dense: bool = False  # the tip sits in bone much denser than that (image_evidence)
+    tip_plates_gap_mm: float | None = None
+    """Between the first walls straight above and below the tip (image_evidence): a
+    body's endplates, or under `PLATES_MIN_GAP_MM` a disc's."""
     approach: str = "transpedicular"
     """"transpedicular", "parapedicular" (lateral to the pedicle: through the
     costovertebral junction in the thoracic spine) or "atypical" (angles far from the
@@ -199,6 +202,7 @@ class CheckResult:
             "tip_bone_ahead_mm": r(self.tip_bone_ahead_mm),
             "tip_behind_hu": r(self.tip_behind_hu),
             "tip_dense": self.tip_dense,
+            "tip_plates_gap_mm": r(self.tip_plates_gap_mm),
             "approach": self.approach,
         }
 
@@ -525,6 +529,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
     bone_ahead: float | None = None
     behind_hu: float | None = None
     dense = False
+    plates_gap: float | None = None
     rays = len(RAY_DIRECTIONS_LOCAL)
     approach = "transpedicular"
     ev = ctx.evidence
@@ -548,7 +553,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
                                f"vessel ({where})")
         te = ev.tip(tip, frame, direction)
         walled, tip_hu, rays, bone_ahead = te.walled, te.tip_hu, te.rays, te.cortex_ahead_mm
-        behind_hu, dense = te.behind_hu, te.dense
+        behind_hu, dense, plates_gap = te.behind_hu, te.dense, te.plates_gap_mm
         reasons_tip = _tip_reasons(te, lim, ant_cortex)
         if reasons_tip:
             if not te.enclosed:
@@ -610,6 +615,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
         tip_bone_ahead_mm=bone_ahead,
         tip_behind_hu=behind_hu,
         tip_dense=dense,
+        tip_plates_gap_mm=plates_gap,
         approach=approach,
     )
 
@@ -640,6 +646,10 @@ def _tip_reasons(te: TipEvidence, lim: SafetyLimits,
         return [f"the CT shows dense bone at the tip ({te.tip_hu:.0f} HU against "
                 f"{te.behind_hu:.0f} HU in the body behind it): an endplate, the cortex or "
                 "an osteophyte, not the cancellous body that takes the cement"]
+    if te.between_plates:
+        return [f"the CT shows dense plates {te.plates_gap_mm:.1f} mm apart above and below "
+                "the tip: a disc between two endplates, or a body crushed flat, not the "
+                "cancellous body that takes the cement"]
     ahead = te.cortex_ahead_mm
     if ahead is not None and ahead < lim.anterior_cortex_warn_mm and (
             anatomy_cortex_mm is None or anatomy_cortex_mm >= lim.anterior_cortex_warn_mm):

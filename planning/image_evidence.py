@@ -23,6 +23,13 @@ of a tip in the aorta). So every check also asks the image, with no segmentation
   tips outside their vertebra read 442–693 HU against 210–251 HU behind them; tips in the
   body read within 30 % of the bone behind). Cement needs cancellous bone; a body dense
   all through (a blastic metastasis) is dense behind the tip too and is not flagged.
+- **the plates above and below the tip**: along the vertebra's superior axis, the first wall
+  above and the first below. In a body they are its endplates, 17–56 mm apart on the
+  harness's tips inside their vertebra (9.5 mm on a real wedge fracture); a tip in a disc
+  has the two endplates that bound the disc 3.5–8 mm apart (VerSe 012 re-stored at 3 mm,
+  turned 20° about x, 10° about y, 25° about z: the automatic split put a body's lower
+  end in the disc below it). Under `PLATES_MIN_GAP_MM` the tip is in a disc, or in a body
+  crushed flat, which takes no needle either.
 
 Everything is sampled from the CT's own voxels (trilinear), in LPS mm.
 """
@@ -60,6 +67,7 @@ CANCELLOUS_HU = (-80.0, 700.0)  # HU around a tip in cancellous bone (fatty … 
 BEHIND_MM = (3.0, 15.0)  # the needle's path before the tip that is "the bone behind it"
 DENSE_ABOVE_BEHIND_HU = 150.0  # a tip this much denser than the bone behind it…
 DENSE_RATIO = 1.6  # …and this many times as dense sits in an endplate or a cortex
+PLATES_MIN_GAP_MM = 8.5  # walls above and below the tip nearer together: a disc (see doc)
 EVIDENCE_MARGIN_MM = 25.0  # vessels are sought this far around the anatomy's crop
 
 _AXES = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
@@ -82,6 +90,7 @@ class TipEvidence:
     open_towards: tuple[str, ...]
     cortex_ahead_mm: float | None  # along the needle, tip to the next wall or the bone's end
     behind_hu: float | None = None  # median HU of the needle's path 3–15 mm before the tip
+    plates_gap_mm: float | None = None  # between the first walls above and below the tip
 
     @property
     def dense(self) -> bool:
@@ -89,6 +98,12 @@ class TipEvidence:
         return (self.behind_hu is not None
                 and self.tip_hu >= self.behind_hu + DENSE_ABOVE_BEHIND_HU
                 and self.tip_hu >= DENSE_RATIO * max(self.behind_hu, 1.0))
+
+    @property
+    def between_plates(self) -> bool:
+        """Dense plates above and below the tip closer together than any cancellous body:
+        a disc between two endplates, or a body crushed flat (see module doc)."""
+        return self.plates_gap_mm is not None and self.plates_gap_mm < PLATES_MIN_GAP_MM
 
     @property
     def enclosed(self) -> bool:
@@ -179,8 +194,13 @@ class ImageEvidence:
         # trabecular bone, which lies inside the body
         ahead = min(first_wall[-1], fat_start[-1], hard_at[-1])
         bone_ahead = float(_STEPS[ahead]) if ahead < n else None
+        # the walls straight above and below (rays 4 and 5: ±superior), met before the bone
+        # ends: the body's endplates, or a disc's
+        up, down = (float(_STEPS[first_wall[r]]) if first_wall[r] < min(first_exit[r], n)
+                    else None for r in (4, 5))
+        gap = None if up is None or down is None else up + down
         return TipEvidence(int(closed[:-1].sum()), len(dirs) - 1, tip_hu, open_towards,
-                           bone_ahead, behind_hu)
+                           bone_ahead, behind_hu, gap)
 
 
 def _run_start(low: NDArray[np.bool_], run_mm: float) -> NDArray[np.intp]:

@@ -133,6 +133,39 @@ def test_tip_in_bone_denser_than_the_body_behind_it_is_flagged(case) -> None:
     assert moved is None or np.linalg.norm(moved.target - t.target) > 2.0
 
 
+def test_tip_between_two_plates_a_few_millimetres_apart_is_flagged(case) -> None:
+    """A disc painted around the planned L2 tip: two endplates (600 HU, 1.5 mm thick)
+    3.5 mm above and below it, disc (90 HU) between, 15 mm across, square to the
+    vertebra's superior axis. The CT shows dense plates 6–7 mm apart around the tip: a
+    disc, not a body; the check cautions and the planner moves off. The planned tips in
+    the body have their endplates far apart and are not flagged."""
+    from planning.image_evidence import PLATES_MIN_GAP_MM
+    from planning.volume import Volume
+
+    ph, _, proposal = case
+    assert all(r.tip_plates_gap_mm is None or r.tip_plates_gap_mm >= PLATES_MIN_GAP_MM
+               for r in proposal.results.values())
+    t = proposal.plan.get(LEVEL, Side.RIGHT)
+    up = ph.anatomy.levels[LEVEL].superior_lps
+    ct = ph.ct
+    k, j, i = np.indices(ct.array.shape)
+    ijk = np.stack([i, j, k], -1).reshape(-1, 3).astype(float)
+    lps = (ijk @ ct.affine_lps[:3, :3].T + ct.affine_lps[:3, 3]).reshape(*ct.array.shape, 3)
+    offset = lps - t.target
+    height = offset @ up
+    across = np.linalg.norm(offset - height[..., None] * up, axis=-1) <= 7.5
+    hu = np.where(across & (np.abs(height) < 3.5), 90, ct.array)
+    hu = np.where(across & (np.abs(height) >= 3.5) & (np.abs(height) <= 5.0), 600, hu)
+    disc = Volume(hu.astype(ct.array.dtype), ct.affine_lps)
+    disc_ctx = CheckContext.build(disc, ph.anatomy)
+    res = check(t, disc_ctx)
+    assert res.tip_plates_gap_mm is not None and res.tip_plates_gap_mm < PLATES_MIN_GAP_MM
+    assert res.status is not Status.SAFE
+    assert any("plates" in r and "disc" in r for r in res.reasons), res.reasons
+    moved = propose(disc, ph.anatomy, disc_ctx, [LEVEL]).plan.get(LEVEL, Side.RIGHT)
+    assert moved is None or np.linalg.norm(moved.target - t.target) > 2.0
+
+
 def test_over_the_rib_at_46_degrees_is_atypical() -> None:
     volume, truth = generate_demo_ct()
     anatomy = anatomy_from_demo_truth(truth)
