@@ -87,7 +87,7 @@ def anatomy_from_label_map(ct: Volume, labels: Volume, table: LabelTable,
     progress.report(0, 4, "Placing the labels on the CT")
     box, crop, vertebra = _spine_on_ct(ct, labels, table, name)
     affine = crop_affine(ct.affine_lps, box)
-    counts = np.bincount(crop.view(np.uint16).ravel(), minlength=65536)
+    counts = _code_counts(crop)
     warnings = [note for code, note in table.notes.items() if counts[code & 0xFFFF]]
     body_map = _body_map(bodies, ct, box, crop.shape, warnings)
 
@@ -122,6 +122,23 @@ def anatomy_from_label_map(ct: Volume, labels: Volume, table: LabelTable,
                       discs=_discs(crop, table, body_map), source=name, warnings=warnings)
     progress.report(4, 4, "Anatomy ready")
     return anatomy
+
+
+COUNT_CHUNK = 1 << 20  # voxels counted at a time (see `_code_counts`)
+
+
+def _code_counts(crop: Int16Array) -> NDArray[np.int64]:
+    """Voxels per label code (index = code as uint16).
+
+    Why in chunks: `np.bincount` converts its input to 64-bit integers first; on a
+    512 × 512 × 300 CT's crop that is a fresh 200 MB array whose first touch cost 0.6–0.8 s,
+    against 0.05 s for the counting itself.
+    """
+    flat = crop.view(np.uint16).ravel()
+    counts = np.zeros(65536, dtype=np.int64)
+    for start in range(0, flat.size, COUNT_CHUNK):
+        counts += np.bincount(flat[start:start + COUNT_CHUNK], minlength=65536)
+    return counts
 
 
 def _spine_on_ct(ct: Volume, labels: Volume, table: LabelTable, name: str
