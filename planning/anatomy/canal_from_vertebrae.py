@@ -305,6 +305,10 @@ def _choose_holes(holes: list[_Hole], slice_mm: float) -> list[_Hole]:
     for h in holes:
         by_slice.setdefault(h.slice_index, []).append(h)
     first = {s: max(hs, key=lambda h: (h.hint_voxels, h.area_mm2)) for s, hs in by_slice.items()}
+    # where a hint marks the canal, only its holes lay the path: a slice without one would
+    # offer its largest hole, which on a porotic CT is a body's interior
+    hinted = {s: h for s, h in first.items() if h.hint_voxels}
+    first = hinted or first
     if not first:
         return []
     slices = np.array(sorted(first))
@@ -313,6 +317,8 @@ def _choose_holes(holes: list[_Hole], slice_mm: float) -> list[_Hole]:
     chosen = []
     for s, hs in sorted(by_slice.items()):
         near = np.abs(slices - s) <= window
+        if not near.any():  # beyond the hinted stretch: its nearest end
+            near = np.abs(slices - s) == np.abs(slices - s).min()
         path = np.median(centres[near], axis=0)
         distance = [float(np.linalg.norm(h.centre_mm - path)) for h in hs]
         best = int(np.argmin(distance))
