@@ -29,7 +29,11 @@ for 43 → 60 % and 51 → 89 % of the needles; needles within 1 mm of the refer
 0.5–1.0 mm. The price: fewer proposals where the pedicles are few voxels wide (VerSe, 3 mm
 across the patient: 183 → 154 needles; abdomen 224 → 233), and on the real CTs re-gridded
 finer than they were scanned (0.6–2 mm from 3 mm) the canal reaches 0.5–0.9 mm beyond the
-labelled one on average.
+labelled one on average. (With the column's canal core as the hint, `from_ct._canal_core`:
+needles 224 abdomen, 146 VerSe; clearance error −0.0 and −0.1 mm, within 1 mm for 58 %
+and 90 %; the painted abdomen +0.1 … +0.7 mm.) On a 512 × 512 × 300 CT this step takes
+0.13 s (a breadth-first search over the frontier; distance maps of the canal's whole box
+took 2.8 s).
 """
 
 from __future__ import annotations
@@ -37,14 +41,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from planning.anatomy.model import Anatomy
 from planning.anatomy.spine_column import BONE_HU, quiet_hu
 from planning.volume import Volume, inverse_affine
 
 WIDEN_MM = 4.0  # at most this far: a cortex's partial-volume fringe, a lateral recess
+CLOSING_MM = 2.5  # about the ring's closing in `derive_canal` (a square of ±2 mm)
 MAX_DROP_HU = 20.0  # a step of the growth may fall this much (noise), not from a crest
-CLOSING_MM = 2.5  # the ring's closing in `derive_canal` (a square of ±2 mm, as a ball)
 
 BoolArray = NDArray[np.bool_]
 
@@ -70,39 +75,57 @@ def widen_canal_to_bone(anatomy: Anatomy, ct: Volume) -> int:
     hu = ct.array[ct_box]
     if hu.shape != canal.shape:  # the crop reaches beyond the CT: leave it
         return 0
-    # the voxels the ring's closing took when the canal was derived, labelled or not
-    dilated = ndimage.distance_transform_edt(~labelled, sampling=spacing) <= CLOSING_MM
-    closed = ndimage.distance_transform_edt(dilated, sampling=spacing) > CLOSING_MM
+    # the voxels the ring's closing took when the canal was derived, labelled or not: a
+    # closing by a box of ±`CLOSING_MM` along each axis (whole voxels; none on an axis
+    # coarser than that), separable and so cheap
+    size = tuple(int(2 * np.floor(CLOSING_MM / s) + 1) for s in spacing)
+    grown_bone = ndimage.maximum_filter(labelled.view(np.uint8), size=size, mode="constant",
+                                        cval=0)
+    closed = ndimage.minimum_filter(grown_bone, size=size, mode="constant",
+                                    cval=1).astype(bool)
     smooth = quiet_hu(hu)
-    # bone by its own HU as well: on a noisy CT the smoothing lowers a thin cortex's crest
-    # below the threshold, and the growth then ran through it into the pedicle
     soft = ((labelled | closed) & (smooth < BONE_HU) & (hu < BONE_HU) & ~canal
             & ~anatomy.bodies[box])
-    soft &= ndimage.distance_transform_edt(~canal, sampling=spacing) <= WIDEN_MM
-    grown = _uphill(canal, soft, np.asarray(smooth, dtype=np.float32))
+    grown = _uphill(canal, soft, np.asarray(smooth, dtype=np.float32), spacing)
     anatomy.canal[box] |= grown
     anatomy.labels[box][grown] = 0
     return int(grown.sum())
 
 
-def _uphill(canal: BoolArray, allowed: BoolArray, hu: NDArray[np.float32]) -> BoolArray:
-    """The ``allowed`` voxels reached from ``canal`` by steps (6-neighbours) along which
-    the HU never fall by more than `MAX_DROP_HU`.
+def _uphill(canal: BoolArray, allowed: BoolArray, hu: NDArray[np.float32],
+            spacing_kji: NDArray[np.float64]) -> BoolArray:
+    """The ``allowed`` voxels within `WIDEN_MM` of ``canal``, reached from it by steps
+    (6-neighbours) along which the HU never fall by more than `MAX_DROP_HU`.
 
     Why uphill: from the canal outwards the partial-volume fringe rises towards the
     cortex's crest; beyond the crest the HU fall again into a pedicle's or a body's
     cancellous interior, which is bone however porotic, and the growth must stop there.
+    A breadth-first search over the frontier only (a few thousand voxels per step, not the
+    canal's whole box), the distance checked against the canal's surface voxels.
     """
-    cross = ndimage.generate_binary_structure(3, 1)
-    level = np.where(canal, hu, np.inf).astype(np.float32)
-    reached = np.zeros_like(canal)
-    while True:
-        lowest = ndimage.grey_erosion(level, footprint=cross, mode="constant", cval=np.inf)
-        new = allowed & ~reached & (hu >= lowest - MAX_DROP_HU)
-        if not new.any():
-            return reached
-        reached |= new
-        level[new] = hu[new]
+    shape = canal.shape
+    # padded by one voxel of "not allowed", so that neighbours never leave the array
+    ok = np.pad(allowed, 1).ravel()
+    level = np.pad(hu, 1).ravel()
+    strides = np.cumprod((1, shape[2] + 2, shape[1] + 2))[::-1]  # k, j, i
+    offsets = np.concatenate([strides, -strides])
+    padded_canal = np.pad(canal, 1)
+    surface = padded_canal & ~ndimage.binary_erosion(padded_canal)
+    tree = cKDTree(np.argwhere(surface) * spacing_kji)
+    reached = np.zeros_like(ok)
+    frontier = np.flatnonzero(surface.ravel())
+    while frontier.size:
+        cand = (frontier[:, None] + offsets[None, :]).ravel()
+        source = np.repeat(level[frontier], len(offsets))
+        keep = ok[cand] & ~reached[cand] & (level[cand] >= source - MAX_DROP_HU)
+        cand = np.unique(cand[keep])
+        if cand.size:
+            kji = np.stack(np.unravel_index(cand, padded_canal.shape), axis=1)
+            near = tree.query(kji * spacing_kji, distance_upper_bound=WIDEN_MM)[0]
+            cand = cand[np.isfinite(near)]
+        reached[cand] = True
+        frontier = cand
+    return np.asarray(reached.reshape(padded_canal.shape)[1:-1, 1:-1, 1:-1])
 
 
 def _crop_offset(anatomy: Anatomy, ct: Volume) -> tuple[int, int, int] | None:
