@@ -37,7 +37,6 @@ from planning.anatomy.model import Anatomy
 from planning.anatomy.pedicles import PedicleError, PedicleGeometry, measure_pedicle
 from planning.checks import CheckContext, CheckResult, LevelLandmarks, Status, check
 from planning.clearance import COARSE_ERROR_MM, SignedDistance, min_along_segment
-from planning.image_evidence import PLATES_MIN_GAP_MM
 from planning.plan import GAUGES, Plan, Side, Trajectory
 from planning.plan import gauge as lookup_gauge
 from planning.progress import Progress, no_progress
@@ -343,7 +342,7 @@ class _LevelPlanner:
         if res.tip_dense:
             return (f"the CT shows dense bone at the tip ({res.tip_hu:.0f} HU against "
                     f"{res.tip_behind_hu:.0f} HU behind it)")
-        if res.tip_plates_gap_mm is not None and res.tip_plates_gap_mm < PLATES_MIN_GAP_MM:
+        if res.tip_between_plates:
             return (f"the CT shows dense plates {res.tip_plates_gap_mm:.1f} mm apart above "
                     "and below the tip (a disc)")
         if self.guard is not None:

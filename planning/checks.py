@@ -30,6 +30,7 @@ from planning.clearance import (
 from planning.grid_lookup import nearest_voxels
 from planning.image_evidence import (
     CANCELLOUS_HU,
+    PLATES_MIN_GAP_MM,
     RAY_DIRECTIONS_LOCAL,
     ImageEvidence,
     TipEvidence,
@@ -167,6 +168,13 @@ class CheckResult:
     """"transpedicular", "parapedicular" (lateral to the pedicle: through the
     costovertebral junction in the thoracic spine) or "atypical" (angles far from the
     level's pedicle axis)."""
+
+    @property
+    def tip_between_plates(self) -> bool:
+        """The plates above and below the tip are a disc's, not a body's endplates
+        (`TipEvidence.between_plates`)."""
+        return (self.tip_plates_gap_mm is not None
+                and self.tip_plates_gap_mm < PLATES_MIN_GAP_MM)
 
     def to_json(self) -> dict[str, object]:
         def r(v: float | None) -> float | None:

@@ -75,6 +75,7 @@ _AXES = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0
 _DIAGONALS = np.array([[a, b, c] for a in (1, -1) for b in (1, -1) for c in (1, -1)],
                       dtype=np.float64) / np.sqrt(3.0)
 RAY_DIRECTIONS_LOCAL = np.vstack([_AXES, _DIAGONALS])
+_SUPERIOR_RAYS = (4, 5)  # the rows of `_AXES` straight up and straight down
 """(left, anterior, superior) unit vectors of the rays, in the vertebra's frame."""
 _STEPS = np.arange(1, int(RAY_LENGTH_MM / RAY_STEP_MM) + 1) * RAY_STEP_MM
 _BEHIND_STEPS = np.arange(BEHIND_MM[0], BEHIND_MM[1] + 1e-9, RAY_STEP_MM)
@@ -194,10 +195,10 @@ class ImageEvidence:
         # trabecular bone, which lies inside the body
         ahead = min(first_wall[-1], fat_start[-1], hard_at[-1])
         bone_ahead = float(_STEPS[ahead]) if ahead < n else None
-        # the walls straight above and below (rays 4 and 5: ±superior), met before the bone
+        # the walls straight above and below (`_SUPERIOR_RAYS`), met before the bone
         # ends: the body's endplates, or a disc's
         up, down = (float(_STEPS[first_wall[r]]) if first_wall[r] < min(first_exit[r], n)
-                    else None for r in (4, 5))
+                    else None for r in _SUPERIOR_RAYS)
         gap = None if up is None or down is None else up + down
         return TipEvidence(int(closed[:-1].sum()), len(dirs) - 1, tip_hu, open_towards,
                            bone_ahead, behind_hu, gap)

@@ -45,15 +45,13 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from planning.anatomy.model import Anatomy
+from planning.anatomy.model import Anatomy, BoolArray, crop_box
 from planning.anatomy.spine_column import BONE_HU, quiet_hu
 from planning.volume import Volume, inverse_affine
 
 WIDEN_MM = 4.0  # at most this far: a cortex's partial-volume fringe, a lateral recess
 CLOSING_MM = 2.5  # about the ring's closing in `derive_canal` (a square of ±2 mm), as a ball
 MAX_DROP_HU = 20.0  # a step of the growth may fall this much (noise), not from a crest
-
-BoolArray = NDArray[np.bool_]
 
 
 def widen_canal_to_bone(anatomy: Anatomy, ct: Volume) -> int:
@@ -69,8 +67,8 @@ def widen_canal_to_bone(anatomy: Anatomy, ct: Volume) -> int:
     if offset is None:
         return 0
     spacing = anatomy.spacing_mm[::-1]  # [k, j, i]
-    reach = np.ceil(WIDEN_MM / spacing).astype(int)
-    box = _box(anatomy.canal, reach)
+    rk, rj, ri = (int(r) for r in np.ceil(WIDEN_MM / spacing))
+    box = crop_box([anatomy.canal], (rk, rj, ri), anatomy.canal.shape)
     canal = anatomy.canal[box]
     labelled = anatomy.labels[box] > 0
     ct_box = tuple(slice(b.start + o, b.stop + o) for b, o in zip(box, offset, strict=True))
@@ -145,14 +143,3 @@ def _crop_offset(anatomy: Anatomy, ct: Volume) -> tuple[int, int, int] | None:
         return None
     i, j, k = (int(v) for v in np.rint(ijk))
     return k, j, i
-
-
-def _box(mask: BoolArray, pad: NDArray[np.int_]) -> tuple[slice, slice, slice]:
-    """The [k, j, i] bounding box of ``mask`` grown by ``pad`` voxels, clipped."""
-    out = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        idx = np.flatnonzero(mask.any(axis=other))
-        out.append(slice(max(0, int(idx[0] - pad[axis])),
-                         min(mask.shape[axis], int(idx[-1] + pad[axis] + 1))))
-    return out[0], out[1], out[2]
