@@ -4,7 +4,8 @@ Why: an algorithm tuned until two CTs come out right has learned those two CTs. 
 labelled real CT in ../shared/data (found by its README and `labels.nii.gz`; the label
 table named in the README) is run as stored *and* re-stored many ways — rotated grids,
 other spacings, flipped storage on each axis, sagittal and coronal storage, crops to three
-levels and through a vertebra — and as a phantom painted from its labels (with contrast
+levels and through a vertebra, as uncompressed and JPEG 2000 DICOM series, a 40 mm crop
+of 2 mm slices — and as a phantom painted from its labels (with contrast
 vessels and a table), whose truth is exact. The truth moves with the patient: the label map
 is resampled through LPS onto each re-storing (`anatomy_from_label_map`).
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydicom.uid import JPEG2000Lossless
 
 from planning.anatomy.from_ct import anatomy_from_ct
 from planning.anatomy.from_labels import anatomy_from_label_map
@@ -188,6 +190,40 @@ def restacked(volume: Volume, slice_axis_lps: int) -> Volume:
                   frame_of_reference_uid="2.25.13")
 
 
+def thin_slab(volume: Volume, truth: Anatomy, names: list[str], height_mm: float,
+              slice_mm: float) -> Volume:
+    """Axial slices ``slice_mm`` apart, ``height_mm`` in all, centred between the bodies of
+    ``names``, the CT's own in-plane spacing (a thin crop, as a radiographer sends it)."""
+    centre = np.mean([truth.levels[n].centroid_lps for n in names], axis=0)
+    lo, hi = volume.bounds_lps()
+    step = float(volume.spacing_mm[:2].min())
+    n_x, n_y = (int(np.ceil((hi[a] - lo[a]) / step)) + 1 for a in (0, 1))
+    n_z = round(height_mm / slice_mm)
+    affine = np.diag([step, step, slice_mm, 1.0])
+    affine[:3, 3] = [lo[0], lo[1], centre[2] - slice_mm * (n_z - 1) / 2.0]
+    return _regrid(volume, affine, (n_z, n_y, n_x))
+
+
+def through_dicom(volume: Volume, transfer_syntax: str | None = None) -> Volume:
+    """The CT written as a DICOM series (compressed with ``transfer_syntax`` when given)
+    and read back by the app's own loader: what a PACS export gives."""
+    import tempfile
+
+    import pydicom
+
+    from planning.io.dicom_series import load_dicom_folder
+    from planning.io.dicom_write import write_series
+
+    with tempfile.TemporaryDirectory(prefix="vp-accuracy-") as tmp:
+        paths = write_series(volume, tmp)
+        if transfer_syntax is not None:
+            for path in paths:
+                ds = pydicom.dcmread(path)
+                ds.compress(transfer_syntax)
+                ds.save_as(path, enforce_file_format=True)
+        return load_dicom_folder(tmp)
+
+
 def cropped_to_levels(volume: Volume, truth: Anatomy, first: int, count: int,
                       through_mm: float = 0.0) -> Volume:
     """The slab of ``count`` truth levels from the ``first`` (cranial first), widened by
@@ -234,6 +270,13 @@ def storings(ct: Volume, truth: Anatomy, fast: bool) -> Iterator[tuple[str, Call
         yield f"cropped to 3 levels from {list(truth.levels)[first]}", (
             lambda f=first: cropped_to_levels(ct, truth, f, 3))
     yield "cut through a vertebra", lambda: cropped_to_levels(ct, truth, 1, 3, through_mm=8.0)
+    yield "uncompressed DICOM series", lambda: through_dicom(ct)
+    yield "JPEG 2000 DICOM, 1 mm grid", lambda: through_dicom(respaced(ct, 1.0), JPEG2000Lossless)
+    thoracic = [n for n in truth.levels if n.startswith("T")]
+    if thoracic:  # the issue's 40 mm crop: 20 slices of 2 mm, the two lowest thoracic levels
+        yield (f"40 mm crop of 2 mm slices through {'–'.join(thoracic[-2:])}, JPEG 2000",
+               lambda: through_dicom(thin_slab(ct, truth, thoracic[-2:], 40.0, 2.0),
+                                     JPEG2000Lossless))
 
 
 # ---- the figures of one storing ---------------------------------------------------------
