@@ -40,6 +40,7 @@ COARSE_VOX_MM = 1.5  # block size of the coarse distance grid
 COARSE_MARGIN_MM = 20.0  # how far around the structure the coarse grid reaches
 COARSE_FAR_MM = 25.0  # the coarse grid of an empty structure
 COARSE_ERROR_MM = 2.5  # samples this close to the coarse minimum are searched exactly
+COARSE_SIGN_MM = 1.0  # the coarse grid's sign is trusted where it is at least this far out
 FINE_STEP_MM = 0.5  # sampling of the exact search around the best sample (0.25 measured no better)
 
 
@@ -138,6 +139,18 @@ class SignedDistance:
         np.minimum(ijk, self._coarse_last, out=ijk)
         return self.coarse.ravel()[ijk @ self._coarse_strides]
 
+    def _coarse_with_reach(self, points_lps: FloatArray
+                           ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+        """`approximate`, and whether each point lies on the coarse grid at all: the grid
+        covers the structure's mask and 20 mm around it within the mask's array, so a point
+        beyond it is outside the structure whatever the clamped edge value says."""
+        m = self.coarse_index_from_lps
+        ijk = np.rint(np.atleast_2d(points_lps) @ m[:3, :3].T + m[:3, 3]).astype(np.intp)
+        in_grid = np.all((ijk >= 0) & (ijk <= self._coarse_last), axis=1)
+        np.maximum(ijk, 0, out=ijk)
+        np.minimum(ijk, self._coarse_last, out=ijk)
+        return self.coarse.ravel()[ijk @ self._coarse_strides], in_grid
+
     def refined_many(
         self, points_lps: FloatArray, *, sparse: bool = False
     ) -> tuple[FloatArray, FloatArray]:
@@ -164,7 +177,13 @@ class SignedDistance:
         w = 1.0 / (d + 1e-3)
         planes = np.einsum("nk,nk->n", signed, w) / w.sum(axis=1)
         nearest = d[:, 0]
-        far = np.copysign(nearest, signed[:, 0])
+        # far out, the sign from the coarse grid's distance transform: the nearest vertex's
+        # tangent plane can face the wrong way beside a thin or concave part (measured: a
+        # point 8 mm outside a pooled soft-tissue border got -7.8 mm from its plane)
+        coarse, in_grid = self._coarse_with_reach(p)
+        side = np.where(np.abs(coarse) >= COARSE_SIGN_MM, coarse, signed[:, 0])
+        side = np.where(in_grid, side, 1.0)  # beyond the grid (and the mask): outside
+        far = np.copysign(nearest, side)
         return np.where(nearest < NEAR_SURFACE_MM, planes, far), normals[:, 0]
 
     def nearest_plane(self, points_lps: FloatArray) -> FloatArray:
