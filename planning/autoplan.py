@@ -9,8 +9,8 @@ the pedicle projects. The chosen path maximises the smallest of two clearances, 
 the needle's surface: to the pedicle walls (inside the bone) and to the spinal canal beyond
 the 2 mm caution margin, and to any contrast-filled vessel beyond its 5 mm caution distance.
 Candidates are scored on the check context's signed-distance
-fields, all at once; those that keep the canal margin (`uncertainty_margin_mm`, and on an
-automatic anatomy the soft tissue beside its canal too, `_Guard`) go first, the best then
+fields, all at once; those that keep the canal margin (on an automatic anatomy the wall's
+measured uncertainty where the path passes, `planning.canal_margin`) go first, the best then
 through `planning.checks.check`, and a path whose check says unsafe is never proposed, nor
 one the checks call atypical or parapedicular, nor one whose tip the image shows within
 3 mm of a cortex ahead (a proposal is a textbook transpedicular path;
@@ -31,12 +31,11 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.ndimage import find_objects
 
-from planning.anatomy.canal_border import canal_with_soft_border
-from planning.anatomy.from_ct import SOURCE as AUTOMATIC_SOURCE
 from planning.anatomy.model import Anatomy
 from planning.anatomy.pedicles import PedicleError, PedicleGeometry, measure_pedicle
+from planning.canal_margin import CanalMargin
 from planning.checks import CheckContext, CheckResult, LevelLandmarks, Status, check
-from planning.clearance import COARSE_ERROR_MM, SignedDistance, min_along_segment
+from planning.clearance import COARSE_ERROR_MM, SignedDistance
 from planning.plan import GAUGES, Plan, Side, Trajectory
 from planning.plan import gauge as lookup_gauge
 from planning.progress import Progress, no_progress
@@ -50,8 +49,6 @@ NOT_PROPOSED_BY_DEFAULT = {
     "S1": "the sacrum is not planned automatically (sacroplasty takes other approaches); "
           "ask for S1 by name to plan it through its pedicles",
 }
-AUTO_CANAL_MARGIN_MM = 3.0  # see `uncertainty_margin_mm`
-BORDER_CLEARANCE_MM = 2.0  # from the soft tissue beside an automatic canal (`_Guard`)
 ISTHMUS_OFFSETS = (-0.2, 0.0, 0.2)  # of the isthmus width / height, around its centre
 TIP_DEPTHS = (0.62, 0.70, 0.78)  # of the body's front-to-back span (0 back, 1 front)
 TIP_HEIGHTS_MM = (-3.0, 0.0, 3.0)  # about the body centroid, along the local superior axis
@@ -101,7 +98,6 @@ def propose(
     progress: Progress | None = None,
     *,
     pedicles: dict[str, dict[Side, PedicleGeometry]] | None = None,
-    canal_margin_mm: float | None = None,
 ) -> Proposal:
     """Propose transpedicular trajectories for ``levels`` (by default all levels of the
     anatomy but those in `NOT_PROPOSED_BY_DEFAULT`, which go to ``omitted`` with the
@@ -110,9 +106,9 @@ def propose(
     ``pedicles`` replaces the measurement of the pedicles it holds (e.g. ones the user
     corrected); the others are measured from ``anatomy``.
 
-    ``canal_margin_mm``: a proposal keeps at least this much clearance to the canal. By
-    default `uncertainty_margin_mm` of the anatomy: an automatically found canal may be a
-    voxel off, so a path must clear it by a voxel more than it would an imported one.
+    On an automatically found canal a proposal keeps the clearance its wall's measured
+    uncertainty asks for where the path passes (`planning.canal_margin`); an imported
+    canal is trusted as drawn.
 
     Raises `planning.errors.Cancelled` if ``progress`` is cancelled between levels.
     """
@@ -130,8 +126,7 @@ def propose(
         names = list(levels)
     chosen: list[Trajectory] = []
     boxes = find_objects(anatomy.labels)  # one pass over the labels for every pedicle
-    margin = uncertainty_margin_mm(volume, anatomy) if canal_margin_mm is None else canal_margin_mm
-    guard = _Guard.build(volume, anatomy) if anatomy.source == AUTOMATIC_SOURCE else None
+    margin = ctx.canal_margin
     for n, level in enumerate(names):
         progress.report(n, len(names), f"Planning {level}")
         lm = ctx.landmarks.get(level)
@@ -140,7 +135,7 @@ def propose(
             continue
         given = (pedicles or {}).get(level, {})
         planner = _LevelPlanner(anatomy, ctx, lm, [g.name for g in gauges], boxes, given,
-                                margin, guard)
+                                margin)
         trajectories, level_notes, reason = planner.plan()
         notes.update(level_notes)
         chosen.extend(trajectories)
@@ -167,50 +162,6 @@ def propose(
     return Proposal(plan=plan, notes=notes, omitted=omitted, results=results)
 
 
-def uncertainty_margin_mm(volume: Volume, anatomy: Anatomy) -> float:
-    """Canal clearance a proposal needs on this anatomy: when it was found automatically,
-    the CT's coarsest voxel size and at least `AUTO_CANAL_MARGIN_MM` (its canal border can
-    be a voxel of the scan off: on the real 3 mm CT and its re-gridded copies, paths
-    2.1–2.3 mm clear of the automatic canal came within 1 mm of the labelled one);
-    nothing extra for imported label maps and the demo's truth. Where that border is soft
-    tissue rather than bone the canal may reach further still: `_Guard` adds a margin
-    there."""
-    if anatomy.source != AUTOMATIC_SOURCE:
-        return 0.0
-    return max(AUTO_CANAL_MARGIN_MM, float(volume.spacing_mm.max()))
-
-
-@dataclass(frozen=True, eq=False)
-class _Guard:
-    """An automatic canal together with the soft tissue beside it
-    (`planning.anatomy.canal_border.canal_with_soft_border`), where the canal may reach
-    further than it was found: the lateral recesses and the entries of the foramina, where
-    the nerve roots run. A proposal keeps `BORDER_CLEARANCE_MM` from it besides its margin
-    from the canal itself (`uncertainty_margin_mm`): so the margin grows where the border
-    is soft tissue, not where it is bone.
-
-    Measured on the real abdominal CT (3 mm) and its mirrored, oblique, 1 mm and cropped
-    copies, over every path of the search (11G and 15G): of the paths 3 mm clear of the
-    automatic canal, some entered the canal of TotalSegmentator's labels by up to 1.1 mm
-    (into the lateral recess); of those also 2 mm clear of the canal with its soft border,
-    none came nearer to it than 1.3 mm (1.5 mm clear: 0.3 mm inside).
-    """
-
-    field: SignedDistance
-    clearance_mm: float
-
-    @classmethod
-    def build(cls, volume: Volume, anatomy: Anatomy) -> _Guard | None:
-        mask, affine = canal_with_soft_border(volume, anatomy)
-        if not mask.any():
-            return None
-        return cls(SignedDistance.build(mask, affine), BORDER_CLEARANCE_MM)
-
-    def clearance_mm_of(self, t: Trajectory) -> float:
-        """Needle surface to the canal with its soft border, mm (negative inside)."""
-        return min_along_segment(self.field, t.entry, t.target)[0] - t.radius_mm
-
-
 class _LevelPlanner:
     """Both sides of one level, with the gauge and unipedicular fallbacks."""
 
@@ -222,14 +173,10 @@ class _LevelPlanner:
         gauges: list[str],
         boxes: list[tuple[slice, ...] | None],
         given: dict[Side, PedicleGeometry],
-        margin_mm: float = 0.0,
-        guard: _Guard | None = None,
+        margin: CanalMargin | None = None,
     ) -> None:
         self.anatomy, self.ctx, self.lm, self.gauges = anatomy, ctx, lm, gauges
-        self.boxes, self.given, self.margin_mm = boxes, given, margin_mm
-        self.guard = guard
-        # the guard's clearance shifted onto the canal's: one threshold, `margin_mm`
-        self._guard_shift = 0.0 if guard is None else margin_mm - guard.clearance_mm
+        self.boxes, self.given, self.margin = boxes, given, margin
         self.level = lm.geometry.name
         self._last_refusal = ""  # why the best candidate of the last gauge was refused
 
@@ -295,10 +242,9 @@ class _LevelPlanner:
             if result is None:
                 why = f" (the best one: {self._last_refusal})" if self._last_refusal else ""
                 said.append(f"every {name} path the search tried checks unsafe"
-                            + (f" or passes within {self.margin_mm:.1f} mm of the automatically"
-                               " found canal" if self.margin_mm else "")
-                            + (f" or within {self.guard.clearance_mm:.1f} mm of the soft tissue"
-                               " beside it" if self.guard is not None else "") + why)
+                            + (" or passes the automatically found canal nearer than its "
+                               "wall's uncertainty allows" if self.margin is not None else "")
+                            + why)
                 continue
             t, res, i = result
             text = self._describe(ped, t, res, cands, i)
@@ -332,8 +278,8 @@ class _LevelPlanner:
         """Why a checked candidate is not proposed, in words ("" when it is fine)."""
         if res.status is Status.UNSAFE:
             return "; ".join(r.split(": ", 1)[-1] for r in res.reasons[:2])
-        if res.canal_clearance_mm < self.margin_mm:
-            return f"{res.canal_clearance_mm:.1f} mm from the automatically found canal"
+        if not res.canal_margin_kept and self.margin is not None:
+            return self.margin.at(t.entry, t.target, t.radius_mm).describe()
         if res.approach != "transpedicular":
             return f"{res.approach} path"
         warn = self.ctx.limits.anterior_cortex_warn_mm
@@ -345,10 +291,6 @@ class _LevelPlanner:
         if res.tip_between_plates:
             return (f"the CT shows dense plates {res.tip_plates_gap_mm:.1f} mm apart above "
                     "and below the tip (a disc)")
-        if self.guard is not None:
-            border = self.guard.clearance_mm_of(t)
-            if border < self.guard.clearance_mm:
-                return f"{border:.1f} mm from the soft tissue beside the canal"
         return ""
 
     def _describe(
@@ -358,8 +300,13 @@ class _LevelPlanner:
         depth = res.tip_depth_fraction if res.tip_depth_fraction is not None else float("nan")
         status = res.status.value
         extra = f" ({'; '.join(r.split(': ', 1)[-1] for r in res.reasons)})" if res.reasons else ""
-        border = ("" if self.guard is None else
-                  f" ({self.guard.clearance_mm_of(t):.1f} mm from the soft tissue beside it)")
+        border = ""
+        if self.margin is not None:
+            at = self.margin.at(t.entry, t.target, t.radius_mm)
+            border = (f" (tightest against the wall's uncertainty: {at.clearance_mm:.1f} mm "
+                      f"where {at.needed_mm:.1f} mm are needed, the wall there "
+                      f"{'soft tissue' if at.soft_wall else 'bone'}, uncertain by "
+                      f"{at.uncertainty_mm:.1f} mm)")
         return (
             f"{t.label}: {t.gauge} through the pedicle isthmus "
             f"({ped.isthmus_width_mm:.1f} × {ped.isthmus_height_mm:.1f} mm), tip "
@@ -431,10 +378,10 @@ class _LevelPlanner:
         # ones exactly: KD-tree queries for all of them would cost ten times as much
         limit = ctx.limits.canal_caution_mm
         wall_c = lm.walls.approximate(flat).reshape(len(p), PATH_SAMPLES)
-        canal_c = ctx.canal.approximate(flat).reshape(len(p), PATH_SAMPLES)
-        if self.guard is not None:
-            guard_c = self.guard.field.approximate(flat).reshape(len(p), PATH_SAMPLES)
-            canal_c = np.minimum(canal_c, guard_c + self._guard_shift)
+        if self.margin is not None:  # what the margin leaves, on the caution distance
+            canal_c = (self.margin.slack_rough(flat) + limit).reshape(len(p), PATH_SAMPLES)
+        else:
+            canal_c = ctx.canal.approximate(flat).astype(np.float64).reshape(len(p), PATH_SAMPLES)
         rough = np.minimum(
             np.where(in_pedicle, -wall_c, np.inf).min(axis=1), canal_c.min(axis=1) - limit
         ) - PREFER_NOMINAL_MM * nominal
@@ -447,10 +394,12 @@ class _LevelPlanner:
         keep = np.argsort(-rough, kind="stable")[: min(EXACT_CANDIDATES, int(valid.sum()))]
         sub = path[keep].reshape(-1, 3)
         wall_d = lm.walls.refined_many(sub)[0].reshape(len(keep), PATH_SAMPLES)
-        canal_mm = _path_minimum(ctx.canal, path[keep]) - radius_mm
-        if self.guard is not None:
-            guard_mm = _path_minimum(self.guard.field, path[keep]) - radius_mm
-            canal_mm = np.minimum(canal_mm, guard_mm + self._guard_shift)
+        if self.margin is not None:
+            slack = self.margin.slack_paths(path[keep], radius_mm)
+            canal_mm = slack + limit
+        else:
+            canal_mm = _path_minimum(ctx.canal, path[keep]) - radius_mm
+            slack = canal_mm
         wall_mm = np.where(in_pedicle[keep], -wall_d, np.inf).min(axis=1) - radius_mm
         entry, tip, nominal = entry[keep], tip[keep], nominal[keep]
         score = np.minimum(wall_mm, canal_mm - limit) - PREFER_NOMINAL_MM * nominal
@@ -458,7 +407,7 @@ class _LevelPlanner:
             score = np.minimum(score, _path_minimum(vessels, path[keep]) - vessel_limit)
         # those that keep the margin first: where every path breaches a wall, the score
         # ranks by the wall alone and would try only paths too near the canal
-        order = np.lexsort((-score, canal_mm < self.margin_mm))
+        order = np.lexsort((-score, slack < 0.0))
         return _Candidates(entry[order], tip[order], score[order], canal_mm[order],
                            wall_mm[order])
 

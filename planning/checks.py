@@ -21,6 +21,7 @@ from scipy.ndimage import find_objects
 
 from planning.anatomy.model import Anatomy, VertebraGeometry, crop_affine
 from planning.assessment.pedicle_norms import norm_for
+from planning.canal_margin import BONY_WALL_ERROR_MM, CanalMargin
 from planning.clearance import (
     COARSE_ERROR_MM,
     SignedDistance,
@@ -164,10 +165,24 @@ class CheckResult:
     tip_plates_gap_mm: float | None = None
     """Between the first walls straight above and below the tip (image_evidence): a
     body's endplates, or under `PLATES_MIN_GAP_MM` a disc's."""
+    canal_uncertainty_mm: float | None = None
+    """How far an automatically found canal's wall may be off where the path passes it
+    most tightly (`planning.canal_margin`): half a millimetre where the wall is bone, more
+    where it is soft tissue. None for an imported canal (trusted as drawn) or a needle in
+    the canal."""
+    canal_margin_slack_mm: float | None = None
+    """At that point, the clearance less what the wall's uncertainty asks for: negative,
+    and the path is too near a canal that may reach further than it was found."""
     approach: str = "transpedicular"
     """"transpedicular", "parapedicular" (lateral to the pedicle: through the
     costovertebral junction in the thoracic spine) or "atypical" (angles far from the
     level's pedicle axis)."""
+
+    @property
+    def canal_margin_kept(self) -> bool:
+        """The path keeps the clearance the canal wall's uncertainty asks for (always, on an
+        imported canal)."""
+        return self.canal_margin_slack_mm is None or self.canal_margin_slack_mm >= 0.0
 
     @property
     def tip_between_plates(self) -> bool:
@@ -211,6 +226,8 @@ class CheckResult:
             "tip_behind_hu": r(self.tip_behind_hu),
             "tip_dense": self.tip_dense,
             "tip_plates_gap_mm": r(self.tip_plates_gap_mm),
+            "canal_uncertainty_mm": r(self.canal_uncertainty_mm),
+            "canal_margin_slack_mm": r(self.canal_margin_slack_mm),
             "approach": self.approach,
         }
 
@@ -237,6 +254,7 @@ class CheckContext:
     hu_index_from_lps: FloatArray
     limits: SafetyLimits
     evidence: ImageEvidence | None = None
+    canal_margin: CanalMargin | None = None  # on an automatically found canal
 
     @classmethod
     def build(
@@ -252,6 +270,7 @@ class CheckContext:
             box = boxes[geo.code - 1] if 0 < geo.code <= len(boxes) else None
             if box is not None:
                 landmarks[name] = _landmarks(anatomy, geo, box, canal_lps)
+        limits = limits or SafetyLimits()
         return cls(
             anatomy=anatomy,
             canal=canal,
@@ -259,8 +278,9 @@ class CheckContext:
             code_to_level={g.code: n for n, g in anatomy.levels.items()},
             hu=np.ascontiguousarray(volume.array),
             hu_index_from_lps=inverse_affine(volume.affine_lps),
-            limits=limits or SafetyLimits(),
+            limits=limits,
             evidence=ImageEvidence.build(volume, anatomy),
+            canal_margin=CanalMargin.build(volume, anatomy, canal, limits.canal_caution_mm),
         )
 
     def voxel_lookup(self, points_lps: FloatArray) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
@@ -415,6 +435,14 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
             f"only {clearance:.1f} mm from the spinal canal "
             f"(keep at least {lim.canal_caution_mm:.1f} mm)"
         )
+    canal_uncertainty = canal_slack = None
+    if ctx.canal_margin is not None and grade == "A":
+        tight = ctx.canal_margin.at(entry, tip, r)
+        canal_uncertainty = tight.uncertainty_mm
+        canal_slack = tight.clearance_mm - tight.needed_mm
+        if not tight.kept and clearance >= lim.canal_caution_mm:
+            caution = True
+            reasons.append(tight.describe())
 
     # --- sides, frame ---------------------------------------------------------------------
     if lm is None:
@@ -624,6 +652,8 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
         tip_behind_hu=behind_hu,
         tip_dense=dense,
         tip_plates_gap_mm=plates_gap,
+        canal_uncertainty_mm=canal_uncertainty,
+        canal_margin_slack_mm=canal_slack,
         approach=approach,
     )
 
@@ -741,3 +771,17 @@ def reason_text(result: CheckResult, reason: str) -> str:
     prefix = f"{result.side.value.capitalize()} {result.level}: "
     text = reason[len(prefix):] if reason.startswith(prefix) else reason
     return text[:1].upper() + text[1:]
+
+
+def canal_wall_words(result: CheckResult) -> str | None:
+    """"± u mm" and what the canal's wall is where the needle passes it most tightly, in
+    words (None for an imported canal, trusted as drawn, or a needle inside the canal)."""
+    u = result.canal_uncertainty_mm
+    if u is None:
+        return None
+    wall = ("bone" if u <= BONY_WALL_ERROR_MM + 1e-9
+            else "soft tissue: the automatic canal may reach further")
+    text = f"± {u:.1f} mm ({wall})"
+    if not result.canal_margin_kept:
+        text += "; the needle passes nearer than that allows"
+    return text

@@ -16,7 +16,7 @@ from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from planning.carm import CArmSetting
-from planning.checks import CheckResult, Status, grade_meaning, reason_text
+from planning.checks import CheckResult, Status, canal_wall_words, grade_meaning, reason_text
 from planning.plan import GAUGES
 from widgets.plan_display import STATUS_COLORS, STATUS_WORDS
 
@@ -280,6 +280,11 @@ def _body_html(r: CheckResult) -> str:
             bad if breached else VALUE_WHITE,
         )
     )
+    wall = canal_wall_words(r)
+    if wall is not None:
+        value, _, note = wall.partition(" (")
+        rows.append(_row("Canal wall", value, note.replace(")", "", 1),
+                         VALUE_WHITE if r.canal_margin_kept else warn))
 
     rows.append(_section("Pedicle"))
     if r.wall_breaches:

@@ -51,7 +51,7 @@ from PySide6.QtWidgets import (
 
 from planning.anatomy.model import LOW_NAME_CONFIDENCE
 from planning.assessment.levels import NOT_GRADED
-from planning.checks import CheckResult, Status
+from planning.checks import CheckResult, Status, canal_wall_words
 from planning.plan import DEFAULT_GAUGE, GAUGES, LEVEL_NAMES, Side, gauge, level_index
 from widgets.check_details import (
     LABEL_GREY,
@@ -145,6 +145,8 @@ def needle_tooltip(row: LevelRow, side: Side) -> str:
         f"Canal clearance {format_mm(result.canal_clearance_mm)}, grade "
         f"{result.breach_grade} ({html.escape(grade_meaning(result.breach_grade))})",
     ]
+    if (wall := canal_wall_words(result)) is not None:
+        lines.append(f"Canal wall {html.escape(wall)}")
     text = "<br>".join(lines)
     if result.reasons:
         items = "".join(f"<li>{html.escape(reason_text(result, r))}</li>" for r in result.reasons)

@@ -44,7 +44,7 @@ OUTSIDE_HU = np.inf  # beyond the CT nothing is known to be soft tissue
 Box = tuple[slice, slice, slice]
 T = TypeVar("T", bound=np.generic)
 
-__all__ = ["BORDER_MM", "canal_with_soft_border"]
+__all__ = ["BORDER_MM", "canal_noise_hu", "canal_with_soft_border"]
 
 
 def canal_with_soft_border(ct: Volume, anatomy: Anatomy, border_mm: float = BORDER_MM
@@ -79,6 +79,28 @@ def canal_with_soft_border(ct: Volume, anatomy: Anatomy, border_mm: float = BORD
         to_grid[col, col] = factor[axis]
         to_grid[col, 3] = box[axis].start + (factor[axis] - 1) / 2.0
     return mask, np.asarray(anatomy.affine_lps @ to_grid, dtype=np.float64)
+
+
+def canal_noise_hu(ct: Volume, anatomy: Anatomy) -> float:
+    """The CT's noise inside the canal, HU: the robust spread (1.4826 × median absolute
+    deviation) of each voxel's difference from the mean of its 3 × 3 × 3 neighbours, over
+    the canal less its outer voxel layer (CSF and the dural sac: nearly uniform tissue, so
+    what varies there is noise). 0 when the canal has no inner voxel.
+
+    Why: a noisy CT's thin cortex breaks up at the bone threshold, and the canal found
+    inside it wanders by more where its wall is soft tissue (`planning.canal_margin`)."""
+    canal = anatomy.canal
+    if not canal.any():
+        return 0.0
+    box = _pooled_box(canal, [2, 2, 2], [1, 1, 1])
+    shape = tuple(b.stop - b.start for b in box)
+    hu = _hu_on_grid(ct, anatomy.affine_lps, box, shape)
+    inner = ndimage.binary_erosion(canal[box])
+    inner &= np.isfinite(hu)
+    if not inner.any():
+        return 0.0
+    residual = (hu - ndimage.uniform_filter(np.where(np.isfinite(hu), hu, 0.0), 3))[inner]
+    return float(1.4826 * np.median(np.abs(residual - np.median(residual))))
 
 
 def _pooled_box(mask: BoolArray, pad: list[int], factor: list[int]) -> Box:

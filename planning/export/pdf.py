@@ -42,7 +42,14 @@ from planning.carm import (
     other_convention,
     working_views,
 )
-from planning.checks import CheckResult, SafetyLimits, Status, grade_meaning, reason_text
+from planning.checks import (
+    CheckResult,
+    SafetyLimits,
+    Status,
+    canal_wall_words,
+    grade_meaning,
+    reason_text,
+)
 from planning.drr import AttenuationVolume
 from planning.export.pdf_assessment import level_card, levels_table
 from planning.export.report_images import (
@@ -697,6 +704,7 @@ def _level_rows(t: Trajectory, r: CheckResult | None) -> list[tuple[str, str]]:
                                f"(vertebra {format_deg(r.craniocaudal_angle_vertebra_deg)})"),
         ("Canal clearance", format_mm(r.canal_clearance_mm)),
         ("Breach grade", f"{r.breach_grade}: {grade_meaning(r.breach_grade)}"),
+        *([("Canal wall", wall)] if (wall := canal_wall_words(r)) else []),
         ("Approach", f"{r.approach}; wall breach {walls}" if r.wall_breaches
          else f"{r.approach}; no wall breach"),
         ("Nearest vessel", vessel),
