@@ -19,6 +19,7 @@ import numpy as np
 
 from planning.errors import VertebroPlanError
 from planning.progress import Progress
+from planning.vocabulary import DISCLAIMER
 
 if TYPE_CHECKING:  # the batch commands import their heavy modules only when they run
     from planning.anatomy import Anatomy
@@ -30,7 +31,6 @@ if TYPE_CHECKING:  # the batch commands import their heavy modules only when the
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-DISCLAIMER = "For research and training — not for clinical use"
 
 log = logging.getLogger("vertebroplan")
 

@@ -27,8 +27,8 @@ from planning.plan import Plan, Side, Trajectory
 from planning.progress import Progress
 from planning.spine_seed import spine_seed_lps
 from planning.surface import BoneSurface, extract_bone_surface, not_bone_mask
+from planning.vocabulary import WINDOW_PRESETS
 from planning.volume import FloatArray, Volume
-from widgets.window_level import WINDOW_PRESETS
 
 log = logging.getLogger("vertebroplan")
 

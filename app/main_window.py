@@ -34,15 +34,20 @@ from app.error_boundary import guarded, report_error
 from app.plan_workspace import PlanWorkspace
 from planning.reslice import AXIAL, CORONAL, SAGITTAL
 from planning.surface import BoneSurface
+from planning.vocabulary import (
+    DISCLAIMER,
+    WINDOW_PRESETS,
+    format_dicom_date,
+    format_person_name,
+)
 from planning.volume import Volume
 from widgets.fluoro_view import FluoroPanel
 from widgets.mpr_view import MprView
 from widgets.needle_view import NeedleView
-from widgets.series_dialog import SeriesDialog, format_dicom_date, format_person_name
+from widgets.series_dialog import SeriesDialog
 from widgets.view3d import View3D
-from widgets.window_level import WINDOW_PRESETS, WindowLevelBar
+from widgets.window_level import WindowLevelBar
 
-RESEARCH_BANNER = "For research and training — not for clinical use"
 VIEW_COLORS = {"Axial": QColor("#e35d5d"), "Sagittal": QColor("#e8c547"),
                "Coronal": QColor("#5cbf68")}
 MOUSE_HINT = (
@@ -121,7 +126,7 @@ class MainWindow(QMainWindow):
 
     # ---- construction -----------------------------------------------------------------
     def _build_central(self) -> None:
-        self.banner = QLabel(f"⚠  {RESEARCH_BANNER}")
+        self.banner = QLabel(f"⚠  {DISCLAIMER}")
         self.banner.setObjectName("researchBanner")
         self.patient_label = QLabel("No CT loaded")
         self.patient_label.setObjectName("patientLabel")
@@ -312,7 +317,7 @@ class MainWindow(QMainWindow):
         QMessageBox.about(
             self, "About VertebroPlan",
             "<b>VertebroPlan</b> — vertebroplasty planning workstation.<br><br>"
-            f"<b>{RESEARCH_BANNER}.</b><br>Positions are DICOM patient coordinates (LPS) "
+            f"<b>{DISCLAIMER}.</b><br>Positions are DICOM patient coordinates (LPS) "
             "in millimetres.",
         )
 

@@ -57,17 +57,12 @@ from planning.export.any_plan import is_plan_file
 from planning.mask_reslice import mask_mesh
 from planning.plan import Plan, Side, level_index
 from planning.plan_file import SUFFIX, FrameMismatchError, check_frame
+from planning.vocabulary import CANAL_COLOR, CEMENT_COLOR, DISCLAIMER, HIGHLIGHT_COLOR, VESSEL_COLOR
 from planning.volume import Volume
 from widgets.check_details import CheckDetailsPanel
 from widgets.levels_panel import LevelRow, LevelsPanel
 from widgets.mpr_overlays import Outline
-from widgets.plan_display import (
-    CANAL_COLOR,
-    CEMENT_COLOR,
-    HIGHLIGHT_COLOR,
-    VESSEL_COLOR,
-    NeedleDisplay,
-)
+from widgets.plan_display import NeedleDisplay
 from widgets.settings_dialog import SettingsDialog
 
 if TYPE_CHECKING:
@@ -119,8 +114,7 @@ E &gt; 6 mm.</p>
 <h3>Keys</h3>
 <p>Ctrl+Z / Ctrl+Shift+Z undo / redo · Del delete the selected needle · Esc cancel
 placing · F1 mouse and keyboard.</p>
-<p><b>For research and training — not for clinical use.</b></p>
-"""
+""" + f"<p><b>{DISCLAIMER}.</b></p>\n"
 
 
 class TaskIndicator(QWidget):

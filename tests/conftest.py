@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -10,3 +12,26 @@ import pytest
 def rng() -> np.random.Generator:
     """A seeded generator, so a failing test fails the same way every time."""
     return np.random.default_rng(20240314)
+
+
+def _read_only(obj: object) -> None:
+    """Make every array held by a dataclass (one level down) read-only, so a test that
+    changed the shared demo CT in place fails at once instead of spoiling the next one."""
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            _read_only(value)
+
+
+@pytest.fixture(scope="session")
+def shared_demo_ct():
+    """The built-in demo CT and its truth, made once per test run (about 4 s each time):
+    read-only, shared by every test that only reads it."""
+    from planning.demo import generate_demo_ct
+
+    volume, truth = generate_demo_ct()
+    _read_only(volume)
+    _read_only(truth)
+    return volume, truth

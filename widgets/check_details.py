@@ -18,37 +18,18 @@ from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 from planning.carm import CArmSetting
 from planning.checks import CheckResult, Status, canal_wall_words, grade_meaning, reason_text
 from planning.plan import GAUGES
-from widgets.plan_display import STATUS_COLORS, STATUS_WORDS
+from planning.vocabulary import (
+    STATUS_COLORS,
+    STATUS_SYMBOLS,
+    STATUS_WORDS,
+    TEXT_ON_STATUS,
+    format_deg,
+    format_mm,
+)
 
-MINUS = "\u2212"  # a real minus sign: a hyphen before a clearance is too easy to miss
-STATUS_SYMBOLS: dict[Status | None, str] = {
-    Status.SAFE: "✔",
-    Status.CAUTION: "⚠",
-    Status.UNSAFE: "✖",
-    None: "",
-}
-"""A shape per status, so the verdict survives red–green colour blindness and greyscale print."""
-TEXT_ON_STATUS = "#111418"  # near-black reads on every status colour (contrast ≥ 5:1)
 LABEL_GREY = "#8e99a6"
 VALUE_WHITE = "#e8ecf1"
 PLACEHOLDER = "Select a needle to see its checks"
-
-
-def format_number(value: float, decimals: int = 1) -> str:
-    """``value`` with a true minus sign, and no "−0.0" for a value that rounds to zero."""
-    text = f"{value:.{decimals}f}"
-    if float(text) == 0.0:
-        text = f"{0.0:.{decimals}f}"
-    return text.replace("-", MINUS)
-
-
-def format_mm(value: float | None, decimals: int = 1) -> str:
-    """Millimetres for display ("−1.4 mm"); "—" when the value does not exist."""
-    return "—" if value is None else f"{format_number(value, decimals)} mm"
-
-
-def format_deg(value: float) -> str:
-    return f"{format_number(value)}°"
 
 
 def needle_title(result: CheckResult) -> str:

@@ -30,9 +30,9 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from planning.drr import DrrGeometry, project_points
 from planning.fluoro_views import FluoroView, edge_letters
+from planning.vocabulary import REFERENCE_COLOR as REFERENCE_HEX
 from planning.volume import FloatArray
 from widgets.painting import backdrop, scale_bar, shadowed_text, sized_font
-from widgets.plan_display import REFERENCE_COLOR as REFERENCE_HEX
 from widgets.plan_display import NeedleDisplay, status_qcolor
 
 PICK_PX = 9.0

@@ -53,16 +53,14 @@ from planning.anatomy.model import LOW_NAME_CONFIDENCE
 from planning.assessment.levels import NOT_GRADED
 from planning.checks import CheckResult, Status, canal_wall_words
 from planning.plan import DEFAULT_GAUGE, GAUGES, LEVEL_NAMES, Side, gauge, level_index
-from widgets.check_details import (
-    LABEL_GREY,
+from planning.vocabulary import (
+    STATUS_COLORS,
     STATUS_SYMBOLS,
+    STATUS_WORDS,
     TEXT_ON_STATUS,
-    VALUE_WHITE,
     format_mm,
-    grade_meaning,
-    reason_text,
 )
-from widgets.plan_display import STATUS_COLORS, STATUS_WORDS
+from widgets.check_details import LABEL_GREY, VALUE_WHITE, grade_meaning, reason_text
 
 LOW_CONFIDENCE = LOW_NAME_CONFIDENCE
 """Below this label confidence a level's name is marked as doubtful."""

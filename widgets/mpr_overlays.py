@@ -22,8 +22,9 @@ from skimage.measure import find_contours
 
 from planning.mask_reslice import reslice_labels
 from planning.reslice import SliceGeometry
+from planning.vocabulary import REFERENCE_COLOR
 from planning.volume import FloatArray
-from widgets.plan_display import REFERENCE_COLOR, NeedleDisplay
+from widgets.plan_display import NeedleDisplay
 
 HANDLE_PX = 5.0  # radius of the entry/tip handles
 PICK_PX = 9.0  # how close a press must be to a handle to grab it

@@ -47,6 +47,7 @@ from planning.reslice import (
     reslice,
     slice_step_mm,
 )
+from planning.vocabulary import BONE_WINDOW_HU
 from planning.volume import FloatArray, Volume
 from widgets.mpr_overlays import (
     Outline,
@@ -105,7 +106,7 @@ class MprView(QWidget):
         self._crosshair_lps = np.zeros(3)
         self._focus_lps = np.zeros(3)  # the point shown at the view centre
         self._pixel_mm = 1.0
-        self._window, self._level = 1500.0, 300.0
+        self._window, self._level = BONE_WINDOW_HU
         self._linked: list[tuple[ViewPlane, QColor]] = []
         self._image_hu: np.ndarray | None = None
         self._image_key: tuple | None = None

@@ -66,10 +66,11 @@ from skimage.measure import find_contours
 
 from planning.mask_reslice import reslice_labels
 from planning.reslice import SliceGeometry, ViewPlane, orientation_letters, reslice
+from planning.vocabulary import BONE_WINDOW_HU, CANAL_COLOR, STATUS_WORDS
 from planning.volume import FloatArray, Volume
 from widgets.mpr_view import window_to_uint8
 from widgets.painting import SHADOW, TEXT, backdrop, scale_bar, shadowed_text, sized_font
-from widgets.plan_display import CANAL_COLOR, STATUS_WORDS, NeedleDisplay
+from widgets.plan_display import NeedleDisplay
 
 HINT_TEXT = "Select a needle to see it here"
 BACKGROUND = QColor("#000000")
@@ -458,7 +459,7 @@ class NeedleView(QWidget):
         self._canal: tuple[NDArray[np.bool_], FloatArray] | None = None
         self._canal_generation = 0
         self._needle: NeedleDisplay | None = None
-        self._window, self._level = 1500.0, 300.0
+        self._window, self._level = BONE_WINDOW_HU
         self._rotation_deg = 0.0
         self._depth_mm = 0.0
         self._geometries: dict[int, tuple[tuple[int, ...], SliceGeometry]] = {}

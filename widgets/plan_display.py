@@ -13,25 +13,8 @@ from PySide6.QtGui import QColor
 
 from planning.checks import Status
 from planning.plan import Side
+from planning.vocabulary import STATUS_COLORS
 from planning.volume import FloatArray
-
-STATUS_COLORS: dict[Status | None, str] = {
-    Status.SAFE: "#3ec46d",
-    Status.CAUTION: "#f2b630",
-    Status.UNSAFE: "#ef4b4b",
-    None: "#a9b4c2",  # not checked yet (no anatomy)
-}
-STATUS_WORDS: dict[Status | None, str] = {
-    Status.SAFE: "Safe",
-    Status.CAUTION: "Caution",
-    Status.UNSAFE: "Unsafe",
-    None: "Not checked",
-}
-CANAL_COLOR = "#4fc3f7"  # the spinal canal, in every view
-HIGHLIGHT_COLOR = "#c792ea"  # the vertebra being edited
-CEMENT_COLOR = "#f5e6a8"  # the cement spread preview (ivory, as PMMA looks)
-VESSEL_COLOR = "#ff4f9a"  # a contrast-filled vessel near a needle (not the unsafe red)
-REFERENCE_COLOR = "#ff8ad8"  # a training case's reference needles, shown after submission
 
 
 def status_qcolor(status: Status | None) -> QColor:

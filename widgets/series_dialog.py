@@ -22,22 +22,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from planning.vocabulary import format_dicom_date, format_person_name
+
 COLUMNS = ("Patient", "Study date", "Series", "Description", "Modality", "Images",
            "Slice thickness")
-
-
-def format_person_name(name: str) -> str:
-    """DICOM PN "FAMILY^GIVEN^MIDDLE" → "FAMILY, GIVEN MIDDLE"."""
-    parts = [p for p in str(name).split("^") if p]
-    if len(parts) <= 1:
-        return parts[0] if parts else ""
-    return f"{parts[0]}, {' '.join(parts[1:])}"
-
-
-def format_dicom_date(date: str) -> str:
-    """DICOM DA "YYYYMMDD" → "YYYY-MM-DD" (anything else is shown as it is)."""
-    d = str(date or "")
-    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
 
 
 def _row(info: Any) -> list[str]:

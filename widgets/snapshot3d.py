@@ -27,9 +27,10 @@ from PIL import Image
 from vtkmodules.vtkRenderingCore import vtkRenderer
 
 from planning.plan import Side
+from planning.vocabulary import CANAL_COLOR, STATUS_COLORS
 from planning.volume import FloatArray
 from widgets.painting import triangle_mesh
-from widgets.plan_display import CANAL_COLOR, STATUS_COLORS, NeedleDisplay
+from widgets.plan_display import NeedleDisplay
 
 BONE_COLOR = (0.91, 0.87, 0.78)
 BACKGROUND_TOP, BACKGROUND_BOTTOM = "#3a4150", "#0e1014"

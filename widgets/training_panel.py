@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from planning.checks import Status
-from widgets.plan_display import STATUS_COLORS
+from planning.vocabulary import STATUS_COLORS
 
 PASS_COLOR = STATUS_COLORS[Status.SAFE]
 FAIL_COLOR = STATUS_COLORS[Status.UNSAFE]

@@ -45,16 +45,16 @@ from vtkmodules.vtkRenderingCore import (
 )
 
 from planning.plan import Side
-from planning.volume import FloatArray
-from widgets.painting import triangle_mesh
-from widgets.plan_display import (
+from planning.vocabulary import (
     CANAL_COLOR,
     CEMENT_COLOR,
     HIGHLIGHT_COLOR,
     REFERENCE_COLOR,
     VESSEL_COLOR,
-    NeedleDisplay,
 )
+from planning.volume import FloatArray
+from widgets.painting import triangle_mesh
+from widgets.plan_display import NeedleDisplay
 
 BONE_COLOR = (0.91, 0.87, 0.78)
 CROSSHAIR_COLOR = (1.0, 0.85, 0.25)

@@ -5,11 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QWidget
 
-WINDOW_PRESETS: dict[str, tuple[float, float]] = {
-    "Bone": (1500.0, 300.0),
-    "Soft tissue": (400.0, 40.0),
-}
-"""Display windows as (width HU, level HU); the order is the keyboard shortcut order (1, 2)."""
+from planning.vocabulary import WINDOW_PRESETS
 
 CUSTOM = "Custom"
 

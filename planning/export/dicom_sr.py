@@ -93,9 +93,9 @@ from planning.plan import (
     gauge,
 )
 from planning.plan_file import PlanFormatError
+from planning.vocabulary import DISCLAIMER
 from planning.volume import PatientInfo, Volume
 
-DISCLAIMER = "For research and training — not for clinical use"
 SERIES_DESCRIPTION = "VertebroPlan needle plan (not for clinical use)"
 DEFAULT_SERIES_NUMBER = 900
 # UTF-8: the disclaimer's dash and any patient name survive, whatever the CT's character set.

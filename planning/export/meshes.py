@@ -35,13 +35,13 @@ from planning.mask_reslice import mask_mesh
 from planning.plan import Plan, Trajectory
 from planning.progress import Progress, no_progress
 from planning.surface import BoneSurface, empty_surface
+from planning.vocabulary import DISCLAIMER
 from planning.volume import validate_affine
 
 Mesh = BoneSurface
 """A triangle mesh in LPS mm (the bone surface's type, reused for every structure)."""
 
 STL_HEADER_TEXT = "VertebroPlan LPS mm - research/training only - SPACE=LPS"
-DISCLAIMER = "For research and training — not for clinical use."
 CONVENTION = (
     "Coordinates: DICOM patient LPS, millimetres "
     "(+x patient left, +y posterior, +z head)."
@@ -239,7 +239,7 @@ def write_obj(path: str | Path, mesh: Mesh, *, name: str | None = None) -> Path:
     header = (
         f"# VertebroPlan mesh '{object_name}'\n"
         f"# {CONVENTION} SPACE=LPS\n"
-        "# For research and training - not for clinical use.\n"
+        f"# {DISCLAIMER.replace(' — ', ' - ')}.\n"  # plain ASCII for OBJ readers
         f"o {object_name}\n"
     )
     with atomic_open(p, "wb") as fh:
@@ -258,7 +258,7 @@ def _readme(written: list[Path], skipped: list[str]) -> str:
     lines = [
         "VertebroPlan 3-D meshes",
         "",
-        DISCLAIMER,
+        DISCLAIMER + ".",
         "",
         CONVENTION,
         "All meshes share this frame: they line up with each other and with the CT.",

@@ -54,25 +54,34 @@ from planning.drr import AttenuationVolume
 from planning.export.pdf_assessment import level_card, levels_table
 from planning.export.report_images import (
     FLUORO_DRR_PX,
-    STATUS_COLORS,
-    STATUS_SYMBOLS,
-    STATUS_WORDS,
     FluoroImage,
     LevelImages,
     ReportFileError,
     dejavu_font_path,
     fluoro_image,
-    format_number,
 )
 from planning.fluoro_views import WORKING_DETECTOR_MM, FluoroSetup, plan_views
 from planning.plan import GAUGES, Plan, Side, Trajectory
 from planning.progress import Progress, no_progress
+from planning.vocabulary import (
+    DISCLAIMER,
+    STATUS_COLORS,
+    STATUS_SYMBOLS,
+    STATUS_WORDS,
+    TEXT_ON_STATUS,
+    format_deg,
+    format_dicom_date,
+    format_lps,
+    format_mm,
+    format_number,
+    format_person_name,
+    rgb,
+)
 from planning.volume import PatientInfo, Volume
 
 if TYPE_CHECKING:
     from planning.assessment.levels import LevelAssessment
 
-DISCLAIMER = "For research and training — not for clinical use"
 TITLE = "Vertebroplasty plan"
 DEIDENTIFIED = "De-identified"
 FONT = "DejaVu"
@@ -80,7 +89,7 @@ PAGE_W, MARGIN = 210.0, 10.0
 CONTENT_W = PAGE_W - 2 * MARGIN
 HEADER_END_Y = 35.0  # content starts here on every page
 FOOTER_H = 14.0
-TEXT_ON_STATUS = (17, 20, 24)  # near-black reads on every status colour (contrast ≥ 5:1)
+TEXT_ON_STATUS_RGB = rgb(TEXT_ON_STATUS)
 DARK = (25, 28, 33)
 GREY = (105, 112, 122)
 RULE = (190, 196, 204)
@@ -107,41 +116,6 @@ class _Header:
     planner: str
     created: str
     software: str
-
-
-def format_person_name(name: str) -> str:
-    """DICOM PN "DOE^JOHN^PAUL" → "DOE, John Paul" (family name as stored, given names
-    capitalised); a name without "^" is shown as it is."""
-    parts = [p.strip() for p in str(name).split("=")[0].split("^")]
-    family = parts[0] if parts else ""
-    given = " ".join(p.title() if p.isupper() else p for p in parts[1:3] if p)
-    if not given:
-        return family
-    return f"{family}, {given}" if family else given
-
-
-def format_dicom_date(date: str) -> str:
-    """DICOM DA "YYYYMMDD" → "YYYY-MM-DD" (anything else is shown as it is)."""
-    d = str(date or "").strip()
-    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
-
-
-def format_lps(point: Iterable[float]) -> str:
-    """"12.3, −45.6, 78.9": one decimal, true minus signs (LPS mm)."""
-    return ", ".join(format_number(float(v)) for v in point)
-
-
-def format_mm(value: float | None, decimals: int = 1) -> str:
-    return "—" if value is None else f"{format_number(value, decimals)} mm"
-
-
-def format_deg(value: float) -> str:
-    return f"{format_number(value)}°"
-
-
-def _hex(color: str) -> tuple[int, int, int]:
-    h = color.lstrip("#")
-    return (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
 
 
 def _status(result: CheckResult | None) -> Status | None:
@@ -448,7 +422,7 @@ def _summary_page(
     if warnings:
         _heading(pdf, "Warnings")
         for text in warnings:
-            _bullet(pdf, "⚠", text, _hex(STATUS_COLORS[Status.CAUTION]), 8.5)
+            _bullet(pdf, "⚠", text, rgb(STATUS_COLORS[Status.CAUTION]), 8.5)
 
     _heading(pdf, "Reference")
     pdf.set_font(FONT, "", 7.5)
@@ -493,8 +467,8 @@ def _verdict_line(pdf: FPDF, plan: Plan, statuses: Sequence[Status | None]) -> N
         text = f" {STATUS_SYMBOLS[status]} {count} {STATUS_WORDS[status].lower()} "
         pdf.set_font(FONT, "B", 9)
         if count:
-            pdf.set_fill_color(*_hex(STATUS_COLORS[status]))
-            pdf.set_text_color(*TEXT_ON_STATUS)
+            pdf.set_fill_color(*rgb(STATUS_COLORS[status]))
+            pdf.set_text_color(*TEXT_ON_STATUS_RGB)
         else:
             pdf.set_fill_color(240, 242, 245)
             pdf.set_text_color(*GREY)
@@ -541,13 +515,13 @@ def _summary_table(
                      style=FontFace(emphasis="BOLD"))
             row.cell("—" if r is None else r.breach_grade)
             row.cell(_status_text(status), style=FontFace(
-                emphasis="BOLD", color=TEXT_ON_STATUS, fill_color=_hex(STATUS_COLORS[status])))
+                emphasis="BOLD", color=TEXT_ON_STATUS_RGB, fill_color=rgb(STATUS_COLORS[status])))
 
 
 def _finding(pdf: FPDF, t: Trajectory, r: CheckResult | None) -> None:
     """One needle's verdict and reasons in words."""
     status = _status(r)
-    color = _hex(STATUS_COLORS[status])
+    color = rgb(STATUS_COLORS[status])
     title = f"{t.level} {t.side.value} — {STATUS_WORDS[status]}"
     if r is None:
         body = ["Not checked against the anatomy."]
@@ -619,8 +593,8 @@ def _level_page(
     for t, status in zip(needles, statuses, strict=True):
         text = f" {t.side.value.capitalize()}: {_status_text(status)} "
         pdf.set_font(FONT, "B", 9)
-        pdf.set_fill_color(*_hex(STATUS_COLORS[status]))
-        pdf.set_text_color(*TEXT_ON_STATUS)
+        pdf.set_fill_color(*rgb(STATUS_COLORS[status]))
+        pdf.set_text_color(*TEXT_ON_STATUS_RGB)
         pdf.cell(pdf.get_string_width(text) + 2, 6.5, text, fill=True, align="C")
         pdf.cell(2, 6.5, "")
     pdf.set_text_color(*DARK)
@@ -754,7 +728,7 @@ def _level_table(
         for t in needles:
             status = _status(results.get(t.key))
             row.cell(_status_text(status), style=FontFace(
-                emphasis="BOLD", color=TEXT_ON_STATUS, fill_color=_hex(STATUS_COLORS[status])))
+                emphasis="BOLD", color=TEXT_ON_STATUS_RGB, fill_color=rgb(STATUS_COLORS[status])))
         for label in labels:
             row = table.row()
             row.cell(label, style=FontFace(color=GREY))

@@ -40,33 +40,16 @@ from planning.fluoro_views import FluoroView, ProjectedNeedle, edge_letters, pro
 from planning.mask_reslice import reslice_labels
 from planning.plan import Plan, Side, Trajectory, validate_level
 from planning.reslice import SAGITTAL, SliceGeometry, ViewPlane, orientation_letters, reslice
+from planning.vocabulary import (
+    BONE_WINDOW_HU,
+    CANAL_COLOR,
+    STATUS_COLORS,
+    format_number,
+)
 from planning.volume import FloatArray, Volume
 
-# ---- colours, shared with the PDF (the same values as widgets.plan_display) -------------
-STATUS_COLORS: Mapping[Status | None, str] = {
-    Status.SAFE: "#3ec46d",
-    Status.CAUTION: "#f2b630",
-    Status.UNSAFE: "#ef4b4b",
-    None: "#a9b4c2",  # not checked
-}
-STATUS_WORDS: Mapping[Status | None, str] = {
-    Status.SAFE: "Safe",
-    Status.CAUTION: "Caution",
-    Status.UNSAFE: "Unsafe",
-    None: "Not checked",
-}
-STATUS_SYMBOLS: Mapping[Status | None, str] = {
-    Status.SAFE: "✔",
-    Status.CAUTION: "⚠",
-    Status.UNSAFE: "✖",
-    None: "?",
-}
-"""A shape per status, so the verdict survives greyscale print and colour blindness."""
 DRAW_ORDER: tuple[Status | None, ...] = (Status.SAFE, None, Status.CAUTION, Status.UNSAFE)
-CANAL_COLOR = "#4fc3f7"
-MINUS = "\u2212"  # a real minus sign: a hyphen before a clearance is too easy to miss
 
-BONE_WINDOW_HU = (1500.0, 300.0)  # (width, level)
 FIELD_OF_VIEW_MM = 90.0
 IMAGE_PX = 500
 SUPERSAMPLE = 2  # drawn at this multiple of IMAGE_PX, then reduced (smooth lines and text)
@@ -107,14 +90,6 @@ def dejavu_font_path(bold: bool = False) -> Path:
         f"the font {name} was not found in {', '.join(str(d) for d in FONT_DIRS)}; "
         "install DejaVu Sans (Debian/Ubuntu: apt-get install fonts-dejavu-core)"
     )
-
-
-def format_number(value: float, decimals: int = 1) -> str:
-    """``value`` with a true minus sign, and no "−0.0" for a value that rounds to zero."""
-    text = f"{value:.{decimals}f}"
-    if float(text) == 0.0:
-        text = f"{0.0:.{decimals}f}"
-    return text.replace("-", MINUS)
 
 
 def needle_label(trajectory: Trajectory, result: CheckResult | None) -> str:

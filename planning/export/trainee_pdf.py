@@ -34,7 +34,6 @@ from planning.checks import CheckResult, Status, grade_meaning
 from planning.export.pdf import (
     CONTENT_W,
     DARK,
-    DISCLAIMER,
     DISCLAIMER_FILL,
     FONT,
     FOOTER_H,
@@ -44,24 +43,16 @@ from planning.export.pdf import (
     MARGIN,
     PAGE_W,
     RULE,
-    TEXT_ON_STATUS,
+    TEXT_ON_STATUS_RGB,
     _write_atomically,
-    format_lps,
-    format_person_name,
 )
 from planning.export.report_images import (
-    BONE_WINDOW_HU,
-    CANAL_COLOR,
     FIELD_OF_VIEW_MM,
     IMAGE_PX,
     SCALE_BAR_MM,
-    STATUS_COLORS,
-    STATUS_SYMBOLS,
-    STATUS_WORDS,
     SUPERSAMPLE,
     VIEW_MARGIN_MM,
     dejavu_font_path,
-    format_number,
     oblique_axial_plane,
     window_to_grey,
 )
@@ -75,6 +66,17 @@ from planning.training import (
     TrainingCase,
     TrainingScore,
     format_duration,
+)
+from planning.vocabulary import (
+    BONE_WINDOW_HU,
+    CANAL_COLOR,
+    DISCLAIMER,
+    STATUS_COLORS,
+    STATUS_SYMBOLS,
+    STATUS_WORDS,
+    format_lps,
+    format_number,
+    format_person_name,
 )
 from planning.volume import FloatArray, Volume
 
@@ -643,7 +645,7 @@ def _verdict_box(pdf: FPDF, score: TrainingScore, trainee_name: str, created_tex
     color = _rgb(PASS_COLOR if score.passed else FAIL_COLOR)
     verdict = ("✔ PASS" if score.passed else "✖ FAIL")
     pdf.set_fill_color(*color)
-    pdf.set_text_color(*TEXT_ON_STATUS)
+    pdf.set_text_color(*TEXT_ON_STATUS_RGB)
     pdf.set_font(FONT, "B", 20)
     pdf.set_xy(MARGIN + 3.0, y + 3.0)
     pdf.cell(44.0, height - 6.0, verdict, align="C", fill=True)
@@ -722,7 +724,7 @@ def _score_table(pdf: FPDF, score: TrainingScore) -> None:
                       f"{format_number(n.points)} / {format_number(n.max_points, 0)}")
             row.cell(points, style=FontFace(emphasis="BOLD"))
             text, color = _result_style(n)
-            row.cell(text, style=FontFace(emphasis="BOLD", color=TEXT_ON_STATUS,
+            row.cell(text, style=FontFace(emphasis="BOLD", color=TEXT_ON_STATUS_RGB,
                                           fill_color=color))
         row = table.row()
         row.cell("Total", colspan=8, align="RIGHT", style=FontFace(emphasis="BOLD"))
@@ -730,7 +732,7 @@ def _score_table(pdf: FPDF, score: TrainingScore) -> None:
                  style=FontFace(emphasis="BOLD"))
         verdict, color = ("PASS", _rgb(PASS_COLOR)) if score.passed else ("FAIL",
                                                                           _rgb(FAIL_COLOR))
-        row.cell(verdict, style=FontFace(emphasis="BOLD", color=TEXT_ON_STATUS,
+        row.cell(verdict, style=FontFace(emphasis="BOLD", color=TEXT_ON_STATUS_RGB,
                                          fill_color=color))
 
 
@@ -782,7 +784,7 @@ def _level_page(pdf: _TraineePDF, score: TrainingScore, level: str,
         chip = f" {n.side.value.capitalize()}{points}  {text} "
         pdf.set_font(FONT, "B", 9)
         pdf.set_fill_color(*color)
-        pdf.set_text_color(*TEXT_ON_STATUS)
+        pdf.set_text_color(*TEXT_ON_STATUS_RGB)
         pdf.cell(pdf.get_string_width(chip) + 2, 6.5, chip, fill=True, align="C")
         pdf.cell(2, 6.5, "")
     pdf.set_text_color(*DARK)

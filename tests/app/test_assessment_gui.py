@@ -14,7 +14,6 @@ import pytest
 from app.controller import Controller
 from app.main_window import MainWindow
 from planning.anatomy.from_demo import anatomy_from_demo_truth
-from planning.demo import generate_demo_ct
 from planning.plan import Side, Trajectory
 
 pytestmark = pytest.mark.gui
@@ -23,8 +22,8 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def demo():
-    volume, truth = generate_demo_ct()
+def demo(shared_demo_ct):
+    volume, truth = shared_demo_ct
     return volume, truth, anatomy_from_demo_truth(truth)
 
 

@@ -8,11 +8,10 @@ import dataclasses
 from app.export_job import report_warnings
 from planning.anatomy import anatomy_from_demo_truth
 from planning.anatomy.model import UNCERTAIN_NAMES_TEXT
-from planning.demo import generate_demo_ct
 
 
-def test_uncertain_names_lead_the_warnings() -> None:
-    volume, truth = generate_demo_ct()
+def test_uncertain_names_lead_the_warnings(shared_demo_ct) -> None:
+    volume, truth = shared_demo_ct
     anatomy = anatomy_from_demo_truth(truth)
     sure = report_warnings(volume, anatomy)
     assert UNCERTAIN_NAMES_TEXT not in sure

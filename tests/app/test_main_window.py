@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from planning.vocabulary import DISCLAIMER
+
 os.environ.setdefault("QT_API", "pyside6")
 
 import numpy as np
@@ -16,7 +18,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QImage, QWheelEvent
 from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog, QPushButton
 
-from app.main_window import RESEARCH_BANNER, MainWindow
+from app.main_window import MainWindow
 from planning.errors import SeriesError
 from planning.volume import PatientInfo, Volume
 from widgets.series_dialog import SeriesDialog
@@ -120,8 +122,9 @@ def test_first_surface_is_drawn_in_3d_and_the_window_is_labelled(qtbot, window, 
     bone = (rgb[..., 0] > 90) & (rgb[..., 0] - rgb[..., 2] > 20)
     assert bone.mean() > 0.03, f"only {bone.mean():.1%} of the 3D view shows bone"
     assert elapsed < 15
-    assert window.banner.isVisible() and RESEARCH_BANNER in window.banner.text()
-    assert "TEST, SPINE" in window.patient_label.text()
+    assert window.banner.isVisible() and DISCLAIMER in window.banner.text()
+    # one person-name format everywhere (planning.vocabulary): as on the PDF report
+    assert "TEST, Spine" in window.patient_label.text()
     assert "notice" in window.warning_label.text()
 
 
@@ -266,7 +269,8 @@ def test_several_series_open_the_chooser_and_the_choice_is_loaded(qtbot, window,
     dialog = window.findChild(SeriesDialog)
     table = dialog.table
     assert table.rowCount() == 3
-    assert table.item(1, 0).text() == "DOE, JOHN (P1)" and table.item(1, 1).text() == "2024-01-02"
+    # named as on the report and the window's patient label (planning.vocabulary)
+    assert table.item(1, 0).text() == "DOE, John (P1)" and table.item(1, 1).text() == "2024-01-02"
     assert table.item(1, 6).text() == "0.60 mm" and table.item(1, 5).text() == "412"
     assert dialog.selected_series() is series[1]  # the largest CT is preselected
     dialog.grab().save(str(ARTIFACTS / "series_dialog.png"))
@@ -345,9 +349,8 @@ def test_run_gui_opens_the_given_path_and_returns_the_exit_code(qtbot, monkeypat
 
 
 @pytest.fixture(scope="module")
-def demo_ct():
-    demo = pytest.importorskip("planning.demo")
-    return demo.generate_demo_ct()
+def demo_ct(shared_demo_ct):
+    return shared_demo_ct
 
 
 @pytest.mark.slow

@@ -26,7 +26,6 @@ from app.controller import Controller
 from app.main_window import MainWindow
 from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.checks import Status
-from planning.demo import generate_demo_ct
 from planning.plan import Plan, Side, Trajectory
 from planning.plan_file import plan_from_dict, save_plan
 
@@ -37,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def demo():
-    volume, truth = generate_demo_ct()
+def demo(shared_demo_ct):
+    volume, truth = shared_demo_ct
     return volume, truth, anatomy_from_demo_truth(truth)
 
 

@@ -17,7 +17,7 @@ from planning.anatomy import (
     anatomy_from_label_map,
     derive_canal,
 )
-from planning.demo import LABEL_CODES, DemoTruth, generate_demo_ct
+from planning.demo import LABEL_CODES, DemoTruth
 from planning.demo.vertebra_model import PART_BODY
 from planning.plan import LEVEL_NAMES
 from planning.volume import Volume
@@ -29,8 +29,8 @@ MIN_CANAL_DICE = 0.7
 
 
 @pytest.fixture(scope="module")
-def truth() -> DemoTruth:
-    return generate_demo_ct()[1]
+def truth(shared_demo_ct) -> DemoTruth:
+    return shared_demo_ct[1]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 
 from planning.anatomy import Anatomy
 from planning.anatomy.from_ct import SOURCE, anatomy_from_ct, shift_anatomy_labels
-from planning.demo import DemoTruth, generate_demo_ct
+from planning.demo import DemoTruth
 from planning.errors import Cancelled
 from planning.progress import Progress
 from planning.volume import Volume
@@ -29,8 +29,8 @@ REAL_MAX_ERROR_MM = 10.0
 
 
 @pytest.fixture(scope="module")
-def demo() -> tuple[Volume, DemoTruth]:
-    return generate_demo_ct()
+def demo(shared_demo_ct) -> tuple[Volume, DemoTruth]:
+    return shared_demo_ct
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from planning.assessment.cement import (
     body_volume_ml,
     cement_plan,
 )
-from planning.demo import generate_demo_ct
 from planning.plan import Side
 
 DATA = Path(__file__).parents[2] / ".." / "shared" / "data" / "ct-abdomen-3mm"
@@ -26,8 +25,8 @@ TS_CODES = {"T12": 32, "L1": 31, "L2": 30, "L3": 29, "L4": 28, "L5": 27, "S1": 2
 
 
 @pytest.fixture(scope="module")
-def anatomy() -> Anatomy:
-    _, truth = generate_demo_ct()
+def anatomy(shared_demo_ct) -> Anatomy:
+    _, truth = shared_demo_ct
     return anatomy_from_demo_truth(truth)
 
 

@@ -26,7 +26,7 @@ from planning.assessment.fracture import (
     fractured_levels_first,
     genant_grade,
 )
-from planning.demo import DemoTruth, generate_demo_ct
+from planning.demo import DemoTruth
 from planning.demo.spine_layout import build_spine_layout
 from planning.demo.vertebra_model import make_body, posterior_notch_mm
 from planning.volume import Volume
@@ -36,8 +36,8 @@ NOMINAL_LOSS = 0.35  # planning/demo/anatomy_specs.py FRACTURE_ANTERIOR_LOSS
 
 
 @pytest.fixture(scope="module")
-def demo() -> tuple[Volume, DemoTruth, Anatomy]:
-    volume, truth = generate_demo_ct()
+def demo(shared_demo_ct) -> tuple[Volume, DemoTruth, Anatomy]:
+    volume, truth = shared_demo_ct
     return volume, truth, anatomy_from_demo_truth(truth)
 
 

@@ -24,7 +24,7 @@ from planning.assessment.leakage import (
     leakage_flags,
     present_flags,
 )
-from planning.demo import DemoTruth, generate_demo_ct
+from planning.demo import DemoTruth
 from planning.plan import Trajectory
 from planning.volume import Volume
 from tests.planning.test_assessment_fracture import (
@@ -38,8 +38,8 @@ from tests.planning.test_assessment_fracture import (
 
 
 @pytest.fixture(scope="module")
-def demo() -> tuple[Volume, DemoTruth, Anatomy]:
-    volume, truth = generate_demo_ct()
+def demo(shared_demo_ct) -> tuple[Volume, DemoTruth, Anatomy]:
+    volume, truth = shared_demo_ct
     return volume, truth, anatomy_from_demo_truth(truth)
 
 

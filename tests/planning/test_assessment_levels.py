@@ -7,13 +7,12 @@ import pytest
 
 from planning.anatomy import anatomy_from_demo_truth
 from planning.assessment.levels import assess_levels
-from planning.demo import generate_demo_ct
 from planning.plan import Side, Trajectory
 
 
 @pytest.fixture(scope="module")
-def demo():
-    volume, truth = generate_demo_ct()
+def demo(shared_demo_ct):
+    volume, truth = shared_demo_ct
     return volume, truth, anatomy_from_demo_truth(truth)
 
 

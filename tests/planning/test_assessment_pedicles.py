@@ -28,7 +28,7 @@ from planning.assessment.pedicle_norms import (
     compare,
     norm_for,
 )
-from planning.demo import DemoTruth, generate_demo_ct
+from planning.demo import DemoTruth
 from planning.plan import GAUGES, LEVEL_NAMES, NeedleGauge, Side
 
 DATA = Path(__file__).parents[2] / ".." / "shared" / "data" / "ct-abdomen-3mm"
@@ -42,8 +42,8 @@ Pedicles = dict[str, dict[Side, PedicleGeometry]]
 
 
 @pytest.fixture(scope="module")
-def demo() -> tuple[DemoTruth, Anatomy, Pedicles]:
-    _, truth = generate_demo_ct()
+def demo(shared_demo_ct) -> tuple[DemoTruth, Anatomy, Pedicles]:
+    _, truth = shared_demo_ct
     anatomy = anatomy_from_demo_truth(truth)
     return truth, anatomy, measure_pedicles(anatomy)
 

@@ -14,7 +14,6 @@ from planning.anatomy.label_tables import load_label_table
 from planning.anatomy.pedicles import measure_pedicles
 from planning.autoplan import Proposal, propose
 from planning.checks import CheckContext, Status, check
-from planning.demo import generate_demo_ct
 from planning.errors import Cancelled
 from planning.io import load_path
 from planning.plan import Side
@@ -28,8 +27,8 @@ DEMO_SECONDS = 2.0 * 1.5  # the target, with room for a busy test machine
 
 
 @pytest.fixture(scope="module")
-def demo():
-    volume, truth = generate_demo_ct()
+def demo(shared_demo_ct):
+    volume, truth = shared_demo_ct
     anatomy = anatomy_from_demo_truth(truth)
     ctx = CheckContext.build(volume, anatomy)
     start = time.perf_counter()

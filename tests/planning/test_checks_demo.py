@@ -9,13 +9,12 @@ import pytest
 
 from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.checks import CheckContext, Status, breach_grade, check, check_plan
-from planning.demo import generate_demo_ct
 from planning.plan import Plan, Side, Trajectory
 
 
 @pytest.fixture(scope="module")
-def demo():
-    volume, truth = generate_demo_ct()
+def demo(shared_demo_ct):
+    volume, truth = shared_demo_ct
     ctx = CheckContext.build(volume, anatomy_from_demo_truth(truth))
     return volume, truth, ctx
 

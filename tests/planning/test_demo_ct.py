@@ -30,8 +30,8 @@ ISTHMUS_WIDTH_MM = {"T10": (6.0, 7.0), "L1": (7.0, 8.0), "L5": (12.0, 15.0)}
 
 
 @pytest.fixture(scope="module")
-def demo() -> tuple[Volume, DemoTruth]:
-    return generate_demo_ct()
+def demo(shared_demo_ct) -> tuple[Volume, DemoTruth]:
+    return shared_demo_ct
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from planning.demo import DemoTruth, generate_demo_ct
+from planning.demo import DemoTruth
 from planning.drr import (
     MU_WATER_PER_MM,
     AttenuationVolume,
@@ -156,8 +156,8 @@ def test_display_is_dark_where_dense() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo() -> tuple[Volume, DemoTruth]:
-    return generate_demo_ct()
+def demo(shared_demo_ct) -> tuple[Volume, DemoTruth]:
+    return shared_demo_ct
 
 
 def test_demo_ct_ap_and_lateral_show_the_spine(demo: tuple[Volume, DemoTruth]) -> None:

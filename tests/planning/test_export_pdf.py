@@ -22,23 +22,20 @@ from planning.assessment.levels import assess_levels
 from planning.autoplan import propose
 from planning.carm import working_views
 from planning.checks import CheckContext, CheckResult, Status, check
-from planning.demo import DEMO_PATIENT, generate_demo_ct
+from planning.demo import DEMO_PATIENT
 from planning.errors import Cancelled
-from planning.export.pdf import (
-    DISCLAIMER,
-    format_lps,
-    format_person_name,
-    write_pdf_report,
-)
-from planning.export.report_images import (
-    STATUS_COLORS,
-    STATUS_WORDS,
-    ReportFileError,
-    format_number,
-    level_images,
-)
+from planning.export.pdf import write_pdf_report
+from planning.export.report_images import ReportFileError, level_images
 from planning.plan import Plan, Side, Trajectory
 from planning.progress import Progress
+from planning.vocabulary import (
+    DISCLAIMER,
+    STATUS_COLORS,
+    STATUS_WORDS,
+    format_lps,
+    format_number,
+    format_person_name,
+)
 from planning.volume import Volume
 from tests.planning.carm_reference import (
     angle_between_deg,
@@ -73,8 +70,8 @@ def _unsafe_into_canal(plan: Plan, anatomy, level: str) -> Plan:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory):
-    volume, truth = generate_demo_ct()
+def report(shared_demo_ct, tmp_path_factory: pytest.TempPathFactory):
+    volume, truth = shared_demo_ct
     anatomy = anatomy_from_demo_truth(truth)
     ctx = CheckContext.build(volume, anatomy)
     proposal = propose(volume, anatomy, ctx, LEVELS)
@@ -190,10 +187,10 @@ def _assert_carm_lines(flat: str, t: Trajectory) -> None:
         assert heading in flat
 
 
-def test_cancelling_the_report_writes_nothing(report, tmp_path: Path) -> None:
+def test_cancelling_the_report_writes_nothing(shared_demo_ct, report, tmp_path: Path) -> None:
     """The DRRs take seconds: Cancel during them stops the report and leaves no file."""
     plan, results, _, _, _ = report
-    volume, _ = generate_demo_ct()
+    volume, _ = shared_demo_ct
     progress = Progress()
     seen: list[str] = []
 

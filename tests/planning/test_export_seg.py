@@ -32,11 +32,12 @@ from planning.export.dicom_seg import (
     read_seg_labels,
     write_plan_seg,
 )
-from planning.export.dicom_sr import DISCLAIMER, LEVEL_CODES
+from planning.export.dicom_sr import LEVEL_CODES
 from planning.io import load_path
 from planning.io.dicom_write import write_series
 from planning.plan import Plan, Side, Trajectory
 from planning.progress import Progress
+from planning.vocabulary import DISCLAIMER
 from planning.volume import PatientInfo, Volume
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"

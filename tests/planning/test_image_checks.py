@@ -17,7 +17,6 @@ from planning.anatomy import anatomy_from_demo_truth
 from planning.autoplan import propose
 from planning.checks import CheckContext, Status, check
 from planning.clearance import segment_points
-from planning.demo import generate_demo_ct
 from planning.grid_lookup import nearest_voxels
 from planning.plan import Side, Trajectory
 from tests.planning import painted_cases as pc
@@ -166,8 +165,8 @@ def test_tip_between_two_plates_a_few_millimetres_apart_is_flagged(case) -> None
     assert moved is None or np.linalg.norm(moved.target - t.target) > 2.0
 
 
-def test_over_the_rib_at_46_degrees_is_atypical() -> None:
-    volume, truth = generate_demo_ct()
+def test_over_the_rib_at_46_degrees_is_atypical(shared_demo_ct) -> None:
+    volume, truth = shared_demo_ct
     anatomy = anatomy_from_demo_truth(truth)
     ctx = CheckContext.build(volume, anatomy)
     proposal = propose(volume, anatomy, ctx, ["T10"])

@@ -10,7 +10,7 @@ import pytest
 from planning.anatomy import Anatomy, anatomy_from_demo_truth, anatomy_from_label_map
 from planning.anatomy.label_tables import load_label_table
 from planning.anatomy.pedicles import PedicleError, measure_pedicle, measure_pedicles
-from planning.demo import DemoTruth, generate_demo_ct
+from planning.demo import DemoTruth
 from planning.io import load_path
 from planning.plan import Side
 
@@ -20,8 +20,8 @@ AXIS_TOL_DEG = 15.0
 
 
 @pytest.fixture(scope="module")
-def demo() -> tuple[DemoTruth, Anatomy, dict]:
-    _, truth = generate_demo_ct()
+def demo(shared_demo_ct) -> tuple[DemoTruth, Anatomy, dict]:
+    _, truth = shared_demo_ct
     anatomy = anatomy_from_demo_truth(truth)
     return truth, anatomy, measure_pedicles(anatomy)
 

@@ -12,9 +12,10 @@ from PIL import Image
 
 from planning.checks import CheckResult, Status
 from planning.drr import AttenuationVolume, project_points
-from planning.export.report_images import STATUS_COLORS, fluoro_image, fluoro_window
+from planning.export.report_images import fluoro_image, fluoro_window
 from planning.fluoro_views import FluoroSetup, needle_views, standard_views
 from planning.plan import Side, Trajectory
+from planning.vocabulary import STATUS_COLORS
 from planning.volume import Volume
 
 LEFT = Trajectory("L2", Side.LEFT, (30.0, 45.0, 5.0), (6.0, -10.0, 2.0), "11G")

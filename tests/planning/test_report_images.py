@@ -19,8 +19,6 @@ from PIL import Image
 from planning.anatomy.model import Anatomy
 from planning.checks import CheckResult, Status, breach_grade
 from planning.export.report_images import (
-    CANAL_COLOR,
-    STATUS_COLORS,
     LevelImages,
     ReportError,
     level_images,
@@ -28,6 +26,7 @@ from planning.export.report_images import (
 )
 from planning.plan import Plan, Side, Trajectory
 from planning.reslice import SliceGeometry
+from planning.vocabulary import CANAL_COLOR, STATUS_COLORS
 from planning.volume import Volume
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planning.demo import PART_CODES, generate_demo_ct
+from planning.demo import PART_CODES
 from planning.io import load_path
 from planning.io.nifti import load_nifti
 from planning.spine_seed import spine_seed_lps
@@ -17,8 +17,8 @@ PART_BODY = PART_CODES["body"]
 ABDOMEN = Path(__file__).resolve().parents[3] / "shared" / "data" / "ct-abdomen-3mm"
 
 
-def test_seed_is_inside_a_vertebra_of_the_demo_even_flipped() -> None:
-    volume, truth = generate_demo_ct()
+def test_seed_is_inside_a_vertebra_of_the_demo_even_flipped(shared_demo_ct) -> None:
+    volume, truth = shared_demo_ct
     codes = {lv.label_code for lv in truth.levels}
     seed = spine_seed_lps(volume)
     k, j, i = np.rint(volume.to_index(seed)).astype(int)[::-1]

@@ -20,14 +20,7 @@ from PIL import Image
 
 from planning.checks import CheckContext, Status
 from planning.demo import DEMO_PATIENT
-from planning.export.pdf import DISCLAIMER, format_person_name
-from planning.export.report_images import (
-    BONE_WINDOW_HU,
-    STATUS_COLORS,
-    ReportFileError,
-    format_number,
-    window_to_grey,
-)
+from planning.export.report_images import ReportFileError, window_to_grey
 from planning.export.trainee_pdf import (
     REFERENCE_RGB,
     comparison_images,
@@ -44,6 +37,13 @@ from planning.training import (
     load_case_volume,
     load_reference,
     score_attempt,
+)
+from planning.vocabulary import (
+    BONE_WINDOW_HU,
+    DISCLAIMER,
+    STATUS_COLORS,
+    format_number,
+    format_person_name,
 )
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

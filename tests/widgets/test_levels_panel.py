@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QWidget
 
 from planning.checks import CheckResult, Status, WallBreach, breach_grade
 from planning.plan import Side
+from planning.vocabulary import STATUS_COLORS
 from widgets.check_details import PLACEHOLDER, CheckDetailsPanel
 from widgets.levels_panel import (
     LEFT_COL,
@@ -28,7 +29,6 @@ from widgets.levels_panel import (
     level_tag,
     level_tooltip,
 )
-from widgets.plan_display import STATUS_COLORS
 
 pytestmark = pytest.mark.gui
 

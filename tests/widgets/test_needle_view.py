@@ -16,9 +16,10 @@ from PySide6.QtWidgets import QApplication
 
 from planning.checks import Status
 from planning.plan import Side
+from planning.vocabulary import CANAL_COLOR
 from planning.volume import Volume
 from widgets.needle_view import HINT_TEXT, NeedleView, SlicePane, needle_caption
-from widgets.plan_display import CANAL_COLOR, NeedleDisplay
+from widgets.plan_display import NeedleDisplay
 
 pytestmark = pytest.mark.gui
 
@@ -282,11 +283,10 @@ def test_depth_signals_come_from_the_user_only(qtbot) -> None:
 
 # ---- the demo CT: screenshot, canal outline, speed --------------------------------------------
 @pytest.fixture(scope="module")
-def demo():
+def demo(shared_demo_ct):
     from planning.anatomy.from_demo import anatomy_from_demo_truth
-    from planning.demo import generate_demo_ct
 
-    volume, truth = generate_demo_ct()
+    volume, truth = shared_demo_ct
     return volume, truth, anatomy_from_demo_truth(truth)
 
 

@@ -15,7 +15,8 @@ from PIL import Image
 from planning.checks import Status
 from planning.mask_reslice import mask_mesh
 from planning.plan import Side
-from widgets.plan_display import STATUS_COLORS, NeedleDisplay
+from planning.vocabulary import STATUS_COLORS
+from widgets.plan_display import NeedleDisplay
 from widgets.snapshot3d import CAMERA_FROM_FOCUS, render_level_snapshot, side_letters
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -97,7 +98,7 @@ def test_tiny_size_is_refused(scene) -> None:
 
 
 @pytest.mark.slow
-def test_demo_report_with_snapshots(tmp_path: Path) -> None:
+def test_demo_report_with_snapshots(shared_demo_ct, tmp_path: Path) -> None:
     """The whole report as the workstation makes it: demo CT, automatic plan for three
     levels, slice images, a 3-D snapshot per level. Prints the time of each stage and
     saves the pages for a human to look at (tests/artifacts/report_page*_with_3d.png)."""
@@ -108,12 +109,11 @@ def test_demo_report_with_snapshots(tmp_path: Path) -> None:
     from planning.anatomy import anatomy_from_demo_truth
     from planning.autoplan import propose
     from planning.checks import CheckContext
-    from planning.demo import generate_demo_ct
     from planning.export.pdf import write_pdf_report
     from planning.export.report_images import level_images
     from planning.surface import extract_bone_surface
 
-    volume, truth = generate_demo_ct()
+    volume, truth = shared_demo_ct
     anatomy = anatomy_from_demo_truth(truth)
     ctx = CheckContext.build(volume, anatomy)
     proposal = propose(volume, anatomy, ctx, ["T12", "L1", "L2"])

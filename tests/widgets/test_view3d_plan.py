@@ -21,7 +21,8 @@ from PySide6.QtTest import QTest
 from planning.checks import Status
 from planning.mask_reslice import mask_mesh
 from planning.plan import Side
-from widgets.plan_display import CANAL_COLOR, STATUS_COLORS, NeedleDisplay
+from planning.vocabulary import CANAL_COLOR, STATUS_COLORS
+from widgets.plan_display import NeedleDisplay
 from widgets.view3d import CANAL_OPACITY, View3D, needle_name
 
 pytestmark = pytest.mark.gui
@@ -386,13 +387,12 @@ def test_not_editable_hides_handles_and_a_drag_on_a_needle_turns_the_camera(qtbo
 
 # ---- the demo spine ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def demo_scene():
+def demo_scene(shared_demo_ct):
     """Bone surface, canal mesh and level truth of the demo CT (built once per module)."""
     from planning.anatomy.from_demo import anatomy_from_demo_truth
-    from planning.demo import generate_demo_ct
     from planning.surface import extract_bone_surface
 
-    volume, truth = generate_demo_ct()
+    volume, truth = shared_demo_ct
     bone = extract_bone_surface(volume)
     anatomy = anatomy_from_demo_truth(truth)
     canal = mask_mesh(anatomy.canal, anatomy.affine_lps)
