@@ -47,7 +47,7 @@ from scipy import ndimage
 from planning.volume import Volume
 
 if TYPE_CHECKING:
-    from planning.assessment.fracture import BodyProfile
+    from planning.assessment.body_profile import BodyProfile
 
 FloatArray = NDArray[np.float64]
 
