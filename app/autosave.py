@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planning.errors import VertebroPlanError
+from planning.interop.plan_file import load_plan, save_plan
 from planning.plan import Plan
-from planning.plan_file import load_plan, save_plan
 
 RECOVERY_ENV = "VERTEBROPLAN_RECOVERY_DIR"
 PREFIX, SUFFIX = "recovery-", ".vplan.json"

@@ -284,9 +284,9 @@ def _anatomy_for(volume: Volume, args: argparse.Namespace, default: str) -> Anat
     the automatic one from the CT (``default`` says which of the last two when the user
     did not choose), with the user's label shift applied."""
     from planning.anatomy import anatomy_from_demo_truth
-    from planning.anatomy.external import anatomy_from_segmentation
     from planning.anatomy.from_ct import anatomy_from_ct, shift_anatomy_labels
     from planning.demo import demo_uids, generate_demo_ct, load_demo_truth
+    from planning.interop.segmentation import anatomy_from_segmentation
     progress = _stderr_progress()
     is_demo = volume.frame_of_reference_uid == demo_uids()["frame_of_reference_uid"]
     source = args.anatomy or (default if is_demo else "auto")
@@ -312,9 +312,9 @@ def _plan_on_ct(args: argparse.Namespace) -> tuple[Plan, Volume, Anatomy, CheckC
     """The plan of ``args.plan`` (.vplan.json or SR) on the CT ``args.ct``, with the frame
     check (``--force-other-frame``), the anatomy and the checks' context."""
     from planning.checks import CheckContext
-    from planning.export.any_plan import load_any_plan
+    from planning.interop.any_plan import load_any_plan
+    from planning.interop.plan_file import FrameMismatchError, check_frame
     from planning.io import load_path
-    from planning.plan_file import FrameMismatchError, check_frame
 
     plan = load_any_plan(args.plan)  # a broken plan is refused before the CT is read
     volume = load_path(args.ct, args.series, _stderr_progress())
@@ -451,9 +451,9 @@ def _requested_levels(text: str | None, anatomy: Anatomy) -> list[str] | None:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from planning.autoplan import propose
     from planning.checks import CheckContext
+    from planning.interop.plan_file import save_plan
     from planning.io import load_path
     from planning.plan import gauge
-    from planning.plan_file import save_plan
 
     needle = gauge(args.gauge)  # a wrong gauge is refused before any work
     volume = load_path(args.ct, args.series, _stderr_progress())
@@ -557,9 +557,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _with_export_uids(plan: Plan, volume: Volume, plan_path: Path) -> Plan:
     """A CT without Study / Series UIDs: create them once, before the long export, and
     keep them in the plan file so that every later export files into the same study."""
-    from planning.export.any_plan import is_plan_file
-    from planning.export.study_uids import missing_uids, with_export_uids
-    from planning.plan_file import save_plan
+    from planning.interop.any_plan import is_plan_file
+    from planning.interop.plan_file import save_plan
+    from planning.interop.study_uids import missing_uids, with_export_uids
 
     plan, changed = with_export_uids(plan, volume)
     if not changed:
@@ -617,8 +617,8 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
     """Exit 0 when the attempt passes, 1 when it fails; errors raise (exit 2 in `main`)."""
     from app.export_job import SOFTWARE_VERSION
     from planning.checks import CheckContext
-    from planning.export.any_plan import load_any_plan
-    from planning.plan_file import FrameMismatchError, check_frame
+    from planning.interop.any_plan import load_any_plan
+    from planning.interop.plan_file import FrameMismatchError, check_frame
     from planning.training import (
         check_attempt,
         load_case,
@@ -644,7 +644,7 @@ def _cmd_train_score(args: argparse.Namespace) -> int:
     score = score_attempt(reference, attempt, results, args.time_s)
     written = None
     if args.pdf:
-        from planning.export.trainee_pdf import write_trainee_report
+        from planning.report.trainee_pdf import write_trainee_report
 
         written = write_trainee_report(
             args.pdf, case=case, score=score, volume=volume, anatomy=anatomy,
@@ -710,10 +710,10 @@ def _cmd_gui(path: str | None, series: str | None, screenshot: str | None,
 def _cmd_import_markups(args: argparse.Namespace) -> int:
     """Markups → plan: the lines in LPS mm on the CT's Frame of Reference, each needle
     checked to lie in the CT, then written as a plan file."""
-    from planning.export.slicer_markups import read_markups
+    from planning.interop.plan_file import save_plan
+    from planning.interop.slicer_markups import read_markups
     from planning.io import load_path
     from planning.plan import gauge
-    from planning.plan_file import save_plan
 
     gauge(args.gauge)  # an unknown gauge is refused before anything is read
     volume = load_path(args.ct, args.series, _stderr_progress())

@@ -355,7 +355,7 @@ class Controller(QObject):
             return
 
         def job(progress: Progress) -> tuple[Anatomy, CheckContext, Mesh]:
-            from planning.anatomy.external import anatomy_from_segmentation
+            from planning.interop.segmentation import anatomy_from_segmentation
 
             anatomy = anatomy_from_segmentation(volume, path, table, progress)
             progress.report(9, 10, "Preparing the safety checks")

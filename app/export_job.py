@@ -3,7 +3,7 @@ meshes, and the send of the bundle — for the CLI and the GUI alike (the GUI ru
 worker with progress and Cancel).
 
 The images of the report come from here because the 3D snapshot needs VTK, which the pure
-domain (`planning.export`) may not import; everything else is `planning.export`.
+domain (`planning.report`, `planning.interop`) may not import; everything else is theirs.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from planning.anatomy.model import (
 from planning.checks import CheckResult
 from planning.drr import AttenuationVolume
 from planning.errors import VertebroPlanError
-from planning.export.study_uids import (
+from planning.fluoro_views import FluoroSetup
+from planning.interop.study_uids import (
     created_uids_note,
     missing_uids,
     volume_for_export,
     with_export_uids,
 )
-from planning.fluoro_views import FluoroSetup
 from planning.plan import Plan, Side
 from planning.progress import Progress, no_progress
 from planning.version import __version__
@@ -80,11 +80,11 @@ def export_plan(
 ) -> ExportReport:
     """Write and/or send the plan as the request says; raises `VertebroPlanError`s with
     messages for the user (and `Cancelled` when ``progress`` is cancelled)."""
-    from planning.export.deidentify import Deidentifier
-    from planning.export.dicom_sr import write_plan_sr
-    from planning.export.encapsulated_pdf import encapsulate_pdf, write_dataset
-    from planning.export.pdf import write_pdf_report
-    from planning.export.report_images import level_images
+    from planning.interop.deidentify import Deidentifier
+    from planning.interop.dicom_sr import write_plan_sr
+    from planning.interop.encapsulated_pdf import encapsulate_pdf, write_dataset
+    from planning.report.pdf import write_pdf_report
+    from planning.report.report_images import level_images
 
     progress = progress or no_progress()
     if not plan.trajectories:
@@ -136,12 +136,12 @@ def export_plan(
         if pdf_path is None and request.send_to:
             pdf_path = Path(tmp) / "plan-report.pdf"
         if request.markups_path is not None:
-            from planning.export.slicer_markups import write_markups
+            from planning.interop.slicer_markups import write_markups
 
             tick("Writing the Slicer markups")
             report.written.append(write_markups(request.markups_path, plan))
         if request.mesh_dir is not None:
-            from planning.export.meshes import write_scene_meshes
+            from planning.interop.meshes import write_scene_meshes
 
             tick("Writing the meshes")
             if surface is None:
@@ -191,7 +191,7 @@ def export_plan(
             if request.sr_path is not None:
                 report.written.append(sr_path)
         if request.send_to:
-            from planning.export.send import RemoteAE, send
+            from planning.interop.send import RemoteAE, send
 
             remote = RemoteAE.parse(request.send_to)
             assert pdf_path is not None and sr_path is not None
@@ -214,7 +214,7 @@ def _write_seg(request: ExportRequest, volume: Volume, anatomy: Anatomy | None, 
                deid: Any, tmp: Path, tick: Any, report: ExportReport) -> Path | None:
     """The DICOM SEG when asked for, and for the bundle sent (where it can be made: the
     bundle goes without it, and says so, for a CT without DICOM images or anatomy)."""
-    from planning.export.dicom_seg import SEGExportError, write_plan_seg
+    from planning.interop.dicom_seg import SEGExportError, write_plan_seg
 
     path = request.seg_path
     if path is None and not request.send_to:

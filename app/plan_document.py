@@ -16,9 +16,9 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from app.commands import ReplacePlanCommand
-from planning.export.any_plan import load_any_plan
+from planning.interop.any_plan import load_any_plan
+from planning.interop.plan_file import save_plan
 from planning.plan import Plan
-from planning.plan_file import save_plan
 
 _drag_ids = itertools.count(1)
 

@@ -53,10 +53,10 @@ from planning.anatomy.model import Anatomy, names_uncertain
 from planning.carm import working_views
 from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
-from planning.export.any_plan import is_plan_file
+from planning.interop.any_plan import is_plan_file
+from planning.interop.plan_file import SUFFIX, FrameMismatchError, check_frame
 from planning.mask_reslice import mask_mesh
 from planning.plan import Plan, Side, level_index
-from planning.plan_file import SUFFIX, FrameMismatchError, check_frame
 from planning.vocabulary import CANAL_COLOR, CEMENT_COLOR, DISCLAIMER, HIGHLIGHT_COLOR, VESSEL_COLOR
 from planning.volume import Volume
 from widgets.check_details import CheckDetailsPanel
@@ -603,7 +603,7 @@ class PlanWorkspace(QObject):
             return False
         volume, plan, results, anatomy = inputs
         from app.export_job import ExportRequest, export_plan
-        from planning.export.study_uids import with_export_uids
+        from planning.interop.study_uids import with_export_uids
 
         # a CT without Study / Series UIDs: one new study, made now and kept in the plan
         # (saved with it), so every export of this plan is filed together

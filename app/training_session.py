@@ -193,7 +193,7 @@ class TrainingSession(QObject):
 
     def write_report(self, path: Path) -> bool:
         """Write the trainee PDF in the background (progress and cancel in the status bar)."""
-        from planning.export.trainee_pdf import write_trainee_report
+        from planning.report.trainee_pdf import write_trainee_report
 
         case, score, reference, attempt = self.case, self.score, self.reference, self.attempt
         volume, anatomy = self.controller.volume, self.controller.anatomy

@@ -665,19 +665,19 @@ def prepare(case: dict[str, Any], root: Path) -> Prepared:
 
         return Prepared(run, names)
     if target in {"plan", "markups"}:
-        from planning.export.any_plan import load_any_plan
+        from planning.interop.any_plan import load_any_plan
 
         seed = seeds.plan_json() if target == "plan" else seeds.markups_json()
         path = materialize_json(case, root, seed)
         return Prepared(lambda: _check_plan(load_any_plan(path)), (path.name,))
     if target == "sr":
-        from planning.export.any_plan import load_any_plan
+        from planning.interop.any_plan import load_any_plan
 
         path, cut = materialize_single(case, root, seeds.sr_file(), "plan_sr.dcm")
         return Prepared(lambda: _check_plan(load_any_plan(path)), (path.name,),
                         "a truncated SR was accepted" if cut else "")
     if target == "seg":
-        from planning.export.dicom_seg import read_seg_labels
+        from planning.interop.dicom_seg import read_seg_labels
 
         ct = seeds.seed_ct()
         path, cut = materialize_single(case, root, seeds.seg_file(), "labels_seg.dcm")

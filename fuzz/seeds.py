@@ -183,7 +183,7 @@ def seed_plan() -> Plan:
 @lru_cache(maxsize=1)
 def plan_json() -> str:
     """The seed plan as a ``.vplan.json`` text."""
-    from planning.plan_file import plan_to_dict
+    from planning.interop.plan_file import plan_to_dict
 
     return json.dumps(plan_to_dict(seed_plan()), indent=1, ensure_ascii=False)
 
@@ -191,7 +191,7 @@ def plan_json() -> str:
 @lru_cache(maxsize=1)
 def markups_json() -> str:
     """The seed plan as a Slicer ``.mrk.json`` text."""
-    from planning.export.slicer_markups import plan_to_markups
+    from planning.interop.slicer_markups import plan_to_markups
 
     return json.dumps(plan_to_markups(seed_plan()), indent=1, ensure_ascii=False)
 
@@ -199,7 +199,7 @@ def markups_json() -> str:
 @lru_cache(maxsize=1)
 def sr_file() -> bytes:
     """The seed plan written by `write_plan_sr` on the seed CT (a Comprehensive 3D SR)."""
-    from planning.export.dicom_sr import write_plan_sr
+    from planning.interop.dicom_sr import write_plan_sr
 
     with tempfile.TemporaryDirectory(prefix="vp-fuzz-sr-") as tmp:
         path = write_plan_sr(Path(tmp) / "plan.dcm", seed_plan(), {}, seed_ct())
@@ -212,7 +212,7 @@ def seg_file() -> bytes:
     """A DICOM SEG of the seed CT by `write_plan_seg`: L1 and L2 as boxes, the canal behind
     them, and one needle."""
     from planning.anatomy.model import Anatomy, VertebraGeometry
-    from planning.export.dicom_seg import write_plan_seg
+    from planning.interop.dicom_seg import write_plan_seg
     ct = seed_ct()
     labels = np.zeros(CT_SHAPE, dtype=np.int16)
     labels[4:8, 3:10, 4:12] = 20  # L1 above (higher z) …

@@ -361,8 +361,8 @@ def load_reference(
 
 
 def _saved_reference(case: TrainingCase, path: Path, volume: Volume) -> Plan:
-    from planning.export.any_plan import load_any_plan
-    from planning.plan_file import FrameMismatchError, check_frame
+    from planning.interop.any_plan import load_any_plan
+    from planning.interop.plan_file import FrameMismatchError, check_frame
 
     try:
         plan = check_frame(load_any_plan(path), volume.frame_of_reference_uid)

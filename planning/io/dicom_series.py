@@ -353,7 +353,7 @@ def missing_uid_warning(study_uid: str, series_uid: str) -> str:
     """The load warning for a CT whose Study or Series Instance UID is blank ("" if none).
 
     Anonymisers leave them so. Said at load, not at the end of a long export: the exports
-    then file the plan in a study VertebroPlan creates (`planning.export.study_uids`).
+    then file the plan in a study VertebroPlan creates (`planning.interop.study_uids`).
     """
     names = missing_uid_names(study_uid, series_uid)
     if not names:

@@ -31,7 +31,7 @@ def open_demo_window():
 
 
 def main() -> int:
-    from planning.plan_file import plan_to_dict
+    from planning.interop.plan_file import plan_to_dict
 
     app, window = open_demo_window()
     deadline = time.monotonic() + 120

@@ -11,8 +11,8 @@ import pytest
 from cli_helpers import ROOT, run_cli
 
 from planning.demo import demo_ct_path, load_demo_truth
+from planning.interop.plan_file import load_plan
 from planning.plan import shift_level
-from planning.plan_file import load_plan
 
 ABDOMEN = ROOT.parent / "shared" / "data" / "ct-abdomen-3mm"
 

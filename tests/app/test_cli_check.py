@@ -12,10 +12,10 @@ from cli_helpers import ROOT, run_cli
 from planning.anatomy import TOTALSEGMENTATOR, anatomy_from_label_map
 from planning.checks import CheckContext, Status, check
 from planning.demo import demo_ct_path, load_demo_truth
+from planning.interop.plan_file import save_plan
 from planning.io import load_path
 from planning.io.nifti import load_nifti
 from planning.plan import Plan, Side, Trajectory
-from planning.plan_file import save_plan
 
 ABDOMEN = ROOT.parent / "shared" / "data" / "ct-abdomen-3mm"
 FIELDS = {

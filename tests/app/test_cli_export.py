@@ -9,8 +9,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from planning.export.any_plan import load_any_plan
-from planning.plan_file import load_plan
+from planning.interop.any_plan import load_any_plan
+from planning.interop.plan_file import load_plan
 from tests.app.cli_helpers import run_cli
 from tests.planning.dicom_receiver import storescp_receiver
 

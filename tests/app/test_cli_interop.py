@@ -12,8 +12,8 @@ import numpy as np
 import pydicom
 import pytest
 
+from planning.interop.plan_file import load_plan
 from planning.plan import Side
-from planning.plan_file import load_plan
 from tests.app.cli_helpers import run_cli
 from tests.planning.dicom_receiver import storescp_receiver
 

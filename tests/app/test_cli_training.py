@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_cli
 
+from planning.interop.plan_file import load_plan, save_plan
 from planning.plan import Side
-from planning.plan_file import load_plan, save_plan
 from planning.training import builtin_library
 
 SAVED = builtin_library() / "l1-l2-saved"

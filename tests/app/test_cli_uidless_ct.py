@@ -11,7 +11,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from planning.plan_file import load_plan
+from planning.interop.plan_file import load_plan
 from tests.app.cli_helpers import run_cli
 from tests.planning.dicom_receiver import storescp_receiver
 

@@ -15,8 +15,8 @@ import pytest
 
 from app.autosave import Autosave, _alive
 from planning.errors import VertebroPlanError
+from planning.interop.plan_file import load_plan, save_plan
 from planning.plan import Plan, Side, Trajectory
-from planning.plan_file import load_plan, save_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 5

@@ -26,8 +26,8 @@ from app.controller import Controller
 from app.main_window import MainWindow
 from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.checks import Status
+from planning.interop.plan_file import plan_from_dict, save_plan
 from planning.plan import Plan, Side, Trajectory
-from planning.plan_file import plan_from_dict, save_plan
 
 pytestmark = pytest.mark.gui
 
@@ -336,7 +336,7 @@ def test_settings_and_window_layout_persist(qtbot, demo, monkeypatch) -> None:
 def test_export_send_and_reimport_from_the_window(qtbot, demo, tmp_path, monkeypatch) -> None:
     """File ▸ Export runs in the background; the SR sent to a real DICOM node and the one
     written to disk rebuild the same plan in another window (File ▸ Import plan)."""
-    from planning.export.any_plan import load_any_plan
+    from planning.interop.any_plan import load_any_plan
     from tests.planning.dicom_receiver import storescp_receiver
 
     win = _window(qtbot, demo, monkeypatch)

@@ -32,12 +32,12 @@ from fuzz.cases import (
     time_limit,
 )
 from planning.errors import SeriesError
-from planning.export.any_plan import load_any_plan
-from planning.export.dicom_seg import SEGFormatError, read_seg_labels
-from planning.export.slicer_markups import MarkupsError
+from planning.interop.any_plan import load_any_plan
+from planning.interop.dicom_seg import SEGFormatError, read_seg_labels
+from planning.interop.plan_file import PlanFormatError
+from planning.interop.slicer_markups import MarkupsError
 from planning.io import load_path
 from planning.io.dicom_series import scan_folder
-from planning.plan_file import PlanFormatError
 
 N_SLICES = seeds.CT_SHAPE[0]
 Edit = Callable[[int, DicomFile], None]

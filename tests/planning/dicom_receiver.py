@@ -31,7 +31,7 @@ from fpdf import FPDF
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from planning.export.send import RemoteAE
+from planning.interop.send import RemoteAE
 from planning.volume import PatientInfo, SourceInstance, Volume
 
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"

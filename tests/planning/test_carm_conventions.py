@@ -20,9 +20,9 @@ from planning.carm import (
     working_views,
 )
 from planning.drr import AttenuationVolume
-from planning.export.report_images import fluoro_image
 from planning.fluoro_views import FluoroSetup, edge_letters, needle_views, standard_views
 from planning.plan import Side, Trajectory
+from planning.report.report_images import fluoro_image
 from planning.volume import Volume
 from tests.planning.carm_reference import (
     angle_between_deg,

@@ -17,8 +17,8 @@ from dicom_receiver import needs_dciodvfy, sample_sr, sample_volume, tiny_pdf
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 
-from planning.export.deidentify import DeidentificationError, Deidentifier
-from planning.export.encapsulated_pdf import (
+from planning.interop.deidentify import DeidentificationError, Deidentifier
+from planning.interop.encapsulated_pdf import (
     ENCAPSULATED_PDF_STORAGE,
     EncapsulationError,
     encapsulate_pdf,

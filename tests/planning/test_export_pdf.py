@@ -24,10 +24,10 @@ from planning.carm import working_views
 from planning.checks import CheckContext, CheckResult, Status, check
 from planning.demo import DEMO_PATIENT
 from planning.errors import Cancelled
-from planning.export.pdf import write_pdf_report
-from planning.export.report_images import ReportFileError, level_images
 from planning.plan import Plan, Side, Trajectory
 from planning.progress import Progress
+from planning.report.pdf import write_pdf_report
+from planning.report.report_images import ReportFileError, level_images
 from planning.vocabulary import (
     DISCLAIMER,
     STATUS_COLORS,

@@ -22,7 +22,7 @@ from planning.anatomy.model import Anatomy, VertebraGeometry, crop_affine, crop_
 from planning.demo import load_demo_truth
 from planning.demo.cache import demo_ct_path
 from planning.errors import Cancelled
-from planning.export.dicom_seg import (
+from planning.interop.dicom_seg import (
     CANAL_HINT_LABEL,
     CANAL_LABEL,
     LEVEL_LABEL_CODES,
@@ -32,7 +32,7 @@ from planning.export.dicom_seg import (
     read_seg_labels,
     write_plan_seg,
 )
-from planning.export.dicom_sr import LEVEL_CODES
+from planning.interop.dicom_sr import LEVEL_CODES
 from planning.io import load_path
 from planning.io.dicom_write import write_series
 from planning.plan import Plan, Side, Trajectory

@@ -24,13 +24,13 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import EncapsulatedPDFStorage
 
 from planning.errors import Cancelled
-from planning.export.encapsulated_pdf import (
+from planning.interop.encapsulated_pdf import (
     ENCAPSULATED_PDF_STORAGE,
     encapsulate_pdf,
     pdf_bytes_of,
     write_dataset,
 )
-from planning.export.send import (
+from planning.interop.send import (
     RemoteAE,
     RemoteAEError,
     SendError,
@@ -116,7 +116,7 @@ def test_sr_and_pdf_arrive_intact(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     sr_path = write_dataset(sr, tmp_path / "plan_sr.dcm")  # one as a file, one in memory
     steps: list[tuple[int, int, str]] = []
     with (
-        caplog.at_level(logging.INFO, logger="planning.export.send"),
+        caplog.at_level(logging.INFO, logger="planning.interop.send"),
         storescp_receiver(tmp_path) as receiver,
     ):
         report = send(

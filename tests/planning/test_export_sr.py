@@ -19,10 +19,10 @@ from planning.assessment.levels import assess_levels
 from planning.carm import working_views
 from planning.checks import CheckContext, CheckResult, check_plan
 from planning.demo import DEMO_PATIENT, write_demo_ct
-from planning.export.dicom_sr import LEVEL_CODES, SRExportError, read_plan_sr, write_plan_sr
+from planning.interop.dicom_sr import LEVEL_CODES, SRExportError, read_plan_sr, write_plan_sr
+from planning.interop.plan_file import PlanFormatError
 from planning.io import load_path
 from planning.plan import LEVEL_NAMES, FrameOverride, Plan, Side, Trajectory
-from planning.plan_file import PlanFormatError
 from planning.vocabulary import DISCLAIMER
 from planning.volume import PatientInfo, Volume
 from tests.planning.carm_reference import (

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from planning.anatomy.model import Anatomy, VertebraGeometry
-from planning.export.meshes import (
+from planning.interop.meshes import (
     MeshError,
     mask_surface,
     needle_mesh,

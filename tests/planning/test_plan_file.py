@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from planning.plan import Plan, PlanError, Side, Trajectory, gauge, shift_level
-from planning.plan_file import (
+from planning.interop.plan_file import (
     FrameMismatchError,
     PlanFormatError,
     check_frame,
@@ -20,6 +19,7 @@ from planning.plan_file import (
     plan_to_dict,
     save_plan,
 )
+from planning.plan import Plan, PlanError, Side, Trajectory, gauge, shift_level
 
 
 def _plan() -> Plan:
@@ -149,7 +149,7 @@ def test_atomic_save_survives_a_crash_mid_write(tmp_path: Path) -> None:
     script = f"""
 import os, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
-import planning.plan_file as pf
+import planning.interop.plan_file as pf
 from planning.plan import Plan
 real_fsync = os.fsync
 def crash(fd):

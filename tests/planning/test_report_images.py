@@ -18,13 +18,13 @@ from PIL import Image
 
 from planning.anatomy.model import Anatomy
 from planning.checks import CheckResult, Status, breach_grade
-from planning.export.report_images import (
+from planning.plan import Plan, Side, Trajectory
+from planning.report.report_images import (
     LevelImages,
     ReportError,
     level_images,
     oblique_axial_plane,
 )
-from planning.plan import Plan, Side, Trajectory
 from planning.reslice import SliceGeometry
 from planning.vocabulary import CANAL_COLOR, STATUS_COLORS
 from planning.volume import Volume

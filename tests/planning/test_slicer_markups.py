@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from planning.export.slicer_markups import (
+from planning.interop.slicer_markups import (
     SCHEMA_URL,
     MarkupsError,
     plan_to_markups,

@@ -20,14 +20,14 @@ from PIL import Image
 
 from planning.checks import CheckContext, Status
 from planning.demo import DEMO_PATIENT
-from planning.export.report_images import ReportFileError, window_to_grey
-from planning.export.trainee_pdf import (
+from planning.plan import Plan, Side
+from planning.report.report_images import ReportFileError, window_to_grey
+from planning.report.trainee_pdf import (
     REFERENCE_RGB,
     comparison_images,
     needle_looks,
     write_trainee_report,
 )
-from planning.plan import Plan, Side
 from planning.reslice import reslice
 from planning.training import (
     builtin_library,

@@ -17,9 +17,9 @@ import pytest
 from planning.autoplan import propose
 from planning.checks import CheckContext, Status, check
 from planning.demo import demo_uids
-from planning.export.dicom_sr import write_plan_sr
+from planning.interop.dicom_sr import write_plan_sr
+from planning.interop.plan_file import load_plan, save_plan
 from planning.plan import Plan, Side, Trajectory
-from planning.plan_file import load_plan, save_plan
 from planning.training import (
     DEFAULT_RUBRIC,
     SAFE_GRADE,

@@ -109,8 +109,8 @@ def test_demo_report_with_snapshots(shared_demo_ct, tmp_path: Path) -> None:
     from planning.anatomy import anatomy_from_demo_truth
     from planning.autoplan import propose
     from planning.checks import CheckContext
-    from planning.export.pdf import write_pdf_report
-    from planning.export.report_images import level_images
+    from planning.report.pdf import write_pdf_report
+    from planning.report.report_images import level_images
     from planning.surface import extract_bone_surface
 
     volume, truth = shared_demo_ct

@@ -559,7 +559,7 @@ def read_markups(
     frame_of_reference_uid
         The frame the coordinates are assumed to be in when the file does not say (files
         saved by Slicer never do). A frame recorded by VertebroPlan in the file wins, so
-        that `planning.plan_file.check_frame` can still catch a plan made on another CT.
+        that `planning.interop.plan_file.check_frame` can still catch a plan made on another CT.
     default_gauge
         Needle gauge for trajectories whose names do not give one.
 

@@ -108,7 +108,7 @@ def encapsulate_pdf(
     series_description
         SeriesDescription of the new series.
     deidentify_with
-        A `planning.export.deidentify.Deidentifier` (or any dataset → dataset callable)
+        A `planning.interop.deidentify.Deidentifier` (or any dataset → dataset callable)
         applied to the finished object. The PDF bytes are not inspected: render the report
         from de-identified data when sending it de-identified.
     now
@@ -118,7 +118,7 @@ def encapsulate_pdf(
     -------
     pydicom.Dataset
         With ``file_meta`` (Explicit VR Little Endian), ready for `write_dataset` or
-        `planning.export.send.send`.
+        `planning.interop.send.send`.
     """
     pdf = _pdf_bytes(pdf_path_or_bytes)
     if not 1 <= series_number <= 2**31 - 1:

@@ -13,7 +13,7 @@ from pathlib import Path
 from planning.anatomy.from_labels import anatomy_from_label_map
 from planning.anatomy.label_tables import load_label_table
 from planning.anatomy.model import Anatomy
-from planning.export.any_plan import is_dicom_file
+from planning.interop.any_plan import is_dicom_file
 from planning.progress import Progress
 from planning.volume import Volume
 
@@ -30,7 +30,7 @@ def anatomy_from_segmentation(ct: Volume, path: str | Path, table: str = "totals
 
     p = Path(path)
     if is_dicom_file(p):
-        from planning.export.dicom_seg import read_seg_labels
+        from planning.interop.dicom_seg import read_seg_labels
 
         labels, seg_table = read_seg_labels(p, ct)
         anatomy = anatomy_from_label_map(ct, labels, seg_table, progress)

@@ -10,7 +10,7 @@ scale bar, and the level's numbers beside each other for the left and right need
 
 A trainee report is teaching material: it names the patient only when asked
 (``show_patient``). The look (fonts, colours, disclaimer band, atomic write) is the plan
-report's (`planning.export.pdf`, `planning.export.report_images`), imported, so both
+report's (`planning.report.pdf`, `planning.report.report_images`), imported, so both
 reports read alike.
 """
 
@@ -31,7 +31,10 @@ from scipy import ndimage
 
 from planning.anatomy.model import Anatomy
 from planning.checks import CheckResult, Status, grade_meaning
-from planning.export.pdf import (
+from planning.mask_reslice import reslice_labels
+from planning.plan import Plan, Side, Trajectory, level_index
+from planning.progress import Progress, no_progress
+from planning.report.pdf import (
     CONTENT_W,
     DARK,
     DISCLAIMER_FILL,
@@ -46,7 +49,7 @@ from planning.export.pdf import (
     TEXT_ON_STATUS_RGB,
     _write_atomically,
 )
-from planning.export.report_images import (
+from planning.report.report_images import (
     FIELD_OF_VIEW_MM,
     IMAGE_PX,
     SCALE_BAR_MM,
@@ -56,9 +59,6 @@ from planning.export.report_images import (
     oblique_axial_plane,
     window_to_grey,
 )
-from planning.mask_reslice import reslice_labels
-from planning.plan import Plan, Side, Trajectory, level_index
-from planning.progress import Progress, no_progress
 from planning.reslice import SAGITTAL, SliceGeometry, ViewPlane, orientation_letters, reslice
 from planning.training import (
     NeedleScore,

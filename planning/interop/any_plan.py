@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from planning.interop.plan_file import PlanFormatError, load_plan
 from planning.plan import Plan
-from planning.plan_file import PlanFormatError, load_plan
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -31,11 +31,11 @@ def load_any_plan(path: str | Path) -> Plan:
     if not p.exists():
         raise PlanFormatError(f"'{p}' does not exist.")
     if is_dicom_file(p):
-        from planning.export.dicom_sr import read_plan_sr
+        from planning.interop.dicom_sr import read_plan_sr
 
         return read_plan_sr(p)
     if p.name.lower().endswith(".mrk.json"):  # 3D Slicer markups: lines or point pairs
-        from planning.export.slicer_markups import read_markups
+        from planning.interop.slicer_markups import read_markups
 
         return read_markups(p)
     return load_plan(p)

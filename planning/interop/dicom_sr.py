@@ -81,6 +81,7 @@ from planning.atomic_file import atomic_open
 from planning.carm import CArmSetting, PatientPosition, working_views
 from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
+from planning.interop.plan_file import PlanFormatError
 from planning.io.dicom_headers import PARSE_ERRORS, parse_problem, read_whole_dicom
 from planning.plan import (
     DEFAULT_GAUGE,
@@ -92,7 +93,6 @@ from planning.plan import (
     Trajectory,
     gauge,
 )
-from planning.plan_file import PlanFormatError
 from planning.vocabulary import DISCLAIMER
 from planning.volume import PatientInfo, Volume
 

@@ -73,7 +73,7 @@ from pydicom.valuerep import format_number_as_ds
 from planning.anatomy.label_tables import LabelTable
 from planning.anatomy.model import Anatomy
 from planning.errors import VertebroPlanError
-from planning.export.dicom_sr import CHARACTER_SET, LEVEL_CODES, _save_atomic
+from planning.interop.dicom_sr import CHARACTER_SET, LEVEL_CODES, _save_atomic
 from planning.io.dicom_headers import PARSE_ERRORS, parse_problem, read_whole_dicom
 from planning.plan import GAUGES, LEVEL_NAMES, Plan, Side, Trajectory, level_index
 from planning.progress import Progress, no_progress

@@ -3,7 +3,7 @@
 Page 1 is the summary: one row per needle with its numbers and coloured status, the
 reasons behind every verdict in words, the warnings, and the frame of reference the
 coordinates belong to. Then one page per level: the axial and sagittal images
-(`planning.export.report_images`), the 3-D picture when the caller has one, and the level's
+(`planning.report.report_images`), the 3-D picture when the caller has one, and the level's
 numbers side by side for the left and right needle; each followed by the level's simulated
 fluoroscopy page (unless ``fluoroscopy=False``): DRRs of the AP and lateral views and of each
 needle's bull's-eye and progression views, with the needles' shadows and the C-arm angles
@@ -51,8 +51,11 @@ from planning.checks import (
     reason_text,
 )
 from planning.drr import AttenuationVolume
-from planning.export.pdf_assessment import level_card, levels_table
-from planning.export.report_images import (
+from planning.fluoro_views import WORKING_DETECTOR_MM, FluoroSetup, plan_views
+from planning.plan import GAUGES, Plan, Side, Trajectory
+from planning.progress import Progress, no_progress
+from planning.report.pdf_assessment import level_card, levels_table
+from planning.report.report_images import (
     FLUORO_DRR_PX,
     FluoroImage,
     LevelImages,
@@ -60,9 +63,6 @@ from planning.export.report_images import (
     dejavu_font_path,
     fluoro_image,
 )
-from planning.fluoro_views import WORKING_DETECTOR_MM, FluoroSetup, plan_views
-from planning.plan import GAUGES, Plan, Side, Trajectory
-from planning.progress import Progress, no_progress
 from planning.vocabulary import (
     DISCLAIMER,
     STATUS_COLORS,
