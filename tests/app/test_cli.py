@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import ROOT, run_cli
+from cli_helpers import ROOT, run_cli, run_cli_process
 
 from planning.io.dicom_write import write_series
 from planning.volume import Volume
@@ -31,7 +31,7 @@ def _oblique_volume(n_slices: int = 6) -> Volume:
 def test_info_json_on_dicom_folder(tmp_path: Path) -> None:
     vol = _oblique_volume()
     write_series(vol, tmp_path / "ct")
-    res = run_cli("info", str(tmp_path / "ct"), "--json")
+    res = run_cli_process("info", str(tmp_path / "ct"), "--json")  # the real entry point
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     assert info["modality"] == "CT"
@@ -81,7 +81,8 @@ def test_info_json_on_nifti() -> None:
 )
 def test_errors_are_one_line_without_traceback(tmp_path: Path, make, fragment: str) -> None:
     path = make(tmp_path)
-    res = run_cli("info", str(path), "--json")
+    # in a real process: nothing else (a logger, a warning) may add to the one line
+    res = run_cli_process("info", str(path), "--json")
     assert res.returncode != 0
     assert res.stdout == ""
     lines = res.stderr.strip().splitlines()
