@@ -21,8 +21,6 @@ sign, exactly as `format_number` writes them.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -54,13 +52,23 @@ from planning.drr import AttenuationVolume
 from planning.fluoro_views import WORKING_DETECTOR_MM, FluoroSetup, plan_views
 from planning.plan import GAUGES, Plan, Side, Trajectory
 from planning.progress import Progress, no_progress
+from planning.report.page import (
+    CONTENT_W,
+    DARK,
+    FONT,
+    GREY,
+    HEADING_FILL,
+    MARGIN,
+    RULE,
+    TEXT_ON_STATUS_RGB,
+    ReportPage,
+    write_atomically,
+)
 from planning.report.pdf_assessment import level_card, levels_table
 from planning.report.report_images import (
     FLUORO_DRR_PX,
     FluoroImage,
     LevelImages,
-    ReportFileError,
-    dejavu_font_path,
     fluoro_image,
 )
 from planning.vocabulary import (
@@ -68,7 +76,6 @@ from planning.vocabulary import (
     STATUS_COLORS,
     STATUS_SYMBOLS,
     STATUS_WORDS,
-    TEXT_ON_STATUS,
     format_deg,
     format_dicom_date,
     format_lps,
@@ -84,17 +91,6 @@ if TYPE_CHECKING:
 
 TITLE = "Vertebroplasty plan"
 DEIDENTIFIED = "De-identified"
-FONT = "DejaVu"
-PAGE_W, MARGIN = 210.0, 10.0
-CONTENT_W = PAGE_W - 2 * MARGIN
-HEADER_END_Y = 35.0  # content starts here on every page
-FOOTER_H = 14.0
-TEXT_ON_STATUS_RGB = rgb(TEXT_ON_STATUS)
-DARK = (25, 28, 33)
-GREY = (105, 112, 122)
-RULE = (190, 196, 204)
-DISCLAIMER_FILL = (178, 34, 34)
-HEADING_FILL = (228, 232, 238)
 LPS_NOTE = ("Coordinates are DICOM patient LPS millimetres: +x towards the patient's left, "
             "+y posterior, +z superior (head).")
 ANGLE_NOTE = ("Angles, in the patient's frame: medial + = converging towards the midline; "
@@ -132,81 +128,24 @@ def _worst(statuses: Iterable[Status | None]) -> Status | None:
     return next((s for s in order if s in found), None)
 
 
-class _ReportPDF(FPDF):
+class _ReportPDF(ReportPage):
     """A4 portrait with the report's header (disclaimer, patient, study) and footer."""
 
     def __init__(self, header: _Header) -> None:
-        super().__init__(orientation="P", unit="mm", format="A4")
+        super().__init__(TITLE, header.software, title_width_mm=100.0, rule_y_mm=31.0,
+                         footer_note="Coordinates: DICOM patient LPS, mm (+x patient's left, "
+                                     "+y posterior, +z head).")
         self.report_header = header
-        self.add_font(FONT, "", str(dejavu_font_path(bold=False)))
-        self.add_font(FONT, "B", str(dejavu_font_path(bold=True)))
-        self.set_margins(MARGIN, HEADER_END_Y, MARGIN)
-        self.set_auto_page_break(True, margin=FOOTER_H + 2.0)
 
-    def header(self) -> None:
+    def header_lines(self) -> None:
         h = self.report_header
-        # the disclaimer: a full-width band, first thing on every page
-        self.set_fill_color(*DISCLAIMER_FILL)
-        self.set_text_color(255, 255, 255)
-        self.set_font(FONT, "B", 9.5)
-        self.set_xy(MARGIN, 6.0)
-        self.cell(CONTENT_W, 6.5, DISCLAIMER, align="C", fill=True)
-        # title line
-        self.set_text_color(*DARK)
-        self.set_font(FONT, "B", 13)
-        self.set_xy(MARGIN, 14.0)
-        self.cell(100, 6, TITLE)
-        self.set_font(FONT, "", 7.5)
-        self.set_text_color(*GREY)
-        self.set_xy(MARGIN + 100, 14.5)
-        self.cell(CONTENT_W - 100, 5, h.software, align="R")
         # patient and study (left), planner and creation (right)
         split = 126.0  # patient and study left of this, planner and time right of it
-        self._pairs(MARGIN, 21.0, h.patient, split - 3.0)
-        self._pairs(MARGIN, 25.5, h.study, split - 3.0)
-        self._pairs(MARGIN + split, 21.0, [("Planner", h.planner or "—")], CONTENT_W - split)
-        self._pairs(MARGIN + split, 25.5, [("Created", h.created)], CONTENT_W - split)
-        self.set_draw_color(*RULE)
-        self.set_line_width(0.3)
-        self.line(MARGIN, 31.0, PAGE_W - MARGIN, 31.0)
-        self.set_text_color(*DARK)
-        self.set_xy(MARGIN, HEADER_END_Y)
-
-    def _pairs(self, x: float, y: float, pairs: Sequence[tuple[str, str]], width: float) -> None:
-        """"Label value   Label value" on one line, the last value shortened to fit."""
-        self.set_xy(x, y)
-        right = x + width
-        for n, (label, value) in enumerate(pairs):
-            self.set_font(FONT, "", 7)
-            self.set_text_color(*GREY)
-            self.cell(self.get_string_width(label) + 1.2, 4, label)
-            self.set_font(FONT, "B", 8)
-            self.set_text_color(*DARK)
-            room = right - self.get_x() - (0 if n == len(pairs) - 1 else 3)
-            text = _fit(self, value, room)
-            self.cell(self.get_string_width(text) + 4.0, 4, text)
-
-    def footer(self) -> None:
-        self.set_y(-FOOTER_H + 2.0)
-        self.set_draw_color(*RULE)
-        self.set_line_width(0.2)
-        self.line(MARGIN, self.get_y(), PAGE_W - MARGIN, self.get_y())
-        self.set_font(FONT, "", 6.8)
-        self.set_text_color(*GREY)
-        self.set_xy(MARGIN, self.get_y() + 1.0)
-        self.cell(150, 4, "Coordinates: DICOM patient LPS, mm (+x patient's left, +y posterior,"
-                          " +z head).  " + DISCLAIMER + ".")
-        self.set_xy(PAGE_W - MARGIN - 30, self.get_y())
-        self.cell(30, 4, f"Page {self.page_no()} of {{nb}}", align="R")
-
-
-def _fit(pdf: FPDF, text: str, width_mm: float) -> str:
-    """``text`` shortened with "…" to fit ``width_mm`` in the current font."""
-    if pdf.get_string_width(text) <= width_mm:
-        return text
-    while text and pdf.get_string_width(text + "…") > width_mm:
-        text = text[:-1]
-    return text.rstrip() + "…"
+        self.label_values(MARGIN, 21.0, h.patient, MARGIN + split - 3.0)
+        self.label_values(MARGIN, 25.5, h.study, MARGIN + split - 3.0)
+        self.label_values(MARGIN + split, 21.0, [("Planner", h.planner or "—")],
+                          MARGIN + CONTENT_W)
+        self.label_values(MARGIN + split, 25.5, [("Created", h.created)], MARGIN + CONTENT_W)
 
 
 def _header_values(
@@ -342,7 +281,7 @@ def write_pdf_report(
         if assessment is not None and level in assessment:  # under the DRRs: room there
             pdf.ln(2.0)
             level_card(pdf, assessment[level], MARGIN, CONTENT_W)
-    _write_atomically(target, bytes(pdf.output()))
+    write_atomically(target, bytes(pdf.output()))
     return target
 
 
@@ -918,28 +857,3 @@ def _fluoro_page(
         pdf.set_x(MARGIN)
         pdf.multi_cell(CONTENT_W, 3.2, line, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(0.6)
-
-
-# ---- file ---------------------------------------------------------------------------------
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename over the target: a crash or a full disk
-    never leaves a half-written report where the old one was."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise ReportFileError(f"the report cannot be written to '{target}': "
-                              f"{exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ReportFileError(f"the report cannot be written to '{target}': "
-                              f"{exc.strerror or exc}") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

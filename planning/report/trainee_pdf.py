@@ -34,20 +34,18 @@ from planning.checks import CheckResult, Status, grade_meaning
 from planning.mask_reslice import reslice_labels
 from planning.plan import Plan, Side, Trajectory, level_index
 from planning.progress import Progress, no_progress
-from planning.report.pdf import (
+from planning.report.page import (
     CONTENT_W,
     DARK,
-    DISCLAIMER_FILL,
     FONT,
-    FOOTER_H,
     GREY,
-    HEADER_END_Y,
     HEADING_FILL,
     MARGIN,
-    PAGE_W,
     RULE,
     TEXT_ON_STATUS_RGB,
-    _write_atomically,
+    ReportPage,
+    fit_text,
+    write_atomically,
 )
 from planning.report.report_images import (
     FIELD_OF_VIEW_MM,
@@ -418,69 +416,17 @@ def _draw_legend(draw: ImageDraw.ImageDraw, right: float, top: float,
 
 
 # ---- the PDF ---------------------------------------------------------------------------------
-class _TraineePDF(FPDF):
+class _TraineePDF(ReportPage):
     """A4 portrait with the disclaimer band, the title and who/what/when on every page."""
 
     def __init__(self, pairs: Sequence[tuple[str, str]], software: str) -> None:
-        super().__init__(orientation="P", unit="mm", format="A4")
+        super().__init__(TITLE, software, title_width_mm=120.0, rule_y_mm=29.5,
+                         footer_note="Errors against the case's reference plan (patient LPS mm).")
         self.pairs = list(pairs)
-        self.software = software
-        self.add_font(FONT, "", str(dejavu_font_path(bold=False)))
-        self.add_font(FONT, "B", str(dejavu_font_path(bold=True)))
-        self.set_margins(MARGIN, HEADER_END_Y, MARGIN)
-        self.set_auto_page_break(True, margin=FOOTER_H + 2.0)
 
-    def header(self) -> None:
-        self.set_fill_color(*DISCLAIMER_FILL)
-        self.set_text_color(255, 255, 255)
-        self.set_font(FONT, "B", 9.5)
-        self.set_xy(MARGIN, 6.0)
-        self.cell(CONTENT_W, 6.5, DISCLAIMER, align="C", fill=True)
-        self.set_text_color(*DARK)
-        self.set_font(FONT, "B", 13)
-        self.set_xy(MARGIN, 14.0)
-        self.cell(120, 6, TITLE)
-        self.set_font(FONT, "", 7.5)
-        self.set_text_color(*GREY)
-        self.set_xy(MARGIN + 120, 14.5)
-        self.cell(CONTENT_W - 120, 5, self.software, align="R")
-        self.set_xy(MARGIN, 22.5)
-        for n, (label, value) in enumerate(self.pairs):
-            self.set_font(FONT, "", 7)
-            self.set_text_color(*GREY)
-            self.cell(self.get_string_width(label) + 1.2, 4, label)
-            self.set_font(FONT, "B", 8)
-            self.set_text_color(*DARK)
-            room = MARGIN + CONTENT_W - self.get_x() - (0 if n == len(self.pairs) - 1 else 3)
-            text = _fit(self, value, max(room, 5.0))
-            self.cell(self.get_string_width(text) + 5.0, 4, text)
-        self.set_draw_color(*RULE)
-        self.set_line_width(0.3)
-        self.line(MARGIN, 29.5, PAGE_W - MARGIN, 29.5)
-        self.set_text_color(*DARK)
-        self.set_xy(MARGIN, HEADER_END_Y)
-
-    def footer(self) -> None:
-        self.set_y(-FOOTER_H + 2.0)
-        self.set_draw_color(*RULE)
-        self.set_line_width(0.2)
-        self.line(MARGIN, self.get_y(), PAGE_W - MARGIN, self.get_y())
-        self.set_font(FONT, "", 6.8)
-        self.set_text_color(*GREY)
-        self.set_xy(MARGIN, self.get_y() + 1.0)
-        self.cell(150, 4, "Errors against the case's reference plan (patient LPS mm).  "
-                          + DISCLAIMER + ".")
-        self.set_xy(PAGE_W - MARGIN - 30, self.get_y())
-        self.cell(30, 4, f"Page {self.page_no()} of {{nb}}", align="R")
-
-
-def _fit(pdf: FPDF, text: str, width_mm: float) -> str:
-    """``text`` shortened with "…" to fit ``width_mm`` in the current font."""
-    if pdf.get_string_width(text) <= width_mm:
-        return text
-    while text and pdf.get_string_width(text + "…") > width_mm:
-        text = text[:-1]
-    return text.rstrip() + "…"
+    def header_lines(self) -> None:
+        self.label_values(MARGIN, 22.5, self.pairs, MARGIN + CONTENT_W, gap_mm=5.0,
+                          min_room_mm=5.0)
 
 
 def write_trainee_report(
@@ -563,7 +509,7 @@ def write_trainee_report(
         images = comparison_images(volume, attempt, reference, looks, anatomy, level)
         _level_page(pdf, score, level, images)
     progress.report(len(levels), len(levels), "Writing the report")
-    _write_atomically(target, bytes(pdf.output()))
+    write_atomically(target, bytes(pdf.output()))
     return target
 
 
@@ -676,7 +622,7 @@ def _verdict_box(pdf: FPDF, score: TrainingScore, trainee_name: str, created_tex
     else:
         pdf.set_font(FONT, "", 8.5)
         text = "Every needle safe and within the pass mark."
-    pdf.cell(0, 4.5, _fit(pdf, text, CONTENT_W - 55.0))
+    pdf.cell(0, 4.5, fit_text(pdf, text, CONTENT_W - 55.0))
     pdf.set_text_color(*DARK)
     pdf.set_y(y + height + 1.0)
 
