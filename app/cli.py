@@ -283,29 +283,28 @@ def _anatomy_for(volume: Volume, args: argparse.Namespace, default: str) -> Anat
     """The anatomy of the command: an imported label map, the demo CT's ground truth, or
     the automatic one from the CT (``default`` says which of the last two when the user
     did not choose), with the user's label shift applied."""
-    from planning.anatomy import anatomy_from_demo_truth
-    from planning.anatomy.from_ct import anatomy_from_ct, shift_anatomy_labels
-    from planning.demo import demo_uids, generate_demo_ct, load_demo_truth
-    from planning.interop.segmentation import anatomy_from_segmentation
-    progress = _stderr_progress()
-    is_demo = volume.frame_of_reference_uid == demo_uids()["frame_of_reference_uid"]
-    source = args.anatomy or (default if is_demo else "auto")
+    from planning.anatomy_source import (
+        AUTOMATIC,
+        DEMO_TRUTH,
+        LABELS,
+        AnatomySource,
+        is_demo_ct,
+        load_anatomy,
+    )
+
+    is_demo = is_demo_ct(volume)
+    kind = args.anatomy or (default if is_demo else AUTOMATIC)
     if args.labels is not None:
-        anatomy = anatomy_from_segmentation(volume, args.labels, args.label_table, progress)
-    elif source == "truth":
-        if not is_demo:
-            raise CliError(
-                f"'{args.ct}' is not the demo CT: it has no ground truth (use --anatomy auto "
-                "or --labels LABELMAP)."
-            )
-        folder = Path(args.ct)
-        if (folder / "ground_truth.json").exists():
-            anatomy = anatomy_from_demo_truth(load_demo_truth(folder))
-        else:
-            anatomy = anatomy_from_demo_truth(generate_demo_ct()[1])
-    else:
-        return anatomy_from_ct(volume, progress, shift_labels=args.shift_labels)
-    return shift_anatomy_labels(anatomy, args.shift_labels) if args.shift_labels else anatomy
+        kind = LABELS
+    elif kind == DEMO_TRUTH and not is_demo:
+        raise CliError(
+            f"'{args.ct}' is not the demo CT: it has no ground truth (use --anatomy auto "
+            "or --labels LABELMAP)."
+        )
+    source = AnatomySource(kind, labels_path=args.labels,
+                           label_table=getattr(args, "label_table", "totalsegmentator"),
+                           shift_labels=args.shift_labels, demo_folder=Path(args.ct))
+    return load_anatomy(volume, source, _stderr_progress())
 
 
 def _plan_on_ct(args: argparse.Namespace) -> tuple[Plan, Volume, Anatomy, CheckContext]:

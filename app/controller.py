@@ -199,9 +199,9 @@ class Controller(QObject):
         self._importing = None
 
         def job(progress: Progress) -> tuple[Anatomy, CheckContext, Mesh]:
-            from planning.anatomy.from_ct import anatomy_from_ct
+            from planning.anatomy_source import AnatomySource, load_anatomy
 
-            anatomy = anatomy_from_ct(volume, progress, shift_labels=shift_labels)
+            anatomy = load_anatomy(volume, AnatomySource(shift_labels=shift_labels), progress)
             progress.report(9, 10, "Preparing the safety checks")
             context = CheckContext.build(volume, anatomy, limits)
             return anatomy, context, mask_mesh(anatomy.canal, anatomy.affine_lps)
@@ -355,9 +355,10 @@ class Controller(QObject):
             return
 
         def job(progress: Progress) -> tuple[Anatomy, CheckContext, Mesh]:
-            from planning.interop.segmentation import anatomy_from_segmentation
+            from planning.anatomy_source import LABELS, AnatomySource, load_anatomy
 
-            anatomy = anatomy_from_segmentation(volume, path, table, progress)
+            source = AnatomySource(LABELS, labels_path=Path(path), label_table=table)
+            anatomy = load_anatomy(volume, source, progress)
             progress.report(9, 10, "Preparing the safety checks")
             context = CheckContext.build(volume, anatomy, limits)
             return anatomy, context, mask_mesh(anatomy.canal, anatomy.affine_lps)

@@ -292,24 +292,24 @@ def load_case_anatomy(
     Use this one anatomy for the reference and for the trainee's checks, so every trainee
     of a case is measured against the same canal.
     """
-    if case.uses_demo_ct:
-        from planning.anatomy import anatomy_from_demo_truth
-        from planning.demo import demo_ct_path, demo_uids, load_demo_truth
+    from planning.anatomy_source import (
+        DEMO_TRUTH,
+        LABELS,
+        AnatomySource,
+        is_demo_ct,
+        load_anatomy,
+    )
 
-        if volume.frame_of_reference_uid != demo_uids()["frame_of_reference_uid"]:
+    if case.uses_demo_ct:
+        if not is_demo_ct(volume):
             raise TrainingCaseError(
                 f"case '{case.case_id}' is on the demo CT, but the CT given is another one"
             )
-        return anatomy_from_demo_truth(load_demo_truth(demo_ct_path(progress)))
+        return load_anatomy(volume, AnatomySource(DEMO_TRUTH), progress)
     if case.labels_path is not None:
-        from planning.anatomy import anatomy_from_label_map, load_label_table
-        from planning.io.nifti import load_nifti
-
-        return anatomy_from_label_map(volume, load_nifti(case.labels_path),
-                                      load_label_table(case.label_table), progress)
-    from planning.anatomy.from_ct import anatomy_from_ct
-
-    return anatomy_from_ct(volume, progress)
+        return load_anatomy(volume, AnatomySource(LABELS, labels_path=Path(case.labels_path),
+                                                  label_table=case.label_table), progress)
+    return load_anatomy(volume, AnatomySource(), progress)
 
 
 def load_reference(
