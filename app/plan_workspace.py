@@ -49,7 +49,7 @@ from app.settings import (
     store_limits,
 )
 from app.training_session import TrainingSession
-from planning.anatomy.model import Anatomy, names_uncertain
+from planning.anatomy.model import Anatomy, level_at, names_uncertain
 from planning.carm import working_views
 from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
@@ -994,7 +994,12 @@ class PlanWorkspace(QObject):
         selected = self.levels_panel.selected_levels()
         if selected:
             return selected[0]
-        return self.window.axial_view.current_level()
+        anatomy = self.controller.anatomy
+        if anatomy is None:
+            return None
+        centres = {n: g.centroid_lps for n, g in anatomy.levels.items()}
+        return level_at(centres, self.controller.crosshair_lps,
+                        self.window.axial_view.plane.normal_lps)
 
     def _set_highlight(self, level: str | None) -> None:
         anatomy = self.controller.anatomy

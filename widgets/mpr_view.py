@@ -39,6 +39,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
+from planning.anatomy.model import level_at
 from planning.reslice import (
     SliceGeometry,
     ViewPlane,
@@ -204,13 +205,8 @@ class MprView(QWidget):
         return list(self._needles)
 
     def current_level(self) -> str | None:
-        """The level whose body centre is nearest the slice (within 15 mm), for the title."""
-        if not self._level_marks:
-            return None
-        n = self.plane.normal_lps
-        dist = {k: abs(float((c - self._crosshair_lps) @ n)) for k, c in self._level_marks.items()}
-        name = min(dist, key=lambda k: dist[k])
-        return name if dist[name] <= 15.0 else None
+        """The level of this slice, for the title (`planning.anatomy.model.level_at`)."""
+        return level_at(self._level_marks, self._crosshair_lps, self.plane.normal_lps)
 
     def reset_view(self) -> None:
         """Centre on the crosshair and zoom so the whole volume fits."""

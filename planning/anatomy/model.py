@@ -11,6 +11,7 @@ Array order is the project's: ``array[k, j, i]`` (slice, row, column).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -136,6 +137,26 @@ def names_uncertain(anatomy: Anatomy) -> bool:
     """True when any level's name is uncertain (`LOW_NAME_CONFIDENCE`): the screen, the
     report and the SR say so, and no level is picked by its name."""
     return any(g.confidence < LOW_NAME_CONFIDENCE for g in anatomy.levels.values())
+
+
+LEVEL_NEAR_MM = 15.0
+"""Half a lumbar vertebra and its disc: a plane farther than this from every body centre
+lies between levels, and no level is "here"."""
+
+
+def level_at(centres_lps: Mapping[str, FloatArray], point_lps: FloatArray,
+             normal_lps: FloatArray, within_mm: float = LEVEL_NEAR_MM) -> str | None:
+    """Which vertebra is here: the level whose body centre lies nearest the plane through
+    ``point_lps`` with unit normal ``normal_lps`` (an axial slice: its crosshair and the
+    superior axis), within ``within_mm``; None between levels or without levels."""
+    if not centres_lps:
+        return None
+    n = np.asarray(normal_lps, dtype=np.float64)
+    p = np.asarray(point_lps, dtype=np.float64)
+    dist = {k: abs(float((np.asarray(c, dtype=np.float64) - p) @ n))
+            for k, c in centres_lps.items()}
+    name = min(dist, key=lambda k: dist[k])
+    return name if dist[name] <= within_mm else None
 
 
 UNCERTAIN_NAMES_TEXT = ("Level names are UNCERTAIN: no landmark (sacrum, last rib, first "

@@ -18,7 +18,7 @@ from planning.anatomy_source import (
 
 
 def test_the_demo_truth_on_the_demo_ct_and_its_shifted_names(shared_demo_ct) -> None:
-    volume, truth = shared_demo_ct
+    volume, _ = shared_demo_ct
     assert is_demo_ct(volume)
     anatomy = load_anatomy(volume, AnatomySource(DEMO_TRUTH))
     assert anatomy.source == DEMO_SOURCE
@@ -35,3 +35,18 @@ def test_the_demo_truth_is_refused_for_another_ct(shared_demo_ct) -> None:
     assert not is_demo_ct(other)
     with pytest.raises(NotTheDemoCT, match="not the demo CT"):
         load_anatomy(other, AnatomySource(DEMO_TRUTH))
+
+
+def test_which_vertebra_is_here_is_the_nearest_body_within_half_a_vertebra() -> None:
+    import numpy as np
+
+    from planning.anatomy.model import LEVEL_NEAR_MM, level_at
+
+    centres = {"L1": np.array([0.0, 0.0, 100.0]), "L2": np.array([0.0, 0.0, 70.0])}
+    up = np.array([0.0, 0.0, 1.0])
+    assert level_at(centres, np.array([5.0, 5.0, 96.0]), up) == "L1"
+    assert level_at(centres, np.array([0.0, 0.0, 80.0]), up) == "L2"
+    assert level_at(centres, np.array([0.0, 0.0, 70.0 - LEVEL_NEAR_MM - 0.5]), up) is None
+    assert level_at({}, np.zeros(3), up) is None
+    tilted = np.array([0.0, np.sin(0.3), np.cos(0.3)])  # an oblique slice still finds it
+    assert level_at(centres, np.array([0.0, 0.0, 99.0]), tilted) == "L1"
