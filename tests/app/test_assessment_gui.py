@@ -15,6 +15,7 @@ from app.controller import Controller
 from app.main_window import MainWindow
 from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.plan import Side, Trajectory
+from tests.app.gui_helpers import open_window, pedicle_needle
 
 pytestmark = pytest.mark.gui
 
@@ -28,22 +29,12 @@ def demo(shared_demo_ct):
 
 
 def _needle(truth, level: str, side: Side) -> Trajectory:
-    p = truth.level(level).pedicle(side)
-    reach = float(np.linalg.norm(p.anterior_cortex_lps - p.entry_lps))
-    return Trajectory(level, side, tuple(p.entry_lps),
-                      tuple(p.entry_lps + 0.85 * reach * p.direction_lps), "11G")
+    return pedicle_needle(truth, level, side, 0.85)
 
 
 def _assessed_window(qtbot, monkeypatch, volume, anatomy) -> MainWindow:
     """The window on ``volume`` with ``anatomy``, once its first level assessment is in."""
-    win = MainWindow(Controller(auto_anatomy=False))
-    qtbot.addWidget(win)
-    win.resize(1600, 960)
-    win.show()
-    qtbot.waitExposed(win)
-    monkeypatch.setattr(win.workspace, "confirm_discard", lambda _doing: True)
-    win.controller.set_volume(volume)
-    win.controller.set_anatomy(anatomy)
+    win = open_window(qtbot, monkeypatch, volume, anatomy)
     qtbot.waitUntil(lambda: win.workspace.assessment.runs >= 1, timeout=60000)
     return win
 

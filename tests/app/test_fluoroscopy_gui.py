@@ -14,11 +14,11 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QLabel
 
-from app.controller import Controller
 from app.main_window import MainWindow
 from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.fluoro_views import edge_letters
 from planning.plan import Side, Trajectory
+from tests.app.gui_helpers import open_window, pedicle_needle
 
 pytestmark = pytest.mark.gui
 
@@ -32,23 +32,13 @@ def demo(shared_demo_ct):
 
 
 def _pedicle_needle(truth, level: str, side: Side) -> Trajectory:
-    p = truth.level(level).pedicle(side)
-    reach = float(np.linalg.norm(p.anterior_cortex_lps - p.entry_lps))
-    return Trajectory(level, side, tuple(p.entry_lps), tuple(p.entry_lps + 0.85 * reach
-                                                             * p.direction_lps), "11G")
+    return pedicle_needle(truth, level, side, 0.85)
 
 
 @pytest.fixture
 def window(qtbot, demo, monkeypatch) -> MainWindow:
     volume, truth, anatomy = demo
-    win = MainWindow(Controller(auto_anatomy=False))
-    qtbot.addWidget(win)
-    win.resize(1600, 960)
-    win.show()
-    qtbot.waitExposed(win)
-    win.controller.set_volume(volume)
-    win.controller.set_anatomy(anatomy)
-    monkeypatch.setattr(win.workspace, "confirm_discard", lambda _doing: True)
+    win = open_window(qtbot, monkeypatch, volume, anatomy)
     plan = win.workspace.document.plan
     for side in (Side.LEFT, Side.RIGHT):
         plan = plan.with_trajectory(_pedicle_needle(truth, "L2", side))

@@ -13,12 +13,12 @@ import numpy as np
 import pydicom
 import pytest
 
-from app.controller import Controller
 from app.main_window import MainWindow
 from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.demo import demo_ct_path, load_demo_truth
 from planning.io import load_path
 from planning.plan import Side, Trajectory
+from tests.app.gui_helpers import open_window, pedicle_needle
 
 pytestmark = pytest.mark.gui
 
@@ -31,23 +31,12 @@ def demo():
 
 
 def _needle(truth, level: str, side: Side) -> Trajectory:
-    p = truth.level(level).pedicle(side)
-    reach = float(np.linalg.norm(p.anterior_cortex_lps - p.entry_lps))
-    return Trajectory(level, side, tuple(p.entry_lps),
-                      tuple(p.entry_lps + 0.8 * reach * p.direction_lps), "11G")
+    return pedicle_needle(truth, level, side, 0.8)
 
 
 def _open(qtbot, monkeypatch, volume, anatomy) -> MainWindow:
     """The window on ``volume`` with ``anatomy``, leaving without asking to save."""
-    win = MainWindow(Controller(auto_anatomy=False))
-    qtbot.addWidget(win)
-    win.resize(1600, 960)
-    win.show()
-    qtbot.waitExposed(win)
-    monkeypatch.setattr(win.workspace, "confirm_discard", lambda _doing: True)
-    win.controller.set_volume(volume)
-    win.controller.set_anatomy(anatomy)
-    return win
+    return open_window(qtbot, monkeypatch, volume, anatomy)
 
 
 @pytest.fixture

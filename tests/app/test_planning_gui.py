@@ -28,6 +28,7 @@ from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.checks import Status
 from planning.interop.plan_file import plan_from_dict, save_plan
 from planning.plan import Plan, Side, Trajectory
+from tests.app.gui_helpers import open_window
 
 pytestmark = pytest.mark.gui
 
@@ -43,16 +44,7 @@ def demo(shared_demo_ct):
 
 def _window(qtbot, demo, monkeypatch) -> MainWindow:
     volume, _truth, anatomy = demo
-    win = MainWindow(Controller(auto_anatomy=False))
-    qtbot.addWidget(win)
-    win.resize(1600, 960)
-    win.show()
-    qtbot.waitExposed(win)
-    win.controller.set_volume(volume)
-    win.controller.set_anatomy(anatomy)
-    # the test ends with edits on screen: closing must not wait for an answer
-    monkeypatch.setattr(win.workspace, "confirm_discard", lambda _doing: True)
-    return win
+    return open_window(qtbot, monkeypatch, volume, anatomy)
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ os.environ.setdefault("QT_API", "pyside6")
 import numpy as np
 import pytest
 
-from app.controller import Controller
 from app.main_window import MainWindow
 from planning.plan import Side
+from tests.app.gui_helpers import open_window
 
 pytestmark = pytest.mark.gui
 
@@ -24,13 +24,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 @pytest.fixture
 def window(qtbot, monkeypatch) -> MainWindow:
-    win = MainWindow(Controller(auto_anatomy=False))
-    qtbot.addWidget(win)
-    win.resize(1600, 960)
-    win.show()
-    qtbot.waitExposed(win)
-    monkeypatch.setattr(win.workspace, "confirm_discard", lambda _doing: True)
-    return win
+    return open_window(qtbot, monkeypatch)
 
 
 def _start(qtbot, win: MainWindow, case_id: str):
