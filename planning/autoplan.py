@@ -278,8 +278,8 @@ class _LevelPlanner:
         """Why a checked candidate is not proposed, in words ("" when it is fine)."""
         if res.status is Status.UNSAFE:
             return "; ".join(r.split(": ", 1)[-1] for r in res.reasons[:2])
-        if not res.canal_margin_kept and self.margin is not None:
-            return self.margin.at(t.entry, t.target, t.radius_mm).describe()
+        if res.canal_margin is not None and not res.canal_margin.kept:
+            return res.canal_margin.describe()
         if res.approach != "transpedicular":
             return f"{res.approach} path"
         warn = self.ctx.limits.anterior_cortex_warn_mm
@@ -301,8 +301,7 @@ class _LevelPlanner:
         status = res.status.value
         extra = f" ({'; '.join(r.split(': ', 1)[-1] for r in res.reasons)})" if res.reasons else ""
         border = ""
-        if self.margin is not None:
-            at = self.margin.at(t.entry, t.target, t.radius_mm)
+        if (at := res.canal_margin) is not None:
             border = (f" (tightest against the wall's uncertainty: {at.clearance_mm:.1f} mm "
                       f"where {at.needed_mm:.1f} mm are needed, the wall there "
                       f"{'soft tissue' if at.soft_wall else 'bone'}, uncertain by "

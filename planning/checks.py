@@ -21,7 +21,7 @@ from scipy.ndimage import find_objects
 
 from planning.anatomy.model import Anatomy, VertebraGeometry, crop_affine
 from planning.assessment.pedicle_norms import norm_for
-from planning.canal_margin import BONY_WALL_ERROR_MM, CanalMargin
+from planning.canal_margin import CanalMargin, CanalMarginAt
 from planning.clearance import (
     COARSE_ERROR_MM,
     SignedDistance,
@@ -165,24 +165,33 @@ class CheckResult:
     tip_plates_gap_mm: float | None = None
     """Between the first walls straight above and below the tip (image_evidence): a
     body's endplates, or under `PLATES_MIN_GAP_MM` a disc's."""
-    canal_uncertainty_mm: float | None = None
-    """How far an automatically found canal's wall may be off where the path passes it
-    most tightly (`planning.canal_margin`): half a millimetre where the wall is bone, more
-    where it is soft tissue. None for an imported canal (trusted as drawn) or a needle in
-    the canal."""
-    canal_margin_slack_mm: float | None = None
-    """At that point, the clearance less what the wall's uncertainty asks for: negative,
-    and the path is too near a canal that may reach further than it was found."""
+    canal_margin: CanalMarginAt | None = None
+    """Where the path passes an automatically found canal most tightly against its wall's
+    uncertainty (`planning.canal_margin`): the clearance there, the uncertainty (half a
+    millimetre at bone, more at soft tissue) and the clearance needed. None for an imported
+    canal (trusted as drawn) or a needle in the canal."""
     approach: str = "transpedicular"
     """"transpedicular", "parapedicular" (lateral to the pedicle: through the
     costovertebral junction in the thoracic spine) or "atypical" (angles far from the
     level's pedicle axis)."""
 
     @property
+    def canal_uncertainty_mm(self) -> float | None:
+        """How far the automatic canal's wall may be off at `canal_margin`'s point."""
+        return None if self.canal_margin is None else self.canal_margin.uncertainty_mm
+
+    @property
+    def canal_margin_slack_mm(self) -> float | None:
+        """At that point, the clearance less what the wall's uncertainty asks for:
+        negative, and the path is too near a canal that may reach further than found."""
+        m = self.canal_margin
+        return None if m is None else m.clearance_mm - m.needed_mm
+
+    @property
     def canal_margin_kept(self) -> bool:
         """The path keeps the clearance the canal wall's uncertainty asks for (always, on an
         imported canal)."""
-        return self.canal_margin_slack_mm is None or self.canal_margin_slack_mm >= 0.0
+        return self.canal_margin is None or self.canal_margin.kept
 
     @property
     def tip_between_plates(self) -> bool:
@@ -435,11 +444,9 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
             f"only {clearance:.1f} mm from the spinal canal "
             f"(keep at least {lim.canal_caution_mm:.1f} mm)"
         )
-    canal_uncertainty = canal_slack = None
+    tight = None
     if ctx.canal_margin is not None and grade == "A":
         tight = ctx.canal_margin.at(entry, tip, r)
-        canal_uncertainty = tight.uncertainty_mm
-        canal_slack = tight.clearance_mm - tight.needed_mm
         if not tight.kept and clearance >= lim.canal_caution_mm:
             caution = True
             reasons.append(tight.describe())
@@ -652,8 +659,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
         tip_behind_hu=behind_hu,
         tip_dense=dense,
         tip_plates_gap_mm=plates_gap,
-        canal_uncertainty_mm=canal_uncertainty,
-        canal_margin_slack_mm=canal_slack,
+        canal_margin=tight,
         approach=approach,
     )
 
@@ -776,12 +782,11 @@ def reason_text(result: CheckResult, reason: str) -> str:
 def canal_wall_words(result: CheckResult) -> str | None:
     """"± u mm" and what the canal's wall is where the needle passes it most tightly, in
     words (None for an imported canal, trusted as drawn, or a needle inside the canal)."""
-    u = result.canal_uncertainty_mm
-    if u is None:
+    m = result.canal_margin
+    if m is None:
         return None
-    wall = ("bone" if u <= BONY_WALL_ERROR_MM + 1e-9
-            else "soft tissue: the automatic canal may reach further")
-    text = f"± {u:.1f} mm ({wall})"
+    wall = "soft tissue: the automatic canal may reach further" if m.soft_wall else "bone"
+    text = f"± {m.uncertainty_mm:.1f} mm ({wall})"
     if not result.canal_margin_kept:
         text += "; the needle passes nearer than that allows"
     return text
