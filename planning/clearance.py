@@ -133,8 +133,15 @@ class SignedDistance:
         """Signed distance from the coarse grid: within about one coarse voxel (~1.5 mm);
         beyond the grid's reach (20 mm around the structure) the value at its edge. Costs
         microseconds for any number of points: it runs on every mouse move."""
+        return self._coarse_at(self._coarse_ijk(points_lps))
+
+    def _coarse_ijk(self, points_lps: FloatArray) -> NDArray[np.intp]:
+        """The coarse grid's (i, j, k) nearest each point, unclamped."""
         m = self.coarse_index_from_lps
-        ijk = np.rint(np.atleast_2d(points_lps) @ m[:3, :3].T + m[:3, 3]).astype(np.intp)
+        return np.rint(np.atleast_2d(points_lps) @ m[:3, :3].T + m[:3, 3]).astype(np.intp)
+
+    def _coarse_at(self, ijk: NDArray[np.intp]) -> NDArray[np.float32]:
+        """The coarse values at ``ijk``, clamped onto the grid in place."""
         np.maximum(ijk, 0, out=ijk)  # (np.clip's dispatch costs more than the clipping)
         np.minimum(ijk, self._coarse_last, out=ijk)
         return self.coarse.ravel()[ijk @ self._coarse_strides]
@@ -144,12 +151,9 @@ class SignedDistance:
         """`approximate`, and whether each point lies on the coarse grid at all: the grid
         covers the structure's mask and 20 mm around it within the mask's array, so a point
         beyond it is outside the structure whatever the clamped edge value says."""
-        m = self.coarse_index_from_lps
-        ijk = np.rint(np.atleast_2d(points_lps) @ m[:3, :3].T + m[:3, 3]).astype(np.intp)
+        ijk = self._coarse_ijk(points_lps)
         in_grid = np.all((ijk >= 0) & (ijk <= self._coarse_last), axis=1)
-        np.maximum(ijk, 0, out=ijk)
-        np.minimum(ijk, self._coarse_last, out=ijk)
-        return self.coarse.ravel()[ijk @ self._coarse_strides], in_grid
+        return self._coarse_at(ijk), in_grid
 
     def refined_many(
         self, points_lps: FloatArray, *, sparse: bool = False
@@ -158,7 +162,8 @@ class SignedDistance:
 
         Near the surface, the mean of the signed distances to the tangent planes of the
         nearest vertices (weighted by closeness); farther out, the nearest vertex's distance
-        with the sign of its tangent plane. One KD-tree query for all points.
+        with the coarse grid's sign (the tangent plane's only where the grid is within
+        `COARSE_SIGN_MM` of the surface; outside beyond the grid). One KD-tree query.
 
         ``sparse`` searches the thinned vertices, for points at least ``SPARSE_MIN_MM``
         from the surface: the nearest thinned vertex lies at most a cell diagonal e (2.6 mm)

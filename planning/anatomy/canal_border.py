@@ -20,9 +20,9 @@ rather than from names that may be uncertain) is the step this leaves.
 
 `canal_with_soft_border` adds that tissue to the canal: voxels below the bone threshold
 within `BORDER_MM` of it and joined to it through such voxels, so that a bony wall stops
-the border where a plain dilation would jump it. The planner keeps its needles out of the
-result (`planning.autoplan`); the anatomy's canal itself is not changed, so the checks and
-the views still show what was found.
+the border where a plain dilation would jump it. The margin of automatic proposals grows
+by the depth of that tissue where a path passes (`planning.canal_margin`); the anatomy's
+canal itself is not changed, so the checks and the views still show what was found.
 """
 
 from __future__ import annotations

@@ -114,13 +114,11 @@ def test_levels_named_and_placed_and_proposals_safe(scanned: Maps, variant: str)
         error = float(np.linalg.norm(found.levels[name].centroid_lps
                                      - reference.levels[name].centroid_lps))
         assert error <= MAX_ERROR_MM, f"{variant} {name}: {error:.1f} mm"
-    # a level whose paths all pass within the automatic anatomy's margin of its canal, or of
-    # the soft tissue beside it, or leave its bone, is left out with the reason (see
-    # `planning.autoplan._Guard`). Measured: as scanned and mirrored 5 levels; 1 mm 3;
-    # oblique 2 bilateral pairs since its canal is found across the patient's axis (before,
-    # 3 levels with 4 needles, one pair: the oblique CT's labels have holes in the pedicles,
-    # "no path stays in the bone", which refuses the others). The 1 mm copy keeps 3 needles
-    # on 3 levels since the canal reaches the CT's bone edge (`canal_wall`; 4 before).
+    # a level whose paths all pass the automatic canal nearer than its wall's uncertainty
+    # allows, or leave its bone, is left out with the reason (see `planning.canal_margin`).
+    # Measured with that margin: as scanned and mirrored 5 levels, 8 needles; oblique 3
+    # levels, 4 needles (its labels have holes in the pedicles, "no path stays in the bone",
+    # which refuses the others); 1 mm 3 levels, 3 needles.
     levels, needles = _assert_proposals_stay_out_of_the_labelled_canal(maps[0], found,
                                                                        reference)
     assert levels >= 2 and needles >= 3
