@@ -45,6 +45,7 @@ from planning.vocabulary import (
     CANAL_COLOR,
     STATUS_COLORS,
     format_number,
+    rgb,
 )
 from planning.volume import FloatArray, Volume
 
@@ -376,11 +377,6 @@ def window_to_grey(hu: NDArray[np.float32], width: float, level: float) -> NDArr
     return np.asarray(np.clip(grey, 0.0, 255.0), dtype=np.uint8)
 
 
-def _rgb(hex_color: str) -> tuple[int, int, int]:
-    h = hex_color.lstrip("#")
-    return (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
-
-
 def _font(px: float, bold: bool = True) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(dejavu_font_path(bold)), max(1, round(px)))
 
@@ -455,7 +451,7 @@ def _draw_needles(
         return DRAW_ORDER.index(None if n.result is None else n.result.status), n.depth
 
     for n in sorted(needles, key=order):
-        color = _rgb(STATUS_COLORS[None if n.result is None else n.result.status])
+        color = rgb(STATUS_COLORS[None if n.result is None else n.result.status])
         _draw_needle(draw, n.entry_px, n.tip_px, n.radius_px, color, s, body_alpha)
     for n in needles:
         _draw_label(draw, n.label, n, size_px, taken, s)
@@ -468,7 +464,7 @@ def _draw_canal(draw: ImageDraw.ImageDraw, anatomy: Anatomy, geometry: SliceGeom
         return
     edge = mask & ~ndimage.binary_erosion(mask, iterations=2 * SUPERSAMPLE, border_value=0)
     draw.bitmap((0, 0), Image.fromarray(edge.astype(np.uint8) * 255, mode="L"),
-                fill=(*_rgb(CANAL_COLOR), 235))
+                fill=(*rgb(CANAL_COLOR), 235))
 
 
 def _draw_needle(
@@ -512,7 +508,7 @@ def _draw_label(
     """``text`` beyond the entry (outside the bone), on a dark backing; moved along the
     image's rows until it overlaps no other label, letter or the image edge. A needle seen
     end-on is labelled below its dot."""
-    color = _rgb(STATUS_COLORS[None if needle.result is None else needle.result.status])
+    color = rgb(STATUS_COLORS[None if needle.result is None else needle.result.status])
     font = _font(15 * s)
     x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
     w, h = x1 - x0 + 10 * s, y1 - y0 + 8 * s

@@ -75,6 +75,7 @@ from planning.vocabulary import (
     format_lps,
     format_number,
     format_person_name,
+    rgb,
 )
 from planning.volume import FloatArray, Volume
 
@@ -193,11 +194,6 @@ def _field_of_view_mm(plane: ViewPlane, centre_lps: FloatArray, ends_lps: FloatA
     return max(minimum_mm, 2.0 * (reach + VIEW_MARGIN_MM))
 
 
-def _rgb(hex_color: str) -> tuple[int, int, int]:
-    h = hex_color.lstrip("#")
-    return (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
-
-
 def _font(px: int, bold: bool = True) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(dejavu_font_path(bold)), px)
 
@@ -227,7 +223,7 @@ def _render(
         if mask.any():
             edge = mask & ~ndimage.binary_erosion(mask, iterations=2 * s, border_value=0)
             draw.bitmap((0, 0), Image.fromarray(edge.astype(np.uint8) * 255, mode="L"),
-                        fill=(*_rgb(CANAL_COLOR), 235))
+                        fill=(*rgb(CANAL_COLOR), 235))
     for t in attempt:
         _draw_attempt_needle(draw, t, looks.get(t.key, NeedleLook(None)), big)
     for t in reference:  # on top, as an outline: the trainee's needle shows through it
@@ -260,7 +256,7 @@ def _draw_attempt_needle(draw: ImageDraw.ImageDraw, t: Trajectory, look: NeedleL
     """The trainee's needle at its true width, solid, in its status colour: a translucent
     body, solid edges, a ring at the entry and a dot at the tip (as in the plan report)."""
     s = SUPERSAMPLE
-    color = _rgb(STATUS_COLORS[look.status])
+    color = rgb(STATUS_COLORS[look.status])
     p0, p1, n, r = _needle_outline(t, geometry)
     width = max(2, round(1.2 * s))
     draw.polygon([tuple(p) for p in (p0 + n, p1 + n, p1 - n, p0 - n)], fill=(*color, 110))
@@ -323,7 +319,7 @@ def _draw_label(draw: ImageDraw.ImageDraw, t: Trajectory, look: NeedleLook,
     text = f"{t.level} {t.side.letter}"
     if look.clearance_mm is not None:
         text += f" {format_number(look.clearance_mm)} mm"
-    color = _rgb(STATUS_COLORS[look.status])
+    color = rgb(STATUS_COLORS[look.status])
     font = _font(14 * s)
     x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
     w, h = x1 - x0 + 10 * s, y1 - y0 + 8 * s
@@ -404,7 +400,7 @@ def _draw_legend(draw: ImageDraw.ImageDraw, right: float, top: float,
     x = box[0] + 6 * s
     y_you = top + 4 * s + line_h / 2
     y_ref = y_you + line_h
-    you = _rgb(STATUS_COLORS[Status.SAFE])
+    you = rgb(STATUS_COLORS[Status.SAFE])
     draw.line([(x, y_you), (x + sample, y_you)], fill=(*you, 255), width=4 * s)
     _dashed(draw, np.array([x, y_ref]), np.array([x + sample, y_ref]), (0, 0, 0, 230), 4 * s)
     _dashed(draw, np.array([x, y_ref]), np.array([x + sample, y_ref]),
@@ -588,7 +584,7 @@ def _verdict_box(pdf: FPDF, score: TrainingScore, trainee_name: str, created_tex
     pdf.set_fill_color(245, 247, 250)
     pdf.set_draw_color(*RULE)
     pdf.rect(MARGIN, y, CONTENT_W, height, style="DF")
-    color = _rgb(PASS_COLOR if score.passed else FAIL_COLOR)
+    color = rgb(PASS_COLOR if score.passed else FAIL_COLOR)
     verdict = ("✔ PASS" if score.passed else "✖ FAIL")
     pdf.set_fill_color(*color)
     pdf.set_text_color(*TEXT_ON_STATUS_RGB)
@@ -613,7 +609,7 @@ def _verdict_box(pdf: FPDF, score: TrainingScore, trainee_name: str, created_tex
     pdf.set_xy(x, y + 15.5)
     failed = score.failed_needles
     if failed:
-        pdf.set_text_color(*_rgb(FAIL_COLOR))
+        pdf.set_text_color(*rgb(FAIL_COLOR))
         pdf.set_font(FONT, "B", 8.5)
         text = "Failed: " + "; ".join(f"{n.label} ({n.failure})" for n in failed)
     elif not score.passed:
@@ -633,10 +629,10 @@ def _mm(value: float | None) -> str:
 
 def _result_style(n: NeedleScore) -> tuple[str, tuple[int, int, int]]:
     if n.failed:
-        return f"{STATUS_SYMBOLS[Status.UNSAFE]} Failed", _rgb(FAIL_COLOR)
+        return f"{STATUS_SYMBOLS[Status.UNSAFE]} Failed", rgb(FAIL_COLOR)
     if n.is_extra:
-        return "Extra", _rgb(EXTRA_COLOR)
-    return f"{STATUS_SYMBOLS[Status.SAFE]} Scored", _rgb(PASS_COLOR)
+        return "Extra", rgb(EXTRA_COLOR)
+    return f"{STATUS_SYMBOLS[Status.SAFE]} Scored", rgb(PASS_COLOR)
 
 
 def _score_table(pdf: FPDF, score: TrainingScore) -> None:
@@ -664,7 +660,7 @@ def _score_table(pdf: FPDF, score: TrainingScore) -> None:
             row.cell(n.grade or "—")
             row.cell(f"{STATUS_SYMBOLS[n.status]} {STATUS_WORDS[n.status]}"
                      if n.attempt is not None else "—",
-                     style=FontFace(color=_rgb(STATUS_COLORS[n.status])
+                     style=FontFace(color=rgb(STATUS_COLORS[n.status])
                                     if n.status is not None else GREY))
             points = ("—" if n.is_extra else
                       f"{format_number(n.points)} / {format_number(n.max_points, 0)}")
@@ -676,8 +672,8 @@ def _score_table(pdf: FPDF, score: TrainingScore) -> None:
         row.cell("Total", colspan=8, align="RIGHT", style=FontFace(emphasis="BOLD"))
         row.cell(f"{format_number(score.points)} / {format_number(score.max_points, 0)}",
                  style=FontFace(emphasis="BOLD"))
-        verdict, color = ("PASS", _rgb(PASS_COLOR)) if score.passed else ("FAIL",
-                                                                          _rgb(FAIL_COLOR))
+        verdict, color = ("PASS", rgb(PASS_COLOR)) if score.passed else ("FAIL",
+                                                                          rgb(FAIL_COLOR))
         row.cell(verdict, style=FontFace(emphasis="BOLD", color=TEXT_ON_STATUS_RGB,
                                          fill_color=color))
 
@@ -760,7 +756,7 @@ def _legend_line(pdf: FPDF) -> None:
     x = MARGIN
     pdf.set_fill_color(30, 33, 38)
     pdf.rect(x, y - 2.0, 12.0, 4.0, style="F")
-    pdf.set_draw_color(*_rgb(STATUS_COLORS[Status.SAFE]))
+    pdf.set_draw_color(*rgb(STATUS_COLORS[Status.SAFE]))
     pdf.set_line_width(0.8)
     pdf.line(x + 1.5, y, x + 10.5, y)
     pdf.set_xy(x + 13.5, y - 2.0)
