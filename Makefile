@@ -7,12 +7,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-# Xvfb and GL/EGL/xcb for Qt + VTK; dcmtk, dicom3tools and poppler-utils for the tests.
+# Xvfb and GL/EGL/xcb for Qt + VTK; dcmtk, dicom3tools, poppler-utils and Orthanc (a real PACS,
+# started on loopback by the tests) for the tests.
 APT_PKGS := python3-venv xvfb xauth libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libosmesa6 \
 	libxkbcommon-x11-0 libxkbcommon0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 \
 	libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 \
 	libxcb-xfixes0 libxcb-xkb1 libdbus-1-3 libfontconfig1 libxrender1 libxi6 libxt6 \
-	fonts-dejavu-core dcmtk dicom3tools poppler-utils binutils
+	fonts-dejavu-core dcmtk dicom3tools poppler-utils binutils orthanc orthanc-dicomweb
 
 .PHONY: run test bench lint sysdeps venv clean package test-package fuzz
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -229,7 +230,7 @@ class SendReport:
 
 
 # ---- association -------------------------------------------------------------------------
-def _make_ae(calling_ae: str, timeout_s: float) -> AE:
+def make_ae(calling_ae: str, timeout_s: float) -> AE:
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
     ae = AE(ae_title=_check_ae_title(calling_ae, "calling (this workstation's)"))
@@ -300,7 +301,7 @@ def _connection_failure(remote: RemoteAE, timeout_s: float, elapsed_s: float) ->
     return f"Could not connect to {remote.describe()}; it is reachable now: try again."
 
 
-def _associate(
+def associate(
     ae: AE,
     remote: RemoteAE,
     contexts: list[PresentationContext],
@@ -308,8 +309,16 @@ def _associate(
     calling_ae: str,
     timeout_s: float,
     what: str,
+    ext_neg: list[Any] | None = None,
+    evt_handlers: list[Any] | None = None,
+    error: type[SendError] | None = None,
 ) -> Association:
-    """Open an association or raise `SendError` explaining why not."""
+    """Open an association or raise `SendError` (or ``error``) explaining why not.
+
+    ``ext_neg`` and ``evt_handlers`` are passed on (C-GET's SCP role selection and the
+    C-STORE handler of the images it brings back).
+    """
+    fail = error or SendError
     seen: dict[str, bool] = {"open": False, "accepted": False}
     rejections: list[tuple[int, int, int]] = []
 
@@ -340,32 +349,34 @@ def _associate(
                 (evt.EVT_CONN_OPEN, on_open),
                 (evt.EVT_ACCEPTED, on_accepted),
                 (evt.EVT_PDU_RECV, on_pdu),
+                *(evt_handlers or []),
             ],
+            ext_neg=ext_neg,
         )
     except socket.gaierror as exc:  # pynetdicom resolves the host name before connecting
-        raise SendError(_unknown_host(remote)) from exc
+        raise fail(_unknown_host(remote)) from exc
     elapsed = time.monotonic() - t0
     if assoc.is_established:
         return assoc
     if rejections:
-        raise SendError(_rejection_message(remote, rejections[0], calling_ae))
+        raise fail(_rejection_message(remote, rejections[0], calling_ae))
     if not seen["open"]:
-        raise SendError(_connection_failure(remote, timeout_s, elapsed))
+        raise fail(_connection_failure(remote, timeout_s, elapsed))
     if seen["accepted"]:
-        raise SendError(f"{remote.describe()} accepted the connection but not {what}.")
+        raise fail(f"{remote.describe()} accepted the connection but not {what}.")
     if elapsed >= 0.9 * timeout_s:
-        raise SendError(
+        raise fail(
             f"No DICOM server answered at {remote.host}:{remote.port} within {timeout_s:g} s "
             f"({remote.ae_title}): something accepts connections there but does not answer "
             "DICOM. Check the port number."
         )
-    raise SendError(
+    raise fail(
         f"{remote.describe()} closed the connection without answering the association "
         "request. Check the port number and that the PACS accepts this workstation."
     )
 
 
-def _finish(assoc: Association) -> None:
+def finish(assoc: Association) -> None:
     if assoc.is_established:
         assoc.release()
     elif assoc.is_alive():
@@ -379,8 +390,8 @@ def echo(remote: RemoteAE, *, calling_ae: str = DEFAULT_CALLING_AE, timeout_s: f
     The time is that of the C-ECHO request and response alone, not of opening the
     association.
     """
-    ae = _make_ae(calling_ae, timeout_s)
-    assoc = _associate(
+    ae = make_ae(calling_ae, timeout_s)
+    assoc = associate(
         ae,
         remote,
         [build_context(VERIFICATION_SOP_CLASS)],
@@ -398,7 +409,7 @@ def echo(remote: RemoteAE, *, calling_ae: str = DEFAULT_CALLING_AE, timeout_s: f
         if code != 0x0000:
             raise SendError(f"{remote.describe()} answered the echo with status 0x{code:04X}.")
     finally:
-        _finish(assoc)
+        finish(assoc)
     log.info("C-ECHO %s: success in %.1f ms", remote, round_trip_s * 1000)
     return round_trip_s
 
@@ -491,10 +502,10 @@ def send(
     n = len(datasets)
     contexts = _contexts_for(datasets)
     progress.report(0, n, f"Connecting to {remote.describe()}")
-    ae = _make_ae(calling_ae, timeout_s)
+    ae = make_ae(calling_ae, timeout_s)
     t_start = time.monotonic()
     kinds = ", ".join(sorted({UID(str(ds.SOPClassUID)).name for ds in datasets}))
-    assoc = _associate(ae, remote, contexts, calling_ae=calling_ae, timeout_s=timeout_s, what=kinds)
+    assoc = associate(ae, remote, contexts, calling_ae=calling_ae, timeout_s=timeout_s, what=kinds)
     results: list[StoreResult] = []
     try:
         accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
@@ -506,7 +517,7 @@ def send(
             log.info("C-STORE %s: %s", name, result.describe())
             results.append(result)
     finally:
-        _finish(assoc)
+        finish(assoc)
     report = SendReport(remote, tuple(results), time.monotonic() - t_start)
     if progress.callback is not None:
         progress.callback(n, n, f"Sent {len(report.stored)} of {n} to {remote.describe()}")

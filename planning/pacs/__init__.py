@@ -1,0 +1,7 @@
+"""CT straight from the PACS: find studies, retrieve series into a local study cache.
+
+Two kinds of node, one interface: a DICOM node (``AET@HOST:PORT``; C-ECHO, C-FIND, C-GET,
+C-MOVE to this workstation's own storage SCP) and a DICOMweb service (``http://…/dicom-web``;
+QIDO-RS, WADO-RS). Everything here is plain Python without Qt, so the window, the command line
+and batch workers share it.
+"""

@@ -1,0 +1,136 @@
+"""What a search asks and what it finds: plain values shared by DIMSE and DICOMweb.
+
+Why here: the command line prints these as JSON, the window lists them and the case list
+keeps them; whichever protocol found a study, it looks the same afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from planning.pacs.node import PacsError
+
+_DATE = re.compile(r"^\d{8}$")
+
+
+def _check_date_range(text: str) -> str:
+    """``YYYYMMDD``, ``YYYYMMDD-YYYYMMDD``, ``YYYYMMDD-`` or ``-YYYYMMDD`` (range matching)."""
+    value = text.strip()
+    start, dash, end = value.partition("-")
+    for part in (start, end):
+        if part and not _DATE.match(part):
+            raise PacsError(
+                f"The study date '{text}' is not a date or range: write YYYYMMDD or "
+                "YYYYMMDD-YYYYMMDD, e.g. 20240101-20241231"
+            )
+    if not start and not end:
+        raise PacsError(f"The study date '{text}' is empty")
+    if start and end and start > end:
+        raise PacsError(f"The study date range '{text}' ends before it starts")
+    return value if dash else start
+
+
+@dataclass(frozen=True)
+class StudyQuery:
+    """The search form: every key optional; a name may hold the wildcards * and ?.
+
+    An empty query matches every study of the modality, which a large PACS may refuse or
+    truncate; the window asks for at least one key.
+    """
+
+    patient_id: str = ""
+    patient_name: str = ""
+    birth_date: str = ""
+    study_date: str = ""
+    accession: str = ""
+    modality: str = "CT"
+    study_uid: str = ""
+
+    def __post_init__(self) -> None:
+        if self.study_date:
+            object.__setattr__(self, "study_date", _check_date_range(self.study_date))
+        if self.birth_date and not _DATE.match(self.birth_date.strip()):
+            raise PacsError(f"The birth date '{self.birth_date}' is not a date: write YYYYMMDD")
+        for name in ("patient_id", "patient_name", "accession", "modality", "study_uid"):
+            value = getattr(self, name)
+            if "\\" in value:
+                raise PacsError(f"The {name.replace('_', ' ')} '{value}' contains a backslash")
+            object.__setattr__(self, name, value.strip())
+
+    @property
+    def is_empty(self) -> bool:
+        return not any((self.patient_id, self.patient_name, self.birth_date, self.study_date,
+                        self.accession, self.study_uid))
+
+
+@dataclass(frozen=True)
+class SeriesRecord:
+    series_uid: str
+    modality: str = ""
+    images: int | None = None
+    description: str = ""
+    number: int | None = None
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    study_uid: str
+    patient_id: str = ""
+    patient_name: str = ""
+    birth_date: str = ""
+    study_date: str = ""
+    accession: str = ""
+    description: str = ""
+    modalities: tuple[str, ...] = ()
+    series: tuple[SeriesRecord, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``pacs find --json`` shape: study keys, then its series."""
+        return {
+            "study_uid": self.study_uid,
+            "patient_id": self.patient_id,
+            "patient_name": self.patient_name,
+            "birth_date": self.birth_date,
+            "study_date": self.study_date,
+            "accession": self.accession,
+            "description": self.description,
+            "series": [
+                {k: v for k, v in asdict(s).items() if k != "number"} | {"number": s.number}
+                for s in self.series
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class RetrieveReport:
+    """What a retrieval of one series did.
+
+    ``expected`` is how many images the PACS lists for the series; ``already_present`` were in
+    the cache before and not fetched again; ``fetched`` came now; ``missing`` lists the SOP
+    instance UIDs still absent afterwards (a partly failed retrieval).
+    """
+
+    study_uid: str
+    series_uid: str
+    folder: str
+    expected: int
+    already_present: int
+    fetched: int
+    missing: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def describe(self) -> str:
+        parts = [f"{self.fetched} image(s) retrieved"]
+        if self.already_present:
+            parts.append(f"{self.already_present} already in the cache")
+        if self.missing:
+            shown = ", ".join(self.missing[:3]) + (" …" if len(self.missing) > 3 else "")
+            parts.append(f"{len(self.missing)} of {self.expected} could not be retrieved "
+                         f"({shown})")
+        return "; ".join(parts)

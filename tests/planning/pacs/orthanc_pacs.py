@@ -1,0 +1,139 @@
+"""A real PACS for the tests: Debian's Orthanc with its DICOMweb plugin on loopback.
+
+`running_orthanc` writes a configuration into a temporary folder (DIMSE on one free port,
+HTTP with DICOMweb on another, this workstation's storage SCP as the C-MOVE destination) and
+starts ``Orthanc`` as its own process; `fill` sends generated CT series to it by C-STORE.
+Nothing is mocked: every query and retrieval in the tests crosses a socket to Orthanc.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from planning.interop.send import RemoteAE, send
+from planning.io.dicom_write import write_series
+from planning.pacs.node import LocalAE, WebNode
+from planning.volume import PatientInfo, Volume
+
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+needs_orthanc = pytest.mark.skipif(
+    shutil.which("Orthanc") is None or not DICOMWEB_PLUGIN.exists(),
+    reason="Orthanc and its DICOMweb plugin are not installed (make sysdeps installs them)")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Orthanc:
+    """A running Orthanc: its DICOM node, its DICOMweb base URL, and who it moves to."""
+
+    dimse: RemoteAE
+    web: WebNode
+    http: str
+    local: LocalAE
+    folder: Path
+
+    def rest(self, path: str, method: str = "GET", body: str | None = None) -> Any:
+        request = urllib.request.Request(f"{self.http}{path}", method=method,
+                                         data=None if body is None else body.encode())
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            body = answer.read()
+        return json.loads(body) if body else None
+
+
+def _wait(http: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"Orthanc exited with {proc.returncode}:\n{log.read_text()}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{http}/system", timeout=1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"Orthanc did not answer within 30 s:\n{log.read_text()}")
+
+
+@contextlib.contextmanager
+def running_orthanc(folder: Path, *, local_ae: str = "VERTEBROPLAN",
+                    allow_unknown_find: bool = True) -> Iterator[Orthanc]:
+    folder.mkdir(parents=True, exist_ok=True)
+    dicom_port, http_port, scp_port = free_port(), free_port(), free_port()
+    config = {
+        "Name": "VertebroPlan test PACS",
+        "StorageDirectory": str(folder / "db"),
+        "IndexDirectory": str(folder / "db"),
+        "DicomAet": "ORTHANC",
+        "DicomPort": dicom_port,
+        "HttpPort": http_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomCheckCalledAet": True,
+        # a caller it does not know may search and move (so a C-MOVE to it meets "unknown
+        # destination", not a refusal)
+        "DicomAlwaysAllowFind": allow_unknown_find,
+        "DicomAlwaysAllowMove": allow_unknown_find,
+        "DicomModalities": {"workstation": [local_ae, "127.0.0.1", scp_port]},
+        "Plugins": [str(DICOMWEB_PLUGIN)],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        "StorageCompression": False,
+        "SyncStorageArea": False,
+        "MaximumStorageCacheSize": 0,  # read each image from disk (a lost file is lost)
+        "DicomScpTimeout": 10,
+        "HttpServerEnabled": True,
+    }
+    (folder / "orthanc.json").write_text(json.dumps(config, indent=1))
+    log = folder / "orthanc.log"
+    http = f"http://127.0.0.1:{http_port}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(["Orthanc", str(folder / "orthanc.json")], stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        _wait(http, proc, log)
+        yield Orthanc(RemoteAE("ORTHANC", "127.0.0.1", dicom_port),
+                      WebNode(f"{http}/dicom-web"), http, LocalAE(local_ae, scp_port), folder)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def generated_ct(patient: PatientInfo, *, slices: int = 12, size: int = 48,
+                 modality: str = "CT", seed: int = 0) -> Volume:
+    """A small CT with a bright cylinder ("spine") so a retrieved series can be checked."""
+    rng = np.random.default_rng(seed)
+    array = rng.normal(0, 15, (slices, size, size)).astype(np.int16)
+    yy, xx = np.mgrid[:size, :size]
+    array[:, (yy - size / 2) ** 2 + (xx - size / 3) ** 2 < (size / 6) ** 2] += 700
+    affine = np.diag([0.8, 0.8, 2.5, 1.0])
+    affine[:3, 3] = (-20.0, -30.0, 100.0)
+    return Volume(array=array, affine_lps=affine, modality=modality, patient=patient)
+
+
+def fill(pacs: Orthanc, folder: Path, volume: Volume, description: str,
+         series_number: int = 1) -> list[Path]:
+    """Write ``volume`` as a series and C-STORE it to the PACS; returns the files."""
+    paths = write_series(volume, folder, series_description=description,
+                         series_number=series_number)
+    report = send(pacs.dimse, paths)
+    assert report.ok, str(report)
+    return paths
