@@ -49,7 +49,12 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vertebroplan {__version__}")
     sub = parser.add_subparsers(dest="command")
     p_open = sub.add_parser("open", help="start the workstation on a DICOM folder or NIfTI file")
-    p_open.add_argument("path", help="DICOM folder (searched recursively) or .nii/.nii.gz")
+    p_open.add_argument("path", nargs="?",
+                        help="DICOM folder (searched recursively) or .nii/.nii.gz")
+    p_open.add_argument("--pacs", metavar="NODE",
+                        help="retrieve the CT from this PACS first (AET@HOST:PORT or a "
+                             "DICOMweb URL); with --study")
+    p_open.add_argument("--study", metavar="UID", help="StudyInstanceUID to retrieve (--pacs)")
     p_open.add_argument("--series", metavar="UID", help="SeriesInstanceUID to open")
     p_open.add_argument("--plan", metavar="PLAN",
                         help="a plan to open with the CT (.vplan.json or DICOM SR)")
@@ -59,6 +64,10 @@ def _build_parser() -> argparse.ArgumentParser:
             metavar="PNG",
             help="save the window once the 3D view is drawn, then quit (smoke test)",
         )
+    from app import cli_pacs
+
+    cli_pacs.add_identity(p_open)
+    cli_pacs.add_parsers(sub)
     p_demo = sub.add_parser("demo-ct", help="write the built-in demo spine CT as DICOM")
     p_demo.add_argument("outdir", help="folder to write the series and its ground truth into")
     p_info = sub.add_parser("info", help="describe a CT: size, spacing, LPS affine, UIDs")
@@ -692,7 +701,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_gui(path: str | None, series: str | None, screenshot: str | None,
-             plan: str | None = None) -> int:
+             plan: str | None = None, source_node: str | None = None) -> int:
     import os
 
     has_display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
@@ -703,7 +712,33 @@ def _cmd_gui(path: str | None, series: str | None, screenshot: str | None,
         )
     from app.gui import run_gui
 
-    return run_gui(path, series, screenshot, plan)
+    return run_gui(path, series, screenshot, plan, source_node=source_node)
+
+
+def _cmd_open(args: argparse.Namespace) -> int:
+    """``open PATH`` or ``open --pacs NODE --study UID``: the second retrieves the study's CT
+    into the study cache (only what is missing) and opens it, remembering the node so a plan
+    sent afterwards goes back to it."""
+    if args.pacs is None:
+        if args.path is None:
+            raise CliError("open: give a DICOM folder or NIfTI file, or --pacs NODE --study UID")
+        if args.study:
+            raise CliError("open: --study needs --pacs NODE")
+        return _cmd_gui(args.path, args.series, args.screenshot, args.plan)
+    if args.path is not None or not args.study:
+        raise CliError("open --pacs NODE needs --study UID and no PATH")
+    from app import cli_pacs
+    from planning.pacs.cache import StudyCache
+
+    cache = StudyCache()
+    reports = cli_pacs.retrieve_to(args, args.pacs, args.study, args.series, cache)
+    cache.touch(args.study)
+    complete = [r for r in reports if r.expected]
+    if any(r.missing for r in reports):
+        raise CliError("; ".join(r.describe() for r in reports if r.missing)
+                       + ": run the command again to fetch only what is missing")
+    folder = complete[0].folder if len(complete) == 1 else str(cache.study_dir(args.study))
+    return _cmd_gui(folder, args.series, args.screenshot, args.plan, source_node=args.pacs)
 
 
 def _cmd_import_markups(args: argparse.Namespace) -> int:
@@ -779,8 +814,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_export(args)
         if args.command == "import-markups":
             return _cmd_import_markups(args)
+        if args.command == "pacs":
+            from app import cli_pacs
+
+            return cli_pacs.run(args)
         if args.command == "open":
-            return _cmd_gui(args.path, args.series, args.screenshot, args.plan)
+            return _cmd_open(args)
         return _cmd_gui(None, None, args.screenshot)
     except VertebroPlanError as exc:
         print(f"vertebroplan: error: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ os.environ.setdefault("QT_API", "pyside6")  # before pyvistaqt is imported
 
 def run_gui(
     path: str | None, series_uid: str | None = None, screenshot: str | None = None,
-    plan: str | None = None,
+    plan: str | None = None, *, source_node: str | None = None,
 ) -> int:
     """Create the application and main window, open ``path`` (or the demo CT), run.
 
@@ -68,7 +68,7 @@ def run_gui(
         if path is not None:
             if plan is not None:
                 window.workspace.open_plan_after_load(plan)
-            window.open_path(path, series_uid)
+            window.open_path(path, series_uid, source_node=source_node)
         else:
             window.controller.open_demo()
 

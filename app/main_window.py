@@ -195,6 +195,9 @@ class MainWindow(QMainWindow):
         self.open_nifti_action = self._action(
             "Open NIfTI…", self.open_nifti_file, "Ctrl+Shift+O", sp.SP_FileIcon,
             "Open a NIfTI volume (.nii, .nii.gz)")
+        self.open_pacs_action = self._action(
+            "Open from PACS…", self.open_from_pacs, "Ctrl+Shift+P", sp.SP_DriveNetIcon,
+            "Search a PACS (DICOM or DICOMweb) and retrieve a CT")
         self.open_demo_action = self._action(
             "Open demo CT", self.open_demo, None, sp.SP_ComputerIcon,
             "Open the synthetic demo spine CT")
@@ -213,7 +216,8 @@ class MainWindow(QMainWindow):
 
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
-        for a in (self.open_dicom_action, self.open_nifti_action, self.open_demo_action):
+        for a in (self.open_dicom_action, self.open_nifti_action, self.open_pacs_action,
+                  self.open_demo_action):
             file_menu.addAction(a)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
@@ -291,6 +295,7 @@ class MainWindow(QMainWindow):
             return
         folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
         if folder:
+            self.workspace.source_node = None
             self.controller.open_dicom_folder(folder)
 
     @guarded("opening a NIfTI file")
@@ -299,7 +304,28 @@ class MainWindow(QMainWindow):
             return
         path, _ = QFileDialog.getOpenFileName(self, "Open NIfTI volume", "", NIFTI_FILTER)
         if path:
+            self.workspace.source_node = None
             self.controller.open_nifti(path)
+
+    @guarded("opening the PACS browser")
+    def open_from_pacs(self) -> None:
+        if not self.workspace.confirm_discard("open another CT"):
+            return
+        from app.pacs_browser import PacsBrowser
+
+        if getattr(self, "pacs_browser", None) is None:
+            self.pacs_browser = PacsBrowser(
+                self, self.workspace.settings,
+                lambda folder, series, node: self.open_path(folder, series, source_node=node),
+                protected=self._studies_with_unsaved_plans)
+        self.pacs_browser.show()
+
+    def _studies_with_unsaved_plans(self) -> set[str]:
+        """The open study while its plan is not saved: the cache must not evict it."""
+        volume = self.controller.volume
+        if volume is None or not volume.study_uid or not self.workspace.document.is_dirty:
+            return set()
+        return {volume.study_uid}
 
     def open_demo(self) -> None:
         if self.workspace.confirm_discard("open the demo CT"):
@@ -439,8 +465,11 @@ class MainWindow(QMainWindow):
     def _on_error(self, action: str, exc: Any) -> None:
         report_error(self, action, exc)
 
-    def open_path(self, path: str | Path, series_uid: str | None = None) -> None:
-        """Open a file or folder given on the command line."""
+    def open_path(self, path: str | Path, series_uid: str | None = None, *,
+                  source_node: str | None = None) -> None:
+        """Open a file or folder given on the command line, or retrieved from
+        ``source_node`` (a PACS, which then also receives the plan by default)."""
+        self.workspace.source_node = source_node
         self.controller.open_path(path, series_uid)
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -36,6 +36,7 @@ from app.assessment_runner import AssessmentRunner
 from app.autosave import Autosave, Recovery
 from app.error_boundary import error_boundary
 from app.fluoroscopy import Fluoroscopy
+from app.pacs_browser import pacs_settings_page
 from app.plan_document import PlanDocument
 from app.plan_editor import PlanEditor
 from app.settings import (
@@ -47,6 +48,7 @@ from app.settings import (
     open_settings,
     store_cement_fill_range,
     store_limits,
+    store_pacs,
 )
 from app.training_session import TrainingSession
 from planning.anatomy.model import Anatomy, level_at, names_uncertain
@@ -164,6 +166,7 @@ class PlanWorkspace(QObject):
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
+        self.source_node: str | None = None  # the PACS the open CT was retrieved from
         self.controller = window.controller
         self.settings = open_settings()
         self.document = PlanDocument(self)
@@ -479,8 +482,12 @@ class PlanWorkspace(QObject):
                                 carm_mm=(setup.source_to_detector_mm,
                                          setup.source_to_patient_mm),
                                 fill_range=cement_fill_range(self.settings),
-                                send_ct=self._send_ct(), convention=setup.convention)
+                                send_ct=self._send_ct(), convention=setup.convention,
+                                pacs=pacs_settings_page(self.settings))
         if dialog.exec():
+            if dialog.pacs is not None:
+                store_pacs(self.settings, dialog.pacs.nodes(), dialog.pacs.ae_title(),
+                           dialog.pacs.port(), dialog.pacs.method())
             self.settings.setValue("export/send_ct", "true" if dialog.send_ct() else "false")
             store_cement_fill_range(self.settings, dialog.fill_range())
             self.assessment.fill_range = dialog.fill_range()
@@ -504,7 +511,12 @@ class PlanWorkspace(QObject):
         return str(self.settings.value("export/planner", ""))
 
     def _dicom_node(self) -> str:
-        return str(self.settings.value("export/dicom_node", ""))
+        """Where Send goes: the node set in Settings, else the DICOM PACS the CT came from
+        (so the plan joins its study there)."""
+        configured = str(self.settings.value("export/dicom_node", ""))
+        if configured or not self.source_node or "://" in self.source_node:
+            return configured
+        return self.source_node
 
     def _export_inputs(self) -> tuple[Any, Plan, dict, Any] | None:
         volume, plan = self.controller.volume, self.document.plan

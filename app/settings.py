@@ -15,6 +15,7 @@ from planning.assessment.cement import DEFAULT_FILL_RANGE
 from planning.carm import CONVENTIONS, DEFAULT_CONVENTION, Convention
 from planning.checks import SafetyLimits
 from planning.fluoro_views import DEFAULT_SOURCE_TO_DETECTOR_MM, DEFAULT_SOURCE_TO_PATIENT_MM
+from planning.pacs.node import DEFAULT_LOCAL_AE, DEFAULT_LOCAL_PORT, LocalAE
 from planning.plan import DEFAULT_GAUGE, GAUGES
 
 SETTINGS_ENV = "VERTEBROPLAN_SETTINGS"
@@ -89,3 +90,33 @@ def limits(settings: QSettings) -> SafetyLimits:
 def store_limits(settings: QSettings, value: SafetyLimits) -> None:
     for key in LIMIT_KEYS:
         settings.setValue(f"checks/{key}", float(getattr(value, key)))
+
+
+# ---- PACS (query/retrieve) ------------------------------------------------------------
+def pacs_nodes(settings: QSettings) -> list[str]:
+    """The configured PACS nodes, as typed (``AET@HOST:PORT`` or a DICOMweb URL)."""
+    raw = settings.value("pacs/nodes", [])
+    values = [raw] if isinstance(raw, str) else list(raw or [])  # type: ignore[arg-type]
+    return [str(v).strip() for v in values if str(v).strip()]
+
+
+def store_pacs(settings: QSettings, nodes: list[str], ae_title: str, port: int,
+               method: str) -> None:
+    settings.setValue("pacs/nodes", list(nodes))
+    settings.setValue("pacs/ae_title", ae_title)
+    settings.setValue("pacs/port", int(port))
+    settings.setValue("pacs/method", method if method in ("get", "move") else "get")
+
+
+def local_ae(settings: QSettings) -> LocalAE:
+    """This workstation as a DICOM node; the defaults where the stored values are invalid."""
+    try:
+        return LocalAE(str(settings.value("pacs/ae_title", DEFAULT_LOCAL_AE)),
+                       int(settings.value("pacs/port", DEFAULT_LOCAL_PORT)))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return LocalAE()
+
+
+def retrieve_method(settings: QSettings) -> str:
+    value = str(settings.value("pacs/method", "get"))
+    return value if value in ("get", "move") else "get"

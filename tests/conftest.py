@@ -7,6 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+pytest_plugins = ["orthanc_pacs"]  # the real test PACS (Orthanc), started only when asked for
+
 
 @pytest.fixture
 def rng() -> np.random.Generator:

@@ -1,4 +1,5 @@
-"""Settings: the default needle gauge and the safety checks' thresholds.
+"""Settings: the default needle gauge, the safety checks' thresholds (Planning) and the
+PACS nodes (PACS).
 
 Ranged inputs only (spin boxes with units), so an invalid value cannot be entered; the
 defaults and where they come from are in each tooltip.
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -27,6 +29,7 @@ from planning.carm import DEFAULT_CONVENTION, REGISTRATION_CHOICES, REGISTRATION
 from planning.checks import SafetyLimits
 from planning.fluoro_views import DEFAULT_SOURCE_TO_DETECTOR_MM, DEFAULT_SOURCE_TO_PATIENT_MM
 from planning.plan import GAUGES
+from widgets.pacs_settings import PacsSettings
 
 FIELDS = (
     ("canal_caution_mm", "Canal clearance for caution", 0.5, 10.0, "mm"),
@@ -44,7 +47,8 @@ class SettingsDialog(QDialog):
                  carm_mm: tuple[float, float] = (DEFAULT_SOURCE_TO_DETECTOR_MM,
                                                   DEFAULT_SOURCE_TO_PATIENT_MM),
                  fill_range: tuple[float, float] = DEFAULT_FILL_RANGE,
-                 send_ct: bool = False, convention: str = DEFAULT_CONVENTION) -> None:
+                 send_ct: bool = False, convention: str = DEFAULT_CONVENTION,
+                 pacs: PacsSettings | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("VertebroPlan settings")
         self.setObjectName("settingsDialog")
@@ -127,11 +131,19 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         restore = buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
         restore.clicked.connect(self._restore_defaults)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        planning_page = QWidget()
+        page_layout = QVBoxLayout(planning_page)
+        page_layout.addLayout(form)
         note = QLabel("Changing a threshold re-checks every needle at once.")
         note.setObjectName("hintLabel")
-        layout.addWidget(note)
+        page_layout.addWidget(note)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(planning_page, "Planning")
+        self.pacs = pacs
+        if pacs is not None:
+            self.tabs.addTab(pacs, "PACS")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
         layout.addWidget(buttons)
 
     def _restore_defaults(self) -> None:

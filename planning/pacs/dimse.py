@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from typing import Any
@@ -234,8 +234,11 @@ def _instances(assoc: Association, remote: RemoteAE, study_uid: str, series_uid:
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
     ds.SOPInstanceUID = ""
-    return [check_uid(_text(m, "SOPInstanceUID"), "SOP instance")
-            for m in _find(assoc, remote, ds, timeout_s) if _text(m, "SOPInstanceUID")]
+    ds.InstanceNumber = ""
+    matches = [m for m in _find(assoc, remote, ds, timeout_s) if _text(m, "SOPInstanceUID")]
+    matches.sort(key=lambda m: (_number(m, "InstanceNumber") is None,
+                                _number(m, "InstanceNumber") or 0))
+    return [check_uid(_text(m, "SOPInstanceUID"), "SOP instance") for m in matches]
 
 
 class _Receiver:
@@ -317,7 +320,7 @@ class StorageSCP:
 def retrieve_series(remote: RemoteAE, study_uid: str, series_uid: str, store: InstanceStore,
                     *, method: str = "get", local: LocalAE = THIS_WORKSTATION,
                     progress: Progress | None = None, timeout_s: float = 30,
-                    scp_host: str = "") -> RetrieveReport:
+                    scp_host: str = "", only: Sequence[str] | None = None) -> RetrieveReport:
     """Bring one series into ``store``: only the images it does not hold yet.
 
     ``method`` is ``"get"`` (C-GET) or ``"move"`` (C-MOVE to ``local``'s storage SCP, which
@@ -335,6 +338,8 @@ def retrieve_series(remote: RemoteAE, study_uid: str, series_uid: str, store: In
         finish(assoc)
     if not expected:
         raise PacsError(f"{remote.describe()} has no images in that series (no match).")
+    if only is not None:  # a few images (a thumbnail): these, if the series has them
+        expected = [uid for uid in expected if uid in set(only)]
     present = store.present(study_uid, series_uid)
     missing = [uid for uid in expected if uid not in present]
     already = len(expected) - len(missing)
@@ -347,7 +352,8 @@ def retrieve_series(remote: RemoteAE, study_uid: str, series_uid: str, store: In
             StorageSCP(local, receiver, scp_host) if method == "move" else nullcontext())
         with scp:
             try:
-                run(remote, local, [_identifier(study_uid, series_uid, missing, already)],
+                run(remote, local, [_identifier(study_uid, series_uid, missing,
+                                                already or only is not None)],
                     receiver, progress, timeout_s, tolerate=False)
                 first_failure = None
             except _RequestFailed as exc:
@@ -373,12 +379,12 @@ def retrieve_series(remote: RemoteAE, study_uid: str, series_uid: str, store: In
 
 
 def _identifier(study_uid: str, series_uid: str, sop_uids: list[str],
-                already: int) -> Dataset:
-    """The whole series, or (when part of it is cached) the listed images by UID list."""
+                by_image: int | bool) -> Dataset:
+    """The whole series, or (part of it cached, or only some asked) the listed images."""
     identifier = Dataset()
     identifier.StudyInstanceUID = study_uid
     identifier.SeriesInstanceUID = series_uid
-    if already:
+    if by_image:
         identifier.QueryRetrieveLevel = "IMAGE"
         identifier.SOPInstanceUID = sop_uids
     else:

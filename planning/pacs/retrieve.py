@@ -6,6 +6,7 @@ The window, the command line and batch jobs call these; the node's type picks th
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from planning.interop.send import RemoteAE
 from planning.interop.send import echo as dimse_echo
@@ -70,3 +71,29 @@ def retrieve(node: PacsNode, study_uid: str, store: InstanceStore, *,
                                                  local=local, progress=part,
                                                  timeout_s=timeout_s, scp_host=scp_host))
     return reports
+
+
+def middle_image(node: PacsNode, study_uid: str, series_uid: str, store: InstanceStore, *,
+                 method: str = "get", local: LocalAE = THIS_WORKSTATION,
+                 timeout_s: float = 30, scp_host: str = "") -> Path | None:
+    """Retrieve the series' middle image (by instance number) into ``store``, for its
+    thumbnail; it then counts as cached, so opening the series does not fetch it again.
+    None when the series has no images."""
+    if isinstance(node, WebNode):
+        uids = web.list_instances(node, study_uid, series_uid, timeout_s=timeout_s)
+    else:
+        uids = dimse.list_instances(node, study_uid, series_uid, local=local,
+                                    timeout_s=timeout_s)
+    if not uids:
+        return None
+    middle = uids[len(uids) // 2]
+    if middle not in store.present(study_uid, series_uid):
+        if isinstance(node, WebNode):
+            web.retrieve_series(node, study_uid, series_uid, store, timeout_s=timeout_s,
+                                only=[middle])
+        else:
+            dimse.retrieve_series(node, study_uid, series_uid, store, method=method,
+                                  local=local, timeout_s=timeout_s, scp_host=scp_host,
+                                  only=[middle])
+    path = store.series_dir(study_uid, series_uid) / f"{middle}.dcm"
+    return path if path.exists() else None

@@ -19,7 +19,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -145,14 +145,17 @@ def list_instances(node: WebNode, study_uid: str, series_uid: str, *,
     """The SOP instance UIDs of one series (QIDO-RS at instance level)."""
     path = (f"studies/{check_uid(study_uid, 'study')}/series/"
             f"{check_uid(series_uid, 'series')}/instances")
-    return [check_uid(_text(m, "SOPInstanceUID"), "SOP instance")
-            for m in _qido(node, path, {}, [], timeout_s)
-            if _text(m, "SOPInstanceUID")]
+    matches = [m for m in _qido(node, path, {}, ["InstanceNumber"], timeout_s)
+               if _text(m, "SOPInstanceUID")]
+    matches.sort(key=lambda m: (_number(m, "InstanceNumber") is None,
+                                _number(m, "InstanceNumber") or 0))
+    return [check_uid(_text(m, "SOPInstanceUID"), "SOP instance") for m in matches]
 
 
 def retrieve_series(node: WebNode, study_uid: str, series_uid: str, store: InstanceStore, *,
                     progress: Progress | None = None, timeout_s: float = 30,
-                    session: requests.Session | None = None) -> RetrieveReport:
+                    session: requests.Session | None = None,
+                    only: Sequence[str] | None = None) -> RetrieveReport:
     """WADO-RS: the whole series in one streamed answer when none of it is cached, else
     the missing images one by one."""
     study_uid = check_uid(study_uid, "study")
@@ -162,6 +165,8 @@ def retrieve_series(node: WebNode, study_uid: str, series_uid: str, store: Insta
     expected = list_instances(node, study_uid, series_uid, timeout_s=timeout_s)
     if not expected:
         raise PacsError(f"{node.describe()} has no images in that series (no match).")
+    if only is not None:  # a few images (a thumbnail): these, if the series has them
+        expected = [uid for uid in expected if uid in set(only)]
     present = store.present(study_uid, series_uid)
     missing = [uid for uid in expected if uid not in present]
     already = len(expected) - len(missing)
@@ -179,7 +184,7 @@ def retrieve_series(node: WebNode, study_uid: str, series_uid: str, store: Insta
         progress.report(done, len(expected), f"{done} of {len(expected)} images")
     try:
         first_failure = None
-        if missing and not already:
+        if missing and not already and only is None:
             try:
                 stream: Iterator[Dataset] = _guarded(node, timeout_s, lambda: client.iter_series(
                     study_uid, series_uid, media_types=_ANY_SYNTAX))
@@ -188,7 +193,7 @@ def retrieve_series(node: WebNode, study_uid: str, series_uid: str, store: Insta
             except PacsError as exc:  # one unreadable image fails the stream: go one by one
                 first_failure = exc
             missing = sorted(set(missing) - store.present(study_uid, series_uid))
-        if missing and (already or first_failure is not None):
+        if missing and (already or only is not None or first_failure is not None):
             for sop_uid in missing:
                 def one(uid: str = sop_uid) -> Dataset:
                     return client.retrieve_instance(study_uid, series_uid, uid,
