@@ -196,7 +196,7 @@ class MainWindow(QMainWindow):
             "Open NIfTI…", self.open_nifti_file, "Ctrl+Shift+O", sp.SP_FileIcon,
             "Open a NIfTI volume (.nii, .nii.gz)")
         self.open_pacs_action = self._action(
-            "Open from PACS…", self.open_from_pacs, "Ctrl+Shift+P", sp.SP_DriveNetIcon,
+            "Open from PACS…", self.open_from_pacs, "Ctrl+Alt+O", sp.SP_DriveNetIcon,
             "Search a PACS (DICOM or DICOMweb) and retrieve a CT")
         self.open_demo_action = self._action(
             "Open demo CT", self.open_demo, None, sp.SP_ComputerIcon,

@@ -20,6 +20,7 @@ BENCHES = {
     "anatomy": "bench.bench_anatomy_ct",
     "autoplan": "bench.bench_autoplan",
     "pipeline": "bench.bench_pipeline",
+    "pacs": "bench.bench_pacs",
     "accuracy": "bench.accuracy",
     "memory": "bench.bench_memory",
     "gui-start": "bench.bench_gui_start",

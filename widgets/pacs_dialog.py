@@ -98,6 +98,12 @@ class PacsDialog(QDialog):
         layout.addLayout(form)
         self.study_table = _table(STUDY_COLUMNS)
         self.study_table.setObjectName("pacsStudies")
+        header = self.study_table.horizontalHeader()
+        header.setStretchLastSection(False)
+        for col in range(len(STUDY_COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(STUDY_COLUMNS.index("Description"),
+                                    QHeaderView.ResizeMode.Stretch)
         self.series_table = _table(SERIES_COLUMNS)
         self.series_table.setObjectName("pacsSeries")
         self.series_table.setIconSize(QSize(THUMB, THUMB))

@@ -1,4 +1,5 @@
-"""Every app test gets its own settings file and recovery folder (never the user's)."""
+"""Every app test gets its own settings file, recovery folder and study cache (never the
+user's)."""
 
 from __future__ import annotations
 
@@ -9,3 +10,4 @@ import pytest
 def isolated_user_files(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("VERTEBROPLAN_SETTINGS", str(tmp_path / "settings.ini"))
     monkeypatch.setenv("VERTEBROPLAN_RECOVERY_DIR", str(tmp_path / "recovery"))
+    monkeypatch.setenv("VERTEBROPLAN_CACHE", str(tmp_path / "study-cache"))

@@ -160,3 +160,23 @@ def test_an_image_the_pacs_cannot_send_is_named_the_rest_arrive(tmp_path, kind,
     assert report.missing == (str(lost.SOPInstanceUID),)
     assert (report.expected, report.fetched) == (6, 5)
     assert "1 of 6 could not be retrieved" in report.describe()
+
+
+@pytest.mark.parametrize("kind", ["dimse", "web"])
+def test_the_middle_image_makes_the_thumbnail_and_counts_as_cached(filled_pacs, tmp_path,
+                                                                  kind) -> None:
+    from planning.pacs.retrieve import middle_image
+    from planning.pacs.thumbnail import thumbnail
+
+    cache = StudyCache(tmp_path / "cache")
+    node = _node(filled_pacs, kind)
+    path = middle_image(node, filled_pacs.john_study, filled_pacs.john_ct, cache,
+                        local=filled_pacs.pacs.local)
+    assert path is not None
+    assert int(pydicom.dcmread(path).InstanceNumber) == 8  # the 8th of 14, by number
+    grey = thumbnail(path, size=96)
+    assert grey is not None and grey.shape == (96, 96) and grey.dtype == np.uint8
+    assert grey.max() == 255 and grey[0, 0] == 0  # the bright "spine", the padding
+    report = retrieve(node, filled_pacs.john_study, cache, series_uid=filled_pacs.john_ct,
+                      local=filled_pacs.pacs.local)[0]
+    assert (report.already_present, report.fetched) == (1, 13)
