@@ -10,7 +10,7 @@ import pydicom
 from cli_helpers import run_cli, run_cli_process
 
 
-def _identity(filled) -> list[str]:  # noqa: ANN001
+def _identity(filled) -> list[str]:
     return ["--ae-title", filled.pacs.local.ae_title, "--port", str(filled.pacs.local.port)]
 
 

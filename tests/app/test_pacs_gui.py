@@ -16,7 +16,7 @@ pytestmark = pytest.mark.gui
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
-def _browser(qtbot, monkeypatch, filled, node: str):  # noqa: ANN001, ANN202
+def _browser(qtbot, monkeypatch, filled, node: str):
     settings = open_settings()
     store_pacs(settings, [node, "OTHER@127.0.0.1:1"], filled.pacs.local.ae_title,
                filled.pacs.local.port, "get")
