@@ -68,6 +68,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     cli_pacs.add_identity(p_open)
     cli_pacs.add_parsers(sub)
+    from app import batch_cli
+
+    batch_cli.add_parser(sub)
     p_demo = sub.add_parser("demo-ct", help="write the built-in demo spine CT as DICOM")
     p_demo.add_argument("outdir", help="folder to write the series and its ground truth into")
     p_info = sub.add_parser("info", help="describe a CT: size, spacing, LPS affine, UIDs")
@@ -814,6 +817,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_export(args)
         if args.command == "import-markups":
             return _cmd_import_markups(args)
+        if args.command == "batch":
+            from app import batch_cli
+
+            return batch_cli.run(args)
         if args.command == "pacs":
             from app import cli_pacs
 

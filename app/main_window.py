@@ -119,6 +119,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._connect()
         self.workspace = PlanWorkspace(self)
+        self.workspace.document.dirty_changed.connect(self._pin_retrieved_study)
         self.window_level_bar.set_window_level(*self.controller.window_level)
         for view in self.mpr_views:
             view.set_window_level(*self.controller.window_level)
@@ -198,6 +199,9 @@ class MainWindow(QMainWindow):
         self.open_pacs_action = self._action(
             "Open from PACS…", self.open_from_pacs, "Ctrl+Alt+O", sp.SP_DriveNetIcon,
             "Search a PACS (DICOM or DICOMweb) and retrieve a CT")
+        self.cases_action = self._action(
+            "Cases…", self.show_cases, "Ctrl+Shift+C", sp.SP_FileDialogDetailedView,
+            "The CTs opened before, with their plans and their state")
         self.open_demo_action = self._action(
             "Open demo CT", self.open_demo, None, sp.SP_ComputerIcon,
             "Open the synthetic demo spine CT")
@@ -217,7 +221,7 @@ class MainWindow(QMainWindow):
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
         for a in (self.open_dicom_action, self.open_nifti_action, self.open_pacs_action,
-                  self.open_demo_action):
+                  self.open_demo_action, self.cases_action):
             file_menu.addAction(a)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
@@ -319,6 +323,50 @@ class MainWindow(QMainWindow):
                 lambda folder, series, node: self.open_path(folder, series, source_node=node),
                 protected=self._studies_with_unsaved_plans)
         self.pacs_browser.show()
+
+    def show_cases(self) -> None:
+        from app.case_tracking import show_case_list
+
+        self.case_list_dialog = show_case_list(self, self.workspace.cases, self.open_case)
+
+    def open_case(self, row: Any) -> str | None:
+        """Reopen a case of the case list with its latest plan; or say why not."""
+        record = row.record
+        if record.source != "demo" and not Path(record.ct_path).exists():
+            where = f" (retrieve it again with File ▸ Open from PACS from {record.source_node})" \
+                if record.source == "pacs" else ""
+            return f"The CT is no longer at {record.ct_path}{where}."
+        if not self.workspace.confirm_discard("open another case"):
+            return "Kept the current plan."
+        if row.plan_path and Path(row.plan_path).exists():
+            self.workspace.open_plan_after_load(row.plan_path)
+        if record.source == "demo":
+            self.workspace.source_node = None
+            self.controller.open_demo()
+        else:
+            self.open_path(record.ct_path, record.series_uid or None,
+                           source_node=record.source_node or None)
+        return None
+
+    def _pin_retrieved_study(self, dirty: bool) -> None:
+        """A CT retrieved from a PACS stays in the study cache while its plan is unsaved,
+        even across a crash (the pin is a file in the cache; saving removes it)."""
+        volume = self.controller.volume
+        if volume is None or not volume.study_uid or not self.workspace.source_node:
+            return
+        from planning.pacs.cache import StudyCache
+        from planning.pacs.node import PacsError
+
+        cache = StudyCache()
+        try:
+            if not cache.study_dir(volume.study_uid).is_dir():
+                return
+            if dirty:
+                cache.pin(volume.study_uid)
+            else:
+                cache.unpin(volume.study_uid)
+        except (PacsError, OSError) as exc:  # a read-only cache: eviction asks us anyway
+            self.statusBar().showMessage(f"Study cache: {exc}", 10000)
 
     def _studies_with_unsaved_plans(self) -> set[str]:
         """The open study while its plan is not saved: the cache must not evict it."""

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from app.assessment_runner import AssessmentRunner
 from app.autosave import Autosave, Recovery
+from app.case_tracking import CaseTracker
 from app.error_boundary import error_boundary
 from app.fluoroscopy import Fluoroscopy
 from app.pacs_browser import pacs_settings_page
@@ -52,6 +53,7 @@ from app.settings import (
 )
 from app.training_session import TrainingSession
 from planning.anatomy.model import Anatomy, level_at, names_uncertain
+from planning.anatomy_source import is_demo_ct
 from planning.carm import working_views
 from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
@@ -167,6 +169,7 @@ class PlanWorkspace(QObject):
         super().__init__(window)
         self.window = window
         self.source_node: str | None = None  # the PACS the open CT was retrieved from
+        self.cases = CaseTracker(lambda text: window.statusBar().showMessage(text, 20000))
         self.controller = window.controller
         self.settings = open_settings()
         self.document = PlanDocument(self)
@@ -642,6 +645,8 @@ class PlanWorkspace(QObject):
         parts += [f"Sent: {s}" for s in getattr(report, "sent", [])]
         self.window.statusBar().showMessage(" · ".join(parts) or "Export finished.", 30000)
         self.last_export = report
+        self.cases.plan_exported(None if self.document.is_dirty else self.document.path,
+                                 sent=bool(getattr(report, "sent", None)))
 
     def import_sr_dialog(self) -> None:
         if self.controller.volume is None:
@@ -720,6 +725,7 @@ class PlanWorkspace(QObject):
     def _save(self, path: Path) -> bool:
         with error_boundary(self.window, "saving the plan"):
             saved = self.document.save(path)
+            self.cases.plan_saved(saved, self.document.plan, self.editor.results)
             self.settings.setValue("files/plan_dir", str(saved.parent))
             self.autosave.clear()
             self.window.statusBar().showMessage(f"Plan saved: {saved.name}", 10000)
@@ -821,6 +827,7 @@ class PlanWorkspace(QObject):
 
     # ---- controller and editor outcomes ------------------------------------------------
     def _on_volume_loaded(self, volume: Volume) -> None:
+        self.cases.ct_opened(volume, self.source_node, is_demo_ct(volume))
         self._extra_levels.clear()
         self._highlight = None
         pending, self._pending_plan = self._pending_plan, None

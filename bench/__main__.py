@@ -21,6 +21,7 @@ BENCHES = {
     "autoplan": "bench.bench_autoplan",
     "pipeline": "bench.bench_pipeline",
     "pacs": "bench.bench_pacs",
+    "batch": "bench.bench_batch",
     "accuracy": "bench.accuracy",
     "memory": "bench.bench_memory",
     "gui-start": "bench.bench_gui_start",

@@ -10,6 +10,17 @@ import pytest
 pytest_plugins = ["orthanc_pacs"]  # the real test PACS (Orthanc), started only when asked for
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """No test writes the user's own study cache or case list, whichever folder it is in
+    (tests/app gives each test its own; this covers every other window a test opens)."""
+    import os
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="vertebroplan-test-user-")
+    os.environ.setdefault("VERTEBROPLAN_CACHE", os.path.join(base, "study-cache"))
+    os.environ.setdefault("VERTEBROPLAN_DATA", os.path.join(base, "user-data"))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A seeded generator, so a failing test fails the same way every time."""

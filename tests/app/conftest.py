@@ -1,5 +1,5 @@
-"""Every app test gets its own settings file, recovery folder and study cache (never the
-user's)."""
+"""Every app test gets its own settings file, recovery folder, study cache and case list
+(never the user's)."""
 
 from __future__ import annotations
 
@@ -11,3 +11,4 @@ def isolated_user_files(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("VERTEBROPLAN_SETTINGS", str(tmp_path / "settings.ini"))
     monkeypatch.setenv("VERTEBROPLAN_RECOVERY_DIR", str(tmp_path / "recovery"))
     monkeypatch.setenv("VERTEBROPLAN_CACHE", str(tmp_path / "study-cache"))
+    monkeypatch.setenv("VERTEBROPLAN_DATA", str(tmp_path / "user-data"))

@@ -89,3 +89,32 @@ def test_settings_pacs_tab_tests_a_node(qtbot, filled_pacs) -> None:
     assert "AE_TITLE@HOST:PORT" in page.result_label.text()
     assert page.nodes() == [str(filled_pacs.pacs.dimse)]
     assert np.all([page.ae_title() == "VERTEBROPLAN", page.port() == 11112])
+
+
+def test_an_unsaved_plan_pins_its_retrieved_study_in_the_cache(qtbot, monkeypatch,
+                                                               filled_pacs) -> None:
+    from dataclasses import replace
+
+    from planning.pacs.cache import StudyCache
+    from planning.plan import Trajectory
+
+    node = str(filled_pacs.pacs.dimse)
+    win, dialog = _browser(qtbot, monkeypatch, filled_pacs, node)
+    dialog.patient_id.setText("P001")
+    qtbot.mouseClick(dialog.search_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.retrieve_button.isEnabled(), timeout=20000)
+    qtbot.mouseClick(dialog.retrieve_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.controller.volume is not None, timeout=30000)
+    cache = StudyCache()
+    assert not [s for s in cache.studies() if s.pinned]
+    centre = win.controller.volume.to_lps((24, 24, 7))
+    tip = centre + np.array([0.0, 10.0, 0.0])
+    needle = Trajectory("L1", "left", tuple(centre), tuple(tip), "11G")
+    doc = win.workspace.document
+    doc.edit(replace(doc.plan, trajectories=(needle,)), "Add needle")
+    assert [s.study_uid for s in cache.studies() if s.pinned] == [filled_pacs.john_study]
+    cache.limit_bytes = 1  # everything over the limit: the pinned study still stays
+    assert filled_pacs.john_study not in cache.evict()
+    assert cache.study_dir(filled_pacs.john_study).is_dir()
+    doc.undo_stack.setClean()  # as saving does
+    assert not [s for s in cache.studies() if s.pinned]
