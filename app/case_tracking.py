@@ -63,10 +63,10 @@ class CaseTracker:
 
     def ct_opened(self, volume: Volume, source_node: str | None, is_demo: bool) -> None:
         p = volume.patient
-        if is_demo:
-            source = "demo"
-        elif source_node:
+        if source_node:  # retrieved: reopened from the cache, or the PACS again
             source = "pacs"
+        elif is_demo:
+            source = "demo"
         else:
             source = "nifti" if volume.source.endswith((".nii", ".nii.gz")) else "folder"
         record = CaseRecord(volume.source, source, volume.study_uid, volume.series_uid,

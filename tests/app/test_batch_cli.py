@@ -25,11 +25,10 @@ from planning.io.dicom_write import write_series
 
 @pytest.fixture(scope="module")
 def demo_inputs(shared_demo_ct, tmp_path_factory) -> dict[str, Path]:
-    """The demo CT as DICOM, a 3-level crop of it (T12–L2) as a second study, and a file
-    that only claims to be NIfTI."""
+    """A 3-level crop of the demo CT (T12–L2, its L1 fractured) as DICOM, and a file that
+    only claims to be NIfTI. (The whole demo CT runs in bench/bench_batch.py.)"""
     volume, truth = shared_demo_ct
     base = tmp_path_factory.mktemp("batch-inputs")
-    write_series(volume, base / "demo")
     lps = [truth.level(name).centroid_lps for name in ("T12", "L2")]
     k = sorted(int(np.rint(volume.to_index(p)[2])) for p in lps)
     lo, hi = max(k[0] - 20, 0), min(k[1] + 20, volume.array.shape[0])
@@ -39,12 +38,12 @@ def demo_inputs(shared_demo_ct, tmp_path_factory) -> dict[str, Path]:
                    series_uid="1.2.826.0.1.3680043.10.1389.424.1", source_instances=())
     write_series(crop, base / "crop")
     (base / "broken.nii").write_text("not a NIfTI file")
-    return {"demo": base / "demo", "crop": base / "crop", "broken": base / "broken.nii"}
+    return {"crop": base / "crop", "broken": base / "broken.nii"}
 
 
 def test_local_cluster_table_failure_and_resume(demo_inputs, tmp_path) -> None:
     out = tmp_path / "out"
-    first = run_cli("batch", str(demo_inputs["demo"]), str(demo_inputs["broken"]), "-o",
+    first = run_cli("batch", str(demo_inputs["crop"]), str(demo_inputs["broken"]), "-o",
                     str(out), "--levels", "fractured", "--workers", "1", timeout=600)
     assert first.returncode == 1  # one study failed: said, and the batch went on
     assert "1 failed" in first.stdout and "cannot be read as NIfTI" in first.stdout
@@ -56,18 +55,19 @@ def test_local_cluster_table_failure_and_resume(demo_inputs, tmp_path) -> None:
                        equal_nan=True)
     failed = table[table.status == "failed"]
     assert len(failed) == 1 and "broken.nii" in failed.input.iloc[0]
-    demo = table[table.input == str(demo_inputs["demo"].resolve())].set_index("level")
-    assert list(demo.index[:3]) == ["T10", "T11", "T12"] and "L5" in demo.index
+    demo = table[table.input == str(demo_inputs["crop"].resolve())].set_index("level")
+    assert list(demo.index) == ["T12", "L1", "L2"]
+    assert not demo.names_uncertain.any()
     assert demo.loc["L1", "genant_grade"] >= 2 and bool(demo.loc["L1", "fractured"])
     assert demo.loc["L1", "needles_planned"] == 2  # the fractured level, both sides
     assert demo.loc["L1", "min_canal_clearance_mm"] > 1.0
     assert demo.loc["L1", "status"] in ("safe", "caution")
     assert (demo.drop(index="L1").needles_planned == 0).all()  # only the fractured one
-    assert demo.loc["L3", "pedicle_width_left_mm"] > 5 and demo.loc["L3", "body_volume_ml"] > 10
+    assert demo.loc["L2", "pedicle_width_left_mm"] > 5 and demo.loc["L2", "body_volume_ml"] > 10
     key = demo.study_key.iloc[0]
     assert (out / "studies" / key / "plan.vplan.json").exists()
     # the rerun plans nothing that is done, and tries the failed study again
-    again = run_cli("batch", str(demo_inputs["demo"]), str(demo_inputs["broken"]), "-o",
+    again = run_cli("batch", str(demo_inputs["crop"]), str(demo_inputs["broken"]), "-o",
                     str(out), "--workers", "1", timeout=600)
     assert "2 studies: 1 already done, 1 to plan." in again.stdout
     assert pd.read_parquet(out / "results.parquet").shape == table.shape

@@ -331,7 +331,8 @@ def test_run_gui_opens_the_given_path_and_returns_the_exit_code(qtbot, monkeypat
 
     opened = []
     monkeypatch.setattr(MainWindow, "open_path",
-                        lambda self, path, uid=None: opened.append((path, uid, self.isVisible())))
+                        lambda self, path, uid=None, source_node=None: opened.append(
+                            (path, uid, self.isVisible(), source_node)))
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)
 
     def fake_exec(app) -> int:
@@ -345,7 +346,7 @@ def test_run_gui_opens_the_given_path_and_returns_the_exit_code(qtbot, monkeypat
 
     monkeypatch.setattr(QApplication, "exec", fake_exec)
     assert run_gui(str(tmp_path), "1.2.3") == 0
-    assert opened == [(str(tmp_path), "1.2.3", True)]
+    assert opened == [(str(tmp_path), "1.2.3", True, None)]
 
 
 @pytest.fixture(scope="module")
