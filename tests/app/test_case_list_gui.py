@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from gui_helpers import open_window
 from orthanc_pacs import generated_ct
@@ -32,7 +33,8 @@ def test_opened_ct_and_saved_plan_are_listed_and_reopened(qtbot, monkeypatch,
     (row,) = win.workspace.cases.rows()
     assert (row.record.patient_id, row.record.source, row.plan_path) == ("P001", "folder", "")
     centre = win.controller.volume.to_lps((24, 24, 6))
-    needle = Trajectory("L1", "left", tuple(centre), tuple(centre + (0.0, 10.0, 0.0)), "11G")
+    tip = centre + np.array([0.0, 10.0, 0.0])
+    needle = Trajectory("L1", "left", tuple(centre), tuple(tip), "11G")
     win.workspace.document.edit(replace(win.workspace.document.plan,
                                         trajectories=(needle,)), "Add needle")
     plan_path = tmp_path / "plan.vplan.json"
