@@ -54,7 +54,7 @@ lint: venv
 
 # Every test: lint (ruff, import layering, mypy on planning/), unit, GUI (Xvfb via pytest-xvfb) and DICOM tool tests.
 test: lint
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 bench: venv
 	$(PY) -m bench

@@ -15,7 +15,6 @@ from typing import Any
 
 from planning.pacs.node import DEFAULT_LOCAL_AE, DEFAULT_LOCAL_PORT, LocalAE, parse_node
 from planning.pacs.records import RetrieveReport, StudyQuery
-from planning.progress import Progress
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -67,26 +66,14 @@ def local_of(args: argparse.Namespace) -> LocalAE:
     return LocalAE(args.ae_title, args.port)
 
 
-def _progress() -> Progress:
-    if not sys.stderr.isatty():
-        return Progress()
-
-    def show(done: int, total: int, message: str) -> None:
-        pct = 100 * done // total if total else 100
-        print(f"\rRetrieving: {pct:3d}%", end="", file=sys.stderr, flush=True)
-        if done >= total:
-            print(file=sys.stderr)
-
-    return Progress(show)
-
-
 def retrieve_to(args: argparse.Namespace, node_text: str, study_uid: str,
                 series_uid: str | None, store: Any) -> list[RetrieveReport]:
     """Retrieve and say on stderr what is still missing (shared with ``open --pacs``)."""
+    from app.cli import _stderr_progress
     from planning.pacs.retrieve import retrieve
 
     reports = retrieve(parse_node(node_text), study_uid, store, series_uid=series_uid,
-                       method=args.method, local=local_of(args), progress=_progress(),
+                       method=args.method, local=local_of(args), progress=_stderr_progress(),
                        timeout_s=args.timeout)
     return reports
 

@@ -66,6 +66,8 @@ class PacsBrowser(QObject):
         d.finished.connect(lambda _code: self.cancel_all())
 
     def show(self) -> None:
+        """Show the dialog with the nodes as Settings have them now."""
+        self.dialog.set_nodes(pacs_nodes(self.settings))
         self.dialog.show()
         self.dialog.raise_()
 

@@ -150,6 +150,13 @@ class PacsDialog(QDialog):
         self.close_button.clicked.connect(self.reject)
         self._busy = False
 
+    def set_nodes(self, nodes: list[str]) -> None:
+        """The configured nodes in the list; what is typed in the box is kept."""
+        typed = self.node_text()
+        self.node_combo.clear()
+        self.node_combo.addItems(nodes)
+        self.node_combo.setCurrentText(typed or (nodes[0] if nodes else ""))
+
     # ---- what the user asks -------------------------------------------------------------
     def node_text(self) -> str:
         return self.node_combo.currentText().strip()

@@ -25,6 +25,8 @@ highdicom; each needle is one TID 1501 Measurement Group::
     │   │   ├ CODE Patient Table Relationship (113745, DCM) = headfirst (102540008, SCT)
     │   │   ├ NUM primary / secondary angle on a C-arm registered head-first supine [deg]
     │   │   └ TEXT Detector position in words
+    │   ├ NUM Canal wall uncertainty at the needle [mm] and TEXT Canal wall at the needle
+    │   │     ("bone" / "soft tissue"): on an automatic canal only (planning.canal_margin)
     │   └ TEXT Needle Gauge (111465, DCM) "11G", safety status, breach grade, findings,
     │         Comment (121106, DCM) = the trajectory's note
     └ Qualitative Evaluations (C0034375, UMLS)
@@ -149,6 +151,9 @@ VESSEL_CLEARANCE = _local("vessel-clearance", "Needle clearance to contrast-fill
 TIP_BONE_SIDES = _local("tip-bone-sides", "Directions from the tip in bone, of 14")
 APPROACH = _local("approach", "Needle approach")
 LEVEL_NAME = _local("level-name", "Level name certainty")
+# the automatic canal's wall where the needle passes it most tightly (planning.canal_margin)
+CANAL_WALL_UNCERTAINTY = _local("canal-wall-unc", "Canal wall uncertainty at the needle")
+CANAL_WALL = _local("canal-wall", "Canal wall at the needle")
 
 QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")  # TID 1500
 PROCEDURE_REPORTED = codes.LN.CTUnspecifiedBodyRegion  # CID 100: the plan measures a CT
@@ -405,6 +410,11 @@ def _group(
         ]
         if result.tip_to_anterior_cortex_mm is not None:
             measurements.append(_num(TIP_TO_CORTEX, result.tip_to_anterior_cortex_mm, MM))
+        if result.canal_margin is not None:  # an automatic canal: how far to trust it here
+            measurements.append(_num(CANAL_WALL_UNCERTAINTY,
+                                     result.canal_margin.uncertainty_mm, MM))
+            texts.append(_text(CANAL_WALL, "soft tissue" if result.canal_margin.soft_wall
+                               else "bone"))
         # what the image itself shows (vessels found in the CT, bone around the tip)
         if result.vessel_clearance_mm is not None:
             measurements.append(_num(VESSEL_CLEARANCE, result.vessel_clearance_mm, MM))

@@ -20,7 +20,6 @@ from functools import partial
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from pydicom.uid import (
     JPEG2000,
     UID,
@@ -54,7 +53,15 @@ from planning.errors import Cancelled
 from planning.interop.send import RemoteAE, associate, finish, make_ae
 from planning.pacs.cache import InstanceStore
 from planning.pacs.node import THIS_WORKSTATION, LocalAE, PacsError, check_uid
-from planning.pacs.records import RetrieveReport, SeriesRecord, StudyQuery, StudyRecord
+from planning.pacs.records import (
+    RetrieveReport,
+    StudyQuery,
+    StudyRecord,
+    in_instance_order,
+    newest_first,
+    study_from,
+    text_of,
+)
 from planning.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -92,17 +99,6 @@ def _status_words(code: int) -> str:
     return f"status 0x{code:04X}"
 
 
-def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword, "")
-    return "" if value is None else str(value).strip()
-
-
-def _number(ds: Dataset, keyword: str) -> int | None:
-    value = ds.get(keyword)
-    try:
-        return None if value in (None, "") else int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _open(remote: RemoteAE, local: LocalAE, timeout_s: float, models: list[str], what: str,
@@ -180,41 +176,19 @@ def find_studies(remote: RemoteAE, query: StudyQuery, *, local: LocalAE = THIS_W
     Modalities in Study as a key.
     """
     assoc = _open(remote, local, timeout_s, [FIND], "searching (C-FIND)")
-    studies = []
+    studies: list[StudyRecord | None] = []
     try:
         matches = list(_find(assoc, remote, _study_identifier(query), timeout_s))
         for match in matches:
-            study_uid = _text(match, "StudyInstanceUID")
-            if not study_uid:
-                continue
-            series = tuple(sorted(
-                (SeriesRecord(_text(s, "SeriesInstanceUID"), _text(s, "Modality"),
-                              _number(s, "NumberOfSeriesRelatedInstances"),
-                              _text(s, "SeriesDescription"), _number(s, "SeriesNumber"))
-                 for s in _find(assoc, remote, _series_identifier(study_uid, query.modality),
-                                timeout_s)
-                 if _text(s, "SeriesInstanceUID")),
-                key=lambda s: (s.number is None, s.number or 0)))
-            if query.modality and not any(s.modality == query.modality for s in series):
-                continue
-            raw = match.get("ModalitiesInStudy")
-            modalities = tuple(str(m) for m in (raw if isinstance(raw, MultiValue) else [raw])
-                               if m)
-            studies.append(StudyRecord(
-                study_uid=study_uid,
-                patient_id=_text(match, "PatientID"),
-                patient_name=_text(match, "PatientName"),
-                birth_date=_text(match, "PatientBirthDate"),
-                study_date=_text(match, "StudyDate"),
-                accession=_text(match, "AccessionNumber"),
-                description=_text(match, "StudyDescription"),
-                modalities=modalities,
-                series=series,
-            ))
+            study_uid = text_of(match, "StudyInstanceUID")
+            series = [] if not study_uid else list(_find(
+                assoc, remote, _series_identifier(study_uid, query.modality), timeout_s))
+            studies.append(study_from(match, series, query.modality))
     finally:
         finish(assoc)
-    log.info("C-FIND %s: %d studies", remote, len(studies))
-    return sorted(studies, key=lambda s: s.study_date, reverse=True)
+    found = newest_first(studies)
+    log.info("C-FIND %s: %d studies", remote, len(found))
+    return found
 
 
 def list_instances(remote: RemoteAE, study_uid: str, series_uid: str, *,
@@ -235,10 +209,8 @@ def _instances(assoc: Association, remote: RemoteAE, study_uid: str, series_uid:
     ds.SeriesInstanceUID = series_uid
     ds.SOPInstanceUID = ""
     ds.InstanceNumber = ""
-    matches = [m for m in _find(assoc, remote, ds, timeout_s) if _text(m, "SOPInstanceUID")]
-    matches.sort(key=lambda m: (_number(m, "InstanceNumber") is None,
-                                _number(m, "InstanceNumber") or 0))
-    return [check_uid(_text(m, "SOPInstanceUID"), "SOP instance") for m in matches]
+    matches = in_instance_order(_find(assoc, remote, ds, timeout_s))
+    return [check_uid(text_of(m, "SOPInstanceUID"), "SOP instance") for m in matches]
 
 
 class _Receiver:

@@ -7,8 +7,12 @@ keeps them; whichever protocol found a study, it looks the same afterwards.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from planning.pacs.node import PacsError
 
@@ -134,3 +138,57 @@ class RetrieveReport:
             parts.append(f"{len(self.missing)} of {self.expected} could not be retrieved "
                          f"({shown})")
         return "; ".join(parts)
+
+
+# ---- reading a PACS's answers (C-FIND identifiers and QIDO-RS JSON alike) -------------
+def text_of(ds: Dataset, keyword: str) -> str:
+    """An attribute as text, '' where absent or empty."""
+    value = ds.get(keyword, "")
+    return "" if value is None else str(value).strip()
+
+
+def number_of(ds: Dataset, keyword: str) -> int | None:
+    """An IS/US attribute as an int; None where absent or not a number."""
+    try:
+        value = ds.get(keyword)
+        return None if value in (None, "") else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def in_instance_order(matches: Iterable[Dataset]) -> list[Dataset]:
+    """Image-level matches with a SOP instance UID, by instance number (unnumbered last)."""
+    found = [m for m in matches if text_of(m, "SOPInstanceUID")]
+    return sorted(found, key=lambda m: (number_of(m, "InstanceNumber") is None,
+                                        number_of(m, "InstanceNumber") or 0))
+
+
+def study_from(match: Dataset, series_matches: Iterable[Dataset],
+               modality: str) -> StudyRecord | None:
+    """A study-level match and its series-level matches as a `StudyRecord`; None when it
+    has no UID or, for a query of ``modality``, no series of it (a PACS that ignores
+    Modalities in Study as a key)."""
+    study_uid = text_of(match, "StudyInstanceUID")
+    if not study_uid:
+        return None
+    series = tuple(sorted(
+        (SeriesRecord(text_of(s, "SeriesInstanceUID"), text_of(s, "Modality"),
+                      number_of(s, "NumberOfSeriesRelatedInstances"),
+                      text_of(s, "SeriesDescription"), number_of(s, "SeriesNumber"))
+         for s in series_matches if text_of(s, "SeriesInstanceUID")),
+        key=lambda s: (s.number is None, s.number or 0)))
+    if modality and not any(s.modality == modality for s in series):
+        return None
+    raw = match.get("ModalitiesInStudy")
+    modalities = tuple(str(m) for m in (raw if isinstance(raw, MultiValue) else [raw]) if m)
+    return StudyRecord(
+        study_uid=study_uid, patient_id=text_of(match, "PatientID"),
+        patient_name=text_of(match, "PatientName"),
+        birth_date=text_of(match, "PatientBirthDate"), study_date=text_of(match, "StudyDate"),
+        accession=text_of(match, "AccessionNumber"),
+        description=text_of(match, "StudyDescription"), modalities=modalities, series=series)
+
+
+def newest_first(studies: Iterable[StudyRecord | None]) -> list[StudyRecord]:
+    return sorted((s for s in studies if s is not None), key=lambda s: s.study_date,
+                  reverse=True)

@@ -26,12 +26,19 @@ from urllib.parse import quote
 import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
 from planning.errors import Cancelled
 from planning.pacs.cache import InstanceStore
 from planning.pacs.node import PacsError, WebNode, check_uid
-from planning.pacs.records import RetrieveReport, SeriesRecord, StudyQuery, StudyRecord
+from planning.pacs.records import (
+    RetrieveReport,
+    StudyQuery,
+    StudyRecord,
+    in_instance_order,
+    newest_first,
+    study_from,
+    text_of,
+)
 from planning.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -90,17 +97,6 @@ def _qido(node: WebNode, path: str, keys: dict[str, str],
     return _guarded(node, timeout_s, call)
 
 
-def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword, "")
-    return "" if value is None else str(value).strip()
-
-
-def _number(ds: Dataset, keyword: str) -> int | None:
-    try:
-        value = ds.get(keyword)
-        return None if value in (None, "") else int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def find_studies(node: WebNode, query: StudyQuery, *,
@@ -113,31 +109,14 @@ def find_studies(node: WebNode, query: StudyQuery, *,
     studies = []
     for match in _qido(node, "studies", keys,
                        ["StudyDescription", "ModalitiesInStudy", "PatientBirthDate"], timeout_s):
-        study_uid = _text(match, "StudyInstanceUID")
-        if not study_uid:
-            continue
-        series = tuple(sorted(
-            (SeriesRecord(_text(s, "SeriesInstanceUID"), _text(s, "Modality"),
-                          _number(s, "NumberOfSeriesRelatedInstances"),
-                          _text(s, "SeriesDescription"), _number(s, "SeriesNumber"))
-             for s in _qido(node, f"studies/{check_uid(study_uid, 'study')}/series",
-                            {"Modality": query.modality},
-                            ["SeriesDescription", "NumberOfSeriesRelatedInstances"], timeout_s)
-             if _text(s, "SeriesInstanceUID")),
-            key=lambda s: (s.number is None, s.number or 0)))
-        if query.modality and not any(s.modality == query.modality for s in series):
-            continue
-        raw = match.get("ModalitiesInStudy")
-        modalities = tuple(str(m) for m in (raw if isinstance(raw, MultiValue) else [raw])
-                           if m)
-        studies.append(StudyRecord(
-            study_uid=study_uid, patient_id=_text(match, "PatientID"),
-            patient_name=_text(match, "PatientName"),
-            birth_date=_text(match, "PatientBirthDate"), study_date=_text(match, "StudyDate"),
-            accession=_text(match, "AccessionNumber"),
-            description=_text(match, "StudyDescription"), modalities=modalities, series=series))
-    log.info("QIDO-RS: %d studies", len(studies))
-    return sorted(studies, key=lambda s: s.study_date, reverse=True)
+        study_uid = text_of(match, "StudyInstanceUID")
+        series = [] if not study_uid else _qido(
+            node, f"studies/{check_uid(study_uid, 'study')}/series", {"Modality": query.modality},
+            ["SeriesDescription", "NumberOfSeriesRelatedInstances"], timeout_s)
+        studies.append(study_from(match, series, query.modality))
+    found = newest_first(studies)
+    log.info("QIDO-RS: %d studies", len(found))
+    return found
 
 
 def list_instances(node: WebNode, study_uid: str, series_uid: str, *,
@@ -145,11 +124,8 @@ def list_instances(node: WebNode, study_uid: str, series_uid: str, *,
     """The SOP instance UIDs of one series (QIDO-RS at instance level)."""
     path = (f"studies/{check_uid(study_uid, 'study')}/series/"
             f"{check_uid(series_uid, 'series')}/instances")
-    matches = [m for m in _qido(node, path, {}, ["InstanceNumber"], timeout_s)
-               if _text(m, "SOPInstanceUID")]
-    matches.sort(key=lambda m: (_number(m, "InstanceNumber") is None,
-                                _number(m, "InstanceNumber") or 0))
-    return [check_uid(_text(m, "SOPInstanceUID"), "SOP instance") for m in matches]
+    matches = in_instance_order(_qido(node, path, {}, ["InstanceNumber"], timeout_s))
+    return [check_uid(text_of(m, "SOPInstanceUID"), "SOP instance") for m in matches]
 
 
 def retrieve_series(node: WebNode, study_uid: str, series_uid: str, store: InstanceStore, *,

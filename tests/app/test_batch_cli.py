@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pydicom
 import pytest
 from cli_helpers import run_cli
+from orthanc_pacs import free_port
 
 from planning.io.dicom_write import write_series
 
@@ -44,7 +45,7 @@ def demo_inputs(shared_demo_ct, tmp_path_factory) -> dict[str, Path]:
 def test_local_cluster_table_failure_and_resume(demo_inputs, tmp_path) -> None:
     out = tmp_path / "out"
     first = run_cli("batch", str(demo_inputs["crop"]), str(demo_inputs["broken"]), "-o",
-                    str(out), "--levels", "fractured", "--workers", "1", timeout=600)
+                    str(out), "--levels", "fractured", "--workers", "1", "--sr", timeout=600)
     assert first.returncode == 1  # one study failed: said, and the batch went on
     assert "1 failed" in first.stdout and "cannot be read as NIfTI" in first.stdout
     table = pd.read_parquet(out / "results.parquet")
@@ -66,6 +67,8 @@ def test_local_cluster_table_failure_and_resume(demo_inputs, tmp_path) -> None:
     assert demo.loc["L2", "pedicle_width_left_mm"] > 5 and demo.loc["L2", "body_volume_ml"] > 10
     key = demo.study_key.iloc[0]
     assert (out / "studies" / key / "plan.vplan.json").exists()
+    sr = pydicom.dcmread(out / "studies" / key / "plan_sr.dcm")
+    assert sr.StudyInstanceUID == demo.study_uid.iloc[0]  # in the CT's study
     # the rerun plans nothing that is done, and tries the failed study again
     again = run_cli("batch", str(demo_inputs["crop"]), str(demo_inputs["broken"]), "-o",
                     str(out), "--workers", "1", timeout=600)
@@ -73,18 +76,12 @@ def test_local_cluster_table_failure_and_resume(demo_inputs, tmp_path) -> None:
     assert pd.read_parquet(out / "results.parquet").shape == table.shape
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _dask_cluster(tmp_path: Path) -> Iterator[str]:
     """``dask scheduler`` and one ``dask worker``, each its own process, on loopback."""
     dask = shutil.which("dask", path=str(Path(sys.executable).parent))
     assert dask is not None, "the dask command comes with dask[distributed]"
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     logs = [(tmp_path / "scheduler.log").open("wb"), (tmp_path / "worker.log").open("wb")]
     scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port",
@@ -132,3 +129,34 @@ def test_bad_arguments_are_one_line(tmp_path) -> None:
     assert bad_level.returncode == 1 and "Traceback" not in bad_level.stderr
     nothing = run_cli("batch", "-o", str(tmp_path / "o"))
     assert nothing.returncode == 1 and "no input" in nothing.stderr
+
+
+def test_studies_found_on_a_pacs_are_retrieved_and_planned(demo_inputs, filled_pacs,
+                                                            tmp_path) -> None:
+    """``--pacs NODE --query``: the crop, sent to Orthanc under its own patient, is found,
+    retrieved by the worker into the shared cache, planned and reported (PDF)."""
+    from planning.interop.send import send
+
+    files = sorted(demo_inputs["crop"].glob("*.dcm"))
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    for path in files:  # the crop under a patient of its own on the test PACS
+        ds = pydicom.dcmread(path)
+        ds.PatientID, ds.PatientName = "BATCH1", "BATCH^CROP"
+        ds.StudyDate = "19990101"  # outside every date the shared PACS's searches ask for
+        ds.save_as(staged / path.name)
+    assert send(filled_pacs.pacs.dimse, sorted(staged.glob("*.dcm"))).ok
+    result = run_cli("batch", "-o", str(tmp_path / "out"), "--pacs",
+                     str(filled_pacs.pacs.web), "--query", "patient_id=BATCH1",
+                     "--levels", "fractured", "--workers", "1", "--pdf",
+                     "--ae-title", filled_pacs.pacs.local.ae_title, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = pd.read_csv(tmp_path / "out" / "results.csv").set_index("level")
+    assert table.input.unique().tolist() == [str(filled_pacs.pacs.web)]
+    assert table.loc["L1", "needles_planned"] == 2
+    report = tmp_path / "out" / "studies" / table.study_key.iloc[0] / "report.pdf"
+    assert report.read_bytes().startswith(b"%PDF")
+    cached = list((tmp_path / "out" / "cache").rglob("*.dcm"))
+    assert len(cached) == len(files)
+    bad = run_cli("batch", "-o", str(tmp_path / "out2"), "--pacs", str(filled_pacs.pacs.web))
+    assert bad.returncode == 1 and "--query with at least one search key" in bad.stderr

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fpdf import FPDF
+from orthanc_pacs import free_port
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -44,13 +45,6 @@ needs_dcmtk = pytest.mark.skipif(
 needs_dciodvfy = pytest.mark.skipif(
     shutil.which("dciodvfy") is None, reason="dicom3tools (dciodvfy) is not installed"
 )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -313,6 +313,34 @@ def test_supine_angles_are_written_with_their_position(demo, planned, tmp_path: 
         assert abs(secondary) > 0.5
 
 
+def test_the_automatic_canal_s_wall_uncertainty_is_written_per_needle(demo, planned,
+                                                                      tmp_path: Path) -> None:
+    """On an automatic canal each needle's group says how far to trust the canal where it
+    passes (issue 21 §3): the wall's uncertainty in mm and whether the wall is bone or soft
+    tissue. An imported canal (the demo truth here) is trusted as drawn: no such items."""
+    from planning.canal_margin import CanalMarginAt
+
+    plan, results, path = planned
+    assert not _named(pydicom.dcmread(path), "Canal wall uncertainty at the needle")
+    first, second = plan.trajectories[0].key, plan.trajectories[1].key
+    automatic = dict(results)
+    automatic[first] = replace(results[first], canal_margin=CanalMarginAt(
+        clearance_mm=4.2, uncertainty_mm=2.7, needed_mm=3.7, soft_wall=True))
+    automatic[second] = replace(results[second], canal_margin=CanalMarginAt(
+        clearance_mm=5.0, uncertainty_mm=0.5, needed_mm=2.0, soft_wall=False))
+    ds = pydicom.dcmread(write_plan_sr(tmp_path / "auto.dcm", plan, automatic, demo[2]))
+    soft = _group(ds, f"{plan.trajectories[0].label} needle path")
+    bone = _group(ds, f"{plan.trajectories[1].label} needle path")
+    assert _num(soft, "Canal wall uncertainty at the needle") == pytest.approx(2.7)
+    assert _texts(soft, "Canal wall at the needle") == ["soft tissue"]
+    assert _num(bone, "Canal wall uncertainty at the needle") == pytest.approx(0.5)
+    assert _texts(bone, "Canal wall at the needle") == ["bone"]
+    (unit,) = _named(soft, "Canal wall uncertainty at the needle")
+    assert unit.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "mm"
+    other = _group(ds, f"{plan.trajectories[2].label} needle path")
+    assert not _named(other, "Canal wall uncertainty at the needle")
+
+
 def test_each_planned_level_has_its_assessment_group(planned) -> None:
     plan, _, path = planned
     ds = pydicom.dcmread(path)
