@@ -22,6 +22,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from planning.pacs.node import check_uid
+from planning.pacs.records import RetrieveReport
 
 CACHE_ENV = "VERTEBROPLAN_CACHE"
 DEFAULT_LIMIT_BYTES = 20 * 1024**3
@@ -68,6 +69,16 @@ class InstanceStore:
             handle.write(data)
         os.replace(partial, final)
         return final
+
+    def report(self, study_uid: str, series_uid: str, expected: list[str], already: int,
+               started_s: float) -> RetrieveReport:
+        """What a retrieval of ``expected`` images did, read from the disk afterwards:
+        ``already`` were there before, the rest arrived now or are named as missing."""
+        now = self.present(study_uid, series_uid)
+        missing = tuple(uid for uid in expected if uid not in now)
+        return RetrieveReport(study_uid, series_uid, str(self.series_dir(study_uid, series_uid)),
+                              len(expected), already, len(expected) - already - len(missing),
+                              missing, time.monotonic() - started_s)
 
     def write_dataset(self, ds: Dataset) -> Path:
         """File a received data set (with its file meta) under its own UIDs."""

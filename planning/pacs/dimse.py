@@ -339,11 +339,7 @@ def retrieve_series(remote: RemoteAE, study_uid: str, series_uid: str, store: In
                     tolerate=True)
                 if receiver.received == already:  # nothing at all could come
                     raise first_failure.explained(method)
-    now = store.present(study_uid, series_uid)
-    still_missing = tuple(uid for uid in expected if uid not in now)
-    report = RetrieveReport(study_uid, series_uid, str(store.series_dir(study_uid, series_uid)),
-                            len(expected), already, len(expected) - already - len(still_missing),
-                            still_missing, time.monotonic() - t0)
+    report = store.report(study_uid, series_uid, expected, already, t0)
     log.info("retrieve (%s) from %s: %d expected, %d present, %d fetched, %d missing, %.1f s",
              method, remote, report.expected, report.already_present, report.fetched,
              len(report.missing), report.seconds)

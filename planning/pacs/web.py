@@ -184,11 +184,7 @@ def retrieve_series(node: WebNode, study_uid: str, series_uid: str, store: Insta
     except Cancelled:
         raise Cancelled("Retrieval cancelled; the images received so far are kept and the "
                         "next retrieval fetches only the rest.") from None
-    now = store.present(study_uid, series_uid)
-    still_missing = tuple(uid for uid in expected if uid not in now)
-    report = RetrieveReport(study_uid, series_uid, str(store.series_dir(study_uid, series_uid)),
-                            len(expected), already, len(expected) - already - len(still_missing),
-                            still_missing, time.monotonic() - t0)
+    report = store.report(study_uid, series_uid, expected, already, t0)
     log.info("WADO-RS: %d expected, %d present, %d fetched, %d missing, %.1f s",
              report.expected, report.already_present, report.fetched, len(report.missing),
              report.seconds)
