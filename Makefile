@@ -7,15 +7,22 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-# Xvfb and GL/EGL/xcb for Qt + VTK; dcmtk, dicom3tools, poppler-utils and Orthanc (a real PACS,
-# started on loopback by the tests) for the tests.
+# Xvfb and GL/EGL/xcb for Qt + VTK; dcmtk, dicom3tools and poppler-utils for the tests.
 APT_PKGS := python3-venv xvfb xauth libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libosmesa6 \
 	libxkbcommon-x11-0 libxkbcommon0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 \
 	libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 \
 	libxcb-xfixes0 libxcb-xkb1 libdbus-1-3 libfontconfig1 libxrender1 libxi6 libxt6 \
-	fonts-dejavu-core dcmtk dicom3tools poppler-utils binutils orthanc orthanc-dicomweb
+	fonts-dejavu-core dcmtk dicom3tools poppler-utils binutils
 
-.PHONY: run test bench lint sysdeps venv clean package test-package fuzz
+# Orthanc with its DICOMweb plugin: the real PACS the tests (and `make bench`) start on loopback
+# with their own configuration and ports; only `make test` and `make bench` install it, so
+# `make run` does not leave a PACS service on a workstation.
+TEST_APT_PKGS := orthanc orthanc-dicomweb
+
+.PHONY: run test bench lint sysdeps testdeps venv clean package test-package fuzz
+
+testdeps:
+	@$(MAKE) --no-print-directory sysdeps APT_PKGS="$(TEST_APT_PKGS)"
 
 sysdeps:
 	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -53,10 +60,10 @@ lint: venv
 	$(VENV)/bin/mypy planning
 
 # Every test: lint (ruff, import layering, mypy on planning/), unit, GUI (Xvfb via pytest-xvfb) and DICOM tool tests.
-test: lint
+test: testdeps lint
 	$(PY) -m pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
-bench: venv
+bench: venv testdeps
 	$(PY) -m bench
 
 # The long fuzz run of the DICOM loader and the plan/SR/SEG/markups importers (outside CI).
