@@ -11,32 +11,22 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from planning.errors import VertebroPlanError
-from planning.progress import Progress
 from planning.vocabulary import DISCLAIMER
 
 if TYPE_CHECKING:  # the batch commands import their heavy modules only when they run
     from planning.anatomy import Anatomy
-    from planning.checks import CheckContext
-    from planning.plan import Plan
-    from planning.training import TrainingCase
     from planning.volume import Volume
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
+from app.cli_common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError, anatomy_for, plan_on_ct
+from app.cli_common import stderr_progress as _stderr_progress
 
 log = logging.getLogger("vertebroplan")
-
-
-class CliError(VertebroPlanError):
-    """A command cannot run as asked (missing input); shown as one line."""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -186,7 +176,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p_imp.add_argument("--gauge", default="11G",
                        help="gauge of needles whose markup does not say (default 11G)")
     p_imp.add_argument("--series", metavar="UID", help="SeriesInstanceUID of the CT")
-    _add_training_commands(sub)
+    from app import cli_training
+
+    cli_training.add_parsers(sub)
     return parser
 
 
@@ -200,43 +192,6 @@ def _fill_range(text: str) -> tuple[float, float]:
         raise argparse.ArgumentTypeError(
             f"'{text}' is not a fill range in percent like 15-30 (1 ≤ low < high ≤ 80)")
     return (low / 100.0, high / 100.0)
-
-
-def _seconds(text: str) -> float:
-    """``--time-s``: a finite number of seconds ≥ 0 (else a usage error, exit status 2)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not np.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds ≥ 0")
-    return value
-
-
-def _add_training_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``cases`` and ``train-score``: the training mode without the window."""
-    p_cases = sub.add_parser("cases", help="list the training cases of a case library")
-    p_cases.add_argument("library", nargs="?",
-                         help="case library folder (default: the built-in library)")
-    p_cases.add_argument("--json", action="store_true", help="print one JSON object")
-    p_score = sub.add_parser(
-        "train-score",
-        help="score a trainee's plan against a training case's hidden reference",
-        description="Score a trainee's plan against the case's reference. Exit status: 0 "
-        "passed, 1 failed (the rubric's verdict), 2 could not score (bad input; the message "
-        "names the file).",
-    )
-    p_score.add_argument("case", help="case folder (holds case.json)")
-    p_score.add_argument("attempt", help="the trainee's plan (.vplan.json or DICOM SR)")
-    p_score.add_argument("--time-s", type=_seconds, default=0.0, metavar="S",
-                         help="time the trainee took, in seconds (reported, not scored)")
-    p_score.add_argument("--trainee", default="", metavar="NAME",
-                         help="trainee's name for the report")
-    p_score.add_argument("--pdf", metavar="FILE", help="trainee report (PDF) to write")
-    p_score.add_argument("--show-patient", action="store_true",
-                         help="print the CT's patient name and ID in the report "
-                         "(off: a trainee report is teaching material)")
-    p_score.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def volume_info(volume: Volume) -> dict[str, object]:
@@ -254,20 +209,6 @@ def volume_info(volume: Volume) -> dict[str, object]:
         "frame_of_reference_uid": volume.frame_of_reference_uid,
         "warnings": list(volume.warnings),
     }
-
-
-def _stderr_progress() -> Progress:
-    """Progress on stderr when it is a terminal; silent otherwise (pipes, CI)."""
-    if not sys.stderr.isatty():
-        return Progress()
-
-    def show(done: int, total: int, message: str) -> None:
-        pct = 100 * done // total if total else 100
-        print(f"\r{message}: {pct:3d}%", end="", file=sys.stderr, flush=True)
-        if done >= total:
-            print(file=sys.stderr)
-
-    return Progress(show)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -291,58 +232,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _anatomy_for(volume: Volume, args: argparse.Namespace, default: str) -> Anatomy:
-    """The anatomy of the command: an imported label map, the demo CT's ground truth, or
-    the automatic one from the CT (``default`` says which of the last two when the user
-    did not choose), with the user's label shift applied."""
-    from planning.anatomy_source import (
-        AUTOMATIC,
-        DEMO_TRUTH,
-        LABELS,
-        AnatomySource,
-        is_demo_ct,
-        load_anatomy,
-    )
-
-    is_demo = is_demo_ct(volume)
-    kind = args.anatomy or (default if is_demo else AUTOMATIC)
-    if args.labels is not None:
-        kind = LABELS
-    elif kind == DEMO_TRUTH and not is_demo:
-        raise CliError(
-            f"'{args.ct}' is not the demo CT: it has no ground truth (use --anatomy auto "
-            "or --labels LABELMAP)."
-        )
-    source = AnatomySource(kind, labels_path=args.labels,
-                           label_table=getattr(args, "label_table", "totalsegmentator"),
-                           shift_labels=args.shift_labels, demo_folder=Path(args.ct))
-    return load_anatomy(volume, source, _stderr_progress())
-
-
-def _plan_on_ct(args: argparse.Namespace) -> tuple[Plan, Volume, Anatomy, CheckContext]:
-    """The plan of ``args.plan`` (.vplan.json or SR) on the CT ``args.ct``, with the frame
-    check (``--force-other-frame``), the anatomy and the checks' context."""
-    from planning.checks import CheckContext
-    from planning.interop.any_plan import load_any_plan
-    from planning.interop.plan_file import FrameMismatchError, check_frame
-    from planning.io import load_path
-
-    plan = load_any_plan(args.plan)  # a broken plan is refused before the CT is read
-    volume = load_path(args.ct, args.series, _stderr_progress())
-    try:
-        plan = check_frame(
-            plan, volume.frame_of_reference_uid, force_other_frame=args.force_other_frame
-        )
-    except FrameMismatchError as exc:
-        raise CliError(f"{exc} (option --force-other-frame)") from exc
-    anatomy = _anatomy_for(volume, args, default="truth")
-    return plan, volume, anatomy, CheckContext.build(volume, anatomy)
-
-
 def _cmd_check(args: argparse.Namespace) -> int:
     from planning.checks import check_plan
 
-    plan, _volume, _anatomy, ctx = _plan_on_ct(args)
+    plan, _volume, _anatomy, ctx = plan_on_ct(args)
     results = check_plan(plan, ctx)
     out: dict[str, object] = {"trajectories": [r.to_json() for r in results]}
     if plan.frame_override is not None:
@@ -405,7 +298,7 @@ def _cmd_anatomy(args: argparse.Namespace) -> int:
     from planning.io import load_path
 
     volume = load_path(args.ct, args.series, _stderr_progress())
-    anatomy = _anatomy_for(volume, args, default="auto")
+    anatomy = anatomy_for(volume, args, default="auto")
     assessment = assess_levels(volume, anatomy, gauge=args.gauge,
                                fill_range=args.cement_fill, progress=_stderr_progress())
     out = anatomy_json(anatomy, assessment)
@@ -468,7 +361,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     needle = gauge(args.gauge)  # a wrong gauge is refused before any work
     volume = load_path(args.ct, args.series, _stderr_progress())
-    anatomy = _anatomy_for(volume, args, default="auto")
+    anatomy = anatomy_for(volume, args, default="auto")
     levels = _requested_levels(args.levels, anatomy)
     ctx = CheckContext.build(volume, anatomy)
     proposal = propose(volume, anatomy, ctx, levels, needle.name, _stderr_progress())
@@ -511,184 +404,6 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(f"warning: {w}")
     print(f"Plan written to {path}. {DISCLAIMER}.")
     return EXIT_OK
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    import os
-
-    from app.export_job import ExportRequest, export_plan
-    from planning.checks import check
-    from planning.fluoro_views import FluoroSetup
-
-    if not (args.pdf or args.sr or args.send or args.seg or args.markups or args.stl
-            or args.obj):
-        raise CliError("nothing to do: give --pdf FILE, --sr FILE, --seg FILE, --markups "
-                       "FILE, --stl DIR, --obj DIR and/or --send AET@HOST:PORT")
-    if args.stl and args.obj:
-        raise CliError("give --stl DIR or --obj DIR, not both")
-    if args.send_ct and not args.send:
-        raise CliError("--send-ct needs --send AET@HOST:PORT")
-    if not os.environ.get("DISPLAY"):  # 3D snapshots off screen: straight to EGL, no X probe
-        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-    try:
-        setup = FluoroSetup(position="supine" if args.supine else "prone",
-                            convention=args.carm_registration,
-                            source_to_detector_mm=args.source_detector_mm,
-                            source_to_patient_mm=args.source_isocentre_mm)
-    except ValueError as exc:
-        raise CliError(f"C-arm set-up: {exc}") from None
-    plan, volume, anatomy, ctx = _plan_on_ct(args)
-    plan = _with_export_uids(plan, volume, Path(args.plan))
-    results = {t.key: check(t, ctx, plan) for t in plan.trajectories}
-    request = ExportRequest(
-        pdf_path=Path(args.pdf) if args.pdf else None,
-        sr_path=Path(args.sr) if args.sr else None,
-        send_to=args.send, deidentify=args.deidentify, planner=args.planner,
-        with_3d=not args.no_3d, with_fluoroscopy=not args.no_fluoro,
-        fluoro_setup=setup, fill_range=args.cement_fill,
-        seg_path=Path(args.seg) if args.seg else None,
-        markups_path=Path(args.markups) if args.markups else None,
-        mesh_dir=Path(args.stl or args.obj) if (args.stl or args.obj) else None,
-        mesh_format="obj" if args.obj else "stl", send_ct=args.send_ct,
-    )
-    report = export_plan(volume, plan, results, anatomy, request, _stderr_progress())
-    for path in report.written:
-        print(f"Written: {path}")
-    for note in report.notes:
-        print(f"Note: {note}")
-    for line in report.sent:
-        print(f"Sent: {line}")
-    unsafe = [r for r in results.values() if r.status.value == "unsafe"]
-    if unsafe:
-        print(f"Note: {len(unsafe)} trajectory(ies) of this plan are UNSAFE; the exports say so.")
-    print(DISCLAIMER)
-    return EXIT_OK
-
-
-def _with_export_uids(plan: Plan, volume: Volume, plan_path: Path) -> Plan:
-    """A CT without Study / Series UIDs: create them once, before the long export, and
-    keep them in the plan file so that every later export files into the same study."""
-    from planning.interop.any_plan import is_plan_file
-    from planning.interop.plan_file import save_plan
-    from planning.interop.study_uids import missing_uids, with_export_uids
-
-    plan, changed = with_export_uids(plan, volume)
-    if not changed:
-        return plan
-    what = " and ".join(missing_uids(volume))
-    if is_plan_file(plan_path):
-        save_plan(plan, plan_path)
-        print(f"Note: the CT has no {what}; the exports are filed in study {plan.study_uid}, "
-              f"kept in {plan_path} for later exports.")
-    else:
-        print(f"Note: the CT has no {what}; the exports are filed in study "
-              f"{plan.study_uid}. {plan_path.name} is not a plan file, so later exports "
-              "will get another study: save the plan as .vplan.json to keep it.",
-              file=sys.stderr)
-    return plan
-
-
-def case_json(case: TrainingCase) -> dict[str, object]:
-    """The JSON description of a training case (no patient data)."""
-    return {
-        "id": case.case_id,
-        "title": case.title,
-        "description": case.description,
-        "folder": str(case.folder),
-        "ct": "demo" if case.ct_path is None else str(case.ct_path),
-        "reference": "automatic" if case.reference_path is None else str(case.reference_path),
-        "reference_kind": case.reference_kind,
-        "levels": list(case.levels),
-        "gauge": case.gauge,
-        "fluoro_only": case.fluoro_only,
-    }
-
-
-def _cmd_cases(args: argparse.Namespace) -> int:
-    from planning.training import builtin_library, list_cases
-
-    library = Path(args.library) if args.library else builtin_library()
-    cases, problems = list_cases(library)
-    if args.json:
-        print(json.dumps({"library": str(library), "cases": [case_json(c) for c in cases],
-                          "problems": problems}))
-        return EXIT_OK
-    print(f"Case library {library}: {len(cases)} case{'s' if len(cases) != 1 else ''}")
-    for c in cases:
-        mode = "  fluoroscopy only" if c.fluoro_only else ""
-        print(f"  {c.title}  [{c.case_id}]  levels {', '.join(c.levels)}  "
-              f"reference: {c.reference_kind}  CT: {c.ct_label}{mode}")
-    for line in problems:
-        print(f"problem: {line}")
-    print(DISCLAIMER)
-    return EXIT_OK
-
-
-def _cmd_train_score(args: argparse.Namespace) -> int:
-    """Exit 0 when the attempt passes, 1 when it fails; errors raise (exit 2 in `main`)."""
-    from app.export_job import SOFTWARE_VERSION
-    from planning.checks import CheckContext
-    from planning.interop.any_plan import load_any_plan
-    from planning.interop.plan_file import FrameMismatchError, check_frame
-    from planning.training import (
-        check_attempt,
-        load_case,
-        load_case_anatomy,
-        load_case_volume,
-        load_reference,
-        score_attempt,
-    )
-
-    case = load_case(args.case)  # bad inputs are refused before the CT is read
-    attempt = load_any_plan(args.attempt)
-    progress = _stderr_progress()
-    volume = load_case_volume(case, progress)
-    try:
-        attempt = check_frame(attempt, volume.frame_of_reference_uid)
-    except FrameMismatchError as exc:
-        raise CliError(f"'{args.attempt}' is not a plan on this case's CT: {exc}") from exc
-    anatomy = load_case_anatomy(case, volume, progress)
-    ctx = CheckContext.build(volume, anatomy)
-    reference = load_reference(case, volume=volume, anatomy=anatomy, context=ctx,
-                               progress=progress)
-    results = check_attempt(attempt, ctx)
-    score = score_attempt(reference, attempt, results, args.time_s)
-    written = None
-    if args.pdf:
-        from planning.report.trainee_pdf import write_trainee_report
-
-        written = write_trainee_report(
-            args.pdf, case=case, score=score, volume=volume, anatomy=anatomy,
-            trainee_name=args.trainee, attempt=attempt, reference=reference, results=results,
-            progress=progress, show_patient=args.show_patient,
-            software_version=SOFTWARE_VERSION,
-        )
-    if args.json:
-        out = {"case": case_json(case), "trainee": args.trainee, **score.to_json(),
-               "pdf": None if written is None else str(written)}
-        print(json.dumps(out))
-    else:
-        print(f"Case: {case.title}  ({', '.join(case.levels)}; reference: "
-              f"{case.reference_kind})")
-        print(f"{'needle':9s} {'entry':>7s} {'tip':>7s} {'angle':>6s} {'canal':>7s} grade "
-              f"{'points':>13s}  result")
-        for n in (*score.needles, *score.extra):
-            def num(v: float | None, unit: str) -> str:
-                return "—" if v is None else f"{v:.1f}{unit}"
-
-            points = "extra" if n.is_extra else f"{n.points:.1f} / {n.max_points:g}"
-            result = f"FAILED ({n.failure})" if n.failed else "extra" if n.is_extra else "ok"
-            print(f"{n.label:9s} {num(n.entry_error_mm, 'mm'):>7s} "
-                  f"{num(n.tip_error_mm, 'mm'):>7s} {num(n.angle_error_deg, '°'):>6s} "
-                  f"{num(n.clearance_mm, 'mm'):>7s} {n.grade or '—':^5s} {points:>13s}  "
-                  f"{result}")
-            for reason in n.reasons:
-                print(f"      {reason}")
-        print(score.summary())
-        if written is not None:
-            print(f"Written: {written}")
-        print(DISCLAIMER)
-    return EXIT_OK if score.passed else EXIT_ERROR
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -744,40 +459,6 @@ def _cmd_open(args: argparse.Namespace) -> int:
     return _cmd_gui(folder, args.series, args.screenshot, args.plan, source_node=args.pacs)
 
 
-def _cmd_import_markups(args: argparse.Namespace) -> int:
-    """Markups → plan: the lines in LPS mm on the CT's Frame of Reference, each needle
-    checked to lie in the CT, then written as a plan file."""
-    from planning.interop.plan_file import save_plan
-    from planning.interop.slicer_markups import read_markups
-    from planning.io import load_path
-    from planning.plan import gauge
-
-    gauge(args.gauge)  # an unknown gauge is refused before anything is read
-    volume = load_path(args.ct, args.series, _stderr_progress())
-    plan = read_markups(args.markups, frame_of_reference_uid=volume.frame_of_reference_uid,
-                        default_gauge=args.gauge)
-    if plan.frame_of_reference_uid and volume.frame_of_reference_uid and \
-            plan.frame_of_reference_uid != volume.frame_of_reference_uid:
-        raise CliError(f"{args.markups}: the markups were made on another CT (Frame of "
-                       "Reference differs).")
-    outside = [t.label for t in plan.trajectories
-               if not (volume.contains(t.entry) and volume.contains(t.target))]
-    if outside:
-        raise CliError(f"{args.markups}: {', '.join(outside)} lie(s) outside this CT: were "
-                       "the markups placed on another scan, or in RAS read as LPS?")
-    plan = replace(plan, study_uid=volume.study_uid, series_uid=volume.series_uid,
-                   frame_of_reference_uid=volume.frame_of_reference_uid)
-    save_plan(plan, args.output)
-    for t in plan.trajectories:
-        print(f"{t.label}: entry {_fmt(t.entry)} → tip {_fmt(t.target)} mm (LPS), {t.gauge}")
-    print(f"Written: {args.output} ({len(plan.trajectories)} needles)")
-    return EXIT_OK
-
-
-def _fmt(p: Any) -> str:
-    return "(" + ", ".join(f"{v:.1f}" for v in p) + ")"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vertebroplan`` console script."""
     parser = _build_parser()
@@ -790,7 +471,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # its exit status 1 means "the trainee failed", so an error that prevents scoring
         # must not look like a fail: 2, as argparse uses for bad arguments
         try:
-            return _cmd_train_score(args)
+            from app.cli_training import cmd_train_score
+
+            return cmd_train_score(args)
         except VertebroPlanError as exc:
             print(f"vertebroplan: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -812,11 +495,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo-ct":
             return _cmd_demo(args)
         if args.command == "cases":
-            return _cmd_cases(args)
+            from app.cli_training import cmd_cases
+
+            return cmd_cases(args)
         if args.command == "export":
-            return _cmd_export(args)
+            from app.cli_export import cmd_export
+
+            return cmd_export(args)
         if args.command == "import-markups":
-            return _cmd_import_markups(args)
+            from app.cli_export import cmd_import_markups
+
+            return cmd_import_markups(args)
         if args.command == "batch":
             from app import batch_cli
 

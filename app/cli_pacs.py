@@ -69,7 +69,7 @@ def local_of(args: argparse.Namespace) -> LocalAE:
 def retrieve_to(args: argparse.Namespace, node_text: str, study_uid: str,
                 series_uid: str | None, store: Any) -> list[RetrieveReport]:
     """Retrieve and say on stderr what is still missing (shared with ``open --pacs``)."""
-    from app.cli import _stderr_progress
+    from app.cli_common import stderr_progress as _stderr_progress
     from planning.pacs.retrieve import retrieve
 
     reports = retrieve(parse_node(node_text), study_uid, store, series_uid=series_uid,
