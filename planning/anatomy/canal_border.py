@@ -33,13 +33,13 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from planning.anatomy.ct_sampling import hu_on_grid
 from planning.anatomy.model import Anatomy, BoolArray, FloatArray
 from planning.anatomy.spine_column import BONE_HU
-from planning.volume import Volume, inverse_affine, kji_transform
+from planning.volume import Volume
 
 BORDER_MM = 3.0  # a voxel of a 3 mm scan: how far beyond the canal soft tissue may still be it
 POOL_MM = 1.0  # finer grids are pooled to about this: the border is no sharper than a voxel
-OUTSIDE_HU = np.inf  # beyond the CT nothing is known to be soft tissue
 
 Box = tuple[slice, slice, slice]
 T = TypeVar("T", bound=np.generic)
@@ -67,7 +67,7 @@ def canal_with_soft_border(ct: Volume, anatomy: Anatomy, border_mm: float = BORD
     box = _pooled_box(canal, pad, factor)
     shape = tuple(b.stop - b.start for b in box)
     inside = _blocks(canal[box], factor).any(axis=(1, 3, 5))
-    hu = _blocks(_hu_on_grid(ct, anatomy.affine_lps, box, shape), factor).max(axis=(1, 3, 5))
+    hu = _blocks(hu_on_grid(ct, anatomy.affine_lps, box, shape), factor).max(axis=(1, 3, 5))
     pooled_mm = [s * f for s, f in zip(spacing_kji, factor, strict=True)]
     near = ndimage.distance_transform_edt(~inside, sampling=pooled_mm) <= border_mm
     soft = near & ~inside & (hu < BONE_HU)
@@ -94,7 +94,7 @@ def canal_noise_hu(ct: Volume, anatomy: Anatomy) -> float:
         return 0.0
     box = _pooled_box(canal, [2, 2, 2], [1, 1, 1])
     shape = tuple(b.stop - b.start for b in box)
-    hu = _hu_on_grid(ct, anatomy.affine_lps, box, shape)
+    hu = hu_on_grid(ct, anatomy.affine_lps, box, shape)
     inner = ndimage.binary_erosion(canal[box])
     inner &= np.isfinite(hu)
     if not inner.any():
@@ -124,26 +124,3 @@ def _blocks(array: NDArray[T], factor: list[int]) -> NDArray[T]:
     n = [array.shape[a] // factor[a] for a in range(3)]
     return array[: n[0] * factor[0], : n[1] * factor[1], : n[2] * factor[2]].reshape(
         n[0], factor[0], n[1], factor[1], n[2], factor[2])
-
-
-def _hu_on_grid(ct: Volume, affine_lps: FloatArray, box: Box, shape: tuple[int, ...]
-                ) -> NDArray[np.float32]:
-    """The CT's HU at the voxel centres of ``box`` of the grid ``affine_lps`` (nearest voxel;
-    `OUTSIDE_HU` beyond the CT). A crop of the CT's own grid, as an `Anatomy` lies on, is
-    sliced without resampling."""
-    start = np.array([box[2].start, box[1].start, box[0].start], dtype=np.float64)
-    to_ct = inverse_affine(ct.affine_lps) @ affine_lps  # grid (i, j, k) → CT (i, j, k)
-    origin = to_ct[:3, :3] @ start + to_ct[:3, 3]
-    corner = np.rint(origin).astype(int)
-    within = bool(np.all(corner >= 0) and np.all(corner + np.array(shape[::-1]) <= ct.size))
-    if within and np.allclose(to_ct[:3, :3], np.eye(3), atol=1e-6) and np.allclose(
-            origin, corner, atol=1e-3):
-        i, j, k = corner
-        return ct.array[k:k + shape[0], j:j + shape[1], i:i + shape[2]].astype(np.float32)
-    box_to_ct = to_ct.copy()
-    box_to_ct[:3, 3] = origin  # the box's first voxel, not the grid's
-    matrix, offset = kji_transform(box_to_ct)
-    out = ndimage.affine_transform(ct.array, matrix, offset, output_shape=shape,
-                                   output=np.float32, order=0, mode="constant",
-                                   cval=OUTSIDE_HU)
-    return np.asarray(out, dtype=np.float32)

@@ -45,9 +45,10 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from planning.anatomy.ct_sampling import hu_on_grid
 from planning.anatomy.model import Anatomy, BoolArray, crop_box
 from planning.anatomy.spine_column import BONE_HU, quiet_hu
-from planning.volume import Volume, inverse_affine
+from planning.volume import Volume
 
 WIDEN_MM = 4.0  # at most this far: a cortex's partial-volume fringe, a lateral recess
 CLOSING_MM = 2.5  # about the ring's closing in `derive_canal` (a square of ±2 mm), as a ball
@@ -58,22 +59,19 @@ def widen_canal_to_bone(anatomy: Anatomy, ct: Volume) -> int:
     """Grow ``anatomy.canal`` (in place) into the soft voxels at its wall outside the
     bodies; returns how many voxels moved to the canal.
 
-    ``anatomy`` lies on a crop of ``ct``'s grid (as `anatomy_from_ct` makes it); on any
-    other grid nothing is changed.
+    ``anatomy`` lies on any grid (a crop of ``ct``'s, as `anatomy_from_ct` makes it, is
+    sliced, others are sampled at the nearest CT voxel); where its box reaches beyond the
+    CT nothing is changed.
     """
     if not anatomy.canal.any():
-        return 0
-    offset = _crop_offset(anatomy, ct)
-    if offset is None:
         return 0
     spacing = anatomy.spacing_mm[::-1]  # [k, j, i]
     rk, rj, ri = (int(r) for r in np.ceil(WIDEN_MM / spacing))
     box = crop_box([anatomy.canal], (rk, rj, ri), anatomy.canal.shape)
     canal = anatomy.canal[box]
     labelled = anatomy.labels[box] > 0
-    ct_box = tuple(slice(b.start + o, b.stop + o) for b, o in zip(box, offset, strict=True))
-    hu = ct.array[ct_box]
-    if hu.shape != canal.shape:  # the crop reaches beyond the CT: leave it
+    hu = hu_on_grid(ct, anatomy.affine_lps, box, canal.shape)
+    if not np.isfinite(hu).all():  # the box reaches beyond the CT: leave it
         return 0
     # the voxels the ring's closing took when the canal was derived, labelled or not: a
     # closing by a ball of `CLOSING_MM` (beyond the box nothing adds bone or erodes)
@@ -131,15 +129,3 @@ def _ball(radius_mm: float, spacing_kji: NDArray[np.float64]) -> BoolArray:
     k, j, i = np.ogrid[-half[0]:half[0] + 1, -half[1]:half[1] + 1, -half[2]:half[2] + 1]
     return np.asarray((k * spacing_kji[0]) ** 2 + (j * spacing_kji[1]) ** 2
                       + (i * spacing_kji[2]) ** 2 <= radius_mm**2)
-
-
-def _crop_offset(anatomy: Anatomy, ct: Volume) -> tuple[int, int, int] | None:
-    """[k, j, i] of the crop's first voxel on the CT's grid, None if not a crop of it."""
-    to_ct = inverse_affine(ct.affine_lps) @ anatomy.affine_lps
-    if not np.allclose(to_ct[:3, :3], np.eye(3), atol=1e-4):
-        return None
-    ijk = to_ct[:3, 3]
-    if not np.allclose(ijk, np.rint(ijk), atol=1e-3):
-        return None
-    i, j, k = (int(v) for v in np.rint(ijk))
-    return k, j, i

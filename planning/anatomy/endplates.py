@@ -27,8 +27,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from planning.anatomy.ct_sampling import hu_at_voxels
 from planning.anatomy.model import Anatomy, VertebraGeometry
-from planning.volume import Volume, inverse_affine
+from planning.volume import Volume
 
 ENDPLATE_HU = 180.0  # the bone threshold: an endplate's cortex, partial-volumed at 3 mm
 KEEP_CORE_FRACTION = 0.4  # of the half-height (95th percentile of |superior offset|)
@@ -45,18 +46,13 @@ def trim_bodies_to_endplates(anatomy: Anatomy, ct: Volume) -> int:
     through both affines, so any crop and orientation work).
     """
     dropped = 0
-    crop_to_ct = inverse_affine(ct.affine_lps) @ anatomy.affine_lps
     for name, geometry in anatomy.levels.items():
         mask = anatomy.bodies & anatomy.vertebra_mask(name)
         kji = np.argwhere(mask)
         if len(kji) < 8:
             continue
+        hu = hu_at_voxels(ct, anatomy.affine_lps, kji, outside_hu=-1000.0)  # beyond: air
         ijk = kji[:, ::-1].astype(np.float64)
-        ct_ijk = np.rint(ijk @ crop_to_ct[:3, :3].T + crop_to_ct[:3, 3]).astype(np.intp)
-        size = np.array(ct.array.shape[::-1])
-        inside = np.all((ct_ijk >= 0) & (ct_ijk < size), axis=1)
-        hu = np.full(len(kji), -1000.0)
-        hu[inside] = ct.array[ct_ijk[inside, 2], ct_ijk[inside, 1], ct_ijk[inside, 0]]
         lps = ijk @ anatomy.affine_lps[:3, :3].T + anatomy.affine_lps[:3, 3]
         cut = _beyond_endplates(geometry, lps, hu, anatomy.spacing_mm)
         if cut.any():
