@@ -664,16 +664,19 @@ class LevelsPanel(QWidget):
             if idx[-1] + 1 < len(LEVEL_NAMES) and LEVEL_NAMES[idx[-1] + 1] in free:
                 near.append((LEVEL_NAMES[idx[-1] + 1], f"below {LEVEL_NAMES[idx[-1]]}"))
             for name, where in near:
-                menu.addAction(f"{name}  ({where})").setData(name)
+                _add_level_action(menu, f"{name}  ({where})", name)
             if near:
                 menu.addSeparator()
         for region, letter in REGIONS:
             names = [n for n in free if n.startswith(letter)]
             if not names:
                 continue
-            sub = menu.addMenu(region) if len(names) > 1 else menu
+            sub = menu
+            if len(names) > 1:
+                sub = QMenu(region, menu)
+                menu.addMenu(sub)
             for name in names:
-                sub.addAction(name).setData(name)
+                _add_level_action(sub, name, name)
         self.add_level_button.setEnabled(bool(free))
 
     # ---- user actions -----------------------------------------------------------------
@@ -815,3 +818,12 @@ class LevelsPanel(QWidget):
         noun = "needle" if total == 1 else "needles"
         self.summary_label.setText(" · ".join(parts))
         self.summary_label.setToolTip(f"{total} {noun} in the plan")
+
+
+def _add_level_action(menu: QMenu, text: str, level: str) -> None:
+    """An action made here, not the one ``menu.addAction(text)`` returns: PySide may hand
+    back a stale wrapper of another type for the new object's address (seen once in the
+    suite as "'QSurface' object has no attribute 'setData'")."""
+    action = QAction(text, menu)
+    action.setData(level)
+    menu.addAction(action)
