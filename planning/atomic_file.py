@@ -15,23 +15,32 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+TEMP_SUFFIX = ".tmp"
+"""The suffix of a file still being written (hidden: its name starts with a dot)."""
+
 
 @contextmanager
-def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None
-                ) -> Iterator[IO[Any]]:
+def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None, *,
+                durable: bool = True) -> Iterator[IO[Any]]:
     """Open ``path`` for writing (``"wb"`` or ``"w"``); it appears only once the block
-    ends without an error. Its folder is created; the temporary file (hidden, ``.tmp``)
-    is removed on failure."""
+    ends without an error. Its folder is created; the temporary file (hidden,
+    `TEMP_SUFFIX`) is removed on failure.
+
+    ``durable=False`` skips the syncs: still whole or absent after a crash of the program,
+    but not necessarily after a power cut. For copies that can be fetched again (the study
+    cache's images), where a sync per image would halve the retrieval speed."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=TEMP_SUFFIX, dir=p.parent)
     try:
         with os.fdopen(fd, mode, encoding=encoding) as fh:
             yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, p)
-        _fsync_dir(p.parent)
+        if durable:
+            _fsync_dir(p.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

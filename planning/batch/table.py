@@ -7,10 +7,10 @@ whole table, and a table is never half written (each file is replaced whole).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from planning.atomic_file import atomic_open
 from planning.batch.rows import COLUMNS
 
 DONE_DIR = "done"
@@ -23,12 +23,9 @@ def done_keys(outdir: Path) -> set[str]:
 
 def write_result(outdir: Path, key: str, result: dict[str, Any]) -> Path:
     """One study's result, written whole or not at all (so a killed worker leaves none)."""
-    folder = outdir / DONE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{key}.json"
-    partial = folder / f".{key}.{os.getpid()}.part"
-    partial.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    os.replace(partial, final)
+    final = outdir / DONE_DIR / f"{key}.json"
+    with atomic_open(final, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(result, indent=1))
     return final
 
 
@@ -52,9 +49,8 @@ def write_tables(outdir: Path) -> tuple[Path, Path, int]:
     for column in ("names_uncertain", "fractured"):
         frame[column] = frame[column].astype("boolean")
     parquet, csv = outdir / "results.parquet", outdir / "results.csv"
-    for final, write in ((parquet, lambda p: frame.to_parquet(p, index=False)),
-                         (csv, lambda p: frame.to_csv(p, index=False))):
-        partial = final.with_name(f".{final.name}.part")
-        write(partial)
-        os.replace(partial, final)
+    with atomic_open(parquet) as handle:
+        frame.to_parquet(handle, index=False)
+    with atomic_open(csv, "w", encoding="utf-8") as handle:
+        frame.to_csv(handle, index=False)
     return parquet, csv, len(frame)

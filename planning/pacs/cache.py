@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
+from planning.atomic_file import TEMP_SUFFIX, atomic_open
 from planning.pacs.node import check_uid
 from planning.pacs.records import RetrieveReport
 
@@ -28,7 +29,6 @@ CACHE_ENV = "VERTEBROPLAN_CACHE"
 DEFAULT_LIMIT_BYTES = 20 * 1024**3
 _LAST_USED = ".last-used"
 _PIN = ".unsaved-plan"
-_PART = ".part"
 
 
 def default_cache_root() -> Path:
@@ -61,13 +61,9 @@ class InstanceStore:
 
     def write_file(self, study_uid: str, series_uid: str, sop_uid: str, data: bytes) -> Path:
         """Write one encoded DICOM file (preamble, meta, data set) under its UIDs."""
-        folder = self.series_dir(study_uid, series_uid)
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"{check_uid(sop_uid, 'SOP instance')}.dcm"
-        partial = folder / f"{final.name}.{os.getpid()}.{time.monotonic_ns()}{_PART}"
-        with open(partial, "wb") as handle:
+        final = self.series_dir(study_uid, series_uid) / f"{check_uid(sop_uid, 'SOP instance')}.dcm"
+        with atomic_open(final, durable=False) as handle:  # fetched again if ever lost
             handle.write(data)
-        os.replace(partial, final)
         return final
 
     def report(self, study_uid: str, series_uid: str, expected: list[str], already: int,
@@ -172,7 +168,7 @@ class StudyCache(InstanceStore):
         """Delete files left half written by a crash; returns how many."""
         count = 0
         if self.root.is_dir():
-            for path in self.root.rglob(f"*{_PART}"):
+            for path in self.root.rglob(f".*{TEMP_SUFFIX}"):
                 path.unlink(missing_ok=True)
                 count += 1
         return count

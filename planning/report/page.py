@@ -8,13 +8,12 @@ line for line; a change to the disclaimer band or the footer now reaches both.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from fpdf import FPDF
 
+from planning.atomic_file import atomic_open
 from planning.report.report_images import ReportFileError, dejavu_font_path
 from planning.vocabulary import DISCLAIMER, TEXT_ON_STATUS, rgb
 
@@ -111,24 +110,11 @@ def fit_text(pdf: FPDF, text: str, width_mm: float) -> str:
 
 
 def write_atomically(target: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename over the target: a crash or a full disk
+    """The report whole or not at all (`planning.atomic_file`): a crash or a full disk
     never leaves a half-written report where the old one was."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise ReportFileError(f"the report cannot be written to '{target}': "
-                              f"{exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_open(target) as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ReportFileError(f"the report cannot be written to '{target}': "
                               f"{exc.strerror or exc}") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -50,7 +50,7 @@ def test_partial_files_are_not_images_and_are_swept(tmp_path) -> None:
     cache = StudyCache(tmp_path)
     cache.write_file("4.1", "4.1.1", "4.1.1.1", b"whole")
     folder = cache.series_dir("4.1", "4.1.1")
-    (folder / "4.1.1.2.dcm.123.456.part").write_bytes(b"half")
+    (folder / ".4.1.1.2.dcm.k3x9q2.tmp").write_bytes(b"half")  # as atomic_open names it
     assert cache.present("4.1", "4.1.1") == {"4.1.1.1"}
     assert cache.sweep_partials() == 1
     assert sorted(p.name for p in folder.iterdir()) == ["4.1.1.1.dcm"]
