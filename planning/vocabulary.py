@@ -39,6 +39,14 @@ STATUS_SYMBOLS: Mapping[Status | None, str] = {
 """A shape per status, so the verdict survives red–green colour blindness and greyscale."""
 TEXT_ON_STATUS = "#111418"  # near-black reads on every status colour (contrast ≥ 5:1)
 
+# ---- a plan's state in the case list (planning.case_list.STATES) -------------------------
+PLAN_STATE_COLORS: Mapping[str, str] = {
+    "draft": STATUS_COLORS[None],
+    "checked": STATUS_COLORS[Status.SAFE],
+    "exported": "#5aa9e6",
+    "sent": "#b48ef0",
+}
+
 # ---- what else is drawn -----------------------------------------------------------------
 CANAL_COLOR = "#4fc3f7"  # the spinal canal, in every view and on paper
 HIGHLIGHT_COLOR = "#c792ea"  # the vertebra being edited

@@ -28,13 +28,17 @@ from PySide6.QtWidgets import (
 )
 
 from planning.case_list import STATES, CaseRow
-from planning.vocabulary import format_dicom_date, format_person_name
+from planning.checks import Status
+from planning.vocabulary import (
+    PLAN_STATE_COLORS,
+    STATUS_COLORS,
+    format_dicom_date,
+    format_person_name,
+)
 
 COLUMNS = ("Last change", "Patient", "Patient ID", "Study date", "Description", "CT from",
            "Plan", "State", "Needles")
 SORTABLE = {0: "changed", 1: "patient", 3: "study_date", 7: "state"}
-STATE_COLORS = {"draft": "#a9b4c2", "checked": "#3ec46d", "exported": "#5aa9e6",
-                "sent": "#b48ef0"}
 
 
 class CaseListDialog(QDialog):
@@ -141,9 +145,9 @@ class CaseListDialog(QDialog):
                 if c == 6 and row.plan_path:
                     item.setToolTip(row.plan_path)
                 if c == 7 and row.plan_state:
-                    item.setForeground(QColor(STATE_COLORS[row.plan_state]))
+                    item.setForeground(QColor(PLAN_STATE_COLORS[row.plan_state]))
                 if c == 5 and not row.ct_exists:
-                    item.setForeground(QColor("#ef4b4b"))
+                    item.setForeground(QColor(STATUS_COLORS[Status.UNSAFE]))
                 self.table.setItem(r, c, item)
         self.message.setText(f"{len(self.rows)} case{'s' if len(self.rows) != 1 else ''}")
         if self.rows:
