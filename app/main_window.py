@@ -320,8 +320,7 @@ class MainWindow(QMainWindow):
         if getattr(self, "pacs_browser", None) is None:
             self.pacs_browser = PacsBrowser(
                 self, self.workspace.settings,
-                lambda folder, series, node: self.open_path(folder, series, source_node=node),
-                protected=self._studies_with_unsaved_plans)
+                lambda folder, series, node: self.open_path(folder, series, source_node=node))
         self.pacs_browser.show()
 
     def show_cases(self) -> None:
@@ -349,10 +348,11 @@ class MainWindow(QMainWindow):
         return None
 
     def _pin_retrieved_study(self, dirty: bool) -> None:
-        """A CT retrieved from a PACS stays in the study cache while its plan is unsaved,
-        even across a crash (the pin is a file in the cache; saving removes it)."""
+        """A CT in the study cache stays there while its plan is unsaved, even across a
+        crash (the pin is a file in the cache; saving removes it): the one protection that
+        eviction respects."""
         volume = self.controller.volume
-        if volume is None or not volume.study_uid or not self.workspace.source_node:
+        if volume is None or not volume.study_uid:
             return
         from planning.pacs.cache import StudyCache
         from planning.pacs.node import PacsError
@@ -360,20 +360,16 @@ class MainWindow(QMainWindow):
         cache = StudyCache()
         try:
             if not cache.study_dir(volume.study_uid).is_dir():
-                return
+                return  # not a CT of the cache
+        except PacsError:
+            return  # a UID the cache could not hold
+        try:
             if dirty:
                 cache.pin(volume.study_uid)
             else:
                 cache.unpin(volume.study_uid)
-        except (PacsError, OSError) as exc:  # a read-only cache: eviction asks us anyway
+        except OSError as exc:  # a read-only cache: eviction cannot see the unsaved plan
             self.statusBar().showMessage(f"Study cache: {exc}", 10000)
-
-    def _studies_with_unsaved_plans(self) -> set[str]:
-        """The open study while its plan is not saved: the cache must not evict it."""
-        volume = self.controller.volume
-        if volume is None or not volume.study_uid or not self.workspace.document.is_dirty:
-            return set()
-        return {volume.study_uid}
 
     def open_demo(self) -> None:
         if self.workspace.confirm_discard("open the demo CT"):

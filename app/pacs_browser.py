@@ -45,12 +45,10 @@ def study_cache(settings: QSettings) -> StudyCache:
 class PacsBrowser(QObject):
     """Owns one `PacsDialog` and the jobs it starts."""
 
-    def __init__(self, parent: QWidget, settings: QSettings, open_ct: OpenCt,
-                 protected: Callable[[], set[str]] = set) -> None:
+    def __init__(self, parent: QWidget, settings: QSettings, open_ct: OpenCt) -> None:
         super().__init__(parent)
         self.settings = settings
         self.open_ct = open_ct
-        self.protected = protected
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(2)  # a retrieval and the thumbnails side by side
         self.cache = study_cache(settings)
@@ -165,7 +163,6 @@ class PacsBrowser(QObject):
     def _retrieve(self, node_text: str, study: StudyRecord, series_uid: str) -> None:
         local, method, cache = local_ae(self.settings), retrieve_method(self.settings), \
             self.cache
-        keep = {study.study_uid, *self.protected()}  # asked here, in the GUI thread
 
         def job(progress: Progress) -> list[RetrieveReport]:
             from planning.pacs.retrieve import retrieve
@@ -175,7 +172,7 @@ class PacsBrowser(QObject):
                                series_uid=series_uid, method=method, local=local,
                                progress=progress)
             cache.touch(study.study_uid)
-            cache.evict(keep=keep)
+            cache.evict(keep={study.study_uid})  # and every pinned (unsaved) study
             return reports
 
         self.dialog.show_busy(True, "Retrieving…")
