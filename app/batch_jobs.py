@@ -141,11 +141,11 @@ def run_study(task: StudyTask, outdir: str, options: BatchOptions) -> dict[str, 
     try:
         result = plan_study(task, out, options)
         status, error = "done", ""
-    except (VertebroPlanError, OSError, ValueError) as exc:
-        status, error = "failed", str(exc) or type(exc).__name__
-        result = {"rows": [failure_row(task, error)], "written": [], "warnings": []}
-    except Exception as exc:  # a bug on one study must not stop the batch
-        status, error = "failed", f"internal error: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # a failing study, even by a bug, must not stop the batch
+        expected = isinstance(exc, VertebroPlanError | OSError | ValueError)
+        status = "failed"
+        error = (str(exc) or type(exc).__name__) if expected else \
+            f"internal error: {type(exc).__name__}: {exc}"
         result = {"rows": [failure_row(task, error)], "written": [], "warnings": []}
     seconds = time.monotonic() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -68,14 +68,14 @@ def local_of(args: argparse.Namespace) -> LocalAE:
 
 def retrieve_to(args: argparse.Namespace, node_text: str, study_uid: str,
                 series_uid: str | None, store: Any) -> list[RetrieveReport]:
-    """Retrieve and say on stderr what is still missing (shared with ``open --pacs``)."""
-    from app.cli_common import stderr_progress as _stderr_progress
+    """Retrieve with the command's identity, method and timeout, progress on stderr
+    (``pacs get`` and ``open --pacs``; each says what is missing its own way)."""
+    from app.cli_common import stderr_progress
     from planning.pacs.retrieve import retrieve
 
-    reports = retrieve(parse_node(node_text), study_uid, store, series_uid=series_uid,
-                       method=args.method, local=local_of(args), progress=_stderr_progress(),
-                       timeout_s=args.timeout)
-    return reports
+    return retrieve(parse_node(node_text), study_uid, store, series_uid=series_uid,
+                    method=args.method, local=local_of(args), progress=stderr_progress(),
+                    timeout_s=args.timeout)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -54,6 +54,7 @@ from planning.interop.send import RemoteAE, associate, finish, make_ae
 from planning.pacs.cache import InstanceStore
 from planning.pacs.node import THIS_WORKSTATION, LocalAE, PacsError, check_uid
 from planning.pacs.records import (
+    RETRIEVAL_CANCELLED,
     RetrieveReport,
     StudyQuery,
     StudyRecord,
@@ -392,8 +393,7 @@ def _follow(responses: Iterator[tuple[Dataset, Dataset | None]], assoc: Associat
     for status, _identifier in responses:
         if progress is not None and progress.cancelled:
             assoc.abort()
-            raise Cancelled("Retrieval cancelled; the images received so far are kept and "
-                            "the next retrieval fetches only the rest.")
+            raise Cancelled(RETRIEVAL_CANCELLED)
         if "Status" not in status:
             raise _silence(assoc, remote, what, timeout_s, started)
         code = int(status.Status)
@@ -407,7 +407,7 @@ def _follow(responses: Iterator[tuple[Dataset, Dataset | None]], assoc: Associat
                 f"ask the PACS administrator to add AE title '{assoc.requestor.ae_title}' with "
                 "this computer's address and storage port (Settings ▸ PACS), or use C-GET.")
         if code == 0xFE00 and progress is not None and progress.cancelled:
-            raise Cancelled("Retrieval cancelled.")
+            raise Cancelled(RETRIEVAL_CANCELLED)
         raise _RequestFailed(f"{remote.describe()} refused the {what}: {_status_words(code)}.",
                              code, remote, assoc.requestor.ae_title)
 

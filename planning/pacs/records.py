@@ -17,6 +17,8 @@ from pydicom.multival import MultiValue
 from planning.pacs.node import PacsError
 
 _DATE = re.compile(r"^\d{8}$")
+RETRIEVAL_CANCELLED = ("Retrieval cancelled; the images received so far are kept and the "
+                       "next retrieval fetches only the rest.")
 
 
 def _check_date_range(text: str) -> str:

@@ -31,6 +31,7 @@ from planning.errors import Cancelled
 from planning.pacs.cache import InstanceStore
 from planning.pacs.node import PacsError, WebNode, check_uid
 from planning.pacs.records import (
+    RETRIEVAL_CANCELLED,
     RetrieveReport,
     StudyQuery,
     StudyRecord,
@@ -182,8 +183,7 @@ def retrieve_series(node: WebNode, study_uid: str, series_uid: str, store: Insta
             if done == already and first_failure is not None:
                 raise first_failure
     except Cancelled:
-        raise Cancelled("Retrieval cancelled; the images received so far are kept and the "
-                        "next retrieval fetches only the rest.") from None
+        raise Cancelled(RETRIEVAL_CANCELLED) from None
     report = store.report(study_uid, series_uid, expected, already, t0)
     log.info("WADO-RS: %d expected, %d present, %d fetched, %d missing, %.1f s",
              report.expected, report.already_present, report.fetched, len(report.missing),
