@@ -14,12 +14,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.batch_jobs import LEVEL_CHOICES, BatchOptions, run_study
-from planning.batch.inputs import StudyTask, discover, pacs_tasks
-from planning.batch.table import done_keys, write_tables
 from planning.errors import VertebroPlanError
+
+if TYPE_CHECKING:  # imported when a batch runs, not at every start of the command line
+    from planning.batch.inputs import StudyTask
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -60,6 +60,8 @@ def add_parser(sub: Any) -> None:
 
 
 def _tasks(args: argparse.Namespace) -> list[StudyTask]:
+    from planning.batch.inputs import discover, pacs_tasks
+
     tasks = discover(list(args.inputs)) if args.inputs else []
     if args.pacs:
         from planning.pacs.node import LocalAE, parse_node
@@ -112,6 +114,9 @@ def _require_batch_libraries() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.batch_jobs import LEVEL_CHOICES, BatchOptions, run_study
+    from planning.batch.table import done_keys, write_tables
+
     _require_batch_libraries()
     if args.levels not in LEVEL_CHOICES:
         from planning.plan import validate_level

@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from planning.pacs.node import DEFAULT_LOCAL_AE, DEFAULT_LOCAL_PORT, LocalAE, parse_node
-from planning.pacs.records import RetrieveReport, StudyQuery
+from planning.pacs import DEFAULT_LOCAL_AE, DEFAULT_LOCAL_PORT
+
+if TYPE_CHECKING:  # the network stack is imported when a PACS command runs, not at start
+    from planning.pacs.node import LocalAE
+    from planning.pacs.records import RetrieveReport
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -63,6 +66,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def local_of(args: argparse.Namespace) -> LocalAE:
+    from planning.pacs.node import LocalAE
+
     return LocalAE(args.ae_title, args.port)
 
 
@@ -71,6 +76,7 @@ def retrieve_to(args: argparse.Namespace, node_text: str, study_uid: str,
     """Retrieve with the command's identity, method and timeout, progress on stderr
     (``pacs get`` and ``open --pacs``; each says what is missing its own way)."""
     from app.cli_common import stderr_progress
+    from planning.pacs.node import parse_node
     from planning.pacs.retrieve import retrieve
 
     return retrieve(parse_node(node_text), study_uid, store, series_uid=series_uid,
@@ -80,6 +86,8 @@ def retrieve_to(args: argparse.Namespace, node_text: str, study_uid: str,
 
 def run(args: argparse.Namespace) -> int:
     from planning.pacs import retrieve as pacs
+    from planning.pacs.node import parse_node
+    from planning.pacs.records import StudyQuery
 
     node = parse_node(args.node)
     if args.pacs_command == "echo":

@@ -37,7 +37,6 @@ from app.autosave import Autosave, Recovery
 from app.case_tracking import CaseTracker
 from app.error_boundary import error_boundary
 from app.fluoroscopy import Fluoroscopy
-from app.pacs_browser import pacs_settings_page
 from app.plan_document import PlanDocument
 from app.plan_editor import PlanEditor
 from app.settings import (
@@ -479,6 +478,8 @@ class PlanWorkspace(QObject):
         self.fluoro.set_setup(new)
 
     def show_settings(self) -> None:
+        from app.pacs_browser import pacs_settings_page  # the DICOM stack: not at start
+
         setup = self.fluoro.setup
         dialog = SettingsDialog(self.editor.gauge, self.controller.limits, self.window,
                                 planner=self._planner(), dicom_node=self._dicom_node(),
@@ -1199,4 +1200,3 @@ def _merge_meshes(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
 def _empty_mesh() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32),
             np.zeros((0, 3), np.float32))
-

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings
 
@@ -15,8 +16,11 @@ from planning.assessment.cement import DEFAULT_FILL_RANGE
 from planning.carm import CONVENTIONS, DEFAULT_CONVENTION, Convention
 from planning.checks import SafetyLimits
 from planning.fluoro_views import DEFAULT_SOURCE_TO_DETECTOR_MM, DEFAULT_SOURCE_TO_PATIENT_MM
-from planning.pacs.node import DEFAULT_LOCAL_AE, DEFAULT_LOCAL_PORT, LocalAE
+from planning.pacs import DEFAULT_LOCAL_AE, DEFAULT_LOCAL_PORT
 from planning.plan import DEFAULT_GAUGE, GAUGES
+
+if TYPE_CHECKING:
+    from planning.pacs.node import LocalAE
 
 SETTINGS_ENV = "VERTEBROPLAN_SETTINGS"
 LIMIT_KEYS = ("canal_caution_mm", "anterior_cortex_warn_mm", "midline_max_mm",
@@ -110,6 +114,8 @@ def store_pacs(settings: QSettings, nodes: list[str], ae_title: str, port: int,
 
 def local_ae(settings: QSettings) -> LocalAE:
     """This workstation as a DICOM node; the defaults where the stored values are invalid."""
+    from planning.pacs.node import LocalAE  # the DICOM stack: not at the window's start
+
     try:
         return LocalAE(str(settings.value("pacs/ae_title", DEFAULT_LOCAL_AE)),
                        int(settings.value("pacs/port", DEFAULT_LOCAL_PORT)))  # type: ignore[arg-type]

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
 )
 
 from planning.checks import Status
-from planning.pacs.node import RemoteAEError, parse_node
 from planning.vocabulary import STATUS_COLORS
 
 METHOD_CHOICES = {"get": "C-GET (images come back on the same connection)",
@@ -90,6 +89,8 @@ class PacsSettings(QWidget):
         self.node_list.addItem(item)
 
     def _add_typed(self) -> None:
+        from planning.pacs.node import RemoteAEError, parse_node  # not at the window's start
+
         text = self.node_edit.text().strip()
         try:
             parse_node(text)

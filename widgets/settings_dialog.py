@@ -8,6 +8,7 @@ defaults and where they come from are in each tooltip.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -29,7 +30,9 @@ from planning.carm import DEFAULT_CONVENTION, REGISTRATION_CHOICES, REGISTRATION
 from planning.checks import SafetyLimits
 from planning.fluoro_views import DEFAULT_SOURCE_TO_DETECTOR_MM, DEFAULT_SOURCE_TO_PATIENT_MM
 from planning.plan import GAUGES
-from widgets.pacs_settings import PacsSettings
+
+if TYPE_CHECKING:  # built by the application when Settings open
+    from widgets.pacs_settings import PacsSettings
 
 FIELDS = (
     ("canal_caution_mm", "Canal clearance for caution", 0.5, 10.0, "mm"),

@@ -5,3 +5,10 @@ C-MOVE to this workstation's own storage SCP) and a DICOMweb service (``http://â
 QIDO-RS, WADO-RS). Everything here is plain Python without Qt, so the window, the command line
 and batch workers share it.
 """
+
+DEFAULT_LOCAL_AE = "VERTEBROPLAN"
+"""This workstation's AE title where Settings (or ``--ae-title``) say nothing."""
+DEFAULT_LOCAL_PORT = 11112
+"""Its storage port for C-MOVE where Settings (or ``--port``) say nothing. Both live here,
+not in `planning.pacs.node`, so the command line's parser reads them without importing the
+DICOM network stack at every start."""

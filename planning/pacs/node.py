@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from planning.interop.send import RemoteAE, RemoteAEError, SendError
-
-DEFAULT_LOCAL_AE = "VERTEBROPLAN"
-DEFAULT_LOCAL_PORT = 11112
+from planning.pacs import DEFAULT_LOCAL_AE, DEFAULT_LOCAL_PORT
 
 
 class PacsError(SendError):
