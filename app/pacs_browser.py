@@ -96,9 +96,6 @@ class PacsBrowser(QObject):
             worker.cancel()
         self._jobs.clear()
 
-    def _node(self, text: str) -> Any:
-        return parse_node(text)
-
     def _fail(self, exc: BaseException) -> None:
         self.dialog.show_busy(False)
         if isinstance(exc, Cancelled):
@@ -113,7 +110,7 @@ class PacsBrowser(QObject):
         def job(_progress: Progress) -> list[StudyRecord]:
             from planning.pacs.retrieve import find_studies
 
-            return find_studies(self._node(node_text), query, local=local, timeout_s=30)
+            return find_studies(parse_node(node_text), query, local=local, timeout_s=30)
 
         self.dialog.show_busy(True, "Searching…")
         self._start("search", job, self._found, self._fail)
@@ -128,7 +125,7 @@ class PacsBrowser(QObject):
         def job(_progress: Progress) -> float:
             from planning.pacs.retrieve import echo
 
-            return echo(self._node(node_text), local=local, timeout_s=10)
+            return echo(parse_node(node_text), local=local, timeout_s=10)
 
         self._start("test", job, lambda s: self.dialog.show_message(
             f"{node_text} answers ({s * 1000:.0f} ms).", ok=True), self._fail)
@@ -141,7 +138,7 @@ class PacsBrowser(QObject):
             from planning.pacs.retrieve import middle_image
             from planning.pacs.thumbnail import thumbnail
 
-            node = self._node(node_text)
+            node = parse_node(node_text)
             out = []
             for series in study.series:
                 progress.check_cancelled()
@@ -168,7 +165,7 @@ class PacsBrowser(QObject):
             from planning.pacs.retrieve import retrieve
 
             cache.sweep_partials()
-            reports = retrieve(self._node(node_text), study.study_uid, cache,
+            reports = retrieve(parse_node(node_text), study.study_uid, cache,
                                series_uid=series_uid, method=method, local=local,
                                progress=progress)
             cache.touch(study.study_uid)

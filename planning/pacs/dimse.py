@@ -255,8 +255,7 @@ class StorageSCP:
     Accepts only associations addressed to its own AE title and only image classes.
     """
 
-    def __init__(self, local: LocalAE, receiver: _Receiver | None = None,
-                 host: str = "") -> None:
+    def __init__(self, local: LocalAE, receiver: _Receiver, host: str = "") -> None:
         self.local = local
         self.host = host
         self.receiver = receiver
@@ -270,7 +269,7 @@ class StorageSCP:
         try:
             self._server = ae.start_server(
                 (self.host, self.local.port), block=False,
-                evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
+                evt_handlers=[(evt.EVT_C_STORE, self.receiver.on_store)])
         except OSError as exc:
             raise PacsError(
                 f"This workstation cannot listen for images on port {self.local.port} "
@@ -278,11 +277,6 @@ class StorageSCP:
                 "administrator rights. Choose another port in Settings ▸ PACS and tell the "
                 "PACS administrator.") from exc
         return self
-
-    def _on_store(self, event: evt.Event) -> int:
-        if self.receiver is None:
-            return 0xA700
-        return self.receiver.on_store(event)
 
     def __exit__(self, *_exc: object) -> None:
         if self._server is not None:
