@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from fpdf import FPDF
@@ -98,6 +99,26 @@ class ReportPage(FPDF):
         self.cell(150, 4, self.footer_note + "  " + DISCLAIMER + ".")
         self.set_xy(PAGE_W - MARGIN - 30, self.get_y())
         self.cell(30, 4, f"Page {self.page_no()} of {{nb}}", align="R")
+
+
+def created_text(when: datetime) -> str:
+    """"2024-05-02 14:03 UTC+02:00": when a report was made, as its header prints it."""
+    offset = when.strftime("%z")
+    zone = f" UTC{offset[:3]}:{offset[3:]}" if offset else ""
+    return when.strftime("%Y-%m-%d %H:%M") + zone
+
+
+def describe_document(pdf: FPDF, title: str, software: str, author: str,
+                      when: datetime) -> None:
+    """The PDF's own properties (title, software, author if any, the disclaimer as its
+    subject, creation time): what a file browser or a PACS shows of it."""
+    pdf.set_title(title)
+    pdf.set_creator(software)
+    pdf.set_producer(software)
+    if author:
+        pdf.set_author(author)
+    pdf.set_subject(DISCLAIMER)
+    pdf.set_creation_date(when)
 
 
 def fit_text(pdf: FPDF, text: str, width_mm: float) -> str:

@@ -22,7 +22,7 @@ from planning.carm import (
 from planning.drr import AttenuationVolume
 from planning.fluoro_views import FluoroSetup, edge_letters, needle_views, standard_views
 from planning.plan import Side, Trajectory
-from planning.report.report_images import fluoro_image
+from planning.report.report_fluoro import fluoro_image
 from planning.volume import Volume
 from tests.planning.carm_reference import (
     angle_between_deg,

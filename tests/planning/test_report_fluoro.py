@@ -14,7 +14,7 @@ from planning.checks import CheckResult, Status
 from planning.drr import AttenuationVolume, project_points
 from planning.fluoro_views import FluoroSetup, needle_views, standard_views
 from planning.plan import Side, Trajectory
-from planning.report.report_images import fluoro_image, fluoro_window
+from planning.report.report_fluoro import fluoro_image, fluoro_window
 from planning.vocabulary import STATUS_COLORS
 from planning.volume import Volume
 

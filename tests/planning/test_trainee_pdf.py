@@ -22,12 +22,8 @@ from planning.checks import CheckContext, Status
 from planning.demo import DEMO_PATIENT
 from planning.plan import Plan, Side
 from planning.report.report_images import ReportFileError, window_to_grey
-from planning.report.trainee_pdf import (
-    REFERENCE_RGB,
-    comparison_images,
-    needle_looks,
-    write_trainee_report,
-)
+from planning.report.trainee_images import REFERENCE_RGB, comparison_images, needle_looks
+from planning.report.trainee_pdf import write_trainee_report
 from planning.reslice import reslice
 from planning.training import (
     builtin_library,
