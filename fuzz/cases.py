@@ -677,7 +677,7 @@ def prepare(case: dict[str, Any], root: Path) -> Prepared:
         return Prepared(lambda: _check_plan(load_any_plan(path)), (path.name,),
                         "a truncated SR was accepted" if cut else "")
     if target == "seg":
-        from planning.interop.dicom_seg import read_seg_labels
+        from planning.interop.labels_from_seg import read_seg_labels
 
         ct = seeds.seed_ct()
         path, cut = materialize_single(case, root, seeds.seg_file(), "labels_seg.dcm")

@@ -31,7 +31,7 @@ def load_any_plan(path: str | Path) -> Plan:
     if not p.exists():
         raise PlanFormatError(f"'{p}' does not exist.")
     if is_dicom_file(p):
-        from planning.interop.dicom_sr import read_plan_sr
+        from planning.interop.plan_from_sr import read_plan_sr
 
         return read_plan_sr(p)
     if p.name.lower().endswith(".mrk.json"):  # 3D Slicer markups: lines or point pairs

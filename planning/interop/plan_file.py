@@ -14,15 +14,13 @@ a crash mid-write leaves the previous file intact.
 
 from __future__ import annotations
 
-import json
 import math
-import reprlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from planning.atomic_file import atomic_open
 from planning.errors import VertebroPlanError
+from planning.interop.json_files import JsonWording, read_json, short_repr, write_json
 from planning.plan import (
     DEFAULT_GAUGE,
     FrameOverride,
@@ -49,6 +47,12 @@ _TOP_KEYS = {
     "frame_override",
 }
 _TRAJ_KEYS = {"level", "side", "entry_lps", "target_lps", "gauge", "note"}
+_JSON_WORDING = JsonWording(
+    syntax="'{path}' is not a valid plan file (JSON error at line {line}, column {column}: "
+           "{msg}); it may be incomplete.",
+    too_deep="'{path}' is not a valid plan file: its lists or objects are nested too deeply.",
+    refused="'{path}' is not a valid plan file ({exc}).",
+)
 
 
 class PlanFormatError(VertebroPlanError, ValueError):
@@ -114,20 +118,11 @@ def _coordinate(value: Any, path: str) -> float:
     try:
         x = float(value)
     except OverflowError as exc:
-        raise PlanFormatError(f"{path}: {_short(value)} is too large a number (mm)") from exc
+        raise PlanFormatError(f"{path}: {short_repr(value)} is too large a number (mm)") from exc
     if not math.isfinite(x):
         raise PlanFormatError(f"{path}: must be a finite number (mm), got {x}")
     _checked(path, lambda c: as_point([c, 0, 0]), x)
     return x
-
-
-def _short(value: Any) -> str:
-    """``repr`` cut to a readable length and depth (a value may be a huge nested list)."""
-    return _REPR.repr(value)
-
-
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
 
 
 def _trajectory(item: Any, path: str) -> Trajectory:
@@ -162,7 +157,7 @@ def plan_from_dict(data: Any) -> Plan:
     """Validate a parsed plan file and build the `Plan` (raises `PlanFormatError`)."""
     _expect(data, dict, "(top level)", "a JSON object")
     if data.get("format") != FORMAT:
-        raise PlanFormatError(f'format: must be "{FORMAT}", got {_short(data.get("format"))}')
+        raise PlanFormatError(f'format: must be "{FORMAT}", got {short_repr(data.get("format"))}')
     version = data.get("version")
     _expect(version, int, "version", "an integer")
     if version > VERSION:
@@ -200,25 +195,7 @@ def plan_from_dict(data: Any) -> Plan:
 def load_plan(path: str | Path) -> Plan:
     """Read and validate a ``.vplan.json`` file; errors name the file and the key path."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise PlanFormatError(f"'{p}' does not exist.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanFormatError(f"'{p}' cannot be read: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PlanFormatError(
-            f"'{p}' is not a valid plan file (JSON error at line {exc.lineno}, "
-            f"column {exc.colno}: {exc.msg}); it may be incomplete."
-        ) from exc
-    except RecursionError as exc:
-        raise PlanFormatError(
-            f"'{p}' is not a valid plan file: its lists or objects are nested too deeply."
-        ) from exc
-    except ValueError as exc:  # e.g. an integer of more digits than Python converts
-        raise PlanFormatError(f"'{p}' is not a valid plan file ({exc}).") from exc
+    data = read_json(p, PlanFormatError, _JSON_WORDING)
     try:
         return plan_from_dict(data)
     except PlanFormatError as exc:
@@ -228,9 +205,7 @@ def load_plan(path: str | Path) -> Plan:
 def save_plan(plan: Plan, path: str | Path) -> Path:
     """Write atomically: temp file in the same folder, fsync, rename over the target."""
     p = Path(path)
-    text = json.dumps(plan_to_dict(plan), indent=2, ensure_ascii=False) + "\n"
-    with atomic_open(p, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    write_json(p, plan_to_dict(plan))
     return p
 
 

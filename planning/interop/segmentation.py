@@ -30,7 +30,7 @@ def anatomy_from_segmentation(ct: Volume, path: str | Path, table: str = "totals
 
     p = Path(path)
     if is_dicom_file(p):
-        from planning.interop.dicom_seg import read_seg_labels
+        from planning.interop.labels_from_seg import read_seg_labels
 
         labels, seg_table = read_seg_labels(p, ct)
         anatomy = anatomy_from_label_map(ct, labels, seg_table, progress)

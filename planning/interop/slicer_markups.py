@@ -13,7 +13,8 @@ writes a markup's ``name`` (nor a markup-level ``description``), so after the us
 line in Slicer only the control points' ``label`` and ``description`` and the file name
 survive. We therefore write the machine-readable text
 ``"VertebroPlan trajectory; level=L1; side=left; gauge=11G"`` on the markup and on each
-control point, and labels such as ``"L1-L entry"`` / ``"L1-L tip"``.
+control point, and labels such as ``"L1-L entry"`` / ``"L1-L tip"``
+(`planning.interop.markup_names` writes and parses these texts).
 
 Reading accepts Line markups (ours, or drawn in Slicer and named like "L1 left", "L1 L",
 "L1_R", "left L2") and point lists (``"Fiducial"``) holding entry/tip pairs. The side is
@@ -23,19 +24,22 @@ trajectory stays on the patient's left (+x in LPS).
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import reprlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planning.atomic_file import atomic_open
 from planning.errors import VertebroPlanError
+from planning.interop.json_files import JsonWording, read_json, short_repr, write_json
+from planning.interop.markup_names import (
+    TrajectoryNames,
+    describe,
+    parse_keyvalues,
+    parse_text,
+    parse_words,
+)
 from planning.plan import (
     DEFAULT_GAUGE,
-    LEVEL_NAMES,
     Plan,
     PlanError,
     Point,
@@ -51,7 +55,6 @@ SCHEMA_URL = (
 """The ``@schema`` value Slicer itself writes (it keeps "master" in it for compatibility)."""
 
 SUFFIX = ".mrk.json"
-DESCRIPTION_PREFIX = "VertebroPlan trajectory"
 
 SIDE_COLOURS: dict[Side, tuple[float, float, float]] = {
     Side.LEFT: (0.20, 0.55, 1.00),  # blue
@@ -60,21 +63,16 @@ SIDE_COLOURS: dict[Side, tuple[float, float, float]] = {
 """Line colour per patient side, so left and right cannot be confused at a glance."""
 
 _SCHEMA_RE = re.compile(r"markups-schema-v(\d+)\.\d+\.\d+\.json#*$", re.IGNORECASE)
-_ENTRY_WORDS = frozenset({"entry", "start", "skin", "e"})
-_TIP_WORDS = frozenset({"tip", "target", "end", "t"})
-_SIDE_WORDS = {"left": Side.LEFT, "l": Side.LEFT, "lt": Side.LEFT,
-               "right": Side.RIGHT, "r": Side.RIGHT, "rt": Side.RIGHT}
-_LEVELS = frozenset(LEVEL_NAMES)
-_COMPACT_RE = re.compile(r"^([ctls]\d{1,2})(left|right|lt|rt|l|r)$", re.IGNORECASE)
-_GAUGE_RE = re.compile(r"^(\d{1,2})g$", re.IGNORECASE)
+_JSON_WORDING = JsonWording(
+    syntax="'{path}' is not valid JSON (line {line}, column {column}: {msg}); "
+           "it may be incomplete or not a markups file.",
+    too_deep="'{path}' is not a markups file: its lists or objects are nested too deeply.",
+    refused="'{path}' is not valid JSON ({exc}).",
+)
 
 
 class MarkupsError(VertebroPlanError, ValueError):
     """A markups file cannot be read as trajectories (names the file and the markup)."""
-
-
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
 
 
 def _finite_number(value: Any) -> bool:
@@ -88,13 +86,6 @@ def _finite_number(value: Any) -> bool:
 
 
 # ----------------------------------------------------------------------------- writing
-
-
-def _description(t: Trajectory, frame_of_reference_uid: str) -> str:
-    text = f"{DESCRIPTION_PREFIX}; level={t.level}; side={t.side.value}; gauge={t.gauge}"
-    if frame_of_reference_uid:
-        text += f"; frame_of_reference_uid={frame_of_reference_uid}"
-    return text
 
 
 def _control_point(n: int, label: str, description: str, position_lps: Point) -> dict[str, Any]:
@@ -112,7 +103,7 @@ def _control_point(n: int, label: str, description: str, position_lps: Point) ->
 
 
 def _line_markup(t: Trajectory, frame_of_reference_uid: str) -> dict[str, Any]:
-    description = _description(t, frame_of_reference_uid)
+    description = describe(t, frame_of_reference_uid)
     tag = f"{t.level}-{t.side.letter}"
     colour = list(SIDE_COLOURS[t.side])
     return {
@@ -163,90 +154,11 @@ def write_markups(path: str | Path, plan: Plan) -> Path:
     never leaves a half-written file that Slicer would half-load.
     """
     p = Path(path)
-    text = json.dumps(plan_to_markups(plan), indent=2, ensure_ascii=False) + "\n"
-    with atomic_open(p, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    write_json(p, plan_to_markups(plan))
     return p
 
 
 # ----------------------------------------------------------------------------- reading
-
-
-@dataclass(frozen=True)
-class _Names:
-    """What one piece of text says: level, side, gauge, point role, frame (any may be None)."""
-
-    level: str | None = None
-    side: Side | None = None
-    gauge: str | None = None
-    role: str | None = None  # "entry" or "tip"
-    frame_uid: str | None = None
-
-    @property
-    def key(self) -> tuple[str, Side] | None:
-        return None if self.level is None or self.side is None else (self.level, self.side)
-
-
-def _parse_keyvalues(text: str) -> _Names | None:
-    """Our own description: ``...; level=L1; side=left; gauge=11G; point=entry``."""
-    if DESCRIPTION_PREFIX.lower() not in text.lower():
-        return None
-    pairs = {}
-    for part in text.split(";"):
-        if "=" in part:
-            k, _, v = part.partition("=")
-            pairs[k.strip().lower()] = v.strip()
-    level = pairs.get("level", "").upper()
-    side = _SIDE_WORDS.get(pairs.get("side", "").lower())
-    point = pairs.get("point", "").lower()
-    return _Names(
-        level=level if level in _LEVELS else None,
-        side=side,
-        gauge=pairs.get("gauge") or None,
-        role="entry" if point in _ENTRY_WORDS else "tip" if point in _TIP_WORDS else None,
-        frame_uid=pairs.get("frame_of_reference_uid") or None,
-    )
-
-
-def _parse_words(text: str) -> _Names:
-    """A free-form name: "L1 left", "L1 L", "L1_R", "left L2", "L1-L entry", "L1R tip".
-
-    A level, side or role named twice with different values makes that item unknown, so
-    "L1 L2 left" is not silently read as L1.
-    """
-    levels: set[str] = set()
-    sides: set[Side] = set()
-    gauges: set[str] = set()
-    roles: set[str] = set()
-    for word in re.split(r"[^0-9a-zA-Z]+", text):
-        w = word.lower()
-        if not w:
-            continue
-        compact = _COMPACT_RE.match(w)
-        if w.upper() in _LEVELS:
-            levels.add(w.upper())
-        elif compact and compact.group(1).upper() in _LEVELS:
-            levels.add(compact.group(1).upper())
-            sides.add(_SIDE_WORDS[compact.group(2).lower()])
-        elif w in _SIDE_WORDS:
-            sides.add(_SIDE_WORDS[w])
-        elif w in _ENTRY_WORDS - {"e"}:
-            roles.add("entry")
-        elif w in _TIP_WORDS - {"t"}:
-            roles.add("tip")
-        elif _GAUGE_RE.match(w):
-            gauges.add(w.upper())
-    return _Names(
-        level=levels.pop() if len(levels) == 1 else None,
-        side=sides.pop() if len(sides) == 1 else None,
-        gauge=gauges.pop() if len(gauges) == 1 else None,
-        role=roles.pop() if len(roles) == 1 else None,
-    )
-
-
-def _parse_text(text: str) -> _Names:
-    """Our key=value description if it is one, else free-form words."""
-    return _parse_keyvalues(text) or _parse_words(text)
 
 
 class _Reader:
@@ -269,7 +181,7 @@ class _Reader:
         if schema is not None:
             m = _SCHEMA_RE.search(str(schema)) if isinstance(schema, str) else None
             if m is None or m.group(1) != "1":
-                raise self.fail(f"@schema {_REPR.repr(schema)} is not a Slicer markups schema v1.x "
+                raise self.fail(f"@schema {short_repr(schema)} is not a Slicer markups schema v1.x "
                                 "(this version reads markups-schema-v1.*.json)")
         items = data.get("markups")
         if not isinstance(items, list):
@@ -309,7 +221,7 @@ class _Reader:
             return 1.0
         if s == "RAS":
             return -1.0
-        raise self.fail(f"{where}: coordinate system {_REPR.repr(system)} is not supported "
+        raise self.fail(f"{where}: coordinate system {short_repr(system)} is not supported "
                         "(only LPS or RAS patient coordinates)")
 
     def check_units(self, markup: dict[str, Any], where: str) -> None:
@@ -317,20 +229,23 @@ class _Reader:
         if isinstance(units, list) and len(units) == 3 and all(isinstance(u, str) for u in units):
             value, scheme = units[0], units[1]
             if scheme.upper() != "UCUM":
-                raise self.fail(f"{where}: coordinate units coded in {_REPR.repr(scheme)}; "
+                raise self.fail(f"{where}: coordinate units coded in {short_repr(scheme)}; "
                                 "only UCUM codes are understood")
             units = value
         if not isinstance(units, str):
             raise self.fail(f"{where}: coordinateUnits must be text such as \"mm\", "
                             f"got {type(units).__name__}")
         if units.strip() != "mm":
-            raise self.fail(f"{where}: coordinates are in {_REPR.repr(units)}; only millimetres "
+            raise self.fail(f"{where}: coordinates are in {short_repr(units)}; only millimetres "
                             "(\"mm\") are accepted")
 
     def points(
-        self, markup: dict[str, Any], where: str, sign_xy: float
-    ) -> list[tuple[str, _Names, Point]]:
-        """(label, what its label and description say, LPS position) per control point."""
+        self, markup: dict[str, Any], where: str
+    ) -> list[tuple[str, TrajectoryNames, Point]]:
+        """(label, what its label and description say, LPS position) per control point,
+        after checking the markup's coordinate system and units."""
+        sign_xy = self.sign_xy(markup, where)
+        self.check_units(markup, where)
         cps = markup.get("controlPoints", [])
         if not isinstance(cps, list):
             raise self.fail(f"{where}: 'controlPoints' must be a list, "
@@ -348,18 +263,18 @@ class _Reader:
                 raise self.fail(f"{at}: has no position (it was never placed)")
             if not isinstance(pos, list) or len(pos) != 3 or not all(map(_finite_number, pos)):
                 raise self.fail(f"{at}: position must be three finite numbers [x, y, z] "
-                                f"in mm, got {_REPR.repr(pos)}")
+                                f"in mm, got {short_repr(pos)}")
             lps = (sign_xy * float(pos[0]), sign_xy * float(pos[1]), float(pos[2]))
             description = self.text(cp, "description", at)
-            own = _parse_keyvalues(description)
-            names = own if own is not None else _parse_words(f"{label} {description}")
+            own = parse_keyvalues(description)
+            names = own if own is not None else parse_words(f"{label} {description}")
             out.append((label or f"point {k + 1}", names, lps))
         return out
 
     # -- level and side --------------------------------------------------------------
 
     def key_from(
-        self, sources: list[tuple[str, _Names]], where: str
+        self, sources: list[tuple[str, TrajectoryNames]], where: str
     ) -> tuple[tuple[str, Side], str | None, str | None]:
         """(level, side), gauge and frame UID agreed by every source that names both.
 
@@ -418,11 +333,9 @@ class _Reader:
         self,
         markup: dict[str, Any],
         where: str,
-        extra_sources: list[tuple[str, _Names]],
+        extra_sources: list[tuple[str, TrajectoryNames]],
     ) -> tuple[list[tuple[str, Trajectory]], set[str]]:
-        sign = self.sign_xy(markup, where)
-        self.check_units(markup, where)
-        pts = self.points(markup, where, sign)
+        pts = self.points(markup, where)
         if len(pts) != 2:
             raise self.fail(f"{where}: a trajectory line needs 2 control points "
                             f"(entry, tip), it has {len(pts)}")
@@ -443,19 +356,17 @@ class _Reader:
         self,
         markup: dict[str, Any],
         where: str,
-        extra_sources: list[tuple[str, _Names]],
+        extra_sources: list[tuple[str, TrajectoryNames]],
     ) -> tuple[list[tuple[str, Trajectory]], set[str]]:
         """Entry/tip pairs: grouped by their labels when every point names level, side and
         role; otherwise consecutive points, entry then tip."""
-        sign = self.sign_xy(markup, where)
-        self.check_units(markup, where)
-        pts = self.points(markup, where, sign)
+        pts = self.points(markup, where)
         if not pts:
             raise self.fail(f"{where}: the point list is empty")
         out: list[tuple[str, Trajectory]] = []
         frames: set[str] = set()
         if all(n.key is not None and n.role is not None for _, n, _ in pts):
-            groups: dict[tuple[str, Side], dict[str, tuple[str, _Names, Point]]] = {}
+            groups: dict[tuple[str, Side], dict[str, tuple[str, TrajectoryNames, Point]]] = {}
             for label, names, pos in pts:
                 assert names.key is not None and names.role is not None
                 group = groups.setdefault(names.key, {})
@@ -498,22 +409,22 @@ class _Reader:
         for n, markup in enumerate(items):
             where = self.where(n, markup)
             kind = markup.get("type")
-            sources: list[tuple[str, _Names]] = []
+            sources: list[tuple[str, TrajectoryNames]] = []
             name = self.text(markup, "name", where)
             description = self.text(markup, "description", where)
             if description:
-                sources.append(("its description", _parse_text(description)))
+                sources.append(("its description", parse_text(description)))
             if name:
-                sources.append(("its name", _parse_text(name)))
+                sources.append(("its name", parse_text(name)))
             if file_stem and len(items) == 1:
                 # Slicer does not save a markup's name: a file it saved is named after it
-                sources.append(("the file name", _parse_words(file_stem)))
+                sources.append(("the file name", parse_words(file_stem)))
             if kind == "Line":
                 got, fr = self.line(markup, where, sources)
             elif kind == "Fiducial":
                 got, fr = self.point_list(markup, where, sources)
             else:
-                raise self.fail(f"{where}: is a {_REPR.repr(kind)} markup; only Line markups and "
+                raise self.fail(f"{where}: is a {short_repr(kind)} markup; only Line markups and "
                                 "point lists (Fiducial) can be read as trajectories")
             found += got
             frames |= fr
@@ -584,25 +495,7 @@ def read_markups(
         gauge(default_gauge)
     except PlanError as exc:
         raise MarkupsError(f"default gauge: {exc}") from exc
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise MarkupsError(f"'{p}' does not exist.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MarkupsError(f"'{p}' cannot be read: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MarkupsError(
-            f"'{p}' is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "it may be incomplete or not a markups file."
-        ) from exc
-    except RecursionError as exc:
-        raise MarkupsError(
-            f"'{p}' is not a markups file: its lists or objects are nested too deeply."
-        ) from exc
-    except ValueError as exc:  # e.g. an integer of more digits than Python converts
-        raise MarkupsError(f"'{p}' is not valid JSON ({exc}).") from exc
+    data = read_json(p, MarkupsError, _JSON_WORDING, encoding="utf-8-sig")
     name = p.name
     stem = name[: -len(SUFFIX)] if name.lower().endswith(SUFFIX) else p.stem
     return plan_from_markups(

@@ -33,7 +33,7 @@ from fuzz.cases import (
 )
 from planning.errors import SeriesError
 from planning.interop.any_plan import load_any_plan
-from planning.interop.dicom_seg import SEGFormatError, read_seg_labels
+from planning.interop.labels_from_seg import SEGFormatError, read_seg_labels
 from planning.interop.plan_file import PlanFormatError
 from planning.interop.slicer_markups import MarkupsError
 from planning.io import load_path

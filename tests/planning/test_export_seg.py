@@ -22,17 +22,15 @@ from planning.anatomy.model import Anatomy, VertebraGeometry, crop_affine, crop_
 from planning.demo import load_demo_truth
 from planning.demo.cache import demo_ct_path
 from planning.errors import Cancelled
-from planning.interop.dicom_seg import (
+from planning.interop.dicom_codes import LEVEL_CODES
+from planning.interop.dicom_seg import SEGExportError, needle_mask, write_plan_seg
+from planning.interop.labels_from_seg import (
     CANAL_HINT_LABEL,
     CANAL_LABEL,
     LEVEL_LABEL_CODES,
-    SEGExportError,
     SEGFormatError,
-    needle_mask,
     read_seg_labels,
-    write_plan_seg,
 )
-from planning.interop.dicom_sr import LEVEL_CODES
 from planning.io import load_path
 from planning.io.dicom_write import write_series
 from planning.plan import Plan, Side, Trajectory

@@ -19,8 +19,10 @@ from planning.assessment.levels import assess_levels
 from planning.carm import working_views
 from planning.checks import CheckContext, CheckResult, check_plan
 from planning.demo import DEMO_PATIENT, write_demo_ct
-from planning.interop.dicom_sr import LEVEL_CODES, SRExportError, read_plan_sr, write_plan_sr
+from planning.interop.dicom_codes import LEVEL_CODES
+from planning.interop.dicom_sr import SRExportError, write_plan_sr
 from planning.interop.plan_file import PlanFormatError
+from planning.interop.plan_from_sr import read_plan_sr
 from planning.io import load_path
 from planning.plan import LEVEL_NAMES, FrameOverride, Plan, Side, Trajectory
 from planning.vocabulary import DISCLAIMER
