@@ -7,13 +7,14 @@ surgeon reads: "Left L2: the needle enters the spinal canal by 2.4 mm (grade C)"
 
 `CheckContext.build` does the per-CT work once (surfaces, KD-trees, per-level landmarks);
 `check` then runs in well under a millisecond, so the GUI can call it on every mouse move.
+The result and the limits are values of their own (`planning.check_result`), and the plain
+geometry of the path (angles, samples, distance between needles) is in
+`planning.needle_geometry`.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,7 +22,15 @@ from scipy.ndimage import find_objects
 
 from planning.anatomy.model import Anatomy, VertebraGeometry, crop_affine
 from planning.assessment.pedicle_norms import norm_for
-from planning.canal_margin import CanalMargin, CanalMarginAt
+from planning.canal_margin import CanalMargin
+from planning.check_result import (
+    GRADE_LIMITS_MM,
+    CheckResult,
+    SafetyLimits,
+    Status,
+    WallBreach,
+    breach_grade,
+)
 from planning.clearance import (
     COARSE_ERROR_MM,
     SignedDistance,
@@ -31,214 +40,28 @@ from planning.clearance import (
 from planning.grid_lookup import nearest_voxels
 from planning.image_evidence import (
     CANCELLOUS_HU,
-    PLATES_MIN_GAP_MM,
     RAY_DIRECTIONS_LOCAL,
     ImageEvidence,
     TipEvidence,
 )
-from planning.plan import Plan, Point, Side, Trajectory
+from planning.needle_geometry import (
+    PATIENT_AXES,
+    angles,
+    line_samples,
+    segment_distance,
+    wall_name,
+)
+from planning.plan import Plan, Side, Trajectory
 from planning.volume import Volume, inverse_affine
 
 FloatArray = NDArray[np.float64]
-
-
-class Status(StrEnum):
-    SAFE = "safe"
-    CAUTION = "caution"
-    UNSAFE = "unsafe"
-
-
-@dataclass(frozen=True)
-class SafetyLimits:
-    """Thresholds of the checks, in mm unless stated, with where each default comes from."""
-
-    canal_caution_mm: float = 2.0
-    """Clearance below which a needle outside the canal is 'caution'. The Gertzbein–Robbins
-    breach grades step by 2 mm (Gertzbein SD, Robbins SE. Spine 1990;15:11–14); a 2 mm
-    margin keeps a planned path one grade away from any breach."""
-    anterior_cortex_warn_mm: float = 3.0
-    """Tip closer than this to the anterior cortex (along the needle) is 'caution'; through
-    the cortex is 'unsafe' (cement and needle leakage anteriorly: great vessels)."""
-    target_depth_min: float = 0.5
-    """Tip depth as a fraction of the body (0 = posterior wall, 1 = anterior wall) below
-    which the tip is 'caution': the classic target is the anterior third (≥ 0.67), and
-    cement from a tip in the posterior half runs towards the basivertebral veins and canal
-    (Mathis JM et al., AJNR 2001;22:373–381)."""
-    midline_max_mm: float = 15.0
-    """Tip farther than this from the mid-sagittal plane is 'caution' (for a bilateral
-    approach each tip lies near, not across, the midline)."""
-    pair_min_distance_mm: float = 3.0
-    """Left and right needles of one level closer than this (surface to surface) is
-    'caution'; touching is 'unsafe'."""
-    wall_breach_caution_mm: float = 0.5
-    """A pedicle wall breach deeper than this is reported (lateral/superior/inferior:
-    'caution'; medial — towards the canal — : 'unsafe')."""
-    vessel_min_mm: float = 3.0
-    """A needle whose surface comes closer than this to a contrast-filled vessel (aorta,
-    vena cava, azygos, iliac vessels, heart) is 'unsafe': a needle or cement in a great
-    vessel is the other catastrophe of vertebroplasty, and 3 mm is one voxel of a thick-
-    slice CT plus the blur of the vessel's wall."""
-    vessel_caution_mm: float = 5.0
-    """…and closer than this, 'caution'."""
-    atypical_medial_deg: float = 25.0
-    """A needle more than this beyond the normal pedicle axis of its level, medially or
-    laterally (transverse angle, `planning.assessment.pedicle_norms`), is an atypical path
-    and says so ('caution'): a transpedicular needle converges a little more than its
-    pedicle (aiming at the midline: up to about 20° at T11–T12, whose pedicles run straight
-    back), not 35° more (that comes from over the rib or through the canal's roof)."""
-    atypical_craniocaudal_deg: float = 30.0
-    """Same for the craniocaudal angle against the level's normal sagittal pedicle angle."""
-    sample_step_mm: float = 2.0
-    """Coarse sampling step along the needle before refinement (distances change by at
-    most this much between samples, and the minimum is then refined at a quarter mm)."""
-
 
 WALL_CANDIDATES = 6  # pedicle points measured exactly: those the coarse grid puts outermost
 SKIN_HU = -400.0  # below this, behind the entry, is air outside the body
 WALL_STEP_VOX = 2  # vertebra wall surfaces: vertices two voxels apart (see SignedDistance)
 CANAL_STEP_VOX = 1  # the canal surface: every voxel (its clearance is the headline number)
-PATH_STEP_MM = 0.5  # labels along the path: finer than any voxel of a planning CT
 WALL_STEP_MM = 1.0  # pedicle wall samples
-AHEAD_MM = 60.0  # how far beyond the tip the anterior cortex is looked for
 SKIN_SEARCH_S = np.arange(251, dtype=np.float64)  # mm behind the entry, 1 mm apart
-GRADE_LIMITS_MM = (("A", 0.0), ("B", 2.0), ("C", 4.0), ("D", 6.0))
-
-
-def breach_grade(canal_clearance_mm: float) -> str:
-    """Gertzbein–Robbins style grade from the depth inside the canal.
-
-    A: none (clearance ≥ 0), B: < 2 mm, C: 2–4 mm, D: 4–6 mm, E: > 6 mm.
-    """
-    depth = -canal_clearance_mm
-    if depth <= 0.0:
-        return "A"
-    for grade, limit in GRADE_LIMITS_MM[1:]:
-        if depth < limit:
-            return grade
-    return "E"
-
-
-@dataclass(frozen=True)
-class WallBreach:
-    wall: str  # "medial", "lateral", "superior", "inferior"
-    depth_mm: float
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """Every number of one trajectory's check, and the verdict with its reasons."""
-
-    level: str
-    side: Side
-    status: Status
-    canal_clearance_mm: float
-    breach_grade: str
-    closest_canal_point_lps: tuple[float, float, float]
-    wall_breaches: tuple[WallBreach, ...]
-    tip_in_body: bool
-    tip_level: str | None
-    tip_to_anterior_cortex_mm: float | None
-    tip_depth_fraction: float | None
-    tip_to_midline_mm: float
-    crossings: tuple[str, ...]
-    pair_distance_mm: float | None
-    length_mm: float
-    skin_to_tip_mm: float | None
-    medial_angle_deg: float
-    craniocaudal_angle_deg: float
-    medial_angle_vertebra_deg: float
-    craniocaudal_angle_vertebra_deg: float
-    reasons: tuple[str, ...] = field(default=())
-    vessel_clearance_mm: float | None = None
-    """Needle surface to the nearest contrast-filled vessel found in the CT (negative:
-    inside it); None when the CT shows none near the spine."""
-    tip_walled_directions: int | None = None
-    """Of `tip_rays` directions from the tip, how many meet a bony wall in the image before
-    leaving the bone (`planning.image_evidence`); None when not measured."""
-    tip_rays: int = len(RAY_DIRECTIONS_LOCAL)
-    tip_hu: float | None = None
-    tip_bone_ahead_mm: float | None = None
-    """Along the needle, from the tip to the next bony wall or the bone's end in the image
-    (None: neither within 40 mm, or not measured)."""
-    tip_behind_hu: float | None = None  # the bone the needle crossed before the tip, HU
-    tip_dense: bool = False  # the tip sits in bone much denser than that (image_evidence)
-    tip_plates_gap_mm: float | None = None
-    """Between the first walls straight above and below the tip (image_evidence): a
-    body's endplates, or under `PLATES_MIN_GAP_MM` a disc's."""
-    canal_margin: CanalMarginAt | None = None
-    """Where the path passes an automatically found canal most tightly against its wall's
-    uncertainty (`planning.canal_margin`): the clearance there, the uncertainty (half a
-    millimetre at bone, more at soft tissue) and the clearance needed. None for an imported
-    canal (trusted as drawn) or a needle in the canal."""
-    approach: str = "transpedicular"
-    """"transpedicular", "parapedicular" (lateral to the pedicle: through the
-    costovertebral junction in the thoracic spine) or "atypical" (angles far from the
-    level's pedicle axis)."""
-
-    @property
-    def canal_uncertainty_mm(self) -> float | None:
-        """How far the automatic canal's wall may be off at `canal_margin`'s point."""
-        return None if self.canal_margin is None else self.canal_margin.uncertainty_mm
-
-    @property
-    def canal_margin_slack_mm(self) -> float | None:
-        """At that point, the clearance less what the wall's uncertainty asks for:
-        negative, and the path is too near a canal that may reach further than found."""
-        m = self.canal_margin
-        return None if m is None else m.clearance_mm - m.needed_mm
-
-    @property
-    def canal_margin_kept(self) -> bool:
-        """The path keeps the clearance the canal wall's uncertainty asks for (always, on an
-        imported canal)."""
-        return self.canal_margin is None or self.canal_margin.kept
-
-    @property
-    def tip_between_plates(self) -> bool:
-        """The plates above and below the tip are a disc's, not a body's endplates
-        (`TipEvidence.between_plates`)."""
-        return (self.tip_plates_gap_mm is not None
-                and self.tip_plates_gap_mm < PLATES_MIN_GAP_MM)
-
-    def to_json(self) -> dict[str, object]:
-        def r(v: float | None) -> float | None:
-            return None if v is None else round(float(v), 2)
-
-        return {
-            "level": self.level,
-            "side": self.side.value,
-            "status": self.status.value,
-            "canal_clearance_mm": r(self.canal_clearance_mm),
-            "breach_grade": self.breach_grade,
-            "wall_breaches": [
-                {"wall": b.wall, "depth_mm": r(b.depth_mm)} for b in self.wall_breaches
-            ],
-            "tip_in_body": self.tip_in_body,
-            "tip_level": self.tip_level,
-            "tip_to_anterior_cortex_mm": r(self.tip_to_anterior_cortex_mm),
-            "tip_depth_fraction": r(self.tip_depth_fraction),
-            "tip_to_midline_mm": r(self.tip_to_midline_mm),
-            "crossings": list(self.crossings),
-            "pair_distance_mm": r(self.pair_distance_mm),
-            "length_mm": r(self.length_mm),
-            "skin_to_tip_mm": r(self.skin_to_tip_mm),
-            "medial_angle_deg": r(self.medial_angle_deg),
-            "craniocaudal_angle_deg": r(self.craniocaudal_angle_deg),
-            "medial_angle_vertebra_deg": r(self.medial_angle_vertebra_deg),
-            "craniocaudal_angle_vertebra_deg": r(self.craniocaudal_angle_vertebra_deg),
-            "reasons": list(self.reasons),
-            "vessel_clearance_mm": r(self.vessel_clearance_mm),
-            "tip_walled_directions": self.tip_walled_directions,
-            "tip_rays": self.tip_rays,
-            "tip_hu": r(self.tip_hu),
-            "tip_bone_ahead_mm": r(self.tip_bone_ahead_mm),
-            "tip_behind_hu": r(self.tip_behind_hu),
-            "tip_dense": self.tip_dense,
-            "tip_plates_gap_mm": r(self.tip_plates_gap_mm),
-            "canal_uncertainty_mm": r(self.canal_uncertainty_mm),
-            "canal_margin_slack_mm": r(self.canal_margin_slack_mm),
-            "approach": self.approach,
-        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -334,56 +157,6 @@ def _landmarks(
     return LevelLandmarks(geo, canal_range, body_range, walls)
 
 
-def _angles(
-    direction: tuple[float, float, float],
-    left: FloatArray,
-    anterior: FloatArray,
-    superior: FloatArray,
-    side: Side,
-) -> tuple[float, float]:
-    """(medial, craniocaudal) angles in degrees of a unit direction in a frame.
-
-    medial: angle from the sagittal plane in the axial plane, positive when the needle
-    advances towards the midline (convergent). craniocaudal: angle from the axial plane,
-    positive when the needle advances caudally (towards the feet). Plain floats: it runs
-    on every mouse move.
-    """
-    dx, dy, dz = direction
-
-    def dot(axis: FloatArray) -> float:
-        return dx * float(axis[0]) + dy * float(axis[1]) + dz * float(axis[2])
-
-    lt, an, su = dot(left), dot(anterior), dot(superior)
-    towards_midline = -lt * side.lps_sign
-    medial = math.degrees(math.atan2(towards_midline, an))
-    cc = math.degrees(math.asin(min(1.0, max(-1.0, -su))))
-    return medial, cc
-
-
-PATIENT_AXES = (np.array([1.0, 0, 0]), np.array([0, -1.0, 0]), np.array([0, 0, 1.0]))
-
-
-def _segment_distance(p0: Point, p1: Point, q0: Point, q1: Point) -> float:
-    """Smallest distance between two segments (mm); plain floats — it runs per mouse move."""
-    d1 = [float(p1[i] - p0[i]) for i in range(3)]
-    d2 = [float(q1[i] - q0[i]) for i in range(3)]
-    r = [float(p0[i] - q0[i]) for i in range(3)]
-
-    def dot(u: list[float], v: list[float]) -> float:
-        return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
-
-    a, e, f, c, b = dot(d1, d1), dot(d2, d2), dot(d2, r), dot(d1, r), dot(d1, d2)
-    denom = a * e - b * b
-    s = min(max((b * f - c * e) / denom, 0.0), 1.0) if denom > 1e-12 else 0.0
-    t = (b * s + f) / e
-    if t < 0.0:
-        t, s = 0.0, min(max(-c / a, 0.0), 1.0)
-    elif t > 1.0:
-        t, s = 1.0, min(max((b - c) / a, 0.0), 1.0)
-    gap = [r[i] + s * d1[i] - t * d2[i] for i in range(3)]
-    return math.sqrt(dot(gap, gap))
-
-
 def _skin_to_tip(
     ctx: CheckContext, entry: FloatArray, direction: FloatArray, length_mm: float
 ) -> float | None:
@@ -403,20 +176,6 @@ def _skin_to_tip(
     h0, h1 = float(hu[n - 1]), float(hu[n])
     frac = (h0 - SKIN_HU) / (h0 - h1) if h0 != h1 else 0.0
     return length_mm + float(s[n - 1] + frac * (s[n] - s[n - 1]))
-
-
-def _line_samples(
-    entry: FloatArray, direction: FloatArray, length_mm: float
-) -> tuple[FloatArray, FloatArray, int]:
-    """Samples along the needle from the entry to the tip (both included, at most
-    ``PATH_STEP_MM`` apart) and on, at the same spacing, ``AHEAD_MM`` beyond the tip:
-    (points, distance from the entry, number of samples up to and including the tip).
-    One array serves the labels, the disc mask and the anterior cortex."""
-    n_path = max(2, math.ceil(length_mm / PATH_STEP_MM) + 1)
-    step = length_mm / (n_path - 1)
-    n_ahead = math.ceil(AHEAD_MM / step) if step > 0 else 0
-    s = np.arange(n_path + n_ahead, dtype=np.float64) * step
-    return entry + s[:, None] * direction, s, n_path
 
 
 def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckResult:
@@ -460,8 +219,8 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
     else:
         geo = lm.geometry
         left, anterior, superior = geo.left_lps, geo.anterior_lps, geo.superior_lps
-    medial_p, cc_p = _angles(unit, *PATIENT_AXES, t.side)
-    medial_v, cc_v = _angles(unit, left, anterior, superior, t.side)
+    medial_p, cc_p = angles(unit, *PATIENT_AXES, t.side)
+    medial_v, cc_v = angles(unit, left, anterior, superior, t.side)
 
     wall_breaches: list[WallBreach] = []
     tip_in_body = False
@@ -469,7 +228,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
     depth_fraction: float | None = None
     midline = 0.0
     crossings: list[str] = []
-    line, s_line, n_path = _line_samples(entry, direction, length)
+    line, s_line, n_path = line_samples(entry, direction, length)
     flat, ok = ctx.voxel_lookup(line)  # one lookup serves the labels, discs and cortex
     line_codes = np.where(ok, ctx.anatomy.labels.ravel()[flat], 0)
     pts, codes = line[:n_path], line_codes[:n_path]
@@ -498,7 +257,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
                 worst = int(np.argmax(d))
                 depth, normal = float(d[worst]) + r, normals[worst]
             if depth > lim.wall_breach_caution_mm:
-                wall = _wall_name(normal, geo, t.side)
+                wall = wall_name(normal, geo, t.side)
                 wall_breaches.append(WallBreach(wall, depth))
                 if wall == "medial":
                     unsafe = True
@@ -618,7 +377,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
             (x for x in plan.trajectories if x.side is other_side and x.level == t.level), None
         )
         if o is not None:
-            gap = _segment_distance(t.entry_lps, t.target_lps, o.entry_lps, o.target_lps)
+            gap = segment_distance(t.entry_lps, t.target_lps, o.entry_lps, o.target_lps)
             pair = gap - r - o.radius_mm
             if pair <= 0.0:
                 unsafe = True
@@ -735,15 +494,6 @@ def _distance_back_to_bone(
     return float(s[hit[0]]) if len(hit) else 60.0
 
 
-def _wall_name(normal: FloatArray, geo: VertebraGeometry, side: Side) -> str:
-    """Which pedicle wall an outward normal belongs to, in the vertebra's frame."""
-    lateral = float(normal @ geo.left_lps) * side.lps_sign  # + = away from the midline
-    vertical = float(normal @ geo.superior_lps)
-    if abs(lateral) >= abs(vertical):
-        return "lateral" if lateral > 0 else "medial"
-    return "superior" if vertical > 0 else "inferior"
-
-
 def check_plan(plan: Plan, ctx: CheckContext) -> list[CheckResult]:
     """Check every trajectory of a plan (pairs included)."""
     return [check(t, ctx, plan) for t in plan.trajectories]
@@ -753,8 +503,8 @@ def check_plan(plan: Plan, ctx: CheckContext) -> list[CheckResult]:
 def grade_meaning(grade: str) -> str:
     """What a Gertzbein–Robbins style grade means, from the limits the checks use.
 
-    Derived from `planning.checks.GRADE_LIMITS_MM` so the words can never disagree with the
-    grading itself.
+    Derived from `planning.check_result.GRADE_LIMITS_MM` so the words can never disagree
+    with the grading itself.
     """
     limits = [limit for _, limit in GRADE_LIMITS_MM]
     names = [name for name, _ in GRADE_LIMITS_MM]

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from planning.assessment.fracture import (
     BodyHeights,
-    Cleft,
-    EndplateDisruption,
     FractureAssessment,
     HeightLoss,
-    Retropulsion,
     assess_fractures,
     fractured_levels_first,
     genant_grade,
 )
+from planning.assessment.fracture_findings import Cleft, EndplateDisruption, Retropulsion
 from planning.assessment.leakage import LeakageFlag, leakage_flags, present_flags
 
 __all__ = [

@@ -1,8 +1,8 @@
 """One level's body sampled in its own frame: the heights the fracture grades are read from.
 
-Apart from `planning.assessment.fracture` (which builds and grades it) and
-`planning.assessment.body_plausibility` (which judges whether it can be graded), so that
-neither of those imports the other for it.
+Apart from `planning.assessment.body_sampling` (which builds it),
+`planning.assessment.fracture` (which grades it) and `planning.assessment.body_plausibility`
+(which judges whether it can be graded), so that none of those imports another for it.
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ Flags (``LeakageFlag.kind``) and how they are found, all in LPS mm:
   (vertebra outside the body) and through the basivertebral foramen (posterior midline
   at mid-height, where the shell is normally open) are not judged.
 - ``posterior_wall_defect`` (type B/C towards the canal): the same gap on the posterior
-  wall (within 45° of posterior), or a retropulsed wall (`fracture.Retropulsion`).
-- ``intravertebral_cleft``: `fracture.find_cleft` (gas or fluid in the body).
-- ``endplate_break`` (intradiscal leakage): `fracture.endplate_disruption`.
+  wall (within 45° of posterior), or a retropulsed wall (`fracture_findings.Retropulsion`).
+- ``intravertebral_cleft``: `fracture_findings.find_cleft` (gas or fluid in the body).
+- ``endplate_break`` (intradiscal leakage): `fracture_findings.endplate_disruption`.
 - ``basivertebral_foramen`` (type B): a planned tip of the level within 10 mm of the
   foramen (the posterior wall, midline, mid-height: `FractureAssessment.foramen_lps`).
 - ``segmental_vein`` (type S): a planned tip within 5 mm of the lateral wall of the
@@ -53,7 +53,7 @@ cement bolus a single tip fills before it spreads.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -62,11 +62,8 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from planning.anatomy.model import Anatomy
-from planning.assessment.fracture import (
-    CLEFT_CITATION,
-    RETROPULSION_MIN_MM,
-    FractureAssessment,
-)
+from planning.assessment.fracture import FractureAssessment
+from planning.assessment.fracture_findings import CLEFT_CITATION, RETROPULSION_MIN_MM
 from planning.plan import Trajectory
 from planning.volume import Volume
 
@@ -375,23 +372,27 @@ def level_flags(volume: Volume, anatomy: Anatomy, a: FractureAssessment,
 
     tips = list(tips_lps)
     if tips:
-        dists = [(float(np.linalg.norm(np.asarray(t) - a.foramen_lps)), label, t)
-                 for label, t in tips]
-        d, label, tip = min(dists, key=lambda x: x[0])
+        d, label, tip = _nearest_tip(
+            tips, lambda t: float(np.linalg.norm(t - a.foramen_lps)))
         out.append(LeakageFlag(
             KIND_BASIVERTEBRAL, level, d < BASIVERTEBRAL_TIP_MM, "moderate",
             (f"{label}: tip {d:.1f} mm from the basivertebral foramen (posterior wall, "
              f"midline, mid-height; flagged under {BASIVERTEBRAL_TIP_MM:.0f} mm)."),
             {"tip_to_foramen_mm": d}, f"{YEOM_2003} {JOSR_2021}", "B", a.foramen_lps))
-        lat = [(lateral_wall_distance_mm(anatomy, level, np.asarray(t)), lb, t)
-               for lb, t in tips]
-        d, label, tip = min(lat, key=lambda x: x[0])
+        d, label, tip = _nearest_tip(tips, lambda t: lateral_wall_distance_mm(anatomy, level, t))
         out.append(LeakageFlag(
             KIND_SEGMENTAL, level, d < SEGMENTAL_TIP_MM, "moderate",
             (f"{label}: tip {d:.1f} mm from the lateral wall of the body, where the "
              f"segmental veins drain it (flagged under {SEGMENTAL_TIP_MM:.0f} mm)."),
             {"tip_to_lateral_wall_mm": d}, YEOM_2003, "S", np.asarray(tip, dtype=np.float64)))
     return out
+
+
+def _nearest_tip(tips: list[tuple[str, FloatArray]], distance_mm: Callable[[FloatArray], float]
+                 ) -> tuple[float, str, FloatArray]:
+    """(distance, label, tip) of the tip nearest by ``distance_mm`` (the first of equals)."""
+    return min(((distance_mm(np.asarray(t)), label, t) for label, t in tips),
+               key=lambda x: x[0])
 
 
 def leakage_flags(volume: Volume, anatomy: Anatomy,

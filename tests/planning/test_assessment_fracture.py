@@ -408,7 +408,7 @@ def test_the_cleft_median_is_the_full_median_where_it_is_dark() -> None:
     bone with gas, fluid and noise; everywhere else the full median is brighter."""
     from scipy import ndimage
 
-    from planning.assessment.fracture import _median3_where_dark
+    from planning.assessment.fracture_findings import _median3_where_dark
 
     rng = np.random.default_rng(7)
     hu = rng.normal(180.0, 120.0, (14, 15, 16)).astype(np.float32)

@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 
 from bench.accuracy import rotated
+from planning.anatomy.disc_chain import spine_axis
 from planning.anatomy.from_labels import anatomy_from_label_map
 from planning.anatomy.label_tables import TOTALSEGMENTATOR, VERSE
-from planning.anatomy.level_labels import find_discs, spine_axis
+from planning.anatomy.level_labels import find_discs
 from planning.anatomy.spine_column import find_column, working_grid
 from planning.io.nifti import load_nifti
 

@@ -21,14 +21,9 @@ from planning.interop.dicom_sr import write_plan_sr
 from planning.interop.plan_file import load_plan, save_plan
 from planning.plan import Plan, Side, Trajectory
 from planning.training import (
-    DEFAULT_RUBRIC,
-    SAFE_GRADE,
-    Rubric,
     TrainingCaseError,
-    angle_between_deg,
     builtin_library,
     check_attempt,
-    entry_error_mm,
     format_duration,
     list_cases,
     load_case,
@@ -36,6 +31,13 @@ from planning.training import (
     load_case_volume,
     load_reference,
     score_attempt,
+)
+from planning.training_rubric import (
+    DEFAULT_RUBRIC,
+    SAFE_GRADE,
+    Rubric,
+    angle_between_deg,
+    entry_error_mm,
 )
 
 SAVED = "l1-l2-saved"
