@@ -8,9 +8,7 @@ a plan, runs a check or decides which levels exist.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from PySide6.QtCore import (
     QItemSelection,
@@ -20,280 +18,49 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import (
-    QAction,
-    QBrush,
-    QColor,
-    QFont,
-    QFontMetrics,
-    QPainter,
-    QPen,
-)
+from PySide6.QtGui import QAction, QBrush, QColor, QFont
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMenu,
     QProgressBar,
     QPushButton,
     QSizePolicy,
     QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from planning.anatomy.model import LOW_NAME_CONFIDENCE
-from planning.assessment.levels import NOT_GRADED
-from planning.checks import CheckResult, Status, canal_wall_words
 from planning.plan import DEFAULT_GAUGE, GAUGES, LEVEL_NAMES, Side, gauge, level_index
-from planning.vocabulary import (
-    STATUS_COLORS,
-    STATUS_SYMBOLS,
-    STATUS_WORDS,
-    TEXT_ON_STATUS,
-    format_mm,
+from planning.vocabulary import STATUS_COLORS, TEXT_ON_STATUS
+from widgets.check_details import LABEL_GREY
+from widgets.level_rows import (
+    LevelRow,
+    level_tag,
+    level_tooltip,
+    needle_cell_text,
+    needle_tooltip,
+    row_order,
+    verdict_summary,
 )
-from widgets.check_details import LABEL_GREY, VALUE_WHITE, grade_meaning, reason_text
+from widgets.levels_table import (
+    CURRENT_ROLE,
+    LEFT_COL,
+    LEVEL_COL,
+    LEVEL_ROLE,
+    RIGHT_COL,
+    TAG_COLOR_ROLE,
+    TAG_ROLE,
+    levels_table,
+)
 
-LOW_CONFIDENCE = LOW_NAME_CONFIDENCE
-"""Below this label confidence a level's name is marked as doubtful."""
-LEVEL_COL, LEFT_COL, RIGHT_COL = 0, 1, 2
 SIDE_OF_COLUMN = {LEFT_COL: Side.LEFT, RIGHT_COL: Side.RIGHT}
 COLUMN_OF_SIDE = {side: col for col, side in SIDE_OF_COLUMN.items()}
-ROW_HEIGHT_PX = 30
-LEVEL_COLUMN_PX = 84
-MIN_POINT_SIZE = 7.0  # the smallest a clearance is ever drawn
-NO_NEEDLE = "—"
-NOT_CHECKED = "not checked"
 UNCERTAIN_TEXT = "Level labels uncertain — check the count and shift if needed"
-WARNING_AMBER = "#f2b630"
 REGIONS = (("Cervical", "C"), ("Thoracic", "T"), ("Lumbar", "L"), ("Sacral", "S"))
-
-LEVEL_ROLE = Qt.ItemDataRole.UserRole  # level name, on every cell of a row
-TAG_ROLE = Qt.ItemDataRole.UserRole + 1  # small tag beside the level name ("82 %")
-TAG_COLOR_ROLE = Qt.ItemDataRole.UserRole + 2
-CURRENT_ROLE = Qt.ItemDataRole.UserRole + 3  # the needle the user picked: outlined
-
-
-@dataclass(frozen=True)
-class LevelRow:
-    """What the panel shows of one level."""
-
-    name: str  # "L1"
-    detected: bool  # found in the CT's anatomy (False: planned only)
-    confidence: float | None  # label confidence 0..1 (None when not applicable)
-    left: CheckResult | None  # check of the left needle (None: no left needle)
-    right: CheckResult | None
-    left_planned: bool = False  # a needle exists even if not checked yet (no anatomy)
-    right_planned: bool = False
-    fracture_grade: int | None = None  # Genant 0–3 (None: not assessed)
-    fracture_text: str = ""  # e.g. "moderate wedge fracture, 34 % anterior height loss"
-
-    @property
-    def fractured(self) -> bool:
-        return bool(self.fracture_grade)
-
-    def result(self, side: Side) -> CheckResult | None:
-        return self.left if side is Side.LEFT else self.right
-
-    def has_needle(self, side: Side) -> bool:
-        """A needle exists on that side, checked or not."""
-        planned = self.left_planned if side is Side.LEFT else self.right_planned
-        return planned or self.result(side) is not None
-
-    @property
-    def has_any_needle(self) -> bool:
-        return self.has_needle(Side.LEFT) or self.has_needle(Side.RIGHT)
-
-    @property
-    def low_confidence(self) -> bool:
-        return self.confidence is not None and self.confidence < LOW_CONFIDENCE
-
-
-def needle_cell_text(row: LevelRow, side: Side) -> str:
-    """The cell of one needle: "✔ 3.2 mm A", "not checked", or "—" when there is none."""
-    result = row.result(side)
-    if result is not None:
-        symbol = STATUS_SYMBOLS[result.status]
-        return f"{symbol} {format_mm(result.canal_clearance_mm)} {result.breach_grade}"
-    return NOT_CHECKED if row.has_needle(side) else NO_NEEDLE
-
-
-def needle_tooltip(row: LevelRow, side: Side) -> str:
-    """Rich-text tooltip of a needle cell: verdict, canal numbers and every reason."""
-    result = row.result(side)
-    title = f"{row.name} {side.value}"
-    if result is None:
-        if row.has_needle(side):
-            return (
-                f"<b>{title} — not checked</b><br>{row.name} is not in this CT's anatomy, "
-                "so the needle cannot be checked against the canal."
-            )
-        return f"<b>{title}</b> — no needle. Use “Place {side.value}” to add one."
-    word = STATUS_WORDS[result.status]
-    lines = [
-        f"<b>{html.escape(title)} — {word}</b>",
-        f"Canal clearance {format_mm(result.canal_clearance_mm)}, grade "
-        f"{result.breach_grade} ({html.escape(grade_meaning(result.breach_grade))})",
-    ]
-    if (wall := canal_wall_words(result)) is not None:
-        lines.append(f"Canal wall {html.escape(wall)}")
-    text = "<br>".join(lines)
-    if result.reasons:
-        items = "".join(f"<li>{html.escape(reason_text(result, r))}</li>" for r in result.reasons)
-        text += f"<ul style='margin-left:-20px'>{items}</ul>"
-    else:
-        text += "<br>Every check is within its limits."
-    return text
-
-
-FRACTURE_COLORS = {1: WARNING_AMBER, 2: "#f08a3c", 3: STATUS_COLORS[Status.UNSAFE]}
-
-
-def row_order(row: LevelRow) -> tuple[int, int, int]:
-    """Fractured levels first, the most severe first (they are what is treated), then the
-    others cranial to caudal."""
-    grade = row.fracture_grade or 0
-    return (0 if grade else 1, -grade, level_index(row.name))
-
-
-def level_tag(row: LevelRow) -> tuple[str, str]:
-    """(tag, colour) shown beside a level's name: a fracture's Genant grade first (what the
-    surgeon plans for), else a doubtful label's confidence, else "no Fx" once assessed, or
-    "Fx n/a" where the body's measurement failed and it is not graded (a confident label's
-    percentage says nothing to a surgeon; it, and why a level is not graded, are in the
-    tooltip)."""
-    if not row.detected:
-        return "not in CT", LABEL_GREY
-    if row.fractured and row.fracture_grade is not None:
-        low = "?" if row.low_confidence else ""
-        return f"{low}Fx G{row.fracture_grade}", FRACTURE_COLORS[min(row.fracture_grade, 3)]
-    if row.low_confidence and row.confidence is not None:
-        return f"? {row.confidence * 100:.0f}%", WARNING_AMBER
-    if row.fracture_grade is not None:  # assessed: not fractured
-        return "no Fx", LABEL_GREY
-    if row.fracture_text.startswith(NOT_GRADED):  # measured, but the measurement failed
-        return "Fx n/a", LABEL_GREY  # not graded: the reason is in the row's tooltip
-    return "", LABEL_GREY
-
-
-def level_tooltip(row: LevelRow) -> str:
-    if not row.detected:
-        return (
-            f"{row.name}: planned only — not found in this CT's anatomy, so its needles "
-            "cannot be checked or proposed."
-        )
-    text = f"{row.name}: found in the CT"
-    if row.confidence is not None:
-        text += f", label confidence {row.confidence * 100:.0f}%"
-        if row.low_confidence:
-            text += " (low: count the vertebrae on the sagittal view and shift if needed)"
-    text += "."
-    if row.fracture_text:
-        text += f"\n{row.fracture_text}"
-    return text
-
-
-class _LevelsDelegate(QStyledItemDelegate):
-    """Paints a level cell (name + confidence tag) and a needle cell (a status pill).
-
-    The status colour is drawn as an inset pill rather than the cell background so that it
-    stays visible on a selected row: selection shows as the blue around the pill.
-    """
-
-    def paint(
-        self, painter: QPainter, option: QStyleOptionViewItem,
-        index: QModelIndex | QPersistentModelIndex,
-    ) -> None:
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        text = opt.text
-        opt.text = ""
-        opt.backgroundBrush = QBrush()
-        opt.state = opt.state & ~QStyle.StateFlag.State_HasFocus
-        style = opt.widget.style() if opt.widget is not None else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        if index.column() == LEVEL_COL:
-            self._paint_level(painter, opt, index, text, selected)
-        else:
-            self._paint_needle(painter, opt, index, text)
-        painter.restore()
-
-    @staticmethod
-    def _paint_level(
-        painter: QPainter, opt: QStyleOptionViewItem,
-        index: QModelIndex | QPersistentModelIndex, text: str, selected: bool,
-    ) -> None:
-        rect = opt.rect.adjusted(8, 0, -6, 0)
-        font = QFont(opt.font)
-        font.setBold(True)
-        italic = opt.font.italic()  # planned-only levels (FontRole, applied by initStyleOption)
-        painter.setFont(font)
-        painter.setPen(QColor("#ffffff" if selected else (LABEL_GREY if italic else VALUE_WHITE)))
-        painter.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
-        tag = index.data(TAG_ROLE) or ""
-        if tag:
-            small = QFont(opt.font)
-            small.setPointSizeF(max(6.0, opt.font.pointSizeF() * 0.82))
-            small.setBold(tag.startswith("?"))
-            painter.setFont(small)
-            color = QColor(index.data(TAG_COLOR_ROLE) or LABEL_GREY)
-            if selected and not tag.startswith("?"):
-                color = QColor("#dfe8f5")
-            painter.setPen(color)
-            # never over the name: what does not fit beside it is elided (the tooltip has it)
-            room = rect.width() - QFontMetrics(font).horizontalAdvance(text) - 6
-            tag = QFontMetrics(small).elidedText(tag, Qt.TextElideMode.ElideRight, max(room, 0))
-            painter.drawText(rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, tag)
-
-    @staticmethod
-    def _paint_needle(
-        painter: QPainter, opt: QStyleOptionViewItem,
-        index: QModelIndex | QPersistentModelIndex, text: str,
-    ) -> None:
-        brush = index.data(Qt.ItemDataRole.BackgroundRole)
-        font = QFont(opt.font)
-        if not isinstance(brush, QBrush) or brush.style() == Qt.BrushStyle.NoBrush:
-            painter.setFont(font)
-            painter.setPen(QColor(LABEL_GREY))
-            painter.drawText(opt.rect, Qt.AlignmentFlag.AlignCenter, text)
-            return
-        pill = opt.rect.adjusted(4, 3, -4, -3)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(brush)
-        painter.drawRoundedRect(pill, 4, 4)
-        if index.data(CURRENT_ROLE):
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.setPen(QPen(QColor("#ffffff"), 2))
-            painter.drawRoundedRect(pill.adjusted(1, 1, -1, -1), 3, 3)
-        font.setBold(text != NOT_CHECKED)
-        painter.setFont(fitting_font(font, text, pill.width() - 6))
-        painter.setPen(QColor(TEXT_ON_STATUS))
-        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
-
-
-def fitting_font(font: QFont, text: str, width_px: int) -> QFont:
-    """``font``, made regular and then smaller until ``text`` fits: a clearance must never be
-    clipped ("−10.4 mm E" in a narrow dock, or with a scroll bar showing)."""
-    fitted = QFont(font)
-    if QFontMetrics(fitted).horizontalAdvance(text) <= width_px:
-        return fitted
-    fitted.setBold(False)
-    size = fitted.pointSizeF() if fitted.pointSizeF() > 0 else 10.0
-    while QFontMetrics(fitted).horizontalAdvance(text) > width_px and size > MIN_POINT_SIZE:
-        size -= 0.5
-        fitted.setPointSizeF(size)
-    return fitted
 
 
 class LevelsPanel(QWidget):
@@ -334,7 +101,9 @@ class LevelsPanel(QWidget):
         )
         self.warning_label.hide()
 
-        self.table = self._build_table()
+        self.table = levels_table()
+        self.table.clicked.connect(self._on_clicked)
+        self.table.itemSelectionChanged.connect(self._on_selection_changed)
         self.summary_label = QLabel()
         self.summary_label.setObjectName("levelsSummary")
         self.summary_label.setTextFormat(Qt.TextFormat.RichText)
@@ -371,41 +140,6 @@ class LevelsPanel(QWidget):
         self._refresh()
 
     # ---- construction -----------------------------------------------------------------
-    def _build_table(self) -> QTableWidget:
-        table = QTableWidget(0, 3)
-        table.setObjectName("levelsTable")
-        table.setHorizontalHeaderLabels(["Level", "Left", "Right"])
-        tips = (
-            "Vertebral level and its label confidence",
-            "The patient's left needle: canal clearance (mm) and breach grade (A = none)",
-            "The patient's right needle: canal clearance (mm) and breach grade (A = none)",
-        )
-        for col, tip in enumerate(tips):
-            header_item = table.horizontalHeaderItem(col)
-            if header_item is not None:
-                header_item.setToolTip(tip)
-        table.verticalHeader().hide()
-        table.verticalHeader().setDefaultSectionSize(ROW_HEIGHT_PX)
-        table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        header = table.horizontalHeader()
-        header.setSectionResizeMode(LEVEL_COL, QHeaderView.ResizeMode.Fixed)
-        header.resizeSection(LEVEL_COL, LEVEL_COLUMN_PX)
-        header.setSectionResizeMode(LEFT_COL, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(RIGHT_COL, QHeaderView.ResizeMode.Stretch)
-        header.setHighlightSections(False)
-        header.setSectionsClickable(False)
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        table.setShowGrid(False)
-        table.setWordWrap(False)
-        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        table.setItemDelegate(_LevelsDelegate(table))
-        table.setMinimumHeight(ROW_HEIGHT_PX * 4 + 30)
-        table.clicked.connect(self._on_clicked)
-        table.itemSelectionChanged.connect(self._on_selection_changed)
-        return table
-
     def _build_buttons(self) -> None:
         style = self.style()
         icon = style.standardIcon
@@ -792,32 +526,10 @@ class LevelsPanel(QWidget):
 
     def _refresh_summary(self) -> None:
         """One line that counts the verdicts, so a glance tells whether anything is red."""
-        counts: dict[Status | None, int] = {}
-        for row in self._rows:
-            for side in Side:
-                if row.has_needle(side):
-                    result = row.result(side)
-                    status = result.status if result is not None else None
-                    counts[status] = counts.get(status, 0) + 1
-        total = sum(counts.values())
-        if not self._rows:
-            self.summary_label.setText(f"<span style='color:{LABEL_GREY}'>No levels yet</span>")
-            return
-        if not total:
-            self.summary_label.setText(
-                f"<span style='color:{LABEL_GREY}'>{len(self._rows)} levels · no needles</span>"
-            )
-            return
-        parts = []
-        for status in (Status.UNSAFE, Status.CAUTION, Status.SAFE, None):
-            n = counts.get(status, 0)
-            if n:
-                word = STATUS_WORDS[status].lower().replace(" ", "&nbsp;")
-                color = STATUS_COLORS[status]
-                parts.append(f"<span style='color:{color}'><b>{n}</b> {word}</span>")
-        noun = "needle" if total == 1 else "needles"
-        self.summary_label.setText(" · ".join(parts))
-        self.summary_label.setToolTip(f"{total} {noun} in the plan")
+        text, tooltip = verdict_summary(self._rows)
+        self.summary_label.setText(text)
+        if tooltip is not None:
+            self.summary_label.setToolTip(tooltip)
 
 
 def _add_level_action(menu: QMenu, text: str, level: str) -> None:

@@ -18,10 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
-from skimage.measure import find_contours
 
-from planning.mask_reslice import reslice_labels
 from planning.reslice import SliceGeometry
+from planning.slice_contours import coarse_slice, outline_contours_px
 from planning.vocabulary import REFERENCE_COLOR
 from planning.volume import FloatArray
 from widgets.plan_display import NeedleDisplay
@@ -60,18 +59,11 @@ def in_slab_range(d0: float, d1: float, half: float) -> tuple[float, float] | No
 
 def outline_paths(outline: Outline, geometry: SliceGeometry) -> list[QPainterPath]:
     """The outline's contours in this slice, as paths in widget pixels."""
-    sample_mm = max(geometry.pixel_mm, OUTLINE_SAMPLE_MIN_MM)
-    scale = sample_mm / geometry.pixel_mm
-    w = max(2, math.ceil(geometry.width_px / scale))
-    h = max(2, math.ceil(geometry.height_px / scale))
-    coarse = SliceGeometry(geometry.plane, geometry.center_lps, w, h, sample_mm)
-    cut = reslice_labels(outline.mask.view(np.uint8), outline.affine_lps, coarse)
-    if not cut.any():
-        return []
-    padded = np.pad(cut.astype(np.float32), 1)
+    coarse = coarse_slice(geometry, OUTLINE_SAMPLE_MIN_MM)
+    scale = coarse.pixel_mm / geometry.pixel_mm
+    w, h = coarse.width_px, coarse.height_px
     paths = []
-    for contour in find_contours(padded, 0.5):
-        xy = contour[:, ::-1] - 1.0  # (row, col) of the padded image → (x, y) samples
+    for xy in outline_contours_px(outline.mask, outline.affine_lps, coarse):
         px = (xy - [(w - 1) / 2.0, (h - 1) / 2.0]) * scale + [
             (geometry.width_px - 1) / 2.0 + 0.5, (geometry.height_px - 1) / 2.0 + 0.5]
         path = QPainterPath(QPointF(*px[0]))
@@ -85,6 +77,20 @@ def outline_paths(outline: Outline, geometry: SliceGeometry) -> list[QPainterPat
 def widget_xy(geometry: SliceGeometry, point_lps: FloatArray) -> QPointF:
     x, y = geometry.lps_to_pixel(point_lps)
     return QPointF(float(x) + 0.5, float(y) + 0.5)
+
+
+LABEL_PLATE = QColor(0, 0, 0, 170)
+
+
+def plate_label(painter: QPainter, rect: QRectF, text: str, color: QColor,
+                plate: QColor = LABEL_PLATE) -> None:
+    """``text`` centred on a rounded dark plate: a label that reads over bone and air."""
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(plate)
+    painter.drawRoundedRect(rect, 3, 3)
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    painter.setPen(color)
+    painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), text)
 
 
 NEAR_SLICE_MM = 15.0  # needles farther than this from the slice are not drawn (unselected)
@@ -154,12 +160,7 @@ def paint_needle(painter: QPainter, needle: NeedleDisplay, geometry: SliceGeomet
     fm = QFontMetricsF(font)
     rect = QRectF(anchor.x() - fm.horizontalAdvance(text) / 2 - 3, anchor.y() - fm.height() / 2,
                   fm.horizontalAdvance(text) + 6, fm.height())
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(QColor(0, 0, 0, 170))
-    painter.drawRoundedRect(rect, 3, 3)
-    painter.setBrush(Qt.BrushStyle.NoBrush)
-    painter.setPen(color)
-    painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), text)
+    plate_label(painter, rect, text, color)
 
 
 def paint_reference(painter: QPainter, needle: NeedleDisplay, geometry: SliceGeometry,
@@ -185,12 +186,7 @@ def paint_reference(painter: QPainter, needle: NeedleDisplay, geometry: SliceGeo
     fm = QFontMetricsF(font)
     rect = QRectF(p1.x() + 8, p1.y() - fm.height() / 2, fm.horizontalAdvance(text) + 6,
                   fm.height())
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(QColor(0, 0, 0, 170))
-    painter.drawRoundedRect(rect, 3, 3)
-    painter.setBrush(Qt.BrushStyle.NoBrush)
-    painter.setPen(color)
-    painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), text)
+    plate_label(painter, rect, text, color)
 
 
 def pick_needle(needles: list[NeedleDisplay], geometry: SliceGeometry, pos: QPointF
@@ -217,3 +213,68 @@ def pick_needle(needles: list[NeedleDisplay], geometry: SliceGeometry, pos: QPoi
         if d <= shaft and (best is None or d + PICK_PX < best[0]):
             best = (d + PICK_PX, needle, "needle")  # handles win over the shaft
     return None if best is None else (best[1], best[2])
+
+
+class OutlineCache:
+    """Each outline's paths at the slice it was last cut at: a repaint that leaves the
+    slice where it is (a needle drag, a hover) does not cut and trace the masks again."""
+
+    def __init__(self) -> None:
+        self._cut: dict[str, tuple[tuple, list[QPainterPath]]] = {}
+
+    def replace(self, old: list[Outline], new: list[Outline]) -> None:
+        """Forget outlines no longer shown, and those whose mask changed under one name."""
+        keep = {o.name for o in new}
+        self._cut = {k: v for k, v in self._cut.items() if k in keep}
+        for o in new:  # a new mask under an old name must be cut again
+            previous = next((x for x in old if x.name == o.name), None)
+            if previous is not None and previous.mask is not o.mask:
+                self._cut.pop(o.name, None)
+
+    def paths(self, outline: Outline, geometry: SliceGeometry) -> list[QPainterPath]:
+        key = (tuple(np.round(geometry.center_lps, 4)), round(geometry.pixel_mm, 6),
+               geometry.width_px, geometry.height_px)
+        cached = self._cut.get(outline.name)
+        if cached is None or cached[0] != key:
+            cached = (key, outline_paths(outline, geometry))
+            self._cut[outline.name] = cached
+        return cached[1]
+
+
+def paint_outline(painter: QPainter, outline: Outline, paths: list[QPainterPath]) -> None:
+    """The outline's paths in its colour, filled translucent if it asks for a fill."""
+    pen = QPen(outline.color, outline.width_px)
+    painter.setPen(pen)
+    fill = QColor(outline.color)
+    fill.setAlpha(outline.fill_alpha)
+    painter.setBrush(fill if outline.fill_alpha else Qt.BrushStyle.NoBrush)
+    for path in paths:
+        painter.drawPath(path)
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+
+
+def paint_level_marks(painter: QPainter, geometry: SliceGeometry,
+                      marks: dict[str, FloatArray], font: QFont) -> None:
+    """Level names beside the bodies (``marks``: name → body centre, LPS) in views that
+    show the spine's length; an axial view's title names its level instead."""
+    if abs(float(geometry.plane.normal_lps[2])) > 0.7:
+        return
+    painter.setFont(font)
+    fm = QFontMetricsF(painter.font())
+    for name, centre in marks.items():
+        if abs(geometry.distance_to_plane_mm(centre)) > 40.0:
+            continue
+        p = widget_xy(geometry, centre)
+        rect = QRectF(p.x() - fm.horizontalAdvance(name) / 2 - 4, p.y() - fm.height() / 2,
+                      fm.horizontalAdvance(name) + 8, fm.height())
+        plate_label(painter, rect, name, QColor("#ffd866"), QColor(20, 24, 32, 170))
+
+
+def paint_pending_entry(painter: QPainter, entry: QPointF, hover: QPointF | None) -> None:
+    """While placing a needle: its entry (widget px), and a line from it to the mouse."""
+    painter.setPen(QPen(QColor("#ffffff"), 1.5, Qt.PenStyle.DashLine))
+    if hover is not None:
+        painter.drawLine(entry, hover)
+    painter.setBrush(QColor(0, 0, 0, 90))
+    painter.drawEllipse(entry, 5.0, 5.0)
+    painter.setBrush(Qt.BrushStyle.NoBrush)

@@ -25,8 +25,6 @@ import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
-    QFont,
-    QFontMetricsF,
     QImage,
     QKeyEvent,
     QMouseEvent,
@@ -50,15 +48,26 @@ from planning.reslice import (
 )
 from planning.vocabulary import BONE_WINDOW_HU
 from planning.volume import FloatArray, Volume
+from widgets.mpr_annotations import (
+    paint_centre_text,
+    paint_edge_letters,
+    paint_info,
+    paint_slice_lines,
+    paint_title,
+    slice_number_text,
+)
 from widgets.mpr_overlays import (
     Outline,
-    outline_paths,
+    OutlineCache,
+    paint_level_marks,
     paint_needle,
+    paint_outline,
+    paint_pending_entry,
     paint_reference,
     pick_needle,
     widget_xy,
 )
-from widgets.painting import TEXT, backdrop, scale_bar, shadowed_text, sized_font
+from widgets.painting import scale_bar, sized_font
 from widgets.plan_display import NeedleDisplay
 
 BACKGROUND = QColor("#000000")
@@ -121,7 +130,7 @@ class MprView(QWidget):
         self._needles: list[NeedleDisplay] = []
         self._reference: list[NeedleDisplay] = []
         self._outlines: list[Outline] = []
-        self._outline_cache: dict[str, tuple[tuple, list]] = {}
+        self._outline_cache = OutlineCache()
         self._level_marks: dict[str, FloatArray] = {}
         self._editable = True
         self._placing = False
@@ -173,12 +182,7 @@ class MprView(QWidget):
 
     def set_outlines(self, outlines: list[Outline]) -> None:
         """Structures outlined in every slice (the canal, the vertebra being edited)."""
-        keep = {o.name for o in outlines}
-        self._outline_cache = {k: v for k, v in self._outline_cache.items() if k in keep}
-        for o in outlines:  # a new mask under an old name must be cut again
-            old = next((x for x in self._outlines if x.name == o.name), None)
-            if old is not None and old.mask is not o.mask:
-                self._outline_cache.pop(o.name, None)
+        self._outline_cache.replace(self._outlines, outlines)
         self._outlines = list(outlines)
         self.update()
 
@@ -331,17 +335,20 @@ class MprView(QWidget):
         painter.fillRect(self.rect(), BACKGROUND)
         image = self._ensure_image()
         if image is None:
-            self._paint_title(painter)
-            self._paint_centre_text(painter, "No image loaded\nFile ▸ Open DICOM folder…")
+            paint_title(painter, self, self._title(), self.color)
+            paint_centre_text(painter, self, "No image loaded\nFile ▸ Open DICOM folder…")
             return
         painter.drawImage(0, 0, image)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        self._paint_crosshair(painter)
+        paint_slice_lines(painter, self.lps_to_widget(self._crosshair_lps), self.plane,
+                          self._linked, float(self.width() + self.height()))
         self._paint_plan(painter)
-        self._paint_title(painter)
-        self._paint_letters(painter)
-        self._paint_scale_bar(painter)
-        self._paint_info(painter)
+        paint_title(painter, self, self._title(), self.color)
+        paint_edge_letters(painter, self, self.orientation_letters)
+        # a bar of a round length near 1/5 of the view width, labelled in mm
+        scale_bar(painter, self.width() - 16.0, self.height() - 40.0, self._pixel_mm,
+                  self.width(), sized_font(self, 9))
+        paint_info(painter, self, self._info_lines(), self._window, self._level)
         if self.hasFocus():
             painter.setPen(QPen(self.color, 2))
             painter.drawRect(QRectF(self.rect()).adjusted(1, 1, -1, -1))
@@ -349,153 +356,24 @@ class MprView(QWidget):
     def _paint_plan(self, painter: QPainter) -> None:
         geometry = self.slice_geometry()
         for outline in self._outlines:
-            key = (tuple(np.round(geometry.center_lps, 4)), round(geometry.pixel_mm, 6),
-                   geometry.width_px, geometry.height_px)
-            cached = self._outline_cache.get(outline.name)
-            if cached is None or cached[0] != key:
-                cached = (key, outline_paths(outline, geometry))
-                self._outline_cache[outline.name] = cached
-            pen = QPen(outline.color, outline.width_px)
-            painter.setPen(pen)
-            fill = QColor(outline.color)
-            fill.setAlpha(outline.fill_alpha)
-            painter.setBrush(fill if outline.fill_alpha else Qt.BrushStyle.NoBrush)
-            for path in cached[1]:
-                painter.drawPath(path)
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-        self._paint_level_marks(painter, geometry)
-        font = self._font(9, bold=True)
+            paint_outline(painter, outline, self._outline_cache.paths(outline, geometry))
+        paint_level_marks(painter, geometry, self._level_marks, sized_font(self, 9, bold=True))
+        font = sized_font(self, 9, bold=True)
         for needle in self._reference:
             paint_reference(painter, needle, geometry, font)
         for needle in sorted(self._needles, key=lambda nd: nd.selected):
             paint_needle(painter, needle, geometry, font, self._editable)
         if self._placing and self._pending_entry is not None:
-            start = widget_xy(geometry, self._pending_entry)
-            painter.setPen(QPen(QColor("#ffffff"), 1.5, Qt.PenStyle.DashLine))
-            if self._hover is not None:
-                painter.drawLine(start, self._hover)
-            painter.setBrush(QColor(0, 0, 0, 90))
-            painter.drawEllipse(start, 5.0, 5.0)
-            painter.setBrush(Qt.BrushStyle.NoBrush)
+            paint_pending_entry(painter, widget_xy(geometry, self._pending_entry), self._hover)
 
-    def _paint_level_marks(self, painter: QPainter, geometry: SliceGeometry) -> None:
-        """Level names beside the bodies in views that show the spine's length."""
-        if abs(float(self.plane.normal_lps[2])) > 0.7:  # axial: the title names the level
-            return
-        painter.setFont(self._font(9, bold=True))
-        fm = QFontMetricsF(painter.font())
-        for name, centre in self._level_marks.items():
-            if abs(geometry.distance_to_plane_mm(centre)) > 40.0:
-                continue
-            p = widget_xy(geometry, centre)
-            rect = QRectF(p.x() - fm.horizontalAdvance(name) / 2 - 4, p.y() - fm.height() / 2,
-                          fm.horizontalAdvance(name) + 8, fm.height())
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(20, 24, 32, 170))
-            painter.drawRoundedRect(rect, 3, 3)
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.setPen(QColor("#ffd866"))
-            painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), name)
-
-    def _font(self, point_size: float, bold: bool = False) -> QFont:
-        return sized_font(self, point_size, bold)
-
-    def _text(self, painter: QPainter, rect: QRectF, flags: Qt.AlignmentFlag, text: str,
-              color: QColor = TEXT) -> None:
-        shadowed_text(painter, rect, flags, text, color)
-
-    def _backdrop(self, painter: QPainter, rect: QRectF) -> None:
-        backdrop(painter, rect)
-
-    def _paint_title(self, painter: QPainter) -> None:
-        painter.setFont(self._font(11, bold=True))
+    def _title(self) -> str:
         level = self.current_level() if abs(float(self.plane.normal_lps[2])) > 0.7 else None
-        title = f"{self.plane.name} · {level}" if level else self.plane.name
-        width = QFontMetricsF(painter.font()).horizontalAdvance(title)
-        self._backdrop(painter, QRectF(10, 4, width, 22))
-        painter.fillRect(QRectF(0, 0, 4, 30), self.color)
-        self._text(painter, QRectF(10, 4, self.width() - 20, 22),
-                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                   title, self.color)
+        return f"{self.plane.name} · {level}" if level else self.plane.name
 
-    def _paint_centre_text(self, painter: QPainter, text: str) -> None:
-        painter.setFont(self._font(11))
-        self._text(painter, QRectF(self.rect()), Qt.AlignmentFlag.AlignCenter, text,
-                   QColor("#8a93a0"))
-
-    def _paint_letters(self, painter: QPainter) -> None:
-        painter.setFont(self._font(14, bold=True))
-        letters = self.orientation_letters
-        w, h, m, b = self.width(), self.height(), 6.0, 30.0
-        a = Qt.AlignmentFlag
-        places = {
-            "left": (QRectF(m, (h - b) / 2, b, b), a.AlignLeft | a.AlignVCenter),
-            "right": (QRectF(w - m - b, (h - b) / 2, b, b), a.AlignRight | a.AlignVCenter),
-            "top": (QRectF((w - b) / 2, m, b, b), a.AlignHCenter | a.AlignTop),
-            "bottom": (QRectF((w - b) / 2, h - m - b, b, b), a.AlignHCenter | a.AlignBottom),
-        }
-        for edge, (rect, flags) in places.items():
-            self._text(painter, rect, flags, letters[edge], QColor("#ffd866"))
-
-    def _paint_crosshair(self, painter: QPainter) -> None:
-        centre = self.lps_to_widget(self._crosshair_lps)
-        gap = 10.0
-        span = float(self.width() + self.height())
-        for plane, color in self._linked:
-            direction = np.cross(self.plane.normal_lps, plane.normal_lps)
-            if np.linalg.norm(direction) < 1e-6:
-                continue  # parallel planes do not intersect
-            dx, dy = float(direction @ self.plane.right_lps), float(direction @ self.plane.down_lps)
-            norm = math.hypot(dx, dy)
-            dx, dy = dx / norm, dy / norm
-            pen = QPen(QColor(color.red(), color.green(), color.blue(), 200), 1.2)
-            painter.setPen(pen)
-            for sign in (-1.0, 1.0):
-                painter.drawLine(
-                    QPointF(centre.x() + sign * gap * dx, centre.y() + sign * gap * dy),
-                    QPointF(centre.x() + sign * span * dx, centre.y() + sign * span * dy),
-                )
-
-    def _paint_scale_bar(self, painter: QPainter) -> None:
-        """A bar of a round length near 1/5 of the view width, labelled in mm."""
-        scale_bar(painter, self.width() - 16.0, self.height() - 40.0, self._pixel_mm,
-                  self.width(), self._font(9))
-
-    def _paint_info(self, painter: QPainter) -> None:
-        painter.setFont(self._font(9))
-        fm = QFontMetricsF(painter.font())
-        line = fm.height() + 1
-        a = Qt.AlignmentFlag
+    def _info_lines(self) -> list[str]:
         lines = [f"{LPS_AXIS[self._normal_axis]} = {self.slice_position_mm:.1f} mm (LPS)"]
-        slice_text = self._slice_number_text()
-        if slice_text:
-            lines.insert(0, slice_text)
-        y = self.height() - 8 - line * len(lines)
-        widest = max(fm.horizontalAdvance(t) for t in lines)
-        self._backdrop(painter, QRectF(10, y, widest, line * len(lines)))
-        for text in lines:
-            self._text(painter, QRectF(10, y, self.width() / 2, line), a.AlignLeft, text)
-            y += line
-        wl = f"W {self._window:.0f}  L {self._level:.0f}"
-        x1, y1 = self.width() - 16.0, self.height() - 8 - line
-        self._backdrop(painter, QRectF(x1 - fm.horizontalAdvance(wl), y1, fm.horizontalAdvance(wl),
-                                       line))
-        self._text(painter, QRectF(self.width() / 2, y1, x1 - self.width() / 2, line),
-                   a.AlignRight, wl)
-
-    def _slice_number_text(self) -> str:
-        """ "Slice 87 / 300" when the view is parallel to the stored slices' grid."""
-        if self._volume is None:
-            return ""
-        axis_cos = np.abs(self._volume.direction.T @ self.plane.normal_lps)
-        axis = int(np.argmax(axis_cos))
-        if axis_cos[axis] < 0.999:
-            return ""
-        index = float(self._volume.to_index(self._crosshair_lps)[axis])
-        count = self._volume.size[axis]
-        if not -0.5 <= index <= count - 0.5:
-            return f"outside the scan (0–{count - 1})"
-        return f"Slice {round(index) + 1} / {count}"
+        slice_text = slice_number_text(self._volume, self.plane, self._crosshair_lps)
+        return [slice_text, *lines] if slice_text else lines
 
     # ---- user input -----------------------------------------------------------------
     def _emit_cursor(self, pos: QPointF) -> None:

@@ -18,17 +18,9 @@ from planning.checks import CheckResult, Status, WallBreach, breach_grade
 from planning.plan import Side
 from planning.vocabulary import STATUS_COLORS
 from widgets.check_details import PLACEHOLDER, CheckDetailsPanel
-from widgets.levels_panel import (
-    LEFT_COL,
-    LEVEL_COL,
-    RIGHT_COL,
-    UNCERTAIN_TEXT,
-    LevelRow,
-    LevelsPanel,
-    fitting_font,
-    level_tag,
-    level_tooltip,
-)
+from widgets.level_rows import LevelRow, level_tag, level_tooltip
+from widgets.levels_panel import UNCERTAIN_TEXT, LevelsPanel
+from widgets.levels_table import LEFT_COL, LEVEL_COL, RIGHT_COL, fitting_font
 
 pytestmark = pytest.mark.gui
 
