@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
-from app.workers import Worker
+from app.workers import JobSlot
 from planning.anatomy.model import Anatomy
 from planning.assessment.cement import DEFAULT_FILL_RANGE
 from planning.errors import Cancelled
@@ -37,10 +37,10 @@ class AssessmentRunner(QObject):
         self._inputs: tuple[Volume, Anatomy, tuple[Trajectory, ...], str] | None = None
         self.fill_range = DEFAULT_FILL_RANGE  # of the cement plans (settings)
         self._cache: tuple[int, str, Any, Any] | None = None  # anatomy id, gauge, results
-        self._job: Worker | None = None
+        self._job = JobSlot(self._pool, self)
+        self._job.succeeded.connect(self._on_done)
+        self._job.failed.connect(self._on_failed)
         self._pending = False
-        self._token = 0
-        self._workers: list[Worker] = []
         self.result: dict[str, Any] = {}
         self.runs = 0  # assessments delivered (tests read it)
         self._timer = QTimer(self)
@@ -66,12 +66,12 @@ class AssessmentRunner(QObject):
 
     @property
     def is_busy(self) -> bool:
-        return self._job is not None or self._timer.isActive()
+        return self._job.busy or self._timer.isActive()
 
     def _start(self) -> None:
         if self._inputs is None:
             return
-        if self._job is not None:
+        if self._job.busy:
             self._pending = True
             return
         volume, anatomy, needles, gauge = self._inputs
@@ -95,20 +95,9 @@ class AssessmentRunner(QObject):
                                    pedicles=pedicles)
             return anatomy, gauge, fractures, pedicles, result
 
-        self._workers = [w for w in self._workers if not w.done]
-        self._token += 1
-        worker = Worker(job, self._token)
-        worker.signals.succeeded.connect(self._on_done)
-        worker.signals.failed.connect(self._on_failed)
-        self._workers.append(worker)
-        self._job = worker
-        self._pool.start(worker)
+        self._job.start(job)
 
-    @Slot(int, object)
-    def _on_done(self, token: int, result: object) -> None:
-        if self._job is None or self._job.token != token:
-            return
-        self._job = None
+    def _on_done(self, result: object) -> None:
         anatomy, gauge, fractures, pedicles, levels = result  # type: ignore[misc]
         self._cache = (id(anatomy), gauge, fractures, pedicles)
         current = self._inputs is not None and self._inputs[1] is anatomy
@@ -118,11 +107,7 @@ class AssessmentRunner(QObject):
             self.ready.emit(levels)
         self._next()
 
-    @Slot(int, object)
-    def _on_failed(self, token: int, exc: object) -> None:
-        if self._job is None or self._job.token != token:
-            return
-        self._job = None
+    def _on_failed(self, exc: object) -> None:
         if not isinstance(exc, Cancelled):
             self.failed.emit(f"The level assessment failed: {exc}")
         self._next()
@@ -134,6 +119,5 @@ class AssessmentRunner(QObject):
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
         self._timer.stop()
-        if self._job is not None:
-            self._job.cancel()
+        self._job.cancel()
         self._pool.waitForDone(timeout_ms)

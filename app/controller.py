@@ -2,9 +2,9 @@
 
 Views never talk to each other: they emit intents, the controller updates its state and
 emits one signal per change, and every view redraws from that. Loading and surface
-extraction run in a private thread pool so the GUI never freezes; each request carries a
-token, so the result of a request that was superseded (a second file opened while the first
-was still loading) is dropped instead of replacing the newer one.
+extraction run in a private thread pool so the GUI never freezes; each kind of work has one
+`JobSlot`, so the result of a request that was superseded (a second file opened while the
+first was still loading) is dropped instead of replacing the newer one.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from app.logs import REDACTOR
-from app.workers import Worker
+from app.workers import JobSlot
 from planning.anatomy.model import Anatomy
 from planning.checks import CheckContext, CheckResult, SafetyLimits, check
 from planning.errors import Cancelled, SeriesError, VertebroPlanError
-from planning.mask_reslice import mask_mesh
+from planning.mask_reslice import Mesh, mask_mesh
 from planning.plan import Plan, Side, Trajectory
 from planning.progress import Progress
 from planning.spine_seed import spine_seed_lps
@@ -31,9 +31,6 @@ from planning.vocabulary import WINDOW_PRESETS
 from planning.volume import FloatArray, Volume
 
 log = logging.getLogger("vertebroplan")
-
-Mesh = tuple[Any, Any, Any]  # vertices (N, 3) LPS, triangles (M, 3), normals (N, 3)
-
 
 class Controller(QObject):
     """Application state and long-running work, without any widget."""
@@ -82,9 +79,11 @@ class Controller(QObject):
         self._surface: BoneSurface | None = None
         self._crosshair_lps = np.zeros(3)
         self._window, self._level = WINDOW_PRESETS["Bone"]
-        self._load: Worker | None = None
+        self._load = self._slot(self._on_load_succeeded, self._on_load_failed,
+                                self.load_progress)
         self._load_action = ""
-        self._surface_job: Worker | None = None
+        self._surface_job = self._slot(self._on_surface_succeeded, self._on_surface_failed,
+                                       self.surface_progress)
         self._anatomy: Anatomy | None = None
         self._found_anatomy: Anatomy | None = None  # before any label shift
         self._label_shift = 0
@@ -92,15 +91,22 @@ class Controller(QObject):
         self._canal_mesh: Mesh | None = None
         self._limits = SafetyLimits()
         self._context: CheckContext | None = None
-        self._anatomy_job: Worker | None = None
+        self._anatomy_job = self._slot(self._on_anatomy_succeeded, self._on_anatomy_failed,
+                                       self.anatomy_progress)
         self._importing: str | None = None  # the segmentation file being imported
-        self._proposal_job: Worker | None = None
-        self._task_job: Worker | None = None
+        self._proposal_job = self._slot(self._on_proposal_succeeded, self._on_proposal_failed,
+                                        self.proposal_progress)
+        self._task_job = self._slot(self._on_task_succeeded, self._on_task_failed,
+                                    self.task_progress)
         self._task_action = ""
-        self._token = 0
-        # the pool does not own the workers (autoDelete off): they are kept here until
-        # their run() has returned, so a superseded job is never freed while it runs
-        self._workers: list[Worker] = []
+
+    def _slot(self, succeeded: Callable[[object], None], failed: Callable[[object], None],
+              progress: Any) -> JobSlot:
+        slot = JobSlot(self._pool, self)
+        slot.progressed.connect(progress)
+        slot.succeeded.connect(succeeded)
+        slot.failed.connect(failed)
+        return slot
 
     # ---- state -------------------------------------------------------------------
     @property
@@ -121,11 +127,11 @@ class Controller(QObject):
 
     @property
     def is_finding_anatomy(self) -> bool:
-        return self._anatomy_job is not None
+        return self._anatomy_job.busy
 
     @property
     def is_proposing(self) -> bool:
-        return self._proposal_job is not None
+        return self._proposal_job.busy
 
     @property
     def crosshair_lps(self) -> FloatArray:
@@ -137,7 +143,7 @@ class Controller(QObject):
 
     @property
     def is_loading(self) -> bool:
-        return self._load is not None
+        return self._load.busy
 
     def set_crosshair(self, point_lps: FloatArray) -> None:
         p = np.asarray(point_lps, dtype=np.float64)
@@ -269,8 +275,7 @@ class Controller(QObject):
         return self._canal_mesh
 
     def cancel_anatomy(self) -> None:
-        if self._anatomy_job is not None:
-            self._anatomy_job.cancel()
+        self._anatomy_job.cancel()
 
     def propose(self, levels: list[str], gauge: str) -> None:
         """Propose bilateral trajectories for ``levels`` in the background."""
@@ -284,58 +289,33 @@ class Controller(QObject):
 
             return propose(volume, anatomy, ctx, levels, gauge, progress)
 
-        if self._proposal_job is not None:
-            self._proposal_job.cancel()
-        worker = self._run(job)
-        worker.signals.progressed.connect(self._on_proposal_progress)
-        worker.signals.succeeded.connect(self._on_proposal_succeeded)
-        worker.signals.failed.connect(self._on_proposal_failed)
-        self._proposal_job = worker
+        self._proposal_job.start(job)
         self.proposal_started.emit(f"Proposing {', '.join(levels)}…")
-        self._pool.start(worker)
 
     @property
     def is_busy_with_task(self) -> bool:
-        return self._task_job is not None
+        return self._task_job.busy
 
     def run_task(self, label: str, action: str, job: Callable[[Progress], Any]) -> bool:
         """Run ``job`` in the background (an export, a send); False if one is running."""
-        if self._task_job is not None:
+        if self._task_job.busy:
             self.status_message.emit("Another export is still running: wait or cancel it.")
             return False
-        worker = self._run(job)
-        worker.signals.progressed.connect(self._on_task_progress)
-        worker.signals.succeeded.connect(self._on_task_succeeded)
-        worker.signals.failed.connect(self._on_task_failed)
-        self._task_job, self._task_action = worker, action
+        self._task_action = action
+        self._task_job.start(job)
         self.task_started.emit(label)
-        self._pool.start(worker)
         return True
 
     def cancel_task(self) -> None:
-        if self._task_job is not None:
-            self._task_job.cancel()
+        self._task_job.cancel()
 
-    @Slot(int, int, int, str)
-    def _on_task_progress(self, token: int, done: int, total: int, message: str) -> None:
-        if self._is_current(self._task_job, token):
-            self.task_progress.emit(done, total, message)
-
-    @Slot(int, object)
-    def _on_task_succeeded(self, token: int, result: object) -> None:
-        if not self._is_current(self._task_job, token):
-            return
-        self._task_job = None
+    def _on_task_succeeded(self, result: object) -> None:
         self.task_finished.emit()
         written = len(getattr(result, "written", []))
         log.info("Finished %s (%d file(s) written)", self._task_action, written)
         self.task_succeeded.emit(self._task_action, result)
 
-    @Slot(int, object)
-    def _on_task_failed(self, token: int, exc: object) -> None:
-        if not self._is_current(self._task_job, token):
-            return
-        self._task_job = None
+    def _on_task_failed(self, exc: object) -> None:
         self.task_finished.emit()
         if isinstance(exc, Cancelled):
             self.status_message.emit(f"{self._task_action.capitalize()} cancelled.")
@@ -343,8 +323,7 @@ class Controller(QObject):
             self.error_occurred.emit(self._task_action, exc)
 
     def cancel_proposal(self) -> None:
-        if self._proposal_job is not None:
-            self._proposal_job.cancel()
+        self._proposal_job.cancel()
 
     def import_segmentation(self, path: str | Path, table: str = "totalsegmentator") -> None:
         """The anatomy from a segmentation file (NIfTI label map with its label table, or a
@@ -368,30 +347,12 @@ class Controller(QObject):
 
     def _start_anatomy(self, label: str, job: Callable[[Progress], Any], *,
                        found: bool = False) -> None:
-        if self._anatomy_job is not None:
-            self._anatomy_job.cancel()
         self._anatomy_is_found = found
-        worker = self._run(job)
-        worker.signals.progressed.connect(self._on_anatomy_progress)
-        worker.signals.succeeded.connect(self._on_anatomy_succeeded)
-        worker.signals.failed.connect(self._on_anatomy_failed)
-        self._anatomy_job = worker
+        self._anatomy_job.start(job)
         self.anatomy_started.emit(label)
-        self._pool.start(worker)
 
-    def _is_current(self, job: Worker | None, token: int) -> bool:
-        return job is not None and job.token == token
-
-    @Slot(int, int, int, str)
-    def _on_anatomy_progress(self, token: int, done: int, total: int, message: str) -> None:
-        if self._is_current(self._anatomy_job, token):
-            self.anatomy_progress.emit(done, total, message)
-
-    @Slot(int, object)
-    def _on_anatomy_succeeded(self, token: int, result: object) -> None:
-        if not self._is_current(self._anatomy_job, token):
-            return
-        self._anatomy_job, self._importing = None, None
+    def _on_anatomy_succeeded(self, result: object) -> None:
+        self._importing = None
         self.anatomy_finished.emit()
         anatomy, context, mesh = result  # type: ignore[misc]
         if self._anatomy_is_found:
@@ -399,11 +360,7 @@ class Controller(QObject):
         else:
             self._show_anatomy(anatomy, context, mesh)
 
-    @Slot(int, object)
-    def _on_anatomy_failed(self, token: int, exc: object) -> None:
-        if not self._is_current(self._anatomy_job, token):
-            return
-        self._anatomy_job = None
+    def _on_anatomy_failed(self, exc: object) -> None:
         self.anatomy_finished.emit()
         importing, self._importing = self._importing, None
         if importing is not None and not isinstance(exc, Cancelled):
@@ -416,24 +373,11 @@ class Controller(QObject):
             self.anatomy_unavailable.emit("The spine could not be analysed (an error).")
             self.error_occurred.emit("finding the spine", exc)
 
-    @Slot(int, int, int, str)
-    def _on_proposal_progress(self, token: int, done: int, total: int, message: str) -> None:
-        if self._is_current(self._proposal_job, token):
-            self.proposal_progress.emit(done, total, message)
-
-    @Slot(int, object)
-    def _on_proposal_succeeded(self, token: int, result: object) -> None:
-        if not self._is_current(self._proposal_job, token):
-            return
-        self._proposal_job = None
+    def _on_proposal_succeeded(self, result: object) -> None:
         self.proposal_finished.emit()
         self.proposal_ready.emit(result)
 
-    @Slot(int, object)
-    def _on_proposal_failed(self, token: int, exc: object) -> None:
-        if not self._is_current(self._proposal_job, token):
-            return
-        self._proposal_job = None
+    def _on_proposal_failed(self, exc: object) -> None:
         self.proposal_finished.emit()
         if isinstance(exc, Cancelled):
             self.status_message.emit("Proposal cancelled.")
@@ -499,51 +443,21 @@ class Controller(QObject):
         self._start_load("Opening the demo CT…", "opening the demo CT", job)
 
     def cancel_loading(self) -> None:
-        if self._load is not None:
-            self._load.cancel()
+        self._load.cancel()
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
         """Cancel running work and wait for the threads (call when the window closes)."""
-        for worker in (self._load, self._surface_job, self._anatomy_job, self._proposal_job,
-                       self._task_job):
-            if worker is not None:
-                worker.cancel()
+        for slot in (self._load, self._surface_job, self._anatomy_job, self._proposal_job,
+                     self._task_job):
+            slot.cancel()
         self._pool.waitForDone(timeout_ms)
 
-    # ---- workers -------------------------------------------------------------------
-    def _run(self, job: Callable[[Progress], Any]) -> Worker:
-        self._workers = [w for w in self._workers if not w.done]
-        self._token += 1
-        worker = Worker(job, self._token)
-        self._workers.append(worker)
-        return worker
-
-    def _start_load(
-        self, label: str, action: str, job: Callable[[Progress], Any]
-    ) -> None:
-        if self._load is not None:
-            self._load.cancel()  # a newer request replaces it; its result will be dropped
-        worker = self._run(job)
-        worker.signals.progressed.connect(self._on_load_progress)
-        worker.signals.succeeded.connect(self._on_load_succeeded)
-        worker.signals.failed.connect(self._on_load_failed)
-        self._load, self._load_action = worker, action
+    def _start_load(self, label: str, action: str, job: Callable[[Progress], Any]) -> None:
+        self._load_action = action  # a newer request replaces a running one, whose result
+        self._load.start(job)  # will be dropped
         self.load_started.emit(label)
-        self._pool.start(worker)
 
-    def _is_current_load(self, token: int) -> bool:
-        return self._load is not None and self._load.token == token
-
-    @Slot(int, int, int, str)
-    def _on_load_progress(self, token: int, done: int, total: int, message: str) -> None:
-        if self._is_current_load(token):
-            self.load_progress.emit(done, total, message)
-
-    @Slot(int, object)
-    def _on_load_succeeded(self, token: int, result: object) -> None:
-        if not self._is_current_load(token):
-            return
-        self._load = None
+    def _on_load_succeeded(self, result: object) -> None:
         self.load_finished.emit()
         if isinstance(result, Volume):
             self.set_volume(result)
@@ -559,11 +473,7 @@ class Controller(QObject):
         else:
             self.series_found.emit(result)
 
-    @Slot(int, object)
-    def _on_load_failed(self, token: int, exc: object) -> None:
-        if not self._is_current_load(token):
-            return
-        self._load = None
+    def _on_load_failed(self, exc: object) -> None:
         self.load_finished.emit()
         if isinstance(exc, Cancelled):
             self.status_message.emit("Loading cancelled.")
@@ -571,38 +481,15 @@ class Controller(QObject):
             self.error_occurred.emit(self._load_action, exc)
 
     def _start_surface(self, volume: Volume) -> None:
-        if self._surface_job is not None:
-            self._surface_job.cancel()
-        worker = self._run(lambda progress: extract_bone_surface(
+        self._surface_job.start(lambda progress: extract_bone_surface(
             volume, progress=progress, not_bone=not_bone_mask(volume)))
-        worker.signals.progressed.connect(self._on_surface_progress)
-        worker.signals.succeeded.connect(self._on_surface_succeeded)
-        worker.signals.failed.connect(self._on_surface_failed)
-        self._surface_job = worker
         self.surface_started.emit()
-        self._pool.start(worker)
 
-    def _is_current_surface(self, token: int) -> bool:
-        return self._surface_job is not None and self._surface_job.token == token
-
-    @Slot(int, int, int, str)
-    def _on_surface_progress(self, token: int, done: int, total: int, message: str) -> None:
-        if self._is_current_surface(token):
-            self.surface_progress.emit(done, total, message)
-
-    @Slot(int, object)
-    def _on_surface_succeeded(self, token: int, surface: object) -> None:
-        if not self._is_current_surface(token):
-            return
-        self._surface_job = None
+    def _on_surface_succeeded(self, surface: object) -> None:
         assert isinstance(surface, BoneSurface)
         self._surface = surface
         self.surface_ready.emit(surface)
 
-    @Slot(int, object)
-    def _on_surface_failed(self, token: int, exc: object) -> None:
-        if not self._is_current_surface(token):
-            return
-        self._surface_job = None
+    def _on_surface_failed(self, exc: object) -> None:
         if not isinstance(exc, Cancelled):
             self.error_occurred.emit("building the bone surface", exc)

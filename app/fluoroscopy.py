@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThreadPool, Slot
+from PySide6.QtCore import QObject, QThreadPool
 
-from app.workers import Worker
+from app.workers import JobSlot
 from planning.drr import AttenuationVolume, render_drr, to_display
 from planning.errors import Cancelled
 from planning.fluoro_views import FluoroSetup, FluoroView, needle_views, standard_views
@@ -37,11 +37,12 @@ class Fluoroscopy(QObject):
         self._attenuation: AttenuationVolume | None = None
         self._centre: np.ndarray | None = None
         self._trajectory: Trajectory | None = None
-        self._job: Worker | None = None
+        self._job = JobSlot(self._pool, self)
+        self._job.progressed.connect(lambda _d, _t, message: self.panel.set_status(f"{message}…"))
+        self._job.succeeded.connect(self._on_done)
+        self._job.failed.connect(self._on_failed)
         self._job_keys: list[tuple] = []
         self._waiting: list[FluoroView] | None = None
-        self._workers: list[Worker] = []
-        self._token = 0
         self.renders = 0  # DRR batches rendered (tests and benchmarks read it)
         panel.mode_changed.connect(self._mode_changed)
         panel.set_message("No CT loaded")
@@ -49,9 +50,8 @@ class Fluoroscopy(QObject):
     # ---- inputs -------------------------------------------------------------------------
     def set_volume(self, volume: Volume | None) -> None:
         """A new CT: everything rendered before belongs to the old one."""
-        if self._job is not None:
-            self._job.cancel()
-        self._job, self._job_keys, self._waiting = None, [], None
+        self._job.forget()
+        self._job_keys, self._waiting = [], None
         self._volume, self._attenuation = volume, None
         self._centre, self._trajectory = None, None
         self.panel.set_frames([])
@@ -91,21 +91,20 @@ class Fluoroscopy(QObject):
                                    "Select a level or a needle to simulate fluoroscopy")
             return
         keys = [geometry_key(v.geometry) for v in views]
-        if keys == self.panel.view_keys() or (self._job is not None and keys == self._job_keys):
+        if keys == self.panel.view_keys() or (self._job.busy and keys == self._job_keys):
             return
-        if self._job is not None:
+        if self._job.busy:
             self._waiting = views
             return
         self._start(views)
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
-        if self._job is not None:
-            self._job.cancel()
+        self._job.cancel()
         self._pool.waitForDone(timeout_ms)
 
     @property
     def is_busy(self) -> bool:
-        return self._job is not None
+        return self._job.busy
 
     # ---- work ---------------------------------------------------------------------------
     def _mode_changed(self, _mode: str) -> None:
@@ -129,33 +128,16 @@ class Fluoroscopy(QObject):
                                           position))
             return volume, att, frames
 
-        self._workers = [w for w in self._workers if not w.done]
-        self._token += 1
-        worker = Worker(job, self._token)
-        worker.signals.progressed.connect(self._on_progress)
-        worker.signals.succeeded.connect(self._on_done)
-        worker.signals.failed.connect(self._on_failed)
-        self._workers.append(worker)
-        self._job, self._job_keys = worker, [geometry_key(v.geometry) for v in views]
+        self._job_keys = [geometry_key(v.geometry) for v in views]
+        self._job.start(job)
         self.panel.set_status("Rendering…")
-        self._pool.start(worker)
 
-    def _finish(self, token: int) -> bool:
-        if self._job is None or self._job.token != token:
-            return False
-        self._job, self._job_keys = None, []
+    def _finish(self) -> None:
+        self._job_keys = []
         self.panel.set_status("")
-        return True
 
-    @Slot(int, int, int, str)
-    def _on_progress(self, token: int, done: int, total: int, message: str) -> None:
-        if self._job is not None and self._job.token == token:
-            self.panel.set_status(f"{message}…")
-
-    @Slot(int, object)
-    def _on_done(self, token: int, result: object) -> None:
-        if not self._finish(token):
-            return
+    def _on_done(self, result: object) -> None:
+        self._finish()
         volume, attenuation, frames = result  # type: ignore[misc]
         if volume is self._volume:
             self._attenuation = attenuation
@@ -163,10 +145,8 @@ class Fluoroscopy(QObject):
             self.renders += 1
         self._next()
 
-    @Slot(int, object)
-    def _on_failed(self, token: int, exc: object) -> None:
-        if not self._finish(token):
-            return
+    def _on_failed(self, exc: object) -> None:
+        self._finish()
         if not isinstance(exc, Cancelled):
             self.panel.set_message(f"Simulated fluoroscopy failed: {exc}")
         self._next()

@@ -63,11 +63,11 @@ def run_gui(
         window.view3d.surface_shown.connect(capture)
         window.controller.error_occurred.connect(fail)
     def start() -> None:
-        if screenshot is None and window.workspace.offer_recovery():
+        if screenshot is None and window.workspace.files.offer_recovery():
             return  # the recovered plan's CT is being opened
         if path is not None:
             if plan is not None:
-                window.workspace.open_plan_after_load(plan)
+                window.workspace.files.open_plan_after_load(plan)
             window.open_path(path, series_uid, source_node=source_node)
         else:
             window.controller.open_demo()

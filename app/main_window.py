@@ -295,25 +295,25 @@ class MainWindow(QMainWindow):
     # ---- user actions ----------------------------------------------------------------
     @guarded("opening a DICOM folder")
     def open_dicom_folder(self) -> None:
-        if not self.workspace.confirm_discard("open another CT"):
+        if not self.workspace.files.confirm_discard("open another CT"):
             return
         folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
         if folder:
-            self.workspace.source_node = None
+            self.workspace.exports.source_node = None
             self.controller.open_dicom_folder(folder)
 
     @guarded("opening a NIfTI file")
     def open_nifti_file(self) -> None:
-        if not self.workspace.confirm_discard("open another CT"):
+        if not self.workspace.files.confirm_discard("open another CT"):
             return
         path, _ = QFileDialog.getOpenFileName(self, "Open NIfTI volume", "", NIFTI_FILTER)
         if path:
-            self.workspace.source_node = None
+            self.workspace.exports.source_node = None
             self.controller.open_nifti(path)
 
     @guarded("opening the PACS browser")
     def open_from_pacs(self) -> None:
-        if not self.workspace.confirm_discard("open another CT"):
+        if not self.workspace.files.confirm_discard("open another CT"):
             return
         from app.pacs_browser import PacsBrowser
 
@@ -335,12 +335,12 @@ class MainWindow(QMainWindow):
             where = f" (retrieve it again with File ▸ Open from PACS from {record.source_node})" \
                 if record.source == "pacs" else ""
             return f"The CT is no longer at {record.ct_path}{where}."
-        if not self.workspace.confirm_discard("open another case"):
+        if not self.workspace.files.confirm_discard("open another case"):
             return "Kept the current plan."
         if row.plan_path and Path(row.plan_path).exists():
-            self.workspace.open_plan_after_load(row.plan_path)
+            self.workspace.files.open_plan_after_load(row.plan_path)
         if record.source == "demo":
-            self.workspace.source_node = None
+            self.workspace.exports.source_node = None
             self.controller.open_demo()
         else:
             self.open_path(record.ct_path, record.series_uid or None,
@@ -372,7 +372,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Study cache: {exc}", 10000)
 
     def open_demo(self) -> None:
-        if self.workspace.confirm_discard("open the demo CT"):
+        if self.workspace.files.confirm_discard("open the demo CT"):
             self.controller.open_demo()
 
     def reset_views(self) -> None:
@@ -513,11 +513,11 @@ class MainWindow(QMainWindow):
                   source_node: str | None = None) -> None:
         """Open a file or folder given on the command line, or retrieved from
         ``source_node`` (a PACS, which then also receives the plan by default)."""
-        self.workspace.source_node = source_node
+        self.workspace.exports.source_node = source_node
         self.controller.open_path(path, series_uid)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self.workspace.confirm_discard("quit"):
+        if not self.workspace.files.confirm_discard("quit"):
             event.ignore()
             return
         self.workspace.closing()

@@ -4,7 +4,7 @@ background and opens the retrieved CT.
 Why a class of its own: the dialog stays a thin view, and the window only learns "open this
 folder, it came from that node" through the ``open_ct`` callback, never the PACS logic.
 Every job runs in a pool thread with progress and cancel; answers from a superseded job
-(a newer search, a closed dialog) are dropped by their token.
+(a newer search, a closed dialog) are dropped (one `JobSlot` per kind of job).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QSettings, QThreadPool
 from PySide6.QtWidgets import QWidget
 
 from app.settings import local_ae, pacs_nodes, retrieve_method
-from app.workers import Worker
+from app.workers import JobSlot, Worker
 from planning.errors import Cancelled
 from planning.pacs.cache import StudyCache
 from planning.pacs.node import LocalAE, parse_node
@@ -53,8 +53,9 @@ class PacsBrowser(QObject):
         self.pool.setMaxThreadCount(2)  # a retrieval and the thumbnails side by side
         self.cache = study_cache(settings)
         self.dialog = PacsDialog(pacs_nodes(settings), parent)
-        self._token = 0
-        self._jobs: dict[str, Worker] = {}
+        self._jobs: dict[str, JobSlot] = {}
+        self._answers: dict[str, tuple[Callable[[Any], None],
+                                       Callable[[BaseException], None]]] = {}
         d = self.dialog
         d.search_requested.connect(self._search)
         d.test_requested.connect(self._test)
@@ -71,30 +72,22 @@ class PacsBrowser(QObject):
 
     # ---- jobs -------------------------------------------------------------------------
     def _start(self, kind: str, job: Callable[[Progress], Any],
-               done: Callable[[Any], None], failed: Callable[[BaseException], None]) -> Worker:
-        """Run ``job`` in the pool; only the newest job of each ``kind`` may answer."""
-        old = self._jobs.get(kind)
-        if old is not None:
-            old.cancel()
-        self._token += 1
-        worker = Worker(job, self._token)
-        self._jobs[kind] = worker
-
-        def current(token: int) -> bool:
-            return self._jobs.get(kind) is worker and token == worker.token
-
-        worker.signals.succeeded.connect(lambda t, r: current(t) and done(r))
-        worker.signals.failed.connect(lambda t, e: current(t) and failed(e))
-        worker.signals.progressed.connect(
-            lambda t, d, n, m: current(t) and kind == "retrieve"
-            and self.dialog.show_progress(d, n, m))
-        self.pool.start(worker)
-        return worker
+               done: Callable[[Any], None], failed: Callable[[BaseException], None]) -> None:
+        """Run ``job`` in the pool; only the newest job of each ``kind`` may answer, with
+        ``done(result)`` or ``failed(exception)``."""
+        slot = self._jobs.get(kind)
+        if slot is None:
+            slot = self._jobs[kind] = JobSlot(self.pool, self)
+            slot.succeeded.connect(lambda result: self._answers[kind][0](result))
+            slot.failed.connect(lambda exc: self._answers[kind][1](exc))
+            if kind == "retrieve":
+                slot.progressed.connect(self.dialog.show_progress)
+        self._answers[kind] = (done, failed)
+        slot.start(job)
 
     def cancel_all(self) -> None:
-        for worker in self._jobs.values():
-            worker.cancel()
-        self._jobs.clear()
+        for slot in self._jobs.values():
+            slot.forget()
 
     def _fail(self, exc: BaseException) -> None:
         self.dialog.show_busy(False)
@@ -177,10 +170,12 @@ class PacsBrowser(QObject):
                     self._fail)
 
     def _cancel_retrieval(self) -> None:
-        worker = self._jobs.get("retrieve") or self._jobs.get("search")
-        if worker is not None:
-            worker.cancel()
-            self.dialog.show_message("Cancelling…")
+        for kind in ("retrieve", "search"):
+            slot = self._jobs.get(kind)
+            if slot is not None and slot.busy:
+                slot.cancel()
+                self.dialog.show_message("Cancelling…")
+                return
 
     def _retrieved(self, node_text: str, series_uid: str,
                    reports: list[RetrieveReport]) -> None:

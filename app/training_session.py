@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QObject, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QScrollArea
 
 from app.error_boundary import report_error
@@ -39,18 +39,36 @@ from widgets.plan_display import NeedleDisplay
 from widgets.training_panel import TrainingPanel
 
 if TYPE_CHECKING:
-    from app.main_window import MainWindow
-    from app.plan_workspace import PlanWorkspace
+    from app.plan_document import PlanDocument
+    from app.plan_editor import PlanEditor
+    from app.plan_files import PlanFiles
+    from app.shell import Shell
+    from widgets.levels_panel import LevelsPanel
 
 OPEN_CASE = "opening the training case"
 WRITE_REPORT = "writing the trainee report"
 
 
+class TrainingHost(Protocol):
+    """What a training session drives of the plan workspace (`app.plan_workspace`): the
+    plan, its editor and files, the levels panel and its dock, and the settings."""
+
+    settings: QSettings
+    document: PlanDocument
+    editor: PlanEditor
+    files: PlanFiles
+    levels_panel: LevelsPanel
+    levels_dock: QDockWidget
+
+    def select_level(self, level: str) -> None: ...
+    def set_plan_editable(self, editable: bool) -> None: ...
+
+
 class TrainingSession(QObject):
     """The training dock and the state of one trainee's attempt."""
 
-    def __init__(self, window: MainWindow, workspace: PlanWorkspace) -> None:
-        super().__init__(window)
+    def __init__(self, window: Shell, workspace: TrainingHost) -> None:
+        super().__init__(window)  # type: ignore[arg-type]  # the window is a QObject
         self.window, self.workspace = window, workspace
         self.controller = window.controller
         self.panel = TrainingPanel()
@@ -127,7 +145,7 @@ class TrainingSession(QObject):
         """Open the case's CT with its anatomy and hidden reference, in the background."""
         if self.panel.state == "running" or self.controller.is_busy_with_task:
             return
-        if self.panel.state == "idle" and not self.workspace.confirm_discard(
+        if self.panel.state == "idle" and not self.workspace.files.confirm_discard(
                 "start a training case"):
             return
         self._restore_views()

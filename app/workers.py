@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from planning.progress import Progress
 
@@ -73,3 +73,75 @@ class Worker(QRunnable):
         except RuntimeError:
             return False
         return True
+
+
+class JobSlot(QObject):
+    """One kind of background work of which only the newest request counts: loading a CT,
+    finding the spine, a proposal, an export, the level assessment, a fluoroscopy batch.
+
+    Why one class: each of those needs the same four things — run in the pool, forward
+    progress, cancel the older request when a newer one starts, and drop a result that
+    arrives after it was superseded (a token per request) — and each used to write them
+    out again with its own token bookkeeping. The workers are kept here until their
+    ``run()`` has returned, so a superseded job is never freed while it runs.
+    """
+
+    progressed = Signal(int, int, str)  # done, total, message (of the current job only)
+    succeeded = Signal(object)  # result
+    failed = Signal(object)  # exception (Cancelled when it was cancelled)
+
+    def __init__(self, pool: QThreadPool, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = pool
+        self._current: Worker | None = None
+        self._token = 0
+        self._workers: list[Worker] = []
+
+    @property
+    def busy(self) -> bool:
+        """A job has started and has not reported yet."""
+        return self._current is not None
+
+    def start(self, job: Callable[[Progress], Any]) -> None:
+        """Run ``job(progress)`` in the pool; a job still running is cancelled, and its
+        outcome will be dropped."""
+        self.cancel()
+        self._workers = [w for w in self._workers if not w.done]
+        self._token += 1
+        worker = Worker(job, self._token)
+        worker.signals.progressed.connect(self._on_progress)
+        worker.signals.succeeded.connect(self._on_succeeded)
+        worker.signals.failed.connect(self._on_failed)
+        self._workers.append(worker)
+        self._current = worker
+        self._pool.start(worker)
+
+    def cancel(self) -> None:
+        """Ask the current job to stop (it reports `failed` with `Cancelled` if it does)."""
+        if self._current is not None:
+            self._current.cancel()
+
+    def forget(self) -> None:
+        """Cancel the current job and drop whatever it reports (its inputs are gone)."""
+        self.cancel()
+        self._current = None
+
+    def _is_current(self, token: int) -> bool:
+        return self._current is not None and self._current.token == token
+
+    @Slot(int, int, int, str)
+    def _on_progress(self, token: int, done: int, total: int, message: str) -> None:
+        if self._is_current(token):
+            self.progressed.emit(done, total, message)
+
+    @Slot(int, object)
+    def _on_succeeded(self, token: int, result: object) -> None:
+        if self._is_current(token):
+            self._current = None
+            self.succeeded.emit(result)
+
+    @Slot(int, object)
+    def _on_failed(self, token: int, exc: object) -> None:
+        if self._is_current(token):
+            self._current = None
+            self.failed.emit(exc)

@@ -40,17 +40,38 @@ def reslice_labels(
     return out
 
 
+Mesh = tuple[NDArray[np.float32], NDArray[np.int32], NDArray[np.float32]]
+"""A triangle surface in LPS mm: (vertices (N, 3), triangles (M, 3), outward normals (N, 3))."""
+
+
+def empty_mesh() -> Mesh:
+    """A surface with no triangles: what a view is given to clear its actor."""
+    return (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32),
+            np.zeros((0, 3), np.float32))
+
+
+def merge_meshes(parts: list[Mesh]) -> Mesh:
+    """One mesh of several, the triangles re-indexed (one actor for, e.g., the cement of
+    both needles)."""
+    if not parts:
+        return empty_mesh()
+    offsets = np.cumsum([0] + [len(v) for v, _f, _n in parts[:-1]])
+    return (np.concatenate([v for v, _f, _n in parts]).astype(np.float32),
+            np.concatenate([f + o for (_v, f, _n), o in zip(parts, offsets, strict=True)]
+                           ).astype(np.int32),
+            np.concatenate([n for _v, _f, n in parts]).astype(np.float32))
+
+
 def mask_mesh(
     mask: NDArray[np.bool_], affine_lps: FloatArray, *, step_vox: int = 1, sigma_vox: float = 0.8
-) -> tuple[NDArray[np.float32], NDArray[np.int32], NDArray[np.float32]]:
+) -> Mesh:
     """Smooth surface of a mask in LPS mm: (vertices, triangles, outward normals).
 
     Empty masks give empty arrays. The mask is blurred slightly before marching cubes so the
     surface is not a staircase of voxels; ``step_vox`` > 1 trades detail for speed.
     """
     if not mask.any():
-        return (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32),
-                np.zeros((0, 3), np.float32))
+        return empty_mesh()
     box = []
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)
@@ -61,8 +82,7 @@ def mask_mesh(
     sub[:src.shape[0], :src.shape[1], :src.shape[2]] = src
     field = gaussian_filter(sub, sigma_vox, mode="constant")
     if field.max() <= 0.5:
-        return (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32),
-                np.zeros((0, 3), np.float32))
+        return empty_mesh()
     verts_kji, faces, normals_kji, _ = marching_cubes(field, 0.5, step_size=step_vox)
     affine = np.asarray(affine_lps, dtype=np.float64)
     ijk = verts_kji[:, ::-1] + np.array([box[2][0], box[1][0], box[0][0]])

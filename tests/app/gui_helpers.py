@@ -26,7 +26,7 @@ def open_window(qtbot, monkeypatch, volume: Volume | None = None,
     win.resize(*WINDOW_SIZE)
     win.show()
     qtbot.waitExposed(win)
-    monkeypatch.setattr(win.workspace, "confirm_discard", lambda _doing: True)
+    monkeypatch.setattr(win.workspace.files, "confirm_discard", lambda _doing: True)
     if volume is not None:
         win.controller.set_volume(volume)
     if anatomy is not None:

@@ -28,7 +28,7 @@ def main() -> int:
     app = QApplication(sys.argv[:1])
     window = MainWindow(Controller(auto_anatomy=False))
     ws = window.workspace
-    ws.confirm_discard = lambda _doing: True  # type: ignore[method-assign]
+    ws.files.confirm_discard = lambda _doing: True  # type: ignore[method-assign]
     window.show()
 
     def wait(condition, what: str, timeout: float = 120.0) -> None:
@@ -44,11 +44,11 @@ def main() -> int:
     window.controller.set_anatomy(anatomy_from_demo_truth(load_demo_truth(folder)))
     ws.propose(["L2"], "11G")
     wait(lambda: len(ws.document.plan.trajectories) == 2, "the proposal")
-    ws._save(out / "plan.vplan.json")
-    ws.export(sr_path=out / "plan-sr.dcm")
-    wait(lambda: not window.controller.is_busy_with_task and ws.last_export is not None,
+    ws.files.save(out / "plan.vplan.json")
+    ws.exports.export(sr_path=out / "plan-sr.dcm")
+    wait(lambda: not window.controller.is_busy_with_task and ws.exports.last_export is not None,
          "the export")
-    ws.open_plan(folder / "VP-DEMO-0001 plan.vplan.json")  # not there: a domain error
+    ws.files.open_plan(folder / "VP-DEMO-0001 plan.vplan.json")  # not there: a domain error
     try:
         raise RuntimeError(f"could not read {folder / 'IM0001.dcm'} of VertebroPlan^Demo")
     except RuntimeError as exc:  # as an unexpected bug's traceback would name the file

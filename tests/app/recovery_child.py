@@ -39,7 +39,7 @@ def main() -> int:
     ed.start_placing("L2", "left")
     ed.point_placed([20.0, 40.0, -390.0])
     ed.point_placed([5.0, 5.0, -392.0])
-    recovery = window.workspace.autosave.file
+    recovery = window.workspace.files.autosave.file
     while not recovery.exists() and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.02)

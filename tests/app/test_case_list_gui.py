@@ -38,7 +38,7 @@ def test_opened_ct_and_saved_plan_are_listed_and_reopened(qtbot, monkeypatch,
     win.workspace.document.edit(replace(win.workspace.document.plan,
                                         trajectories=(needle,)), "Add needle")
     plan_path = tmp_path / "plan.vplan.json"
-    assert win.workspace._save(plan_path)
+    assert win.workspace.files.save(plan_path)
     (row,) = win.workspace.cases.rows()
     assert Path(row.plan_path) == plan_path.resolve()
     assert row.plan_state == "draft"  # no anatomy here: the needle is not checked

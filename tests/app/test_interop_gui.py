@@ -59,9 +59,9 @@ def test_export_seg_markups_meshes_and_read_them_back(qtbot, window, tmp_path) -
     ws = window.workspace
     plan = ws.document.plan
     seg, mrk, meshes = tmp_path / "p-seg.dcm", tmp_path / "p.mrk.json", tmp_path / "stl"
-    assert ws.export(seg_path=seg, markups_path=mrk, mesh_dir=meshes)
+    assert ws.exports.export(seg_path=seg, markups_path=mrk, mesh_dir=meshes)
     _wait_task(qtbot, window)
-    written = {Path(p) for p in ws.last_export.written}
+    written = {Path(p) for p in ws.exports.last_export.written}
     assert {seg, mrk, meshes} <= written
     ds = pydicom.dcmread(seg)
     assert ds.Modality == "SEG"
@@ -70,7 +70,7 @@ def test_export_seg_markups_meshes_and_read_them_back(qtbot, window, tmp_path) -
         {p.name for p in meshes.iterdir()}
 
     ws.document.edit(plan.without("L2"), "Remove L2")
-    assert ws.open_plan(mrk)  # File ▸ Open plan takes Slicer markups
+    assert ws.files.open_plan(mrk)  # File ▸ Open plan takes Slicer markups
     again = ws.document.plan
     assert [t.key for t in again.trajectories] == [t.key for t in plan.trajectories]
     for a, b in zip(again.trajectories, plan.trajectories, strict=True):
@@ -107,7 +107,7 @@ def test_send_the_ct_too_is_a_setting(qtbot, window, monkeypatch) -> None:
     from widgets.settings_dialog import SettingsDialog
 
     ws = window.workspace
-    assert ws._send_ct() is False
+    assert ws.exports.send_ct() is False
 
     def accept(dialog: SettingsDialog) -> bool:
         assert dialog.send_ct() is False
@@ -116,11 +116,11 @@ def test_send_the_ct_too_is_a_setting(qtbot, window, monkeypatch) -> None:
 
     monkeypatch.setattr(SettingsDialog, "exec", accept)
     ws.show_settings()
-    assert ws._send_ct() is True
+    assert ws.exports.send_ct() is True
     sent: dict = {}
-    monkeypatch.setattr(ws, "export", lambda **kw: sent.update(kw) or True)
+    monkeypatch.setattr(ws.exports, "export", lambda **kw: sent.update(kw) or True)
     ws.settings.setValue("export/dicom_node", "ANGIO@127.0.0.1:11112")
-    ws.send_dialog()
+    ws.exports.send_dialog()
     assert sent == {"send_to": "ANGIO@127.0.0.1:11112", "send_ct": True}
 
 
@@ -146,12 +146,12 @@ def test_a_ct_without_uids_warns_at_load_and_exports_into_one_kept_study(qtbot, 
     ws.document.save(tmp_path / "plan.vplan.json")
     assert not ws.document.is_dirty and ws.document.plan.study_uid == ""
     first, second = tmp_path / "a-sr.dcm", tmp_path / "b-sr.dcm"
-    assert ws.export(sr_path=first)
+    assert ws.exports.export(sr_path=first)
     _wait_task(qtbot, win)
     study = ws.document.plan.study_uid
     assert study and ws.document.plan.series_uid and ws.document.is_dirty  # keep it: save
     assert pydicom.dcmread(first).StudyInstanceUID == study
-    assert ws.export(sr_path=second)
+    assert ws.exports.export(sr_path=second)
     _wait_task(qtbot, win)
     assert ws.document.plan.study_uid == study
     assert pydicom.dcmread(second).StudyInstanceUID == study

@@ -51,9 +51,9 @@ def test_search_thumbnails_retrieve_and_open(qtbot, monkeypatch, filled_pacs, ki
                     timeout=30000)
     assert not dialog.isVisible()
     assert win.controller.volume.array.shape == (14, 48, 48)
-    assert win.workspace.source_node == node
+    assert win.workspace.exports.source_node == node
     # a plan sent now goes to the DICOM PACS the CT came from (not to a DICOMweb URL)
-    assert win.workspace._dicom_node() == (node if kind == "dimse" else "")
+    assert win.workspace.exports.dicom_node() == (node if kind == "dimse" else "")
 
 
 def test_a_bad_key_and_an_empty_form_are_said_in_the_dialog(qtbot, monkeypatch,

@@ -132,13 +132,13 @@ def test_place_pair_by_clicks_drag_into_canal_undo_redo(qtbot, window, demo) -> 
     QTest.mouseMove(view, view.lps_to_widget(moved.target).toPoint())  # hover: tooltip
     qtbot.waitUntil(lambda: "UNSAFE" in QToolTip.text(), timeout=5000)
     assert "enters the spinal canal" in QToolTip.text()
-    assert ws.undo_action.text() == "&Undo Move L2 left target"  # the Edit menu's label
+    assert ws.actions.undo.text() == "&Undo Move L2 left target"  # the Edit menu's label
     window.grab().save(str(ARTIFACTS / "planning_dragged_into_canal.png"))
 
-    ws.undo_action.trigger()
+    ws.actions.undo.trigger()
     assert ws.editor.result(("L2", Side.LEFT)).status is Status.SAFE
     assert "SAFE" in ws.details_panel.plain_text()
-    ws.redo_action.trigger()
+    ws.actions.redo.trigger()
     assert ws.editor.result(("L2", Side.LEFT)).status is Status.UNSAFE
     assert window.isWindowModified() and "unsaved plan" in window.windowTitle()
 
@@ -176,12 +176,12 @@ def test_proposals_saved_and_reopened_identically(qtbot, window, demo, tmp_path,
     assert ws.document.undo_stack.undoText() == "Propose L1, L4"
     window.grab().save(str(ARTIFACTS / "planning_proposed.png"))
     path = tmp_path / "case.vplan.json"
-    assert ws._save(path)
+    assert ws.files.save(path)
     assert not window.isWindowModified() and "case.vplan.json" in window.windowTitle()
-    assert not ws.autosave.file.exists()  # saved: nothing to recover
+    assert not ws.files.autosave.file.exists()  # saved: nothing to recover
 
     other = _window(qtbot, demo, monkeypatch)
-    assert other.workspace.open_plan(path)
+    assert other.workspace.files.open_plan(path)
     assert other.workspace.document.plan == plan
     assert other.workspace.editor.results.keys() == ws.editor.results.keys()
     for key, res in ws.editor.results.items():
@@ -196,9 +196,9 @@ def test_plan_of_another_ct_refused_unless_overridden(qtbot, window, demo, tmp_p
         Trajectory("L1", Side.RIGHT, tuple(entry), tuple(target)),))
     path = save_plan(foreign, tmp_path / "foreign.vplan.json")
     ws = window.workspace
-    assert not ws.open_plan(path, force_other_frame=False)
+    assert not ws.files.open_plan(path, force_other_frame=False)
     assert ws.document.plan.trajectories == ()
-    assert ws.open_plan(path, force_other_frame=True)
+    assert ws.files.open_plan(path, force_other_frame=True)
     assert ws.document.plan.frame_override is not None
     assert ws.document.plan.frame_override.plan_frame_uid == "1.2.3.999"
 
@@ -216,7 +216,7 @@ def test_label_shift_renames_needles_and_anatomy_and_undoes(qtbot, window, demo)
     assert window.controller.anatomy.levels["L3"].centroid_lps == pytest.approx(
         truth.level("L2").centroid_lps, abs=3.0)
     assert ws.editor.result(("L3", Side.LEFT)).status is Status.SAFE
-    ws.undo_action.trigger()
+    ws.actions.undo.trigger()
     qtbot.waitUntil(lambda: not window.controller.is_finding_anatomy, timeout=60000)
     assert ws.document.plan.levels == ("L2",)
     assert window.controller.label_shift == 0
@@ -268,10 +268,10 @@ def test_unsaved_edit_survives_a_killed_process(qtbot, demo, tmp_path, monkeypat
     win = MainWindow(Controller(auto_anatomy=False))
     qtbot.addWidget(win)
     win.show()
-    monkeypatch.setattr(win.workspace, "confirm_discard", lambda _doing: True)
-    recovery = win.workspace.pending_recovery()
+    monkeypatch.setattr(win.workspace.files, "confirm_discard", lambda _doing: True)
+    recovery = win.workspace.files.pending_recovery()
     assert recovery is not None and Path(recovery.ct_source).is_dir()
-    win.workspace.recover(recovery)
+    win.workspace.files.recover(recovery)
     qtbot.waitUntil(lambda: win.controller.volume is not None, timeout=120000)
     plan = win.workspace.document.plan
     assert plan.trajectories == expected.trajectories
@@ -340,19 +340,19 @@ def test_export_send_and_reimport_from_the_window(qtbot, demo, tmp_path, monkeyp
         plan = plan.with_trajectory(Trajectory("L3", side, tuple(entry), tuple(target)))
     ws.document.edit(plan, "Place")
     pdf, sr = tmp_path / "r.pdf", tmp_path / "p.dcm"
-    assert ws.export(pdf_path=pdf, sr_path=sr)
+    assert ws.exports.export(pdf_path=pdf, sr_path=sr)
     assert ws.task.isVisible()  # progress and Cancel while it runs
     qtbot.waitUntil(lambda: not win.controller.is_busy_with_task, timeout=120000)
     assert pdf.exists() and sr.exists() and "Written" in win.statusBar().currentMessage()
     with storescp_receiver(tmp_path) as receiver:
         r = receiver.remote
-        assert ws.export(send_to=f"{r.ae_title}@{r.host}:{r.port}")
+        assert ws.exports.export(send_to=f"{r.ae_title}@{r.host}:{r.port}")
         qtbot.waitUntil(lambda: not win.controller.is_busy_with_task, timeout=120000)
         received = receiver.received()
     assert "Sent" in win.statusBar().currentMessage() and len(received) == 2
 
     other = _window(qtbot, demo, monkeypatch)
-    assert other.workspace.open_plan(sr)
+    assert other.workspace.files.open_plan(sr)
     back = other.workspace.document.plan
     assert len(back.trajectories) == 2
     for a, b in zip(back.trajectories, ws.document.plan.trajectories, strict=True):

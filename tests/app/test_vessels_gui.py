@@ -40,7 +40,7 @@ def test_needle_into_the_aorta_shows_the_vessel(qtbot, phantom, monkeypatch) -> 
     qtbot.waitExposed(win)
     win.controller.set_volume(phantom.ct)
     win.controller.set_anatomy(phantom.anatomy)
-    monkeypatch.setattr(win.workspace, "confirm_discard", lambda _doing: True)
+    monkeypatch.setattr(win.workspace.files, "confirm_discard", lambda _doing: True)
     ws = win.workspace
     geo = phantom.anatomy.levels["L2"]
     pts = pc.truth_vessel_points(phantom)
