@@ -41,6 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from planning.reslice import check_image_size, unit_vector
 from planning.volume import FloatArray, Volume, inverse_affine, validate_affine
 
 Float32Array = NDArray[np.float32]
@@ -52,16 +53,6 @@ BONE_RAMP_HU = (150.0, 400.0)
 DEFAULT_BONE_WEIGHT = 1.5
 DEFAULT_VOXEL_MM = 2.0
 _SLAB_SLICES = 16  # slices converted to mu at a time, to bound the float32 working memory
-
-
-def _unit(vector: FloatArray | tuple[float, float, float], name: str) -> FloatArray:
-    v = np.asarray(vector, dtype=np.float64)
-    if v.shape != (3,) or not np.all(np.isfinite(v)):
-        raise ValueError(f"{name} must be a finite 3-vector, got {vector!r}")
-    n = float(np.linalg.norm(v))
-    if n < 1e-9:
-        raise ValueError(f"{name} must not be the zero vector")
-    return v / n
 
 
 def _point(vector: FloatArray | tuple[float, float, float], name: str) -> FloatArray:
@@ -90,12 +81,9 @@ class DrrGeometry:
     pixel_mm: float
 
     def __post_init__(self) -> None:
-        if self.width_px < 1 or self.height_px < 1:
-            raise ValueError(f"image size must be positive, got {self.width_px}×{self.height_px}")
-        if not self.pixel_mm > 0:
-            raise ValueError(f"pixel_mm must be positive, got {self.pixel_mm}")
-        u = _unit(self.detector_u_lps, "detector_u_lps")
-        v = _unit(self.detector_v_lps, "detector_v_lps")
+        check_image_size(self.width_px, self.height_px, self.pixel_mm)
+        u = unit_vector(self.detector_u_lps, "detector_u_lps")
+        v = unit_vector(self.detector_v_lps, "detector_v_lps")
         if abs(float(u @ v)) > 1e-6:
             raise ValueError("detector_u_lps and detector_v_lps must be perpendicular")
         source = _point(self.source_lps, "source_lps")
@@ -128,8 +116,8 @@ class DrrGeometry:
         along ``beam × down`` (see the module docstring for what that means on screen).
         The detector is square, perpendicular to the central ray.
         """
-        beam = _unit(beam_direction_lps, "beam_direction_lps")
-        up = _unit(up_lps, "up_lps")
+        beam = unit_vector(beam_direction_lps, "beam_direction_lps")
+        up = unit_vector(up_lps, "up_lps")
         up_perp = up - (up @ beam) * beam
         if float(np.linalg.norm(up_perp)) < 1e-6:
             raise ValueError("up_lps must not be parallel to the beam direction")

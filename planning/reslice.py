@@ -27,7 +27,9 @@ AIR_HU = -1024.0
 _LETTERS = {0: ("R", "L"), 1: ("A", "P"), 2: ("I", "S")}  # (negative, positive) LPS axis
 
 
-def _unit(vector: FloatArray | tuple[float, float, float], name: str) -> FloatArray:
+def unit_vector(vector: FloatArray | tuple[float, float, float], name: str) -> FloatArray:
+    """``vector`` scaled to length 1; a ValueError naming ``name`` when it is not a finite,
+    non-zero 3-vector (a plane or a detector given wrong is said, not drawn askew)."""
     v = np.asarray(vector, dtype=np.float64)
     if v.shape != (3,) or not np.all(np.isfinite(v)):
         raise ValueError(f"{name} must be a finite 3-vector, got {vector!r}")
@@ -35,6 +37,15 @@ def _unit(vector: FloatArray | tuple[float, float, float], name: str) -> FloatAr
     if n < 1e-9:
         raise ValueError(f"{name} must not be the zero vector")
     return v / n
+
+
+def check_image_size(width_px: int, height_px: int, pixel_mm: float) -> None:
+    """A ValueError for an image of no pixels or of pixels without size (any picture of
+    the patient: a slice, a DRR's detector)."""
+    if width_px < 1 or height_px < 1:
+        raise ValueError(f"image size must be positive, got {width_px}×{height_px}")
+    if not pixel_mm > 0:
+        raise ValueError(f"pixel_mm must be positive, got {pixel_mm}")
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,8 @@ class ViewPlane:
     down_lps: FloatArray
 
     def __post_init__(self) -> None:
-        right = _unit(self.right_lps, "right_lps")
-        down = _unit(self.down_lps, "down_lps")
+        right = unit_vector(self.right_lps, "right_lps")
+        down = unit_vector(self.down_lps, "down_lps")
         if abs(float(right @ down)) > 1e-6:
             raise ValueError(f"{self.name}: right_lps and down_lps must be perpendicular")
         object.__setattr__(self, "right_lps", right)
@@ -76,7 +87,7 @@ def direction_letters(direction_lps: FloatArray, min_component: float = 0.3) -> 
 
     Components weaker than ``min_component`` are left out, as scanners do for oblique views.
     """
-    d = _unit(direction_lps, "direction_lps")
+    d = unit_vector(direction_lps, "direction_lps")
     order = np.argsort(-np.abs(d))
     return "".join(
         _LETTERS[int(a)][int(d[a] > 0)] for a in order if abs(d[a]) >= min_component
@@ -108,10 +119,7 @@ class SliceGeometry:
     pixel_mm: float
 
     def __post_init__(self) -> None:
-        if self.width_px < 1 or self.height_px < 1:
-            raise ValueError(f"image size must be positive, got {self.width_px}×{self.height_px}")
-        if not self.pixel_mm > 0:
-            raise ValueError(f"pixel_mm must be positive, got {self.pixel_mm}")
+        check_image_size(self.width_px, self.height_px, self.pixel_mm)
         object.__setattr__(self, "center_lps", np.asarray(self.center_lps, dtype=np.float64))
 
     @property
