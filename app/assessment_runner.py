@@ -64,6 +64,17 @@ class AssessmentRunner(QObject):
         else:
             self._timer.start()
 
+    def result_for(self, anatomy: Anatomy | None, trajectories: Sequence[Trajectory]
+                   ) -> dict[str, Any] | None:
+        """The assessment delivered for ``anatomy`` and these needles, if it is the latest
+        and nothing newer is pending; else None."""
+        if self.is_busy or self._inputs is None or anatomy is None or not self.result:
+            return None
+        _volume, assessed, needles, _gauge = self._inputs
+        if assessed is not anatomy or needles != tuple(trajectories):
+            return None
+        return dict(self.result)
+
     @property
     def is_busy(self) -> bool:
         return self._job.busy or self._timer.isActive()

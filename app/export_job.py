@@ -29,6 +29,7 @@ from planning.interop.study_uids import (
     volume_for_export,
     with_export_uids,
 )
+from planning.mask_reslice import Mesh
 from planning.plan import Plan, Side
 from planning.progress import Progress, no_progress
 from planning.version import __version__
@@ -161,11 +162,12 @@ def export_plan(
 
                 tick("Building the bone surface for the report")
                 bone = extract_bone_surface(volume, not_bone=not_bone_mask(volume))
+            canal = _canal_for_snapshots(anatomy) if request.with_3d else None
             for level in plan.levels:
                 tick(f"Report images of {level}")
                 images[level] = level_images(volume, plan, results, anatomy, level)
                 if request.with_3d and bone is not None:
-                    snapshots[level] = _snapshot(bone, plan, results, anatomy, level)
+                    snapshots[level] = _snapshot(bone, plan, results, canal, level)
             tick("Writing the PDF report")
             write_pdf_report(pdf_path, plan, results, volume, images, snapshots=snapshots,
                              planner=request.planner, software_version=SOFTWARE_VERSION,
@@ -257,11 +259,20 @@ def _ct_for_sending(volume: Volume, exported: Volume, deid: Any, tick: Any) -> l
     return out
 
 
+def _canal_for_snapshots(anatomy: Anatomy | None) -> Mesh | None:
+    """The canal's surface for the report's 3D pictures: built once for every level (a
+    coarser one than the window's, which is enough at the pictures' size)."""
+    if anatomy is None:
+        return None
+    from planning.mask_reslice import mask_mesh
+
+    return mask_mesh(anatomy.canal, anatomy.affine_lps, step_vox=2)
+
+
 def _snapshot(surface: object, plan: Plan, results: dict[tuple[str, Side], CheckResult],
-              anatomy: Anatomy | None, level: str) -> bytes:
+              canal: Mesh | None, level: str) -> bytes:
     import numpy as np
 
-    from planning.mask_reslice import mask_mesh
     from widgets.plan_display import NeedleDisplay
     from widgets.snapshot3d import render_level_snapshot
 
@@ -274,9 +285,6 @@ def _snapshot(surface: object, plan: Plan, results: dict[tuple[str, Side], Check
                                      selected=t.level == level))
     own = [t for t in plan.trajectories if t.level == level]
     focus = np.mean([t.entry + 0.6 * (t.target - t.entry) for t in own], axis=0)
-    canal = None
-    if anatomy is not None:
-        canal = mask_mesh(anatomy.canal, anatomy.affine_lps, step_vox=2)
     verts, faces, normals = (surface.vertices_lps, surface.faces,  # type: ignore[attr-defined]
                              surface.normals_lps)  # type: ignore[attr-defined]
     return render_level_snapshot(verts, faces, normals, needles, focus, canal_mesh=canal)

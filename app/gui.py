@@ -26,6 +26,7 @@ def run_gui(
     from app.error_boundary import install_excepthook
     from app.logs import setup_logging
     from app.main_window import MainWindow
+    from app.plan_session import PlanSession
 
     log_file = setup_logging()
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -35,7 +36,8 @@ def run_gui(
     app.setStyle("Fusion")
     app.setDesktopFileName("vertebroplan")
     _set_icon(app)
-    window = MainWindow()
+    # the composition root: one planning session, and the window that shows it
+    window = MainWindow(session=PlanSession())
     logging.getLogger("vertebroplan").info(
         "VertebroPlan %s started; log file %s", __version__, log_file or "none (not writable)")
     install_excepthook(window)

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.controller import Controller
 from app.error_boundary import guarded, report_error
+from app.plan_session import PlanSession
 from app.plan_workspace import PlanWorkspace
 from planning.reslice import AXIAL, CORONAL, SAGITTAL
 from planning.surface import BoneSurface
@@ -94,9 +95,13 @@ def _framed(widget: QWidget) -> QFrame:
 class MainWindow(QMainWindow):
     """VertebroPlan's workstation window."""
 
-    def __init__(self, controller: Controller | None = None) -> None:
+    def __init__(self, controller: Controller | None = None, *,
+                 session: PlanSession | None = None) -> None:
+        """``session``: the planning session this window shows (made here when not given,
+        on ``controller`` when that is given)."""
         super().__init__()
-        self.controller = controller if controller is not None else Controller(self)
+        self.session = session if session is not None else PlanSession(controller, parent=self)
+        self.controller = self.session.controller
         self.setWindowTitle("VertebroPlan")
         self.setStyleSheet(stylesheet())
         self._progress_dialog: QProgressDialog | None = None
@@ -118,7 +123,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_status_bar()
         self._connect()
-        self.workspace = PlanWorkspace(self)
+        self.workspace = PlanWorkspace(self, self.session)
         self.workspace.document.dirty_changed.connect(self._pin_retrieved_study)
         self.window_level_bar.set_window_level(*self.controller.window_level)
         for view in self.mpr_views:

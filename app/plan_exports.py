@@ -4,7 +4,8 @@ Send to a PACS or the angio suite; and a segmentation coming in as the anatomy.
 Why apart from the workspace: each of these asks the user where (a file dialog, the DICOM
 node, de-identify or not), then runs one background task on the controller with the plan,
 the checks the window already shows and the C-arm set-up on screen, so the report says
-what the screen says. The workspace only offers the actions.
+what the screen says (the level assessment on screen, not one made again). The workspace
+only offers the actions.
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ class PlanExports(QObject):
     def __init__(self, shell: Shell, controller: Controller, document: PlanDocument,
                  settings: QSettings, cases: CaseTracker, fluoro: Fluoroscopy,
                  results: Callable[[], dict[Any, Any]], plan_dir: Callable[[], str],
+                 assessment: Callable[[], dict[str, Any] | None],
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.shell, self.controller, self.document = shell, controller, document
         self.settings, self.cases, self.fluoro = settings, cases, fluoro
         self._results, self._plan_dir = results, plan_dir
+        self._assessment = assessment  # the one on screen, when it fits the plan
         self.source_node: str | None = None  # the PACS the open CT was retrieved from
         self.last_export: Any = None
         controller.task_succeeded.connect(self._on_task_done)
@@ -158,6 +161,9 @@ class PlanExports(QObject):
         if inputs is None:
             return False
         volume, plan, results, anatomy = inputs
+        # the report prints the level assessment the window shows; only while that is
+        # being redone (the needles just moved) does the export assess them itself
+        assessment = self._assessment()
         from app.export_job import ExportRequest, export_plan
         from planning.interop.study_uids import with_export_uids
 
@@ -179,7 +185,8 @@ class PlanExports(QObject):
         return self.controller.run_task(
             "Sending the plan…" if send_to else "Exporting the plan…", what,
             lambda progress: export_plan(volume, plan, results, anatomy, request, progress,
-                                         surface=surface, attenuation=attenuation))
+                                         surface=surface, attenuation=attenuation,
+                                         assessment=assessment))
 
     def _on_task_done(self, _action: str, report: Any) -> None:
         parts = [f"Written {p.name}" for p in getattr(report, "written", [])]

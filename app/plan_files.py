@@ -129,8 +129,8 @@ class PlanFiles(QObject):
         return box.clickedButton() is apply
 
     def volume_loaded(self, volume: Volume) -> None:
-        """A CT is on screen: its plan is a recovered one (of this CT), else a new one; a
-        plan asked for with the CT (``--plan``, a case's plan) is opened now."""
+        """A CT is on screen (the session has given it a new plan): a plan recovered for
+        this CT takes the new plan's place."""
         pending, self._pending_plan = self._pending_plan, None
         if pending is not None and (not pending[0].frame_of_reference_uid or
                                     pending[0].frame_of_reference_uid
@@ -139,9 +139,6 @@ class PlanFiles(QObject):
             self.document.reset(plan, path, dirty=dirty)
             self._status(f"Recovered the unsaved plan ({len(plan.trajectories)} needles).",
                          20000)
-        else:
-            self.document.reset(Plan(study_uid=volume.study_uid, series_uid=volume.series_uid,
-                                     frame_of_reference_uid=volume.frame_of_reference_uid))
 
     def open_plan_asked_for(self) -> None:
         """The plan asked for with the CT being loaded (`open_plan_after_load`), if any."""

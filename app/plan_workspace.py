@@ -21,23 +21,17 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QMessageBox, QSplitter, QTextBrowser, QWidget
 
-from app.assessment_runner import AssessmentRunner
-from app.case_tracking import CaseTracker
 from app.fluoroscopy import Fluoroscopy
 from app.help_text import HELP_HTML
-from app.plan_document import PlanDocument
-from app.plan_editor import PlanEditor
 from app.plan_exports import PlanExports
 from app.plan_files import PlanFiles
 from app.plan_menus import install_plan_menus
+from app.plan_session import PlanSession
 from app.scene_presenter import ScenePresenter
 from app.settings import (
     carm_convention,
     carm_distances,
     cement_fill_range,
-    default_gauge,
-    limits,
-    open_settings,
     store_cement_fill_range,
     store_limits,
     store_pacs,
@@ -64,16 +58,13 @@ LOW_CONFIDENCE = 0.5
 class PlanWorkspace(QObject):
     """Plan document, editor, files, exports, docks and actions of one main window."""
 
-    def __init__(self, shell: Shell) -> None:
+    def __init__(self, shell: Shell, session: PlanSession) -> None:
         super().__init__(shell)  # type: ignore[arg-type]  # the window is a QObject
-        self.window = shell
-        self.cases = CaseTracker(lambda text: shell.statusBar().showMessage(text, 20000))
-        self.controller = shell.controller
-        self.settings = open_settings()
-        self.document = PlanDocument(self)
-        self.editor = PlanEditor(self.controller, self.document, self)
-        self.editor.gauge = default_gauge(self.settings)
-        self.controller.set_limits(limits(self.settings))
+        self.window, self.session = shell, session
+        session.message.connect(lambda text: self._status(text, 20000))
+        self.controller, self.settings = session.controller, session.settings
+        self.document, self.editor = session.document, session.editor
+        self.cases, self.assessment = session.cases, session.assessment
         self._extra_levels: set[str] = set()
         self.files = PlanFiles(shell, self.controller, self.document, self.settings,
                                self.cases, lambda: self.editor.results,
@@ -90,9 +81,7 @@ class PlanWorkspace(QObject):
         self.fluoro = Fluoroscopy(shell.fluoro_panel, self)
         self.exports = PlanExports(shell, self.controller, self.document, self.settings,
                                    self.cases, self.fluoro, lambda: self.editor.results,
-                                   self.files.plan_dir, self)
-        self.assessment = AssessmentRunner(self)
-        self.assessment.fill_range = cement_fill_range(self.settings)
+                                   self.files.plan_dir, session.assessment_of_plan, self)
         self.scene = ScenePresenter(shell, self.controller, self.document, self.assessment)
         self._assessed_anatomy: Any = None  # the anatomy whose fractured levels were selected
         self.help_browser = QTextBrowser()
@@ -303,7 +292,7 @@ class PlanWorkspace(QObject):
             self.editor.gauge = dialog.gauge()
             self.levels_panel.set_gauge(dialog.gauge())
             self.controller.set_limits(dialog.limits())
-            self._assess(now=True)
+            self.session.assess(now=True)
 
     # ---- the window's life -------------------------------------------------------------
     def closing(self) -> None:
@@ -340,7 +329,7 @@ class PlanWorkspace(QObject):
         uncertain = any(g.confidence < LOW_CONFIDENCE for g in anatomy.levels.values())
         self.levels_panel.set_labels_uncertain(uncertain)
         self._update_rows()
-        self._assess(now=True)
+        self.session.assess(now=True)
         warnings = "; ".join(anatomy.warnings)
         self._status(
             f"Spine found: {', '.join(anatomy.levels)}." + (f" {warnings}" if warnings else ""),
@@ -378,13 +367,7 @@ class PlanWorkspace(QObject):
 
     def _on_plan_changed(self, _plan: Plan) -> None:
         self._update_title()
-        self.files.plan_edited(self.editor.is_dragging)
-        self._assess()
-
-    def _assess(self, now: bool = False) -> None:
-        """Re-assess the levels (cement previews and tip flags follow the needles)."""
-        self.assessment.update(self.controller.volume, self.controller.anatomy,
-                               self.document.plan.trajectories, self.editor.gauge, now=now)
+        self.files.plan_edited(self.editor.is_dragging)  # the session re-assesses
 
     def _on_assessment(self, levels: dict[str, Any]) -> None:
         """Fracture grades into the rows; the first time for a CT the fractured levels are
@@ -433,7 +416,7 @@ class PlanWorkspace(QObject):
 
     def _gauge_changed(self, gauge: str) -> None:
         self.editor.set_gauge(gauge, apply_to_selected=True)
-        self._assess()  # the pedicles are judged for this gauge
+        self.session.assess()  # the pedicles are judged for this gauge
 
     def set_plan_editable(self, editable: bool) -> None:
         """Lock the plan (a submitted training attempt) or unlock it, in every view."""

@@ -87,7 +87,7 @@ def test_fractured_level_leads_and_the_details_give_its_numbers(qtbot, demo,
     before = l1.cement.spreads[0].volume_ml
     runs = ws.assessment.runs
     ws.assessment.fill_range = (0.10, 0.20)
-    ws._assess(now=True)
+    ws.session.assess(now=True)
     qtbot.waitUntil(lambda: ws.assessment.runs > runs and not ws.assessment.is_busy,
                     timeout=60000)
     after = ws.assessment.result["L1"].cement.spreads[0].volume_ml
