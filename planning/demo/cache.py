@@ -47,6 +47,8 @@ def demo_ct_path(progress: Progress | None = None) -> Path:
     try:
         write_demo_ct(staging, progress)
         (staging / COMPLETE_MARKER).touch()
+        if (target / COMPLETE_MARKER).exists():  # another process finished first (two
+            return target  # windows or test workers starting at once): keep its copy
         if target.exists():  # an incomplete leftover of an interrupted run
             shutil.rmtree(target, ignore_errors=True)
         try:
