@@ -10,7 +10,8 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -459,6 +460,48 @@ def _cmd_open(args: argparse.Namespace) -> int:
     return _cmd_gui(folder, args.series, args.screenshot, args.plan, source_node=args.pacs)
 
 
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int] | str] = {
+    "info": _cmd_info,
+    "check": _cmd_check,
+    "anatomy": _cmd_anatomy,
+    "plan": _cmd_plan,
+    "demo-ct": _cmd_demo,
+    "open": _cmd_open,
+    # "module:function": imported only when the command runs
+    "cases": "app.cli_training:cmd_cases",
+    "train-score": "app.cli_training:cmd_train_score",
+    "export": "app.cli_export:cmd_export",
+    "import-markups": "app.cli_export:cmd_import_markups",
+    "batch": "app.batch_cli:run",
+    "pacs": "app.cli_pacs:run",
+}
+"""The function that runs each sub-command."""
+
+
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    """The function that runs the sub-command ``name`` (its module imported now)."""
+    target = _COMMANDS[name]
+    if callable(target):
+        return target
+    module, _, function = target.partition(":")
+    run: Callable[[argparse.Namespace], int] = getattr(import_module(module), function)
+    return run
+
+
+def _one_line_errors(run: Callable[[], int], failure_status: int) -> int:
+    """``run()``'s exit status; an error the user can act on (a `VertebroPlanError`, a file
+    that cannot be read or written) or Ctrl+C is one line on stderr and ``failure_status``,
+    never a traceback."""
+    try:
+        return run()
+    except (VertebroPlanError, OSError) as exc:
+        print(f"vertebroplan: error: {exc}", file=sys.stderr)
+        return failure_status
+    except KeyboardInterrupt:
+        print("vertebroplan: interrupted", file=sys.stderr)
+        return failure_status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vertebroplan`` console script."""
     parser = _build_parser()
@@ -467,65 +510,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app.logs import setup_logging
 
         setup_logging(to_stderr=False)
-    if args.command == "train-score":
-        # its exit status 1 means "the trainee failed", so an error that prevents scoring
-        # must not look like a fail: 2, as argparse uses for bad arguments
-        try:
-            from app.cli_training import cmd_train_score
 
-            return cmd_train_score(args)
-        except VertebroPlanError as exc:
-            print(f"vertebroplan: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        except OSError as exc:
-            print(f"vertebroplan: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        except KeyboardInterrupt:
-            print("vertebroplan: interrupted", file=sys.stderr)
-            return EXIT_USAGE
-    try:
-        if args.command == "info":
-            return _cmd_info(args)
-        if args.command == "check":
-            return _cmd_check(args)
-        if args.command == "anatomy":
-            return _cmd_anatomy(args)
-        if args.command == "plan":
-            return _cmd_plan(args)
-        if args.command == "demo-ct":
-            return _cmd_demo(args)
-        if args.command == "cases":
-            from app.cli_training import cmd_cases
+    def run() -> int:
+        if args.command is None:
+            return _cmd_gui(None, None, args.screenshot)
+        return _command(args.command)(args)
 
-            return cmd_cases(args)
-        if args.command == "export":
-            from app.cli_export import cmd_export
-
-            return cmd_export(args)
-        if args.command == "import-markups":
-            from app.cli_export import cmd_import_markups
-
-            return cmd_import_markups(args)
-        if args.command == "batch":
-            from app import batch_cli
-
-            return batch_cli.run(args)
-        if args.command == "pacs":
-            from app import cli_pacs
-
-            return cli_pacs.run(args)
-        if args.command == "open":
-            return _cmd_open(args)
-        return _cmd_gui(None, None, args.screenshot)
-    except VertebroPlanError as exc:
-        print(f"vertebroplan: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("vertebroplan: interrupted", file=sys.stderr)
-        return EXIT_ERROR
-    except OSError as exc:
-        print(f"vertebroplan: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    # train-score's exit status 1 means "the trainee failed", so an error that prevents
+    # scoring must not look like a fail: 2, as argparse uses for bad arguments
+    failure_status = EXIT_USAGE if args.command == "train-score" else EXIT_ERROR
+    return _one_line_errors(run, failure_status)
 
 
 if __name__ == "__main__":

@@ -10,35 +10,27 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+from bench.virtual_display import skipped_without_xvfb, virtual_display
 
 TARGET_MS = 100.0  # "no perceptible lag": the 0.1 s limit of instantaneous response (Nielsen)
 
 
 def run() -> dict[str, float]:
-    if shutil.which("Xvfb") is None:
-        print("\n## Drag latency: skipped (Xvfb not installed)")
+    if skipped_without_xvfb("Drag latency"):
         return {}
-    display = ":96"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     root = Path(__file__).resolve().parents[1]
-    try:
-        time.sleep(1.0)
+    with virtual_display(":96") as display:
         env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb",
                "PYTHONPATH": str(root), "VERTEBROPLAN_SETTINGS": os.devnull + ".ini"}
         out = subprocess.run([sys.executable, "-m", "bench.gui_latency_child"], cwd=root,
                              env=env, capture_output=True, text=True, timeout=600)
-    finally:
-        xvfb.terminate()
-        xvfb.wait()
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         print("\n## Drag latency: the GUI run failed\n" + out.stderr[-2000:])

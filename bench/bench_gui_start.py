@@ -8,13 +8,14 @@ include generating the demo CT into the cache; it is reported separately.
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.virtual_display import skipped_without_xvfb, virtual_display
 
 REPEATS = 3
 
@@ -39,20 +40,11 @@ def _launch(display: str, png: Path) -> float:
 
 
 def run() -> dict[str, float]:
-    if shutil.which("Xvfb") is None:
-        print("\n## GUI start: skipped (Xvfb not installed)")
+    if skipped_without_xvfb("GUI start"):
         return {}
-    display = ":97"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(1.0)
-        with tempfile.TemporaryDirectory() as tmp:
-            first = _launch(display, Path(tmp) / "first.png")
-            times = [_launch(display, Path(tmp) / f"run{n}.png") for n in range(REPEATS)]
-    finally:
-        xvfb.terminate()
-        xvfb.wait()
+    with virtual_display(":97") as display, tempfile.TemporaryDirectory() as tmp:
+        first = _launch(display, Path(tmp) / "first.png")
+        times = [_launch(display, Path(tmp) / f"run{n}.png") for n in range(REPEATS)]
     median = statistics.median(times)
     print("\n## Launch → first rendered 3D spine (demo CT 320 × 320 × 293, Xvfb, no GPU)")
     print("| run | seconds |")

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from planning.checks import CheckContext, CheckResult, check
 from planning.errors import VertebroPlanError
+from planning.interop.json_files import JsonWording, read_json
 from planning.plan import Plan, PlanError, Side, gauge, validate_level
 from planning.progress import Progress
 from planning.training_rubric import DEFAULT_RUBRIC, NeedleScore, Rubric, score_extra, score_needle
@@ -50,6 +51,12 @@ CASE_VERSION = 1
 DEMO_CT = "demo"
 AUTOMATIC_REFERENCE = "automatic"
 DEFAULT_LABEL_TABLE = "totalsegmentator"
+_CASE_JSON_WORDING = JsonWording(
+    missing=f"'{{path}}' does not exist: a case folder holds a {CASE_FILE}",
+    syntax="'{path}' is not valid JSON (line {line}, column {column}: {msg})",
+    too_deep="'{path}' is not valid JSON: its lists or objects are nested too deeply",
+    refused="'{path}' is not valid JSON ({exc})",
+)
 
 
 class TrainingCaseError(VertebroPlanError, ValueError):
@@ -153,19 +160,7 @@ def load_case(folder: str | Path) -> TrainingCase:
     path = root / CASE_FILE
     if not root.is_dir():
         raise TrainingCaseError(f"'{root}' is not a folder: a case is a folder with a {CASE_FILE}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise TrainingCaseError(f"'{path}' does not exist: a case folder holds a {CASE_FILE}"
-                                ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrainingCaseError(f"'{path}' cannot be read: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TrainingCaseError(
-            f"'{path}' is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from exc
+    data = read_json(path, TrainingCaseError, _CASE_JSON_WORDING)
     if not isinstance(data, dict):
         raise TrainingCaseError(f"'{path}' must hold a JSON object")
     if data.get("format") != CASE_FORMAT:

@@ -13,7 +13,6 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDialog,
     QHBoxLayout,
@@ -21,7 +20,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -35,6 +33,7 @@ from planning.vocabulary import (
     format_dicom_date,
     format_person_name,
 )
+from widgets.row_picker import row_picker_table
 
 COLUMNS = ("Last change", "Patient", "Patient ID", "Study date", "Description", "CT from",
            "Plan", "State", "Needles")
@@ -66,14 +65,8 @@ class CaseListDialog(QDialog):
         top.addWidget(self.filter_edit, 1)
         top.addWidget(self.state_combo)
         layout.addLayout(top)
-        self.table = QTableWidget(0, len(COLUMNS))
+        self.table = row_picker_table(COLUMNS)
         self.table.setObjectName("caseTable")
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
         for col in range(len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)

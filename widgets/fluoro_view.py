@@ -32,7 +32,7 @@ from planning.drr import DrrGeometry, project_points
 from planning.fluoro_views import FluoroView, edge_letters
 from planning.vocabulary import REFERENCE_COLOR as REFERENCE_HEX
 from planning.volume import FloatArray
-from widgets.painting import backdrop, scale_bar, shadowed_text, sized_font
+from widgets.painting import backdrop, scale_bar, shadowed_text, sized_font, widget_painter
 from widgets.plan_display import NeedleDisplay, status_qcolor
 
 PICK_PX = 9.0
@@ -168,14 +168,16 @@ class FluoroPane(QWidget):
 
     # ---- painting ---------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
+        with widget_painter(self) as painter:
+            self._paint(painter)
+
+    def _paint(self, painter: QPainter) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), QColor("#000000"))
         if self._qimage is None or self._frame is None:
             painter.setFont(sized_font(self, 10))
             shadowed_text(painter, QRectF(self.rect()), Qt.AlignmentFlag.AlignCenter,
                           self._message or "")
-            painter.end()
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawImage(self._image_rect(), self._qimage)
@@ -185,7 +187,6 @@ class FluoroPane(QWidget):
         for needle in sorted(self._needles, key=lambda nd: nd.selected):
             self._paint_needle(painter, needle)
         self._paint_text(painter)
-        painter.end()
 
     def _paint_needle(self, painter: QPainter, needle: NeedleDisplay,
                       reference: bool = False) -> None:
@@ -377,9 +378,7 @@ class FluoroPanel(QWidget):
 
     def set_mode(self, mode: str) -> None:
         """Choose the views (emits `mode_changed` when it changes, like a user's choice)."""
-        index = self.mode_box.findData(mode)
-        if index >= 0:
-            self.mode_box.setCurrentIndex(index)
+        _choose_data(self.mode_box, mode)
 
     @property
     def position(self) -> str:
@@ -387,9 +386,7 @@ class FluoroPanel(QWidget):
 
     def set_position(self, position: str) -> None:
         """Show ``position`` (emits `position_changed` when it changes)."""
-        index = self.position_box.findData(position)
-        if index >= 0:
-            self.position_box.setCurrentIndex(index)
+        _choose_data(self.position_box, position)
 
     def _mode_changed(self, _index: int) -> None:
         self.mode_changed.emit(self.mode)
@@ -449,3 +446,10 @@ class FluoroPanel(QWidget):
 
     def view_keys(self) -> list[tuple]:
         return [geometry_key(p.frame.view.geometry) for p in self.panes if p.frame is not None]
+
+
+def _choose_data(box: QComboBox, data: str) -> None:
+    """Select the item of ``box`` that holds ``data``; an unknown value changes nothing."""
+    index = box.findData(data)
+    if index >= 0:
+        box.setCurrentIndex(index)

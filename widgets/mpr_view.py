@@ -67,7 +67,7 @@ from widgets.mpr_overlays import (
     pick_needle,
     widget_xy,
 )
-from widgets.painting import scale_bar, sized_font
+from widgets.painting import scale_bar, sized_font, widget_painter
 from widgets.plan_display import NeedleDisplay
 
 BACKGROUND = QColor("#000000")
@@ -325,11 +325,8 @@ class MprView(QWidget):
         super().resizeEvent(event)
 
     def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        try:
+        with widget_painter(self) as painter:
             self._paint(painter)
-        finally:
-            painter.end()
 
     def _paint(self, painter: QPainter) -> None:
         painter.fillRect(self.rect(), BACKGROUND)

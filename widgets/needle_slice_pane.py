@@ -37,7 +37,7 @@ from planning.slice_contours import smoothed_contours_px
 from planning.vocabulary import CANAL_COLOR
 from planning.volume import FloatArray, Volume
 from widgets.mpr_view import window_to_uint8
-from widgets.painting import SHADOW, scale_bar, shadowed_text, sized_font
+from widgets.painting import SHADOW, scale_bar, shadowed_text, sized_font, widget_painter
 
 BACKGROUND = QColor("#000000")
 HEADER_BACKGROUND = QColor("#16181c")
@@ -200,11 +200,8 @@ class SlicePane(QWidget):
 
     # ---- painting -------------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        try:
+        with widget_painter(self) as painter:
             self._paint(painter)
-        finally:
-            painter.end()
 
     def _paint(self, painter: QPainter) -> None:
         painter.fillRect(self.rect(), BACKGROUND)

@@ -12,7 +12,6 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDialog,
     QGridLayout,
@@ -33,6 +32,8 @@ from planning.checks import Status
 from planning.pacs.node import PacsError
 from planning.pacs.records import StudyQuery, StudyRecord
 from planning.vocabulary import DISCLAIMER, STATUS_COLORS, format_dicom_date, format_person_name
+from widgets.row_picker import row_picker_table
+from widgets.task_indicator import show_progress
 
 STUDY_COLUMNS = ("Study date", "Patient ID", "Patient", "Born", "Description", "Accession",
                  "CT series")
@@ -280,10 +281,7 @@ class PacsDialog(QDialog):
         self._update_buttons()
 
     def show_progress(self, done: int, total: int, text: str) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(min(done, max(total, 1)))
-        if text:
-            self.message.setText(text)
+        show_progress(self.progress, self.message, done, total, text)
 
     def show_message(self, text: str, ok: bool | None = None) -> None:
         colour = {True: STATUS_COLORS[Status.SAFE], False: STATUS_COLORS[Status.UNSAFE],
@@ -293,12 +291,6 @@ class PacsDialog(QDialog):
 
 
 def _table(columns: tuple[str, ...]) -> QTableWidget:
-    table = QTableWidget(0, len(columns))
-    table.setHorizontalHeaderLabels(list(columns))
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().setVisible(False)
+    table = row_picker_table(columns)
     table.horizontalHeader().setStretchLastSection(True)
-    table.setAlternatingRowColors(True)
     return table

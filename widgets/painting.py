@@ -3,6 +3,9 @@ and triangle meshes for the 3D scenes (live view and report snapshots)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 from numpy.typing import NDArray
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -12,6 +15,17 @@ from PySide6.QtWidgets import QWidget
 TEXT = QColor("#e8ecf1")
 SHADOW = QColor(0, 0, 0, 200)
 PLATE = QColor(0, 0, 0, 140)
+
+
+@contextmanager
+def widget_painter(widget: QWidget) -> Iterator[QPainter]:
+    """A painter on ``widget`` for one paint event, ended even when the painting raises: a
+    painter left active makes Qt refuse (and warn about) every later paint of the widget."""
+    painter = QPainter(widget)
+    try:
+        yield painter
+    finally:
+        painter.end()
 
 
 def sized_font(widget: QWidget, point_size: float, bold: bool = False) -> QFont:

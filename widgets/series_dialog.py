@@ -11,18 +11,17 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDialog,
     QDialogButtonBox,
     QHeaderView,
     QLabel,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from planning.vocabulary import format_dicom_date, format_person_name
+from widgets.row_picker import row_picker_table
 
 COLUMNS = ("Patient", "Study date", "Series", "Description", "Modality", "Images",
            "Slice thickness")
@@ -57,13 +56,7 @@ class SeriesDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Choose a series")
         self._series = list(series)
-        self.table = QTableWidget(len(self._series), len(COLUMNS), self)
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setAlternatingRowColors(True)
+        self.table = row_picker_table(COLUMNS, len(self._series), self)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)

@@ -36,11 +36,20 @@ class TaskIndicator(QWidget):
         self.show()
 
     def progress(self, done: int, total: int, message: str) -> None:
-        self.bar.setRange(0, max(total, 1))
-        self.bar.setValue(min(done, max(total, 1)))
-        if message:
-            self.label.setText(message)
+        show_progress(self.bar, self.label, done, total, message)
 
     def finish(self) -> None:
         self._cancel = None
         self.hide()
+
+
+def show_progress(bar: QProgressBar, label: QLabel, done: int, total: int, text: str) -> None:
+    """``done`` of ``total`` steps on ``bar`` and ``text`` (when not empty) on ``label``.
+
+    A total of 0 counts as 1 (a 0–0 range would turn the bar into a busy indicator), and
+    ``done`` never overshoots the total.
+    """
+    bar.setRange(0, max(total, 1))
+    bar.setValue(min(done, max(total, 1)))
+    if text:
+        label.setText(text)

@@ -31,11 +31,13 @@ def short_repr(value: Any) -> str:
 class JsonWording:
     """How one file format says its text is not JSON it can read: format strings of
     ``{path}`` and, for a syntax error, ``{line}``, ``{column}``, ``{msg}``, for any other
-    value the parser refuses, ``{exc}``."""
+    value the parser refuses, ``{exc}``; ``missing`` is said when the file does not exist
+    (a format may say what should have been there)."""
 
     syntax: str
     too_deep: str
     refused: str
+    missing: str = "'{path}' does not exist."
 
 
 def read_json(path: Path, error: type[Exception], wording: JsonWording, *,
@@ -45,7 +47,7 @@ def read_json(path: Path, error: type[Exception], wording: JsonWording, *,
     try:
         text = path.read_text(encoding=encoding)
     except FileNotFoundError as exc:
-        raise error(f"'{path}' does not exist.") from exc
+        raise error(wording.missing.format(path=path)) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"'{path}' cannot be read: {exc}") from exc
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +65,17 @@ class InstanceStore:
         with atomic_open(final, durable=False) as handle:  # fetched again if ever lost
             handle.write(data)
         return final
+
+    def to_fetch(self, study_uid: str, series_uid: str, listed: list[str],
+                 only: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+        """What a retrieval of a series expects (the ``listed`` images, or of them only those
+        in ``only``: a few for a thumbnail) and, of these, what the store does not hold yet;
+        both in ``listed``'s order."""
+        if only is not None:
+            wanted = set(only)
+            listed = [uid for uid in listed if uid in wanted]
+        present = self.present(study_uid, series_uid)
+        return listed, [uid for uid in listed if uid not in present]
 
     def report(self, study_uid: str, series_uid: str, expected: list[str], already: int,
                started_s: float) -> RetrieveReport:

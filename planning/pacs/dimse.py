@@ -305,10 +305,7 @@ def retrieve_series(remote: RemoteAE, study_uid: str, series_uid: str, store: In
         finish(assoc)
     if not expected:
         raise PacsError(f"{remote.describe()} has no images in that series (no match).")
-    if only is not None:  # a few images (a thumbnail): these, if the series has them
-        expected = [uid for uid in expected if uid in set(only)]
-    present = store.present(study_uid, series_uid)
-    missing = [uid for uid in expected if uid not in present]
+    expected, missing = store.to_fetch(study_uid, series_uid, expected, only)
     already = len(expected) - len(missing)
     receiver = _Receiver(store, len(expected), progress, already)
     if progress is not None:

@@ -142,10 +142,7 @@ def retrieve_series(node: WebNode, study_uid: str, series_uid: str, store: Insta
     expected = list_instances(node, study_uid, series_uid, timeout_s=timeout_s)
     if not expected:
         raise PacsError(f"{node.describe()} has no images in that series (no match).")
-    if only is not None:  # a few images (a thumbnail): these, if the series has them
-        expected = [uid for uid in expected if uid in set(only)]
-    present = store.present(study_uid, series_uid)
-    missing = [uid for uid in expected if uid not in present]
+    expected, missing = store.to_fetch(study_uid, series_uid, expected, only)
     already = len(expected) - len(missing)
     client = DICOMwebClient(node.url, session=session, timeout=timeout_s)
     done = already

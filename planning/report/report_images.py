@@ -27,7 +27,7 @@ from __future__ import annotations
 import io
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,14 +170,12 @@ def level_images(
         centre_lps = anatomy.levels[level].centroid_lps.astype(np.float64)
 
     axial, tilt_deg = oblique_axial_plane(needles)
-    sag_centre = centre_lps.copy()
-    images: dict[str, tuple[bytes, SliceGeometry, dict[str, str]]] = {}
-    for name, plane, centre in (("axial", axial, centre_lps), ("sagittal", SAGITTAL, sag_centre)):
-        geometry = fitted_slice(plane, centre, ends, size_px, field_of_view_mm)
-        letters = orientation_letters(plane)
-        png = _render(volume, geometry, needles, results, anatomy, letters,
-                      f"{level} {name}")
-        images[name] = (png, geometry, letters)
+
+    def render(geometry: SliceGeometry, letters: Mapping[str, str], title: str) -> bytes:
+        return _render(volume, geometry, needles, results, anatomy, letters, title)
+
+    images = axial_and_sagittal(axial, centre_lps, ends, level, render,
+                                size_px=size_px, field_of_view_mm=field_of_view_mm)
 
     if not needles:
         axial_caption = "Axial, through the vertebra's centroid"
@@ -193,16 +191,46 @@ def level_images(
     else:
         sagittal_caption = "Sagittal, through the vertebra's centroid"
     return LevelImages(
-        axial_png=images["axial"][0],
-        sagittal_png=images["sagittal"][0],
+        axial_png=images["axial"].png,
+        sagittal_png=images["sagittal"].png,
         level=level,
         axial_caption=axial_caption,
         sagittal_caption=sagittal_caption,
-        axial_geometry=images["axial"][1],
-        sagittal_geometry=images["sagittal"][1],
-        axial_letters=images["axial"][2],
-        sagittal_letters=images["sagittal"][2],
+        axial_geometry=images["axial"].geometry,
+        sagittal_geometry=images["sagittal"].geometry,
+        axial_letters=images["axial"].letters,
+        sagittal_letters=images["sagittal"].letters,
     )
+
+
+@dataclass(frozen=True)
+class SlicePicture:
+    """One drawn slice: PNG bytes, where each of its pixels lies in the patient (LPS mm)
+    and the orientation letters at its edges."""
+
+    png: bytes
+    geometry: SliceGeometry
+    letters: dict[str, str]
+
+
+SliceRenderer = Callable[[SliceGeometry, Mapping[str, str], str], bytes]
+"""Draws one slice as PNG bytes, given its geometry, its edge letters and its title."""
+
+
+def axial_and_sagittal(axial: ViewPlane, centre_lps: FloatArray, ends_lps: FloatArray,
+                       level: str, render: SliceRenderer, *, size_px: int,
+                       field_of_view_mm: float) -> dict[str, SlicePicture]:
+    """The two pictures every report prints of a level, keyed "axial" and "sagittal": the
+    slices of ``axial`` and of the true sagittal plane through ``centre_lps``, each wide
+    enough to show every needle end (`fitted_slice`), titled "L1 axial" / "L1 sagittal"."""
+    pictures: dict[str, SlicePicture] = {}
+    for name, plane in (("axial", axial), ("sagittal", SAGITTAL)):
+        # a copy each, so the two pictures' geometries never share an array
+        geometry = fitted_slice(plane, centre_lps.copy(), ends_lps, size_px, field_of_view_mm)
+        letters = orientation_letters(plane)
+        pictures[name] = SlicePicture(render(geometry, letters, f"{level} {name}"),
+                                      geometry, letters)
+    return pictures
 
 
 def oblique_axial_plane(needles: Sequence[Trajectory]) -> tuple[ViewPlane, float]:

@@ -25,18 +25,18 @@ from planning.report.report_images import (
     Box,
     LabelStyle,
     PixelNeedle,
+    axial_and_sagittal,
     draw_label,
     draw_letters,
     draw_needle,
     draw_scale_bar,
     draw_texts,
-    fitted_slice,
     font,
     needle_label,
     oblique_axial_plane,
     slice_canvas,
 )
-from planning.reslice import SAGITTAL, SliceGeometry, orientation_letters
+from planning.reslice import SliceGeometry
 from planning.training import TrainingScore
 from planning.vocabulary import STATUS_COLORS, rgb
 from planning.volume import FloatArray, Volume
@@ -121,12 +121,12 @@ def comparison_images(
     ends = np.array([p for t in (*ref, *mine) for p in (t.entry, t.target)])
     centre = ends.mean(axis=0)
     axial, tilt_deg = oblique_axial_plane(ref or mine)
-    pictures: dict[str, tuple[bytes, SliceGeometry, dict[str, str]]] = {}
-    for name, plane in (("axial", axial), ("sagittal", SAGITTAL)):
-        geometry = fitted_slice(plane, centre, ends, size_px, field_of_view_mm)
-        letters = orientation_letters(plane)
-        png = _render(volume, geometry, ref, mine, looks, anatomy, letters, f"{level} {name}")
-        pictures[name] = (png, geometry, letters)
+
+    def render(geometry: SliceGeometry, letters: Mapping[str, str], title: str) -> bytes:
+        return _render(volume, geometry, ref, mine, looks, anatomy, letters, title)
+
+    pictures = axial_and_sagittal(axial, centre, ends, level, render,
+                                  size_px=size_px, field_of_view_mm=field_of_view_mm)
     axial_caption = ("Axial, in the plane of the reference needles" if tilt_deg < 0.5 else
                      f"Oblique axial in the plane of the reference needles (tilted "
                      f"{tilt_deg:.0f}° from true axial)")
@@ -135,14 +135,14 @@ def comparison_images(
                         "projected onto it, as on a lateral fluoroscopy view")
     return ComparisonImages(
         level=level,
-        axial_png=pictures["axial"][0],
-        sagittal_png=pictures["sagittal"][0],
+        axial_png=pictures["axial"].png,
+        sagittal_png=pictures["sagittal"].png,
         axial_caption=axial_caption,
         sagittal_caption=sagittal_caption,
-        axial_geometry=pictures["axial"][1],
-        sagittal_geometry=pictures["sagittal"][1],
-        axial_letters=pictures["axial"][2],
-        sagittal_letters=pictures["sagittal"][2],
+        axial_geometry=pictures["axial"].geometry,
+        sagittal_geometry=pictures["sagittal"].geometry,
+        axial_letters=pictures["axial"].letters,
+        sagittal_letters=pictures["sagittal"].letters,
     )
 
 
