@@ -43,6 +43,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """End a server a test started, through its own handle: ask it to stop, give it
+    ``grace_s`` seconds, then kill it; either way it is reaped."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 @dataclass
 class Orthanc:
     """A running Orthanc: its DICOM node, its DICOMweb base URL, and who it moves to."""
@@ -111,12 +122,7 @@ def running_orthanc(folder: Path, *, local_ae: str = "VERTEBROPLAN",
         yield Orthanc(RemoteAE("ORTHANC", "127.0.0.1", dicom_port),
                       WebNode(f"{http}/dicom-web"), http, LocalAE(local_ae, scp_port), folder)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc, grace_s=10)
 
 
 def generated_ct(patient: PatientInfo, *, slices: int = 12, size: int = 48,

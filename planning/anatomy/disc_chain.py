@@ -3,7 +3,7 @@
 Why apart from `planning.anatomy.level_labels` (which cuts the column into vertebrae and
 names them): finding the discs is signal processing along one line — the HU of planes
 across the body, the bone beside the canal, a matched filter and a dynamic programme — and
-can be tuned and tested on its own (`tests/planning/test_disc_chain.py`).
+can be tuned and tested on its own (`tests/planning/anatomy/test_disc_chain.py`).
 
 Along the body centreline (`spine_column`) the bright part of the HU in a plane across the
 body (perpendicular to the spine's axis, `spine_axis`) dips at every intervertebral disc

@@ -6,6 +6,8 @@ shown, exposed, the CT and its anatomy set, leaving without the save question).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from app.controller import Controller
@@ -15,6 +17,8 @@ from planning.plan import Side, Trajectory
 from planning.volume import Volume
 
 WINDOW_SIZE = (1600, 960)
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+"""Where the window tests leave their screenshots (compared by `python -m bench.snapshots`)."""
 
 
 def open_window(qtbot, monkeypatch, volume: Volume | None = None,

@@ -4,7 +4,6 @@ the level's numbers in the details panel, cement reach following the needles (Xv
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ.setdefault("QT_API", "pyside6")
 
@@ -13,23 +12,11 @@ import pytest
 
 from app.controller import Controller
 from app.main_window import MainWindow
-from planning.anatomy.from_demo import anatomy_from_demo_truth
-from planning.plan import Side, Trajectory
-from tests.app.gui_helpers import open_window, pedicle_needle
+from planning.plan import Side
+from tests.app.gui_helpers import ARTIFACTS, open_window, pedicle_needle
 
 pytestmark = pytest.mark.gui
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-
-
-@pytest.fixture(scope="module")
-def demo(shared_demo_ct):
-    volume, truth = shared_demo_ct
-    return volume, truth, anatomy_from_demo_truth(truth)
-
-
-def _needle(truth, level: str, side: Side) -> Trajectory:
-    return pedicle_needle(truth, level, side, 0.85)
 
 
 def _assessed_window(qtbot, monkeypatch, volume, anatomy) -> MainWindow:
@@ -58,7 +45,7 @@ def test_fractured_level_leads_and_the_details_give_its_numbers(qtbot, demo,
 
     plan = ws.document.plan
     for side in Side:
-        plan = plan.with_trajectory(_needle(truth, "L1", side))
+        plan = plan.with_trajectory(pedicle_needle(truth, "L1", side))
     runs = ws.assessment.runs
     ws.document.edit(plan, "Place L1 pair")
     qtbot.waitUntil(lambda: ws.assessment.runs > runs and not ws.assessment.is_busy,

@@ -4,7 +4,6 @@ C-arm geometry puts them, patient sides right, needles dragged in a projection (
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ.setdefault("QT_API", "pyside6")
 
@@ -15,24 +14,12 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QLabel
 
 from app.main_window import MainWindow
-from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.fluoro_views import edge_letters
-from planning.plan import Side, Trajectory
-from tests.app.gui_helpers import open_window, pedicle_needle
+from planning.plan import Side
+from tests.app.gui_helpers import ARTIFACTS, open_window, pedicle_needle
 
 pytestmark = pytest.mark.gui
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-
-
-@pytest.fixture(scope="module")
-def demo(shared_demo_ct):
-    volume, truth = shared_demo_ct
-    return volume, truth, anatomy_from_demo_truth(truth)
-
-
-def _pedicle_needle(truth, level: str, side: Side) -> Trajectory:
-    return pedicle_needle(truth, level, side, 0.85)
 
 
 @pytest.fixture
@@ -41,7 +28,7 @@ def window(qtbot, demo, monkeypatch) -> MainWindow:
     win = open_window(qtbot, monkeypatch, volume, anatomy)
     plan = win.workspace.document.plan
     for side in (Side.LEFT, Side.RIGHT):
-        plan = plan.with_trajectory(_pedicle_needle(truth, "L2", side))
+        plan = plan.with_trajectory(pedicle_needle(truth, "L2", side))
     win.workspace.document.edit(plan, "Place L2 pair")
     return win
 

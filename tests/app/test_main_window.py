@@ -21,11 +21,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog, QPushB
 from app.main_window import MainWindow
 from planning.errors import SeriesError
 from planning.volume import PatientInfo, Volume
+from tests.app.gui_helpers import ARTIFACTS
 from widgets.series_dialog import SeriesDialog
 
 pytestmark = pytest.mark.gui
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 MARKER_LPS = np.array([45.0, 0.0, 0.0])  # a 2000 HU ball on the patient's LEFT
 
 

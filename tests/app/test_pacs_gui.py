@@ -3,17 +3,15 @@ and a plan sent afterwards goes back to that PACS; Settings ▸ PACS tests a nod
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from gui_helpers import open_window
 from PySide6.QtCore import Qt
 
 from app.settings import open_settings, store_pacs
+from tests.app.gui_helpers import ARTIFACTS
 
 pytestmark = pytest.mark.gui
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 def _browser(qtbot, monkeypatch, filled, node: str):

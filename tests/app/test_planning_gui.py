@@ -24,22 +24,14 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QToolTip
 
 from app.controller import Controller
 from app.main_window import MainWindow
-from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.checks import Status
 from planning.interop.plan_file import plan_from_dict, save_plan
 from planning.plan import Plan, Side, Trajectory
-from tests.app.gui_helpers import open_window
+from tests.app.gui_helpers import ARTIFACTS, open_window
 
 pytestmark = pytest.mark.gui
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def demo(shared_demo_ct):
-    volume, truth = shared_demo_ct
-    return volume, truth, anatomy_from_demo_truth(truth)
 
 
 def _window(qtbot, demo, monkeypatch) -> MainWindow:

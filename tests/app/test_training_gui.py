@@ -6,7 +6,6 @@ shown, the plan locked, the trainee report written; a fluoroscopy-only case hide
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ.setdefault("QT_API", "pyside6")
 
@@ -15,11 +14,10 @@ import pytest
 
 from app.main_window import MainWindow
 from planning.plan import Side
-from tests.app.gui_helpers import open_window
+from tests.app.gui_helpers import ARTIFACTS, open_window
 
 pytestmark = pytest.mark.gui
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ of vessels: the checks find them in the image.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ.setdefault("QT_API", "pyside6")
 
@@ -20,11 +19,11 @@ from app.controller import Controller
 from app.main_window import MainWindow
 from planning.checks import Status
 from planning.plan import Side, Trajectory
+from tests.app.gui_helpers import ARTIFACTS
 from tests.planning import painted_cases as pc
 
 pytestmark = pytest.mark.gui
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 @pytest.fixture(scope="module")

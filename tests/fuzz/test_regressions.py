@@ -244,6 +244,17 @@ def test_a_truncated_sr_is_refused_not_read_as_a_smaller_plan(tmp_path: Path) ->
 
 
 Damage = tuple[list[dict[str, Any]], str | None, type[BaseException]]
+
+
+def _assert_refused_by_name(read: Callable[[Path], object], path: Path,
+                            error: type[Exception], cause: type[BaseException]) -> None:
+    """``read(path)`` raises ``error`` with the file's name in its message, and keeps what
+    the library raised (an instance of ``cause``) as its ``__cause__``."""
+    with pytest.raises(error, match=re.escape(path.name)) as exc:
+        read(path)
+    assert isinstance(exc.value.__cause__, cause), repr(exc.value.__cause__)
+
+
 ROOT_CODE = ["ConceptNameCodeSequence", 0]
 SR_DAMAGE: dict[str, Damage] = {
     "value-too-short-for-its-vr": (
@@ -270,9 +281,7 @@ def test_a_damaged_sr_is_refused_by_name(tmp_path: Path, damage: str) -> None:
     zlib.error), or as an OSError that did not say which file."""
     ops, ts_label, cause = SR_DAMAGE[damage]
     path = write_single(tmp_path / "plan_sr.dcm", seeds.sr_file(), ops, ts_label)
-    with pytest.raises(PlanFormatError, match=r"plan_sr\.dcm") as exc:
-        load_any_plan(path)
-    assert isinstance(exc.value.__cause__, cause), repr(exc.value.__cause__)
+    _assert_refused_by_name(load_any_plan, path, PlanFormatError, cause)
 
 
 # ---- SEG -----------------------------------------------------------------------------
@@ -298,9 +307,8 @@ def test_a_damaged_seg_is_refused_by_name(tmp_path: Path, damage: str) -> None:
     (or an OSError that did not name the file)."""
     ops, ts_label, cause = SEG_DAMAGE[damage]
     path = write_single(tmp_path / "labels_seg.dcm", seeds.seg_file(), ops, ts_label)
-    with pytest.raises(SEGFormatError, match=r"labels_seg\.dcm") as exc:
-        read_seg_labels(path, seeds.seed_ct())
-    assert isinstance(exc.value.__cause__, cause), repr(exc.value.__cause__)
+    _assert_refused_by_name(lambda p: read_seg_labels(p, seeds.seed_ct()), path,
+                            SEGFormatError, cause)
 
 
 def test_a_truncated_seg_is_refused_as_truncated(tmp_path: Path) -> None:

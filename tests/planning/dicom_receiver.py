@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fpdf import FPDF
-from orthanc_pacs import free_port
+from orthanc_pacs import free_port, stop_process
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -83,12 +83,7 @@ def _running(cmd: list[str], port: int, log_path: Path) -> Iterator[None]:
         _wait_for_port(proc, port, log_path)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc, grace_s=5)
 
 
 def storescp_command(ae_title: str, out_dir: Path, port: int, *extra: str) -> list[str]:
@@ -209,6 +204,16 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
     return item
 
 
+def _content_item(relationship: str, value_type: str, concept: Dataset) -> Dataset:
+    """An SR content item without its value: how it relates to its parent, its value
+    type and its concept name (the caller sets the value attribute of that type)."""
+    item = Dataset()
+    item.RelationshipType = relationship
+    item.ValueType = value_type
+    item.ConceptNameCodeSequence = [concept]
+    return item
+
+
 def sample_sr(volume: Volume) -> Dataset:
     """A minimal valid Comprehensive 3D SR in the CT's study.
 
@@ -253,37 +258,23 @@ def sample_sr(volume: Volume) -> Dataset:
     ds.ConceptNameCodeSequence = [_code("18748-4", "LN", "Diagnostic imaging report")]
     ds.ContinuityOfContent = "SEPARATE"
 
-    observer = Dataset()
-    observer.RelationshipType = "HAS OBS CONTEXT"
-    observer.ValueType = "PNAME"
-    observer.ConceptNameCodeSequence = [_code("121008", "DCM", "Person Observer Name")]
+    observer = _content_item("HAS OBS CONTEXT", "PNAME",
+                             _code("121008", "DCM", "Person Observer Name"))
     observer.PersonName = "Planner^Petra"
 
-    text = Dataset()
-    text.RelationshipType = "CONTAINS"
-    text.ValueType = "TEXT"
-    text.ConceptNameCodeSequence = [_code("121106", "DCM", "Comment")]
+    text = _content_item("CONTAINS", "TEXT", _code("121106", "DCM", "Comment"))
     text.TextValue = "L1 left: 11G, clearance to canal 3.2 mm"
 
-    uidref = Dataset()
-    uidref.RelationshipType = "CONTAINS"
-    uidref.ValueType = "UIDREF"
-    uidref.ConceptNameCodeSequence = [_code("112002", "DCM", "Series Instance UID")]
+    uidref = _content_item("CONTAINS", "UIDREF", _code("112002", "DCM", "Series Instance UID"))
     uidref.UID = volume.series_uid
 
     ref_sop = Dataset()
     ref_sop.ReferencedSOPClassUID = CT_IMAGE_STORAGE
     ref_sop.ReferencedSOPInstanceUID = volume.source_instances[1].sop_instance_uid
-    image = Dataset()
-    image.RelationshipType = "CONTAINS"
-    image.ValueType = "IMAGE"
-    image.ConceptNameCodeSequence = [_code("121112", "DCM", "Source of Measurement")]
+    image = _content_item("CONTAINS", "IMAGE", _code("121112", "DCM", "Source of Measurement"))
     image.ReferencedSOPSequence = [ref_sop]
 
-    point = Dataset()
-    point.RelationshipType = "CONTAINS"
-    point.ValueType = "SCOORD3D"
-    point.ConceptNameCodeSequence = [_code("111010", "DCM", "Center")]
+    point = _content_item("CONTAINS", "SCOORD3D", _code("111010", "DCM", "Center"))
     point.GraphicType = "POINT"
     point.GraphicData = [12.5, -30.0, 101.25]
     point.ReferencedFrameOfReferenceUID = volume.frame_of_reference_uid

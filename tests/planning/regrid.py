@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from planning.anatomy.model import crop_affine
+from planning.anatomy.model import Anatomy, crop_affine
 from planning.volume import Volume
 
 
@@ -73,4 +73,37 @@ def mirror_patient(volume: Volume) -> Volume:
     return Volume(np.ascontiguousarray(volume.array[:, :, ::-1]), volume.affine_lps,
                   source=volume.source, study_uid=volume.study_uid,
                   series_uid=volume.series_uid,
+                  frame_of_reference_uid=volume.frame_of_reference_uid)
+
+
+def _flipped_swapped_to_old(shape_kji: tuple[int, ...]) -> np.ndarray:
+    """4×4 new index → old index of the grid flipped along k and i, rows and columns swapped."""
+    nk, _, ni = shape_kji
+    return np.array([[0, -1, 0, ni - 1], [1, 0, 0, 0], [0, 0, -1, nk - 1], [0, 0, 0, 1.0]])
+
+
+def _flipped_swapped(a: np.ndarray) -> np.ndarray:
+    """An array [k, j, i] on that grid (see `_flipped_swapped_to_old`)."""
+    return np.ascontiguousarray(np.flip(a, axis=(0, 2)).swapaxes(1, 2))
+
+
+def regridded(anatomy: Anatomy) -> Anatomy:
+    """The same anatomy on a grid flipped in two axes with rows and columns swapped."""
+    move = _flipped_swapped
+    return Anatomy(
+        affine_lps=anatomy.affine_lps @ _flipped_swapped_to_old(anatomy.labels.shape),
+        labels=move(anatomy.labels),
+        canal=move(anatomy.canal),
+        bodies=move(anatomy.bodies),
+        levels=anatomy.levels,
+        discs=None if anatomy.discs is None else move(anatomy.discs),
+    )
+
+
+def regridded_volume(volume: Volume) -> Volume:
+    """The same CT on the grid of `regridded` (flipped in two axes, rows and columns
+    swapped), with its UIDs."""
+    return Volume(_flipped_swapped(volume.array),
+                  volume.affine_lps @ _flipped_swapped_to_old(volume.array.shape),
+                  study_uid=volume.study_uid, series_uid=volume.series_uid,
                   frame_of_reference_uid=volume.frame_of_reference_uid)

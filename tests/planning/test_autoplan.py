@@ -9,18 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planning.anatomy import anatomy_from_demo_truth, anatomy_from_label_map
-from planning.anatomy.label_tables import load_label_table
+from planning.anatomy import anatomy_from_demo_truth
 from planning.anatomy.pedicles import measure_pedicles
 from planning.autoplan import Proposal, propose
 from planning.checks import CheckContext, Status, check
 from planning.errors import Cancelled
-from planning.io import load_path
 from planning.plan import Side
 from planning.progress import Progress
-from planning.volume import Volume
+from tests.planning.real_cases import abdomen_with_reference
+from tests.planning.regrid import regridded, regridded_volume
 from tests.planning.test_checks_demo import _only_near_a_vessel
-from tests.planning.test_pedicles import regridded
 
 DATA = Path(__file__).parents[2] / ".." / "shared" / "data" / "ct-abdomen-3mm"
 DEMO_SECONDS = 2.0 * 1.5  # the target, with room for a busy test machine
@@ -34,15 +32,6 @@ def demo(shared_demo_ct):
     start = time.perf_counter()
     proposal = propose(volume, anatomy, ctx)
     return volume, truth, anatomy, ctx, proposal, time.perf_counter() - start
-
-
-def _regridded_volume(volume: Volume) -> Volume:
-    nk, _, ni = volume.array.shape
-    to_old = np.array([[0, -1, 0, ni - 1], [1, 0, 0, 0], [0, 0, -1, nk - 1], [0, 0, 0, 1.0]])
-    array = np.ascontiguousarray(np.flip(volume.array, axis=(0, 2)).swapaxes(1, 2))
-    return Volume(array, volume.affine_lps @ to_old, study_uid=volume.study_uid,
-                  series_uid=volume.series_uid,
-                  frame_of_reference_uid=volume.frame_of_reference_uid)
 
 
 def _assert_never_unsafe(proposal: Proposal, ctx: CheckContext) -> None:
@@ -88,7 +77,7 @@ def test_demo_proposal_is_fast(demo) -> None:
 def test_a_regridded_ct_keeps_left_on_the_patients_left(demo) -> None:
     volume, _, anatomy, _, proposal, _ = demo
     other_anatomy = regridded(anatomy)
-    other_ctx = CheckContext.build(_regridded_volume(volume), other_anatomy)
+    other_ctx = CheckContext.build(regridded_volume(volume), other_anatomy)
     other = propose(volume, other_anatomy, other_ctx, levels=["T12", "L3"])
     _assert_never_unsafe(other, other_ctx)
     assert len(other.plan.trajectories) == 4
@@ -149,11 +138,7 @@ def test_a_level_outside_the_anatomy_is_omitted_with_the_reason(demo) -> None:
 
 @pytest.mark.skipif(not (DATA / "ct.nii.gz").exists(), reason="shared data absent")
 def test_real_ct_proposals_stay_out_of_the_canal_with_tips_in_their_vertebra() -> None:
-    ct = load_path(DATA / "ct.nii.gz")
-    anatomy = anatomy_from_label_map(
-        ct, load_path(DATA / "labels.nii.gz"), load_label_table("totalsegmentator"),
-        bodies=load_path(DATA / "bodies.nii.gz"),
-    )
+    ct, anatomy = abdomen_with_reference()
     ctx = CheckContext.build(ct, anatomy)
     proposal = propose(ct, anatomy, ctx, levels=["T12", "L1", "L2", "L3", "L4", "L5"])
     _assert_never_unsafe(proposal, ctx)
@@ -173,11 +158,7 @@ def test_the_sacrum_is_planned_only_when_asked_for_by_name() -> None:
     """Sacroplasty goes in along the ala or the sacrum's long axis, not through a pedicle:
     an automatic plan of every level leaves S1 out and says so; asked for by name, S1 is
     planned through its pedicles like any level."""
-    ct = load_path(DATA / "ct.nii.gz")
-    anatomy = anatomy_from_label_map(
-        ct, load_path(DATA / "labels.nii.gz"), load_label_table("totalsegmentator"),
-        bodies=load_path(DATA / "bodies.nii.gz"),
-    )
+    ct, anatomy = abdomen_with_reference()
     ctx = CheckContext.build(ct, anatomy)
     assert "S1" in anatomy.levels
     every = propose(ct, anatomy, ctx, levels=None)

@@ -25,6 +25,7 @@ from planning.canal_margin import (
 )
 from planning.clearance import SignedDistance
 from planning.volume import Volume
+from tests.planning.grids import cube_grid, voxel_lps
 from tests.planning.regrid import rotation
 
 FOUND_MM, SOFT_TO_MM, RING_MM = 8.0, 12.0, 14.0
@@ -33,23 +34,10 @@ SIZE_MM, CAUTION_MM = 44.0, 2.0
 RADIUS_11G = 1.5
 
 
-def _grid(spacing: float, axes: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int]]:
-    n = round(SIZE_MM / spacing) + 1
-    affine = np.eye(4)
-    affine[:3, :3] = axes * spacing
-    affine[:3, 3] = -affine[:3, :3] @ np.full(3, (n - 1) / 2.0)
-    return affine, (n, n, n)
-
-
-def _lps(affine: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    k, j, i = np.indices(shape)
-    return np.stack([i, j, k], axis=-1) @ affine[:3, :3].T + affine[:3, 3]
-
-
 def _case(spacing: float, axes: np.ndarray, source: str = AUTOMATIC_SOURCE,
           noise_hu: float = 0.0) -> tuple[Volume, Anatomy]:
-    affine, shape = _grid(spacing, axes)
-    p = _lps(affine, shape)
+    affine, shape = cube_grid(spacing, axes, SIZE_MM)
+    p = voxel_lps(affine, shape)
     r = np.hypot(p[..., 0], p[..., 1])
     left = p[..., 0] > 0
     # left: bone right at the found wall; right: soft tissue to SOFT_TO_MM, then bone

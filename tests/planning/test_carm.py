@@ -23,26 +23,11 @@ from planning.carm import (
 )
 from planning.plan import Side, Trajectory
 from planning.volume import Volume
+from tests.planning.grids import AFFINES
 
 POSITIONS: tuple[PatientPosition, ...] = ("prone", "supine")
 SOURCE_TO_ISOCENTRE_MM = 1000.0
 SOURCE_TO_DETECTOR_MM = 1200.0
-
-
-def _oblique_affine() -> np.ndarray:
-    th = np.radians(30)
-    rot = np.array([[1, 0, 0], [0, np.cos(th), -np.sin(th)], [0, np.sin(th), np.cos(th)]])
-    a = np.eye(4)
-    a[:3, :3] = rot @ np.diag([0.8, 0.9, 2.5])
-    a[:3, 3] = [12.0, -40.0, 150.0]
-    return a
-
-
-AFFINES = {
-    "identity": np.eye(4),
-    "flipped": np.array([[-0.7, 0, 0, 100], [0, -0.7, 0, 80], [0, 0, -3, 50], [0, 0, 0, 1.0]]),
-    "oblique": _oblique_affine(),
-}
 
 
 def _needle_direction(side: Side, medial_deg: float, caudal_deg: float) -> np.ndarray:

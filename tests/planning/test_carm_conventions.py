@@ -32,7 +32,8 @@ from tests.planning.carm_reference import (
     parse_label,
     words_for,
 )
-from tests.planning.test_carm import AFFINES, _needle, _needle_direction
+from tests.planning.grids import AFFINES
+from tests.planning.test_carm import _needle, _needle_direction
 
 TABLE, DICOM = CONVENTION_NAMES["table"], CONVENTION_NAMES["patient"]
 

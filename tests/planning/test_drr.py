@@ -18,41 +18,20 @@ from planning.drr import (
     to_display,
 )
 from planning.volume import Volume
+from tests.planning.grids import BOX_CENTRE_LPS, BOX_SHAPE_KJI, ball_volume, box_affine
+from tests.planning.regrid import rotation
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-SHAPE_KJI = (40, 50, 60)
-SPACING = np.array([1.0, 1.2, 1.5])  # along i, j, k
-CENTRE_LPS = np.array([10.0, -20.0, 30.0])
-
-
-def _rotation(z_deg: float, x_deg: float) -> np.ndarray:
-    rz, rx = np.radians(z_deg), np.radians(x_deg)
-    return (np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
-            @ np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]]))
-
-
-def _affine(direction: np.ndarray) -> np.ndarray:
-    """Affine whose volume centre lands on CENTRE_LPS for any direction matrix."""
-    a = np.eye(4)
-    a[:3, :3] = direction * SPACING
-    a[:3, 3] = CENTRE_LPS - a[:3, :3] @ ((np.array(SHAPE_KJI[::-1]) - 1) / 2)
-    return a
-
-
+SHAPE_KJI, CENTRE_LPS = BOX_SHAPE_KJI, BOX_CENTRE_LPS
 AFFINES = {
-    "identity": _affine(np.eye(3)),
-    "flipped": _affine(np.diag([-1.0, -1.0, -1.0])),
-    "oblique": _affine(_rotation(30, 25)),
+    "identity": box_affine(np.eye(3)),
+    "flipped": box_affine(np.diag([-1.0, -1.0, -1.0])),
+    "oblique": box_affine(rotation(30, 25)),
 }
 
 
 def _ball_volume(affine: np.ndarray, ball_lps: np.ndarray, radius_mm: float = 5.0) -> Volume:
-    array = np.full(SHAPE_KJI, -1000, dtype=np.int16)
-    vol = Volume(array, affine)
-    k, j, i = np.indices(SHAPE_KJI)
-    lps = vol.to_lps(np.stack([i, j, k], axis=-1).reshape(-1, 3)).reshape(*SHAPE_KJI, 3)
-    array[np.linalg.norm(lps - ball_lps, axis=-1) <= radius_mm] = 1200
-    return vol
+    return ball_volume(affine, SHAPE_KJI, ball_lps, radius_mm, ball_hu=1200, background_hu=-1000)
 
 
 def _darkest_px(image: np.ndarray) -> np.ndarray:

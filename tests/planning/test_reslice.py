@@ -19,55 +19,33 @@ from planning.reslice import (
     slice_step_mm,
 )
 from planning.volume import Volume
+from tests.planning.grids import (
+    BOX_CENTRE_LPS,
+    BOX_SHAPE_KJI,
+    BOX_SPACING,
+    ball_volume,
+    box_affine,
+)
+from tests.planning.regrid import rotation
 
-SHAPE_KJI = (40, 50, 60)
-SPACING = np.array([1.0, 1.2, 1.5])  # along i, j, k
-
-
-def _rotation_z(deg: float) -> np.ndarray:
-    a = np.deg2rad(deg)
-    return np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1.0]])
-
-
-def _rotation_x(deg: float) -> np.ndarray:
-    a = np.deg2rad(deg)
-    return np.array([[1.0, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
-
-
-def _affine(direction: np.ndarray) -> np.ndarray:
-    """Affine whose volume centre lands on LPS (10, -20, 30) for any direction matrix."""
-    a = np.eye(4)
-    a[:3, :3] = direction * SPACING
-    centre_ijk = (np.array(SHAPE_KJI[::-1]) - 1) / 2
-    a[:3, 3] = np.array([10.0, -20.0, 30.0]) - a[:3, :3] @ centre_ijk
-    return a
-
-
+SHAPE_KJI, SPACING, CENTRE = BOX_SHAPE_KJI, BOX_SPACING, BOX_CENTRE_LPS
 AFFINES = {
-    "identity": _affine(np.eye(3)),
-    "flipped": _affine(np.diag([-1.0, -1.0, -1.0])),  # stored R→L, P→A, S→I
-    "flipped_x_only": _affine(np.diag([-1.0, 1.0, 1.0])),  # negative determinant
-    "oblique30": _affine(_rotation_z(30) @ _rotation_x(30)),
+    "identity": box_affine(np.eye(3)),
+    "flipped": box_affine(np.diag([-1.0, -1.0, -1.0])),  # stored R→L, P→A, S→I
+    "flipped_x_only": box_affine(np.diag([-1.0, 1.0, 1.0])),  # negative determinant
+    "oblique30": box_affine(rotation(30, 30)),
 }
 
 
 def _volume_with_blob(affine: np.ndarray, blob_lps: np.ndarray, radius_mm: float = 4.0) -> Volume:
     """Soft tissue everywhere, a bone blob of the given radius around ``blob_lps``."""
-    array = np.full(SHAPE_KJI, 40, dtype=np.int16)
-    vol = Volume(array, affine)
-    k, j, i = np.indices(SHAPE_KJI)
-    lps = vol.to_lps(np.stack([i, j, k], axis=-1).reshape(-1, 3)).reshape(*SHAPE_KJI, 3)
-    array[np.linalg.norm(lps - blob_lps, axis=-1) <= radius_mm] = 1000
-    return vol
+    return ball_volume(affine, SHAPE_KJI, blob_lps, radius_mm, ball_hu=1000, background_hu=40)
 
 
 def _bright_centroid(image: np.ndarray) -> np.ndarray:
     ys, xs = np.nonzero(image > 500)
     assert len(xs) > 0, "the bone blob is not visible in the view"
     return np.array([xs.mean(), ys.mean()])
-
-
-CENTRE = np.array([10.0, -20.0, 30.0])
 
 
 @pytest.mark.parametrize("name", list(AFFINES))

@@ -7,22 +7,7 @@ import pytest
 
 from planning.errors import SeriesError
 from planning.volume import PatientInfo, Volume, affine_from_dicom
-
-
-def _oblique_affine() -> np.ndarray:
-    th = np.radians(30)
-    rot = np.array([[1, 0, 0], [0, np.cos(th), -np.sin(th)], [0, np.sin(th), np.cos(th)]])
-    a = np.eye(4)
-    a[:3, :3] = rot @ np.diag([0.8, 0.9, 2.5])
-    a[:3, 3] = [12.0, -40.0, 150.0]
-    return a
-
-
-AFFINES = {
-    "identity": np.eye(4),
-    "flipped": np.array([[-0.7, 0, 0, 100], [0, -0.7, 0, 80], [0, 0, -3, 50], [0, 0, 0, 1.0]]),
-    "oblique": _oblique_affine(),
-}
+from tests.planning.grids import AFFINES
 
 
 @pytest.mark.parametrize("name", AFFINES)

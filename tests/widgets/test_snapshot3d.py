@@ -134,7 +134,7 @@ def test_demo_report_with_snapshots(shared_demo_ct, tmp_path: Path) -> None:
     after_snapshots = time.perf_counter()
     path = write_pdf_report(tmp_path / "report.pdf", plan, results, volume, images,
                             snapshots=snapshots, planner="Test", software_version="test",
-                            fluoroscopy=False)  # (the DRR pages: test_export_pdf)
+                            fluoroscopy=False)  # (the DRR pages: report/test_pdf.py)
     end = time.perf_counter()
     print(f"\n3 levels: images {after_images - start:.2f} s, 3-D snapshots "
           f"{after_snapshots - after_images:.2f} s, PDF {end - after_snapshots:.2f} s, "

@@ -16,6 +16,7 @@ import pytest
 from planning.anatomy import Anatomy
 from planning.anatomy.canal_border import BORDER_MM, POOL_MM, canal_with_soft_border
 from planning.volume import Volume
+from tests.planning.grids import cube_grid, voxel_lps
 from tests.planning.regrid import rotation
 
 TRUE_RADIUS_MM, RING_MM, FOUND_RADIUS_MM = 8.5, 10.0, 7.5
@@ -24,25 +25,14 @@ CSF_HU, BONE_HU_HERE, SOFT_HU = 10, 600, 40
 SIZE_MM = 30.0
 
 
-def _grid(spacing_mm: float, axes: np.ndarray, size_mm: float = SIZE_MM
-          ) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """An index→LPS affine with columns ``axes`` (unit) × spacing, centred on the origin."""
-    n = round(size_mm / spacing_mm) + 1
-    affine = np.eye(4)
-    affine[:3, :3] = axes * spacing_mm
-    affine[:3, 3] = -affine[:3, :3] @ np.full(3, (n - 1) / 2.0)
-    return affine, (n, n, n)
-
-
 def _radius(affine: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """Distance (mm) of each voxel centre ``[k, j, i]`` from the canal's axis (LPS z)."""
-    k, j, i = np.indices(shape)
-    lps = np.stack([i, j, k], axis=-1) @ affine[:3, :3].T + affine[:3, 3]
+    lps = voxel_lps(affine, shape)
     return np.asarray(np.hypot(lps[..., 0], lps[..., 1]))
 
 
 def _ct(spacing_mm: float, axes: np.ndarray) -> Volume:
-    affine, shape = _grid(spacing_mm, axes)
+    affine, shape = cube_grid(spacing_mm, axes, SIZE_MM)
     r = _radius(affine, shape)
     hu = np.where(r < TRUE_RADIUS_MM, CSF_HU, np.where(r < RING_MM, BONE_HU_HERE, SOFT_HU))
     return Volume(hu.astype(np.int16), affine)
@@ -73,7 +63,7 @@ def test_the_soft_rim_is_taken_and_the_tissue_beyond_the_bone_is_not(
     if anatomy_axes is None:
         affine, shape = ct.affine_lps, ct.array.shape
     else:
-        affine, shape = _grid(anatomy_spacing or ct_spacing, anatomy_axes, SIZE_MM - 6.0)
+        affine, shape = cube_grid(anatomy_spacing or ct_spacing, anatomy_axes, SIZE_MM - 6.0)
     anatomy = _anatomy(affine, shape)
     mask, mask_affine = canal_with_soft_border(ct, anatomy)
     assert np.linalg.norm(mask_affine[:3, :3], axis=0).min() >= min(
@@ -95,8 +85,7 @@ def _radius_and_middle(affine: np.ndarray, shape: tuple[int, ...]
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Each voxel's distance from the axis, and whether it lies away from the cylinder's
     cut ends (|z| < 6 mm)."""
-    k, j, i = np.indices(shape)
-    lps = np.stack([i, j, k], axis=-1) @ affine[:3, :3].T + affine[:3, 3]
+    lps = voxel_lps(affine, shape)
     return np.hypot(lps[..., 0], lps[..., 1]), np.abs(lps[..., 2]) < 6.0
 
 

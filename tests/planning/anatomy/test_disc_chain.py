@@ -29,7 +29,7 @@ from planning.anatomy.level_labels import find_discs
 from planning.anatomy.spine_column import find_column, working_grid
 from planning.io.nifti import load_nifti
 
-DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
+DATA = Path(__file__).parents[3] / ".." / "shared" / "data"
 ABDOMEN = DATA / "ct-abdomen-3mm"
 VERSE_012 = DATA / "ct-verse012-sagittal"
 TOLERANCE_MM = 8.0

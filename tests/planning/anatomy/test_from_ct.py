@@ -17,8 +17,9 @@ from planning.demo import DemoTruth
 from planning.errors import Cancelled
 from planning.progress import Progress
 from planning.volume import Volume
+from tests.planning.real_cases import abdomen_with_reference
 
-DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
+DATA = Path(__file__).parents[3] / ".." / "shared" / "data"
 ABDOMEN = DATA / "ct-abdomen-3mm"
 LUMBAR = ["T12", "L1", "L2", "L3", "L4", "L5"]
 MAX_DEMO_ERROR_MM = 3.0
@@ -108,14 +109,7 @@ def test_demo_mirrored_grid_gives_the_same_levels(demo: tuple[Volume, DemoTruth]
 def test_real_abdomen_levels() -> None:
     if not ABDOMEN.is_dir():
         pytest.skip("shared test data absent")
-    from planning.anatomy import anatomy_from_label_map
-    from planning.anatomy.label_tables import load_label_table
-    from planning.io import load_path
-
-    ct = load_path(ABDOMEN / "ct.nii.gz")
-    reference = anatomy_from_label_map(ct, load_path(ABDOMEN / "labels.nii.gz"),
-                                       load_label_table("totalsegmentator"),
-                                       bodies=load_path(ABDOMEN / "bodies.nii.gz"))
+    ct, reference = abdomen_with_reference()
     found = anatomy_from_ct(ct)
     assert [n for n in found.levels if n in [*LUMBAR, "S1"]] == [*LUMBAR, "S1"]
     errors = {name: float(np.linalg.norm(found.levels[name].centroid_lps

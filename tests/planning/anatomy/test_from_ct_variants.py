@@ -26,7 +26,7 @@ from planning.io import load_path
 from planning.volume import Volume
 from tests.planning.regrid import crop, mirror_patient, oblique_grid, regrid
 
-ABDOMEN = Path(__file__).parents[2] / ".." / "shared" / "data" / "ct-abdomen-3mm"
+ABDOMEN = Path(__file__).parents[3] / ".." / "shared" / "data" / "ct-abdomen-3mm"
 LEVELS = ["T12", "L1", "L2", "L3", "L4", "L5", "S1"]
 MAX_ERROR_MM = 10.0
 # needle surface to the labelled canal: measured 1.9–2.3 mm at the closest on each variant;

@@ -30,7 +30,7 @@ from planning.io.nifti import load_nifti
 from planning.progress import Progress
 from planning.volume import Volume
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ct-abdomen-3mm"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ct-abdomen-3mm"
 needs_data = pytest.mark.skipif(not (DATA / "labels.nii.gz").exists(),
                                 reason="shared data absent")
 REAL_LEVELS = ["T12", "L1", "L2", "L3", "L4", "L5", "S1"]

@@ -34,7 +34,7 @@ from planning.anatomy.ribs import rib_roots
 from planning.anatomy.spine_column import find_column, working_grid
 from planning.io import load_path
 
-DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
+DATA = Path(__file__).parents[3] / ".." / "shared" / "data"
 
 
 def _chain(ribs: list[bool | None], sacrum: bool = False) -> list[Segment]:

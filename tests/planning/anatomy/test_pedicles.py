@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planning.anatomy import Anatomy, anatomy_from_demo_truth, anatomy_from_label_map
-from planning.anatomy.label_tables import load_label_table
+from planning.anatomy import Anatomy, anatomy_from_demo_truth
 from planning.anatomy.pedicles import PedicleError, measure_pedicle, measure_pedicles
 from planning.demo import DemoTruth
-from planning.io import load_path
 from planning.plan import Side
+from tests.planning.real_cases import abdomen_with_reference
+from tests.planning.regrid import regridded
 
-DATA = Path(__file__).parents[2] / ".." / "shared" / "data" / "ct-abdomen-3mm"
+DATA = Path(__file__).parents[3] / ".." / "shared" / "data" / "ct-abdomen-3mm"
 CENTRE_TOL_MM, WIDTH_TOL_MM = 2.0, 1.0
 AXIS_TOL_DEG = 15.0
 
@@ -24,24 +24,6 @@ def demo(shared_demo_ct) -> tuple[DemoTruth, Anatomy, dict]:
     _, truth = shared_demo_ct
     anatomy = anatomy_from_demo_truth(truth)
     return truth, anatomy, measure_pedicles(anatomy)
-
-
-def regridded(anatomy: Anatomy) -> Anatomy:
-    """The same anatomy on a grid flipped in two axes with rows and columns swapped."""
-    nk, _, ni = anatomy.labels.shape
-    to_old = np.array([[0, -1, 0, ni - 1], [1, 0, 0, 0], [0, 0, -1, nk - 1], [0, 0, 0, 1.0]])
-
-    def move(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(np.flip(a, axis=(0, 2)).swapaxes(1, 2))
-
-    return Anatomy(
-        affine_lps=anatomy.affine_lps @ to_old,
-        labels=move(anatomy.labels),
-        canal=move(anatomy.canal),
-        bodies=move(anatomy.bodies),
-        levels=anatomy.levels,
-        discs=None if anatomy.discs is None else move(anatomy.discs),
-    )
 
 
 def test_every_demo_pedicle_is_measured_close_to_its_design(demo) -> None:
@@ -90,11 +72,7 @@ def test_a_level_missing_from_the_anatomy_says_so(demo) -> None:
 
 @pytest.mark.skipif(not (DATA / "ct.nii.gz").exists(), reason="shared data absent")
 def test_real_ct_pedicle_widths_within_literature_norms() -> None:
-    ct = load_path(DATA / "ct.nii.gz")
-    anatomy = anatomy_from_label_map(
-        ct, load_path(DATA / "labels.nii.gz"), load_label_table("totalsegmentator"),
-        bodies=load_path(DATA / "bodies.nii.gz"),
-    )
+    _, anatomy = abdomen_with_reference()
     measured = measure_pedicles(anatomy, ["T12", "L1", "L2", "L3", "L4", "L5"])
     widths = [m.isthmus_width_mm for sides in measured.values() for m in sides.values()]
     assert len(widths) >= 10  # at most a couple of sides unmeasurable on 3 mm voxels

@@ -18,7 +18,7 @@ from planning.assessment.cement import (
 )
 from planning.plan import Side
 
-DATA = Path(__file__).parents[2] / ".." / "shared" / "data" / "ct-abdomen-3mm"
+DATA = Path(__file__).parents[3] / ".." / "shared" / "data" / "ct-abdomen-3mm"
 LUMBAR = ["L1", "L2", "L3", "L4", "L5"]
 REAL_VOLUME_TOL = 0.15  # the target
 TS_CODES = {"T12": 32, "L1": 31, "L2": 30, "L3": 29, "L4": 28, "L5": 27, "S1": 26}

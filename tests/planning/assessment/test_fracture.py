@@ -12,14 +12,13 @@ midline surface (computed from the generator's body shapes).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from planning.anatomy import Anatomy, anatomy_from_demo_truth
+from planning.anatomy import Anatomy
 from planning.assessment.fracture import (
     FractureAssessment,
     assess_fractures,
@@ -30,20 +29,17 @@ from planning.demo import DemoTruth
 from planning.demo.spine_layout import build_spine_layout
 from planning.demo.vertebra_model import make_body, posterior_notch_mm
 from planning.volume import Volume
+from tests.planning.assessment.edited_demo import (
+    editable_copy,
+    gas_pocket,
+    notched,
+    paint_ct,
+    retropulsed,
+)
+from tests.planning.real_cases import abdomen_with_reference
 
-ABDOMEN = Path(__file__).parents[2] / ".." / "shared" / "data" / "ct-abdomen-3mm"
+ABDOMEN = Path(__file__).parents[3] / ".." / "shared" / "data" / "ct-abdomen-3mm"
 NOMINAL_LOSS = 0.35  # planning/demo/anatomy_specs.py FRACTURE_ANTERIOR_LOSS
-
-
-@pytest.fixture(scope="module")
-def demo(shared_demo_ct) -> tuple[Volume, DemoTruth, Anatomy]:
-    volume, truth = shared_demo_ct
-    return volume, truth, anatomy_from_demo_truth(truth)
-
-
-@pytest.fixture(scope="module")
-def assessed(demo: tuple[Volume, DemoTruth, Anatomy]) -> dict[str, FractureAssessment]:
-    return assess_fractures(demo[0], demo[2])
 
 
 def _midline_heights(name: str) -> tuple[float, float]:
@@ -58,79 +54,6 @@ def _midline_heights(name: str) -> tuple[float, float]:
 
     front, back = -0.5 * spec.body_depth_mm, 0.5 * spec.body_depth_mm - posterior_notch_mm(spec)
     return h(front + 1.25), h(back - 1.25)
-
-
-def local_voxels(anatomy: Anatomy, level: str, pad: int = 12
-                  ) -> tuple[tuple[slice, slice, slice], np.ndarray]:
-    """A box of the anatomy grid around a level and its voxels' local (l, a, s) mm."""
-    k, j, i = np.nonzero(anatomy.vertebra_mask(level))
-    box = tuple(slice(max(0, int(x.min()) - pad), min(n, int(x.max()) + pad + 1))
-                for x, n in zip((k, j, i), anatomy.labels.shape, strict=True))
-    kk, jj, ii = np.meshgrid(*(np.arange(s.start, s.stop) for s in box), indexing="ij")
-    ijk = np.stack([ii, jj, kk], -1).reshape(-1, 3).astype(float)
-    local = anatomy.levels[level].to_local(anatomy.to_lps(ijk)).reshape(*kk.shape, 3)
-    return (box[0], box[1], box[2]), local
-
-
-def paint_ct(volume: Volume, anatomy: Anatomy, box: tuple[slice, slice, slice],
-              where: np.ndarray, hu: float) -> None:
-    """Set CT voxels at the anatomy-grid voxels ``where`` (within ``box``) to ``hu``."""
-    k, j, i = np.nonzero(where)
-    ijk = np.stack([i + box[2].start, j + box[1].start, k + box[0].start], 1).astype(float)
-    c = np.rint(volume.to_index(anatomy.to_lps(ijk))).astype(int)
-    volume.array[c[:, 2], c[:, 1], c[:, 0]] = hu
-
-
-def demo_copy(demo: tuple[Volume, DemoTruth, Anatomy]) -> tuple[Volume, Anatomy]:
-    volume, _, anatomy = demo
-    return (Volume(volume.array.copy(), volume.affine_lps.copy()),
-            dataclasses.replace(anatomy, labels=anatomy.labels.copy(),
-                                bodies=anatomy.bodies.copy(), canal=anatomy.canal.copy()))
-
-
-def gas_pocket(demo: tuple[Volume, DemoTruth, Anatomy], level: str = "L2",
-               hu: float = -900.0, radius_mm: float = 4.0) -> tuple[Volume, Anatomy]:
-    """A copy of the demo with a sphere of ``hu`` at the level's body centre."""
-    volume, anatomy = demo_copy(demo)
-    box, local = local_voxels(anatomy, level)
-    sphere = (np.linalg.norm(local, axis=-1) <= radius_mm) & anatomy.bodies[box]
-    paint_ct(volume, anatomy, box, sphere, hu)
-    return volume, anatomy
-
-
-def retropulsed(demo: tuple[Volume, DemoTruth, Anatomy], a: FractureAssessment,
-                shift_mm: float = 5.0) -> tuple[Volume, Anatomy]:
-    """A copy with a bone fragment of the posterior wall pushed ``shift_mm`` into the canal."""
-    volume, anatomy = demo_copy(demo)
-    level = a.level
-    box, local = local_voxels(anatomy, level)
-    half_h = 0.5 * a.heights.posterior_mm
-    s_mid = float(anatomy.levels[level].to_local(a.foramen_lps)[2])
-    frag = ((np.abs(local[..., 0]) < 7.0) & (np.abs(local[..., 2] - s_mid) < 0.45 * half_h)
-            & (local[..., 1] < a.posterior_wall_mm + 1.0)
-            & (local[..., 1] >= a.posterior_wall_mm - shift_mm))
-    code = anatomy.levels[level].code
-    anatomy.bodies[box] |= frag
-    anatomy.labels[box][frag] = code
-    anatomy.canal[box] &= ~frag
-    paint_ct(volume, anatomy, box, frag, 1200.0)
-    return volume, anatomy
-
-
-def notched(demo: tuple[Volume, DemoTruth, Anatomy], a: FractureAssessment,
-            depth_mm: float = 5.0) -> tuple[Volume, Anatomy]:
-    """A copy with a 6 × 6 mm notch, ``depth_mm`` deep, in the superior endplate."""
-    volume, anatomy = demo_copy(demo)
-    level = a.level
-    box, local = local_voxels(anatomy, level)
-    mid = 0.5 * (a.posterior_wall_mm + a.anterior_wall_mm)
-    top = float(anatomy.levels[level].to_local(a.body_centre_lps)[2]) + 0.5 * a.heights.middle_mm
-    notch = ((np.abs(local[..., 0] - 6.0) < 3.0) & (np.abs(local[..., 1] - mid) < 3.0)
-             & (local[..., 2] > top - depth_mm) & anatomy.bodies[box])
-    anatomy.bodies[box] &= ~notch
-    anatomy.labels[box][notch] = 0
-    paint_ct(volume, anatomy, box, notch, 90.0)  # disc material pressed into the body
-    return volume, anatomy
 
 
 # ---- grade and heights on the demo ------------------------------------------------------
@@ -255,14 +178,7 @@ def test_endplate_notch_appears(demo: tuple[Volume, DemoTruth, Anatomy],
 def test_real_abdomen_has_no_severe_fracture() -> None:
     if not ABDOMEN.is_dir():
         pytest.skip("shared test data absent")
-    from planning.anatomy import anatomy_from_label_map
-    from planning.anatomy.label_tables import load_label_table
-    from planning.io import load_path
-
-    ct = load_path(ABDOMEN / "ct.nii.gz")
-    anatomy = anatomy_from_label_map(ct, load_path(ABDOMEN / "labels.nii.gz"),
-                                     load_label_table("totalsegmentator"),
-                                     bodies=load_path(ABDOMEN / "bodies.nii.gz"))
+    ct, anatomy = abdomen_with_reference()
     found = assess_fractures(ct, anatomy)
     print("\nlevel   Ha     Hm     Hp   wedge  bicon  crush  grade shape        retro  "
           "cleft  endplate")
@@ -307,8 +223,7 @@ def test_a_body_that_cannot_be_measured_is_left_ungraded_not_a_crash(
     """L3's body voxels cut away along its mid-sagittal strip (what a broken automatic body
     can look like): L3 has no grade — not a crash, not a grade from a failed measurement —
     and the other levels are still graded."""
-    volume, anatomy = demo_copy(demo)
-    box, local = local_voxels(anatomy, "L3")
+    volume, anatomy, box, local = editable_copy(demo, "L3")
     strip = np.abs(local[..., 0]) <= 6.0  # the level's own left–right axis, mm
     in_l3 = anatomy.vertebra_mask("L3")[box]
     anatomy.bodies[box][strip & in_l3] = False
@@ -327,9 +242,8 @@ def test_a_mask_that_stops_inside_the_bone_is_not_graded(
     of bodies on turned grids): its heights read as a Genant 2 biconcave fracture, but
     beyond the cut surface the CT shows no step down to a disc. It is not graded, and says
     why; the demo's real L1 wedge, whose collapsed endplate the CT shows, is still graded."""
-    volume, anatomy = demo_copy(demo)
+    volume, anatomy, box, local = editable_copy(demo, "L3")
     a = assessed["L3"]
-    box, local = local_voxels(anatomy, "L3")
     mid = 0.5 * (a.posterior_wall_mm + a.anterior_wall_mm)
     top = float(anatomy.levels["L3"].to_local(a.body_centre_lps)[2]) + 0.5 * a.heights.middle_mm
     cut = ((np.abs(local[..., 1] - mid) < 9.0) & (local[..., 2] > top - 6.0)
@@ -351,10 +265,9 @@ def test_a_body_shallower_than_its_neighbours_is_not_graded(
     """L4's body mask loses its front 40 % (a segmentation that stopped short of the
     anterior wall): a fracture takes height, never depth, so the body is not graded, with
     its depth and the neighbours' in the note; its neighbours are graded as before."""
-    volume, anatomy = demo_copy(demo)
+    volume, anatomy, box, local = editable_copy(demo, "L4")
     a = assessed["L4"]
     depth = a.anterior_wall_mm - a.posterior_wall_mm
-    box, local = local_voxels(anatomy, "L4")
     front = (local[..., 1] > a.anterior_wall_mm - 0.4 * depth) & anatomy.vertebra_mask("L4")[box]
     anatomy.bodies[box] &= ~front
     out = assess_fractures(volume, anatomy)
@@ -384,11 +297,10 @@ def test_a_body_cut_by_a_tilted_scan_end_is_not_graded(
     left–right axis, the slab's edge a few millimetres below the body): the body reads as a
     mild wedge, and beyond its lower surface lies air, not a disc. It is not graded, and the note
     says the scan ends there."""
-    volume, anatomy = demo_copy(demo)
+    volume, anatomy, box, local = editable_copy(demo, "L5", pad=20)
     a = assessed["L5"]
     geo = anatomy.levels["L5"]
     bottom = float(geo.to_local(a.body_centre_lps)[2]) - 0.5 * a.heights.middle_mm
-    box, local = local_voxels(anatomy, "L5", pad=20)
     # the slab's edge: a plane rising 2 mm per mm towards the front, 11 mm up at the wall
     # (so that most of the midline lies clear of it: not "reaches the edge of the scan")
     edge = bottom + 11.0 + 2.0 * (local[..., 1] - a.anterior_wall_mm)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from planning.anatomy import Anatomy, anatomy_from_demo_truth
+from planning.anatomy import Anatomy
 from planning.assessment.fracture import FractureAssessment, assess_fractures
 from planning.assessment.leakage import (
     BASIVERTEBRAL_TIP_MM,
@@ -27,25 +27,19 @@ from planning.assessment.leakage import (
 from planning.demo import DemoTruth
 from planning.plan import Trajectory
 from planning.volume import Volume
-from tests.planning.test_assessment_fracture import (
-    demo_copy,
+from tests.planning.assessment.edited_demo import (
+    editable_copy,
     gas_pocket,
-    local_voxels,
     notched,
     paint_ct,
     retropulsed,
 )
 
 
-@pytest.fixture(scope="module")
-def demo(shared_demo_ct) -> tuple[Volume, DemoTruth, Anatomy]:
-    volume, truth = shared_demo_ct
-    return volume, truth, anatomy_from_demo_truth(truth)
-
-
-@pytest.fixture(scope="module")
-def assessed(demo: tuple[Volume, DemoTruth, Anatomy]) -> dict[str, FractureAssessment]:
-    return assess_fractures(demo[0], demo[2])
+def _flags_reassessed(volume: Volume, anatomy: Anatomy) -> dict[str, list[LeakageFlag]]:
+    """The leakage flags of an edited copy, its fractures assessed again on the copy (the
+    edit is what the assessment must see)."""
+    return leakage_flags(volume, anatomy, assess_fractures(volume, anatomy))
 
 
 def _flag(flags: dict[str, list[LeakageFlag]], level: str, kind: str) -> LeakageFlag:
@@ -54,6 +48,15 @@ def _flag(flags: dict[str, list[LeakageFlag]], level: str, kind: str) -> Leakage
 
 def _levels_with(flags: dict[str, list[LeakageFlag]], kind: str) -> list[str]:
     return [f.level for f in present_flags(flags) if f.kind == kind]
+
+
+def _present_only_at(flags: dict[str, list[LeakageFlag]], level: str, kind: str
+                     ) -> LeakageFlag:
+    """The ``kind`` flag of ``level``, asserted present there and at no other level."""
+    f = _flag(flags, level, kind)
+    assert f.present, f.why
+    assert _levels_with(flags, kind) == [level]
+    return f
 
 
 def _needle(anatomy: Anatomy, level: str, tip_lps: np.ndarray, side: str = "left"
@@ -90,52 +93,38 @@ def test_flag_json_and_sources(demo: tuple[Volume, DemoTruth, Anatomy],
 
 def test_cortical_hole_appears_at_l3_only(demo: tuple[Volume, DemoTruth, Anatomy],
                                           assessed: dict[str, FractureAssessment]) -> None:
-    volume, anatomy = demo_copy(demo)
+    volume, anatomy, box, local = editable_copy(demo, "L3")
     a = assessed["L3"]
-    box, local = local_voxels(anatomy, "L3")
     s_c = float(anatomy.levels["L3"].to_local(a.body_centre_lps)[2])
     hole = ((local[..., 1] > a.anterior_wall_mm - 3.0) & (np.abs(local[..., 0]) < 5.0)
             & (np.abs(local[..., 2] - s_c) < 5.0) & anatomy.bodies[box])
     paint_ct(volume, anatomy, box, hole, 190.0)  # cancellous bone where the cortex was
-    flags = leakage_flags(volume, anatomy, assessed)
-    f = _flag(flags, "L3", KIND_CORTICAL)
-    assert f.present, f.why
+    f = _present_only_at(leakage_flags(volume, anatomy, assessed), "L3", KIND_CORTICAL)
     assert f.evidence["gap_arc_mm"] >= 6.0
     assert f.point_lps is not None
     assert float(anatomy.levels["L3"].to_local(f.point_lps)[1]) > a.anterior_wall_mm - 3.0
-    assert _levels_with(flags, KIND_CORTICAL) == ["L3"]
 
 
 def test_cleft_flag(demo: tuple[Volume, DemoTruth, Anatomy]) -> None:
     volume, anatomy = gas_pocket(demo, "L2")
-    found = assess_fractures(volume, anatomy)
-    flags = leakage_flags(volume, anatomy, found)
-    f = _flag(flags, "L2", KIND_CLEFT)
-    assert f.present and f.confidence == "high"
+    f = _present_only_at(_flags_reassessed(volume, anatomy), "L2", KIND_CLEFT)
+    assert f.confidence == "high"
     assert f.evidence["volume_ml"] > 0.15
-    assert _levels_with(flags, KIND_CLEFT) == ["L2"]
 
 
 def test_endplate_break_flag(demo: tuple[Volume, DemoTruth, Anatomy],
                              assessed: dict[str, FractureAssessment]) -> None:
     volume, anatomy = notched(demo, assessed["L4"], 5.0)
-    found = assess_fractures(volume, anatomy)
-    flags = leakage_flags(volume, anatomy, found)
-    f = _flag(flags, "L4", KIND_ENDPLATE)
-    assert f.present and f.route == "D"
+    f = _present_only_at(_flags_reassessed(volume, anatomy), "L4", KIND_ENDPLATE)
+    assert f.route == "D"
     assert f.evidence["superior_step_mm"] >= 3.0
-    assert _levels_with(flags, KIND_ENDPLATE) == ["L4"]
 
 
 def test_posterior_wall_flag(demo: tuple[Volume, DemoTruth, Anatomy],
                              assessed: dict[str, FractureAssessment]) -> None:
     volume, anatomy = retropulsed(demo, assessed["L2"], 5.0)
-    found = assess_fractures(volume, anatomy)
-    flags = leakage_flags(volume, anatomy, found)
-    f = _flag(flags, "L2", KIND_POSTERIOR_WALL)
-    assert f.present
+    f = _present_only_at(_flags_reassessed(volume, anatomy), "L2", KIND_POSTERIOR_WALL)
     assert f.evidence["retropulsion_mm"] >= 3.5
-    assert _levels_with(flags, KIND_POSTERIOR_WALL) == ["L2"]
 
 
 def test_basivertebral_tip(demo: tuple[Volume, DemoTruth, Anatomy],

@@ -5,15 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planning.anatomy import anatomy_from_demo_truth
 from planning.assessment.levels import assess_levels
 from planning.plan import Side, Trajectory
-
-
-@pytest.fixture(scope="module")
-def demo(shared_demo_ct):
-    volume, truth = shared_demo_ct
-    return volume, truth, anatomy_from_demo_truth(truth)
 
 
 def _needle(truth, level: str, side: Side, reach: float) -> Trajectory:

@@ -31,7 +31,7 @@ from planning.assessment.pedicle_norms import (
 from planning.demo import DemoTruth
 from planning.plan import GAUGES, LEVEL_NAMES, NeedleGauge, Side
 
-DATA = Path(__file__).parents[2] / ".." / "shared" / "data" / "ct-abdomen-3mm"
+DATA = Path(__file__).parents[3] / ".." / "shared" / "data" / "ct-abdomen-3mm"
 WIDTH_TOL_MM = 1.0
 MIRROR_TOL_DEG = 3.0
 DESIGN_ANGLE_TOL_DEG = 15.0  # the axis of measure_pedicle is within 15° of the design

@@ -24,7 +24,7 @@ from planning.demo.painted import paint_from_labels
 from planning.demo.painted_fracture import PaintedFracture, fractured_labels
 from planning.io.nifti import load_nifti
 
-VERSE_DIR = Path(__file__).parents[2] / ".." / "shared" / "data" / "ct-verse012-sagittal"
+VERSE_DIR = Path(__file__).parents[3] / ".." / "shared" / "data" / "ct-verse012-sagittal"
 
 pytestmark = pytest.mark.skipif(not (VERSE_DIR / "labels.nii.gz").exists(),
                                 reason="shared test data absent")

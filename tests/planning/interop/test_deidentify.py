@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_receiver import needs_dciodvfy, sample_sr, sample_volume, tiny_pdf
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 
@@ -26,6 +25,7 @@ from planning.interop.encapsulated_pdf import (
     write_dataset,
 )
 from planning.volume import Volume
+from tests.planning.dicom_receiver import needs_dciodvfy, sample_sr, sample_volume, tiny_pdf
 
 IDENTIFYING = (
     "Müller",

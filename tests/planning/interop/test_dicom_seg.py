@@ -19,8 +19,6 @@ from pydicom.sr.codedict import codes
 from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.anatomy.from_labels import anatomy_from_label_map
 from planning.anatomy.model import Anatomy, VertebraGeometry, crop_affine, crop_box
-from planning.demo import load_demo_truth
-from planning.demo.cache import demo_ct_path
 from planning.errors import Cancelled
 from planning.interop.dicom_codes import LEVEL_CODES
 from planning.interop.dicom_seg import SEGExportError, needle_mask, write_plan_seg
@@ -37,6 +35,7 @@ from planning.plan import Plan, Side, Trajectory
 from planning.progress import Progress
 from planning.vocabulary import DISCLAIMER
 from planning.volume import PatientInfo, Volume
+from tests.planning.interop.demo_series import demo_series, pedicle_needle
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 LEVELS = ("L1", "L2")
@@ -48,17 +47,8 @@ LEVELS = ("L1", "L2")
 @pytest.fixture(scope="module")
 def demo():
     """The cached demo DICOM series, loaded with the project's loader, and its anatomy."""
-    folder = demo_ct_path()
-    truth = load_demo_truth(folder)
-    volume = load_path(folder)
+    _, truth, volume = demo_series()
     return truth, volume, anatomy_from_demo_truth(truth)
-
-
-def pedicle_needle(truth, level: str, side: Side, gauge: str = "11G") -> Trajectory:
-    """Along the pedicle's axis, tip 6 mm short of the anterior cortex."""
-    p = truth.level(level).pedicle(side.value)
-    reach = float(np.linalg.norm(p.anterior_cortex_lps - p.entry_lps)) - 6.0
-    return Trajectory(level, side, p.entry_lps, p.entry_lps + reach * p.direction_lps, gauge)
 
 
 @pytest.fixture(scope="module")

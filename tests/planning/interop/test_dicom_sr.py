@@ -18,12 +18,11 @@ from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.assessment.levels import assess_levels
 from planning.carm import working_views
 from planning.checks import CheckContext, CheckResult, check_plan
-from planning.demo import DEMO_PATIENT, write_demo_ct
+from planning.demo import DEMO_PATIENT
 from planning.interop.dicom_codes import LEVEL_CODES
 from planning.interop.dicom_sr import SRExportError, write_plan_sr
 from planning.interop.plan_file import PlanFormatError
 from planning.interop.plan_from_sr import read_plan_sr
-from planning.io import load_path
 from planning.plan import LEVEL_NAMES, FrameOverride, Plan, Side, Trajectory
 from planning.vocabulary import DISCLAIMER
 from planning.volume import PatientInfo, Volume
@@ -33,6 +32,7 @@ from tests.planning.carm_reference import (
     detector_direction_table,
     expected_bulls_eye_detector,
 )
+from tests.planning.interop.demo_series import demo_series, pedicle_needle
 
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 TOLERANCE_MM = 0.01
@@ -40,19 +40,9 @@ LEVELS = ("L1", "L2")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory):
-    """The demo CT written as DICOM and loaded with the project's loader (real UIDs)."""
-    folder = tmp_path_factory.mktemp("demo_ct")
-    truth = write_demo_ct(folder)
-    volume = load_path(folder)
-    return folder, truth, volume
-
-
-def pedicle_needle(truth, level: str, side: Side, gauge: str = "11G") -> Trajectory:
-    """Along the pedicle's axis, tip 6 mm short of the anterior cortex."""
-    p = truth.level(level).pedicle(side.value)
-    reach = float(np.linalg.norm(p.anterior_cortex_lps - p.entry_lps)) - 6.0
-    return Trajectory(level, side, p.entry_lps, p.entry_lps + reach * p.direction_lps, gauge)
+def demo():
+    """The demo CT as DICOM, loaded with the project's loader (real UIDs)."""
+    return demo_series()
 
 
 @pytest.fixture(scope="module")

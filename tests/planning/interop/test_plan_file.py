@@ -148,7 +148,7 @@ def test_atomic_save_survives_a_crash_mid_write(tmp_path: Path) -> None:
     before = path.read_bytes()
     script = f"""
 import os, sys
-sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})
 import planning.interop.plan_file as pf
 from planning.plan import Plan
 real_fsync = os.fsync

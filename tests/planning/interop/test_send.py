@@ -9,17 +9,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_receiver import (
-    COMPREHENSIVE_3D_SR,
-    dcmqrscp_receiver,
-    free_port,
-    needs_dcmtk,
-    sample_sr,
-    sample_volume,
-    silent_listener,
-    storescp_receiver,
-    tiny_pdf,
-)
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import EncapsulatedPDFStorage
 
@@ -40,6 +29,17 @@ from planning.interop.send import (
     status_meaning,
 )
 from planning.progress import Progress
+from tests.planning.dicom_receiver import (
+    COMPREHENSIVE_3D_SR,
+    dcmqrscp_receiver,
+    free_port,
+    needs_dcmtk,
+    sample_sr,
+    sample_volume,
+    silent_listener,
+    storescp_receiver,
+    tiny_pdf,
+)
 
 
 # ---- RemoteAE ---------------------------------------------------------------------------------

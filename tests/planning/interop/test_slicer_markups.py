@@ -19,7 +19,7 @@ from planning.interop.slicer_markups import (
 )
 from planning.plan import Plan, Side, Trajectory
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "data" / "markups-schema-v1.0.3.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "data" / "markups-schema-v1.0.3.json"
 FRAME = "1.2.826.0.1.3680043.8.498.12345"
 
 

@@ -16,7 +16,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from dicom_corpus import (
+from pydicom.uid import JPEG2000Lossless, RLELossless
+
+from planning.errors import CodecError
+from planning.io.dicom_series import load_dicom_folder
+from tests.planning.io.dicom_corpus import (
     JPEG_XL_UID,
     SeriesUIDs,
     assert_names,
@@ -28,10 +32,6 @@ from dicom_corpus import (
     write_encapsulated_unknown,
     write_enhanced_ct,
 )
-from pydicom.uid import JPEG2000Lossless, RLELossless
-
-from planning.errors import CodecError
-from planning.io.dicom_series import load_dicom_folder
 
 # JPEG 2000 in openjpeg uses 6 resolution levels, so both image sides must be >= 32 pixels.
 ROWS, COLS, N = 40, 48, 6

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dicom_corpus import (
+
+from planning.io.dicom_series import load_dicom_folder, scan_folder
+from planning.io.dicom_write import write_series
+from planning.volume import Volume, affine_from_dicom
+from tests.planning.io.dicom_corpus import (
     AXIAL_IOP,
     COLS,
     DEFAULT_MARKERS,
@@ -25,10 +29,6 @@ from dicom_corpus import (
     stacked_positions,
     write_ct_series,
 )
-
-from planning.io.dicom_series import load_dicom_folder, scan_folder
-from planning.io.dicom_write import write_series
-from planning.volume import Volume, affine_from_dicom
 
 SHAPE = (NSLICES, ROWS, COLS)
 

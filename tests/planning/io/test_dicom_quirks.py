@@ -13,7 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dicom_corpus import (
+
+from planning.errors import Cancelled, SeriesError
+from planning.io.dicom_series import load_dicom_folder, load_series, scan_folder
+from planning.progress import Progress
+from tests.planning.io.dicom_corpus import (
     AXIAL_IOP,
     COLS,
     DEFAULT_MARKERS,
@@ -44,10 +48,6 @@ from dicom_corpus import (
     write_non_dicom_files,
     write_rgb_series,
 )
-
-from planning.errors import Cancelled, SeriesError
-from planning.io.dicom_series import load_dicom_folder, load_series, scan_folder
-from planning.progress import Progress
 
 SHAPE = (NSLICES, ROWS, COLS)
 

@@ -15,7 +15,7 @@ from pydicom.filewriter import write_dataset
 from planning.io import load_path
 from planning.io.dicom_headers import read_header, starts_like_a_raw_dataset
 from planning.io.dicom_series import SeriesError
-from tests.planning.dicom_corpus import (
+from tests.planning.io.dicom_corpus import (
     rotated_iop,
     stacked_positions,
     write_axial_series,

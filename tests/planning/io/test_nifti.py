@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import gzip
 import re
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from dicom_corpus import assert_names, write_axial_series
 
 from planning.errors import VolumeFileError
 from planning.io import load_path
 from planning.io.dicom_series import load_dicom_folder
 from planning.io.nifti import load_nifti
+from tests.planning.io.dicom_corpus import assert_names, write_axial_series
 
 NI, NJ, NK = 32, 24, 20  # NIfTI data is indexed [i, j, k]
 MARKERS_IJK = {3001: (7, 5, 3), 2802: (25, 17, 12), 2603: (3, 20, 7), 2404: (29, 2, 16)}
@@ -54,15 +55,22 @@ def _assert_markers_ras(volume, affine_ras: np.ndarray, tol_mm: float = 1e-3) ->
         assert np.allclose(got, expected_lps, atol=tol_mm), (hu, got, expected_lps)
 
 
+def _save(path: Path, data: np.ndarray, affine_ras: np.ndarray, *, sform_code: int,
+          qform_code: int) -> Path:
+    """``data`` saved as NIfTI with ``affine_ras`` in the sform and / or the qform: a code of 0
+    leaves that field empty, so the loader has to take the other one."""
+    img = nib.Nifti1Image(data, affine_ras)
+    img.set_sform(affine_ras if sform_code else None, code=sform_code)
+    img.set_qform(affine_ras if qform_code else None, code=qform_code)
+    nib.save(img, path)
+    return path
+
+
 SFORM_RAS = _affine(np.diag([0.7, 0.8, 2.0]), (-11.0, 20.0, -300.0))
 
 
 def test_ras_sform_nii_gz(tmp_path):
-    path = tmp_path / "spine.nii.gz"
-    img = nib.Nifti1Image(_data(), SFORM_RAS)
-    img.set_sform(SFORM_RAS, code=2)
-    img.set_qform(None, code=0)
-    nib.save(img, path)
+    path = _save(tmp_path / "spine.nii.gz", _data(), SFORM_RAS, sform_code=2, qform_code=0)
 
     volume = load_nifti(path)
 
@@ -75,11 +83,7 @@ def test_ras_sform_nii_gz(tmp_path):
 
 def test_qform_only_rotated_nii(tmp_path):
     affine = _affine(_rotation_z(20.0) @ np.diag([0.9, 0.9, 2.5]), (30.0, -12.0, 45.0))
-    path = tmp_path / "qform_only.nii"
-    img = nib.Nifti1Image(_data(), affine)
-    img.set_qform(affine, code=1)
-    img.set_sform(None, code=0)
-    nib.save(img, path)
+    path = _save(tmp_path / "qform_only.nii", _data(), affine, sform_code=0, qform_code=1)
     assert int(nib.load(path).header["sform_code"]) == 0
 
     volume = load_nifti(path)
@@ -89,11 +93,7 @@ def test_qform_only_rotated_nii(tmp_path):
 
 def test_las_flipped_nii(tmp_path):
     affine = _affine(np.diag([-0.7, 0.8, 2.0]), (11.0, -20.0, 60.0))
-    path = tmp_path / "las.nii"
-    img = nib.Nifti1Image(_data(), affine)
-    img.set_sform(affine, code=1)
-    img.set_qform(affine, code=1)
-    nib.save(img, path)
+    path = _save(tmp_path / "las.nii", _data(), affine, sform_code=1, qform_code=1)
 
     volume = load_nifti(path)
 

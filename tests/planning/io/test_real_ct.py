@@ -18,7 +18,7 @@ from planning.io import load_path
 from planning.io.nifti import load_nifti
 from tests.planning.regrid import oblique_grid, regrid
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ct-abdomen-3mm"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "ct-abdomen-3mm"
 LEVEL_CODES = {"L5": 27, "L4": 28, "L3": 29, "L2": 30, "L1": 31}
 
 pytestmark = pytest.mark.skipif(not (DATA / "ct.nii.gz").exists(), reason="shared data absent")

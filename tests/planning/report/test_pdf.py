@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -44,17 +43,15 @@ from tests.planning.carm_reference import (
     expected_bulls_eye_detector,
     parse_label,
 )
+from tests.planning.report.poppler import NEEDS_POPPLER, pdf_pages, pdf_text
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 LEVELS = ["T12", "L1", "L2"]
 VERSION = "0.1.0-test"
 PLANNER = "Dr Test Planner"
 WARNING = "The anatomy comes from the demo CT's ground truth."
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("pdftotext") is None or shutil.which("pdftoppm") is None,
-    reason="poppler-utils (pdftotext, pdftoppm) is not installed",
-)
+pytestmark = NEEDS_POPPLER
 
 
 def _unsafe_into_canal(plan: Plan, anatomy, level: str) -> Plan:
@@ -99,21 +96,9 @@ def report(shared_demo_ct, tmp_path_factory: pytest.TempPathFactory):
     return plan, results, path, deidentified, seconds
 
 
-def _text(pdf: Path) -> str:
-    out = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], check=True,
-                         capture_output=True)
-    return out.stdout.decode("utf-8")
-
-
-def _pages(pdf: Path, folder: Path, dpi: int, stem: str = "page") -> list[Path]:
-    subprocess.run(["pdftoppm", "-r", str(dpi), "-png", str(pdf), str(folder / stem)],
-                   check=True, capture_output=True)
-    return sorted(folder.glob(f"{stem}-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-
-
 def test_every_number_and_verdict_is_in_the_text(report) -> None:
     plan, results, path, _, seconds = report
-    text = _text(path)
+    text = pdf_text(path)
     assert DISCLAIMER in text
     assert text.count(DISCLAIMER) >= 1 + len(LEVELS)  # on every page
     assert WARNING in text
@@ -142,9 +127,9 @@ def test_fluoroscopy_pages_give_each_needles_c_arm_views(report) -> None:
     """Each level's DRR page, with the views' C-arm angles for the patient's position and
     the geometry they assume, as the angio team sets the C-arm from it."""
     plan, _, path, deidentified, _ = report
-    flat = " ".join(_text(path).split())
+    flat = " ".join(pdf_text(path).split())
     assert flat.count("Simulated fluoroscopy (DRR)") == len(LEVELS)
-    assert "Simulated fluoroscopy (DRR)" not in _text(deidentified)
+    assert "Simulated fluoroscopy (DRR)" not in pdf_text(deidentified)
     assert "Source–detector 1200 mm, source–isocentre 800 mm" in flat
     # the C-arm at 0°/0° with the tube under a prone patient: the beam enters the front
     assert "AP: detector over the patient's back" in flat
@@ -215,7 +200,7 @@ def test_levels_section_and_cards_give_the_assessment(report) -> None:
     """Fractured level first in the summary's Levels table; each level page has its card
     with heights, body and cement volumes, pedicles and the leakage risks."""
     plan, _, path, deidentified, _ = report
-    flat = " ".join(_text(path).split())
+    flat = " ".join(pdf_text(path).split())
     assert "Levels" in flat and "Genant" in flat
     l1 = ASSESSED["L1"]
     assert l1.fractured and "Moderate (Genant 2) wedge fracture" in l1.fracture_summary()
@@ -230,17 +215,17 @@ def test_levels_section_and_cards_give_the_assessment(report) -> None:
         assert f"{lo:.1f}–{hi:.1f} ml in all" in flat
         p = a.pedicles[Side.LEFT]
         assert f"{p.width_mm:.1f} × {p.height_mm:.1f} mm" in flat
-    assert "assessment" not in _text(deidentified).lower()
+    assert "assessment" not in pdf_text(deidentified).lower()
 
 
 def test_header_names_the_patient_and_deidentified_report_does_not(report) -> None:
     _, _, path, deidentified, _ = report
-    text = _text(path)
+    text = pdf_text(path)
     name = format_person_name(DEMO_PATIENT.name)
     assert name == "VertebroPlan, Demo"
     assert name in text and DEMO_PATIENT.patient_id in text
     assert "1950-01-01" in text and DEMO_PATIENT.accession_number in text
-    anonymous = _text(deidentified)
+    anonymous = pdf_text(deidentified)
     assert "De-identified" in anonymous and DISCLAIMER in anonymous
     for secret in (name, "VertebroPlan^Demo", DEMO_PATIENT.patient_id, "1950-01-01",
                    "19500101", DEMO_PATIENT.accession_number, "VertebroPlan, "):
@@ -251,13 +236,13 @@ def test_pages_are_one_summary_and_two_per_level_with_pictures(report, tmp_path:
     """Summary, then per level its CT page and its simulated fluoroscopy page; the
     de-identified copy was written without fluoroscopy: one page a level."""
     _, _, path, deidentified, _ = report
-    pages = _pages(path, tmp_path, 60)
+    pages = pdf_pages(path, tmp_path, 60)
     # the summary (with the Levels table) takes one or two pages
     extra = len(pages) - (1 + 2 * len(LEVELS))
     assert extra in (0, 1), len(pages)
     pages = [pages[0], *pages[1 + extra:]]
     # one page a level, and one for every needle's C-arm views (the DRR pages give them)
-    assert len(_pages(deidentified, tmp_path, 30, "count")) == 1 + 1 + len(LEVELS)
+    assert len(pdf_pages(deidentified, tmp_path, 30, "count")) == 1 + 1 + len(LEVELS)
     red = np.array([int(STATUS_COLORS[Status.UNSAFE][i:i + 2], 16) for i in (1, 3, 5)])
 
     def pixels(page: Path) -> np.ndarray:
@@ -276,9 +261,9 @@ def test_pages_are_one_summary_and_two_per_level_with_pictures(report, tmp_path:
     assert red_pixels(pages[2]) == 0  # nor in its fluoroscopy
     # full-size copies for a human to look at
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for n, page in enumerate(_pages(path, tmp_path, 110, "big"), start=1):
+    for n, page in enumerate(pdf_pages(path, tmp_path, 110, "big"), start=1):
         shutil.copy(page, ARTIFACTS / f"report_page{n}.png")
-    first = _pages(deidentified, tmp_path, 110, "deid")[0]
+    first = pdf_pages(deidentified, tmp_path, 110, "deid")[0]
     shutil.copy(first, ARTIFACTS / "report_page1_deidentified.png")
 
 

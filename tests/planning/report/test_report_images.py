@@ -28,8 +28,9 @@ from planning.report.report_images import (
 from planning.reslice import SliceGeometry
 from planning.vocabulary import CANAL_COLOR, STATUS_COLORS
 from planning.volume import Volume
+from tests.planning.grids import centred_affine
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 SHAPE_KJI = (70, 104, 96)
 LEFT_MARKER_LPS = np.array([32.0, -5.0, 0.0])  # patient's left
 ANTERIOR_MARKER_LPS = np.array([0.0, -26.0, 12.0])  # anterior and superior, on the midline
@@ -53,11 +54,7 @@ def _affine(kind: str) -> np.ndarray:
         direction = _rotation_z(25.0) @ np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, -1]])
     else:
         raise AssertionError(kind)
-    a = np.eye(4)
-    a[:3, :3] = direction * spacing
-    centre_ijk = (np.array(SHAPE_KJI[::-1]) - 1) / 2.0
-    a[:3, 3] = -a[:3, :3] @ centre_ijk
-    return a
+    return centred_affine(direction, spacing, SHAPE_KJI, np.zeros(3))
 
 
 def _volume_and_anatomy(kind: str) -> tuple[Volume, Anatomy]:

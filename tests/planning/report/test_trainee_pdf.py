@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import math
 import shutil
-import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -41,15 +40,13 @@ from planning.vocabulary import (
     format_number,
     format_person_name,
 )
+from tests.planning.report.poppler import NEEDS_POPPLER, pdf_pages, pdf_text
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 TRAINEE = "Dr Test Trainee"
 WHEN = datetime(2024, 6, 11, 10, 30)
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("pdftotext") is None or shutil.which("pdftoppm") is None,
-    reason="poppler-utils (pdftotext, pdftoppm) is not installed",
-)
+pytestmark = NEEDS_POPPLER
 
 
 @pytest.fixture(scope="module")
@@ -83,21 +80,9 @@ def attempt_and_report(tmp_path_factory: pytest.TempPathFactory):
     return case, volume, anatomy, reference, attempt, results, score, path, passed
 
 
-def _text(pdf: Path) -> str:
-    out = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], check=True,
-                         capture_output=True)
-    return out.stdout.decode("utf-8")
-
-
-def _pages(pdf: Path, folder: Path, dpi: int, stem: str = "page") -> list[Path]:
-    subprocess.run(["pdftoppm", "-r", str(dpi), "-png", str(pdf), str(folder / stem)],
-                   check=True, capture_output=True)
-    return sorted(folder.glob(f"{stem}-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-
-
 def test_the_text_has_the_verdict_every_needle_and_the_rubric(attempt_and_report) -> None:
     case, _, _, _, _, _, score, path, _ = attempt_and_report
-    text = _text(path)
+    text = pdf_text(path)
     flat = " ".join(text.split())
     assert not score.passed and "FAIL" in text and "PASS" not in text
     assert text.count(DISCLAIMER) >= 3  # every page: results, L1, L2
@@ -124,11 +109,11 @@ def test_the_text_has_the_verdict_every_needle_and_the_rubric(attempt_and_report
 
 def test_the_patient_is_named_only_when_asked(attempt_and_report) -> None:
     *_, path, passed = attempt_and_report
-    anonymous = _text(path)
+    anonymous = pdf_text(path)
     name = format_person_name(DEMO_PATIENT.name)
     for secret in (name, DEMO_PATIENT.name, DEMO_PATIENT.patient_id, "1950-01-01"):
         assert secret not in anonymous, secret
-    named = _text(passed)
+    named = pdf_text(passed)
     assert name in named and DEMO_PATIENT.patient_id in named
     assert "PASS" in named and "FAIL" not in named and "100.0 %" in named
 
@@ -164,7 +149,7 @@ def test_pictures_show_the_trainee_and_the_reference_needles(attempt_and_report)
 
 def test_pages_are_the_result_and_one_per_level(attempt_and_report, tmp_path: Path) -> None:
     *_, path, passed = attempt_and_report
-    pages = _pages(path, tmp_path, 60)
+    pages = pdf_pages(path, tmp_path, 60)
     assert len(pages) == 3
     red = np.array([int(STATUS_COLORS[Status.UNSAFE][i:i + 2], 16) for i in (1, 3, 5)])
     green = np.array([int(STATUS_COLORS[Status.SAFE][i:i + 2], 16) for i in (1, 3, 5)])
@@ -176,9 +161,9 @@ def test_pages_are_the_result_and_one_per_level(attempt_and_report, tmp_path: Pa
     assert count(pages[0], red) > 500  # the FAIL chip and the failed rows
     assert count(pages[1], red) == 0  # L1: both needles safe and scored
     assert count(pages[2], red) > 100  # L2: failed chips, the needle in the canal
-    assert count(_pages(passed, tmp_path, 60, "passed")[0], green) > 500  # the PASS chip
+    assert count(pdf_pages(passed, tmp_path, 60, "passed")[0], green) > 500  # the PASS chip
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for n, page in enumerate(_pages(path, tmp_path, 110, "big"), start=1):
+    for n, page in enumerate(pdf_pages(path, tmp_path, 110, "big"), start=1):
         shutil.copy(page, ARTIFACTS / f"trainee_report_page{n}.png")
 
 
