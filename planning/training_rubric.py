@@ -11,7 +11,7 @@ it is. Every function is pure: the same needles always get the same score.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -99,18 +99,8 @@ class Rubric:
         ]
 
     def to_json(self) -> dict[str, float]:
-        return {
-            "tip_points": self.tip_points,
-            "tip_full_mm": self.tip_full_mm,
-            "tip_zero_mm": self.tip_zero_mm,
-            "entry_points": self.entry_points,
-            "entry_full_mm": self.entry_full_mm,
-            "entry_zero_mm": self.entry_zero_mm,
-            "angle_points": self.angle_points,
-            "angle_full_deg": self.angle_full_deg,
-            "angle_zero_deg": self.angle_zero_deg,
-            "pass_percent": self.pass_percent,
-        }
+        """Every threshold and weight by its field name (the rubric is only numbers)."""
+        return asdict(self)
 
 
 DEFAULT_RUBRIC = Rubric()

@@ -30,13 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import (
-    binary_dilation,
-    distance_transform_edt,
-    find_objects,
-    label,
-    map_coordinates,
-)
+from scipy import ndimage
 
 from planning.anatomy.model import Anatomy, VertebraGeometry
 from planning.errors import VertebroPlanError
@@ -138,20 +132,20 @@ class _Sampler:
                 + s1[None, :, None] * d[1, col]
                 + s2[None, None, :] * d[2, col]
             )
-        bone = map_coordinates(self.vertebra, coords, order=1, cval=0.0)
-        canal = map_coordinates(self.canal, coords, order=1, cval=0.0)
+        bone = ndimage.map_coordinates(self.vertebra, coords, order=1, cval=0.0)
+        canal = ndimage.map_coordinates(self.canal, coords, order=1, cval=0.0)
         return np.asarray(bone, np.float32), np.asarray(canal, np.float32)
 
     def bone(self, points_lps: FloatArray) -> NDArray[np.float32]:
         """Vertebra mask in [0, 1] at the points (0 outside the box); shape of the points."""
-        v = map_coordinates(self.vertebra, self._coords(points_lps), order=1, cval=0.0)
+        v = ndimage.map_coordinates(self.vertebra, self._coords(points_lps), order=1, cval=0.0)
         return np.asarray(v.reshape(points_lps.shape[:-1]), dtype=np.float32)
 
     def both(self, points_lps: FloatArray) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         c = self._coords(points_lps)
         shape = points_lps.shape[:-1]
-        bone = map_coordinates(self.vertebra, c, order=1, cval=0.0).reshape(shape)
-        canal = map_coordinates(self.canal, c, order=1, cval=0.0).reshape(shape)
+        bone = ndimage.map_coordinates(self.vertebra, c, order=1, cval=0.0).reshape(shape)
+        canal = ndimage.map_coordinates(self.canal, c, order=1, cval=0.0).reshape(shape)
         return np.asarray(bone, np.float32), np.asarray(canal, np.float32)
 
 
@@ -160,7 +154,7 @@ def measure_pedicles(
 ) -> dict[str, dict[Side, PedicleGeometry]]:
     """Both pedicles of every level (or of ``levels``); a side that cannot be measured is
     absent (`measure_pedicle` says why)."""
-    boxes = find_objects(anatomy.labels)
+    boxes = ndimage.find_objects(anatomy.labels)
     out: dict[str, dict[Side, PedicleGeometry]] = {}
     for name in levels if levels is not None else anatomy.level_names():
         sides: dict[Side, PedicleGeometry] = {}
@@ -192,7 +186,7 @@ def measure_pedicle(
     if geo is None:
         raise PedicleError(f"{what}: {level} is not in this CT's anatomy")
     if boxes is None:
-        boxes = find_objects(anatomy.labels)
+        boxes = ndimage.find_objects(anatomy.labels)
     box = boxes[geo.code - 1] if 0 < geo.code <= len(boxes) else None
     if box is None:
         raise PedicleError(f"{what}: {level} has no voxels in the label map")
@@ -264,14 +258,14 @@ def _coarse_axis(
     )
     canal = canal_f > 0.5
     bone = _cut_necks((bone_f > 0.5) & ~canal, h)
-    touching = binary_dilation(canal, structure=np.ones((1, 3, 3), dtype=bool),
-                               iterations=max(1, round(CANAL_GAP_MM / h)))
+    touching = ndimage.binary_dilation(canal, structure=np.ones((1, 3, 3), dtype=bool),
+                                       iterations=max(1, round(CANAL_GAP_MM / h)))
     n_sec = len(a)
     chosen = np.zeros(bone.shape, dtype=bool)
     start = n_sec // 2
     comps = []
     for s in range(n_sec):
-        lab, n = label(bone[s])
+        lab, n = ndimage.label(bone[s])
         comps.append((lab, n))
     chosen[start] = _pick(*comps[start], touching[start], h)
     if not chosen[start].any():
@@ -318,11 +312,11 @@ def _cut_necks(bone: BoolArray, step_mm: float) -> BoolArray:
     # opening by distance transforms (linear time, whatever the disc's size); the huge
     # spacing across sections keeps each section to itself
     sampling = (1e6, step_mm, step_mm)
-    eroded = distance_transform_edt(bone, sampling=sampling) > NECK_RADIUS_MM
+    eroded = ndimage.distance_transform_edt(bone, sampling=sampling) > NECK_RADIUS_MM
     if not eroded.any():
         return eroded
     return np.asarray(
-        distance_transform_edt(~eroded, sampling=sampling) <= NECK_RADIUS_MM, dtype=bool
+        ndimage.distance_transform_edt(~eroded, sampling=sampling) <= NECK_RADIUS_MM, dtype=bool
     ) & bone
 
 
@@ -387,7 +381,7 @@ def _fine(
     bone_f, canal_f = sampler.grid_both(centre, np.stack([axis, transverse, vertical]), [u, v, v])
     bone_f = np.where(canal_f > 0.5, 0.0, bone_f).astype(np.float32)
     bone = _cut_necks(bone_f > 0.5, h)
-    near_core = binary_dilation(bone, structure=np.ones((1, 3, 3), dtype=bool))
+    near_core = ndimage.binary_dilation(bone, structure=np.ones((1, 3, 3), dtype=bool))
     mid = len(v) // 2
     seed = np.zeros(bone.shape[1:], dtype=bool)
     r = round(2.0 / h)
@@ -396,7 +390,7 @@ def _fine(
     heights = np.full(len(u), np.inf)
     cents = np.full((len(u), 2), np.nan)
     for s in range(len(u)):
-        lab, n = label(bone[s])
+        lab, n = ndimage.label(bone[s])
         comp = _pick(lab, n, seed, h)
         if not comp.any():
             continue
@@ -406,7 +400,7 @@ def _fine(
         if not comp[iv, iw]:
             continue  # a hollow or crescent section: not a pedicle's
         # profiles of the interpolated mask, within a pixel of the chosen core
-        core = binary_dilation(comp, structure=np.ones((3, 3), dtype=bool)) & near_core[s]
+        core = ndimage.binary_dilation(comp, structure=np.ones((3, 3), dtype=bool)) & near_core[s]
         prof_v = np.where(core[:, iw], bone_f[s, :, iw], 0.0).astype(np.float32)
         prof_w = np.where(core[iv, :], bone_f[s, iv, :], 0.0).astype(np.float32)
         widths[s] = (_crossing(prof_v, iv, 1) + _crossing(prof_v, iv, -1)) * h

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from planning.errors import VertebroPlanError
 from planning.interop.json_files import JsonWording, read_json, short_repr, write_json
@@ -161,6 +161,12 @@ def write_markups(path: str | Path, plan: Plan) -> Path:
 # ----------------------------------------------------------------------------- reading
 
 
+_Sources: TypeAlias = list[tuple[str, TrajectoryNames]]
+"""What names a markup's level, side and gauge: (what a message calls it, what it says)."""
+_Found: TypeAlias = list[tuple[str, Trajectory]]
+"""Trajectories read, each with where it was read (for messages)."""
+
+
 class _Reader:
     """Reads one parsed markups document; every error names the file (and the markup)."""
 
@@ -273,9 +279,8 @@ class _Reader:
 
     # -- level and side --------------------------------------------------------------
 
-    def key_from(
-        self, sources: list[tuple[str, TrajectoryNames]], where: str
-    ) -> tuple[tuple[str, Side], str | None, str | None]:
+    def key_from(self, sources: _Sources,
+                 where: str) -> tuple[tuple[str, Side], str | None, str | None]:
         """(level, side), gauge and frame UID agreed by every source that names both.
 
         Why refuse disagreement rather than pick one: a markup whose description says L1
@@ -329,12 +334,8 @@ class _Reader:
 
     # -- markup types ----------------------------------------------------------------
 
-    def line(
-        self,
-        markup: dict[str, Any],
-        where: str,
-        extra_sources: list[tuple[str, TrajectoryNames]],
-    ) -> tuple[list[tuple[str, Trajectory]], set[str]]:
+    def line(self, markup: dict[str, Any], where: str,
+             extra_sources: _Sources) -> tuple[_Found, set[str]]:
         pts = self.points(markup, where)
         if len(pts) != 2:
             raise self.fail(f"{where}: a trajectory line needs 2 control points "
@@ -352,18 +353,14 @@ class _Reader:
         frames = {frame} if frame else set()
         return [(where, self.trajectory(where, key, g, entry, tip))], frames
 
-    def point_list(
-        self,
-        markup: dict[str, Any],
-        where: str,
-        extra_sources: list[tuple[str, TrajectoryNames]],
-    ) -> tuple[list[tuple[str, Trajectory]], set[str]]:
+    def point_list(self, markup: dict[str, Any], where: str,
+                   extra_sources: _Sources) -> tuple[_Found, set[str]]:
         """Entry/tip pairs: grouped by their labels when every point names level, side and
         role; otherwise consecutive points, entry then tip."""
         pts = self.points(markup, where)
         if not pts:
             raise self.fail(f"{where}: the point list is empty")
-        out: list[tuple[str, Trajectory]] = []
+        out: _Found = []
         frames: set[str] = set()
         if all(n.key is not None and n.role is not None for _, n, _ in pts):
             groups: dict[tuple[str, Side], dict[str, tuple[str, TrajectoryNames, Point]]] = {}
@@ -404,12 +401,12 @@ class _Reader:
 
     def read(self, data: Any, file_stem: str | None) -> tuple[list[Trajectory], set[str]]:
         items = self.markups(data)
-        found: list[tuple[str, Trajectory]] = []
+        found: _Found = []
         frames: set[str] = set()
         for n, markup in enumerate(items):
             where = self.where(n, markup)
             kind = markup.get("type")
-            sources: list[tuple[str, TrajectoryNames]] = []
+            sources: _Sources = []
             name = self.text(markup, "name", where)
             description = self.text(markup, "description", where)
             if description:

@@ -51,18 +51,9 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from planning.errors import Cancelled
 from planning.interop.send import RemoteAE, associate, finish, make_ae
+from planning.pacs import records
 from planning.pacs.cache import InstanceStore
 from planning.pacs.node import THIS_WORKSTATION, LocalAE, PacsError, check_uid
-from planning.pacs.records import (
-    RETRIEVAL_CANCELLED,
-    RetrieveReport,
-    StudyQuery,
-    StudyRecord,
-    in_instance_order,
-    newest_first,
-    study_from,
-    text_of,
-)
 from planning.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -143,51 +134,39 @@ def _find(assoc: Association, remote: RemoteAE, identifier: Dataset,
             raise PacsError(f"{remote.describe()} refused the search: {_status_words(code)}.")
 
 
-def _study_identifier(query: StudyQuery) -> Dataset:
+def _find_identifier(level: str, keys: dict[str, str]) -> Dataset:
+    """A C-FIND identifier at ``level``: each key by its DICOM keyword, an empty value
+    asking the PACS to return it."""
     ds = Dataset()
-    ds.QueryRetrieveLevel = "STUDY"
-    ds.StudyInstanceUID = query.study_uid
-    ds.PatientID = query.patient_id
-    ds.PatientName = query.patient_name
-    ds.PatientBirthDate = query.birth_date
-    ds.StudyDate = query.study_date
-    ds.AccessionNumber = query.accession
-    ds.ModalitiesInStudy = query.modality
-    ds.StudyDescription = ""
+    ds.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
     return ds
 
 
-def _series_identifier(study_uid: str, modality: str) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "SERIES"
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = ""
-    ds.Modality = modality
-    ds.SeriesDescription = ""
-    ds.SeriesNumber = ""
-    ds.NumberOfSeriesRelatedInstances = ""
-    return ds
-
-
-def find_studies(remote: RemoteAE, query: StudyQuery, *, local: LocalAE = THIS_WORKSTATION,
-                 timeout_s: float = 30) -> list[StudyRecord]:
+def find_studies(remote: RemoteAE, query: records.StudyQuery, *,
+                 local: LocalAE = THIS_WORKSTATION,
+                 timeout_s: float = 30) -> list[records.StudyRecord]:
     """C-FIND at study level, then the series of each study (of the query's modality).
 
     A study whose series include none of the modality is dropped, for PACS that ignore
     Modalities in Study as a key.
     """
     assoc = _open(remote, local, timeout_s, [FIND], "searching (C-FIND)")
-    studies: list[StudyRecord | None] = []
+
+    def series_of(study_uid: str) -> list[Dataset]:
+        identifier = _find_identifier("SERIES", {
+            "StudyInstanceUID": study_uid, "SeriesInstanceUID": "", "Modality": query.modality,
+            "SeriesDescription": "", "SeriesNumber": "", "NumberOfSeriesRelatedInstances": ""})
+        return list(_find(assoc, remote, identifier, timeout_s))
+
     try:
-        matches = list(_find(assoc, remote, _study_identifier(query), timeout_s))
-        for match in matches:
-            study_uid = text_of(match, "StudyInstanceUID")
-            series = [] if not study_uid else list(_find(
-                assoc, remote, _series_identifier(study_uid, query.modality), timeout_s))
-            studies.append(study_from(match, series, query.modality))
+        identifier = _find_identifier("STUDY",
+                                      {**query.matching_keys(), "StudyDescription": ""})
+        found = records.studies_found(list(_find(assoc, remote, identifier, timeout_s)),
+                                      series_of, query.modality)
     finally:
         finish(assoc)
-    found = newest_first(studies)
     log.info("C-FIND %s: %d studies", remote, len(found))
     return found
 
@@ -204,14 +183,10 @@ def list_instances(remote: RemoteAE, study_uid: str, series_uid: str, *,
 
 def _instances(assoc: Association, remote: RemoteAE, study_uid: str, series_uid: str,
                timeout_s: float) -> list[str]:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "IMAGE"
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.SOPInstanceUID = ""
-    ds.InstanceNumber = ""
-    matches = in_instance_order(_find(assoc, remote, ds, timeout_s))
-    return [check_uid(text_of(m, "SOPInstanceUID"), "SOP instance") for m in matches]
+    identifier = _find_identifier("IMAGE", {"StudyInstanceUID": study_uid,
+                                            "SeriesInstanceUID": series_uid,
+                                            "SOPInstanceUID": "", "InstanceNumber": ""})
+    return records.instance_uids(_find(assoc, remote, identifier, timeout_s))
 
 
 class _Receiver:
@@ -287,7 +262,8 @@ class StorageSCP:
 def retrieve_series(remote: RemoteAE, study_uid: str, series_uid: str, store: InstanceStore,
                     *, method: str = "get", local: LocalAE = THIS_WORKSTATION,
                     progress: Progress | None = None, timeout_s: float = 30,
-                    scp_host: str = "", only: Sequence[str] | None = None) -> RetrieveReport:
+                    scp_host: str = "",
+                    only: Sequence[str] | None = None) -> records.RetrieveReport:
     """Bring one series into ``store``: only the images it does not hold yet.
 
     ``method`` is ``"get"`` (C-GET) or ``"move"`` (C-MOVE to ``local``'s storage SCP, which
@@ -384,7 +360,7 @@ def _follow(responses: Iterator[tuple[Dataset, Dataset | None]], assoc: Associat
     for status, _identifier in responses:
         if progress is not None and progress.cancelled:
             assoc.abort()
-            raise Cancelled(RETRIEVAL_CANCELLED)
+            raise Cancelled(records.RETRIEVAL_CANCELLED)
         if "Status" not in status:
             raise _silence(assoc, remote, what, timeout_s, started)
         code = int(status.Status)
@@ -398,7 +374,7 @@ def _follow(responses: Iterator[tuple[Dataset, Dataset | None]], assoc: Associat
                 f"ask the PACS administrator to add AE title '{assoc.requestor.ae_title}' with "
                 "this computer's address and storage port (Settings ▸ PACS), or use C-GET.")
         if code == 0xFE00 and progress is not None and progress.cancelled:
-            raise Cancelled(RETRIEVAL_CANCELLED)
+            raise Cancelled(records.RETRIEVAL_CANCELLED)
         raise _RequestFailed(f"{remote.describe()} refused the {what}: {_status_words(code)}.",
                              code, remote, assoc.requestor.ae_title)
 

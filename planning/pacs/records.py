@@ -7,14 +7,14 @@ keeps them; whichever protocol found a study, it looks the same afterwards.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from planning.pacs.node import PacsError
+from planning.pacs.node import PacsError, check_uid
 
 _DATE = re.compile(r"^\d{8}$")
 RETRIEVAL_CANCELLED = ("Retrieval cancelled; the images received so far are kept and the "
@@ -69,6 +69,14 @@ class StudyQuery:
     def is_empty(self) -> bool:
         return not any((self.patient_id, self.patient_name, self.birth_date, self.study_date,
                         self.accession, self.study_uid))
+
+    def matching_keys(self) -> dict[str, str]:
+        """The form as study-level matching keys by DICOM keyword, for C-FIND and QIDO-RS
+        alike; an empty value matches every study."""
+        return {"PatientID": self.patient_id, "PatientName": self.patient_name,
+                "PatientBirthDate": self.birth_date, "StudyDate": self.study_date,
+                "AccessionNumber": self.accession, "ModalitiesInStudy": self.modality,
+                "StudyInstanceUID": self.study_uid}
 
 
 @dataclass(frozen=True)
@@ -194,3 +202,22 @@ def study_from(match: Dataset, series_matches: Iterable[Dataset],
 def newest_first(studies: Iterable[StudyRecord | None]) -> list[StudyRecord]:
     return sorted((s for s in studies if s is not None), key=lambda s: s.study_date,
                   reverse=True)
+
+
+def studies_found(matches: Iterable[Dataset], series_of: Callable[[str], Iterable[Dataset]],
+                  modality: str) -> list[StudyRecord]:
+    """The studies of a search, newest first: each study-level match with the series-level
+    matches ``series_of(study_uid)`` finds for it (`study_from` drops a study without a UID
+    or without a series of ``modality``)."""
+    studies = []
+    for match in matches:
+        study_uid = text_of(match, "StudyInstanceUID")
+        series = series_of(study_uid) if study_uid else []
+        studies.append(study_from(match, series, modality))
+    return newest_first(studies)
+
+
+def instance_uids(matches: Iterable[Dataset]) -> list[str]:
+    """The SOP instance UIDs of image-level matches, in instance order, each one checked."""
+    return [check_uid(text_of(m, "SOPInstanceUID"), "SOP instance")
+            for m in in_instance_order(matches)]

@@ -28,18 +28,9 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 
 from planning.errors import Cancelled
+from planning.pacs import records
 from planning.pacs.cache import InstanceStore
 from planning.pacs.node import PacsError, WebNode, check_uid
-from planning.pacs.records import (
-    RETRIEVAL_CANCELLED,
-    RetrieveReport,
-    StudyQuery,
-    StudyRecord,
-    in_instance_order,
-    newest_first,
-    study_from,
-    text_of,
-)
 from planning.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -100,22 +91,18 @@ def _qido(node: WebNode, path: str, keys: dict[str, str],
 
 
 
-def find_studies(node: WebNode, query: StudyQuery, *,
-                 timeout_s: float = 30) -> list[StudyRecord]:
+def find_studies(node: WebNode, query: records.StudyQuery, *,
+                 timeout_s: float = 30) -> list[records.StudyRecord]:
     """QIDO-RS: studies, then each study's series of the query's modality."""
-    keys = {"PatientID": query.patient_id, "PatientName": query.patient_name,
-            "PatientBirthDate": query.birth_date, "StudyDate": query.study_date,
-            "AccessionNumber": query.accession, "ModalitiesInStudy": query.modality,
-            "StudyInstanceUID": query.study_uid}
-    studies = []
-    for match in _qido(node, "studies", keys,
-                       ["StudyDescription", "ModalitiesInStudy", "PatientBirthDate"], timeout_s):
-        study_uid = text_of(match, "StudyInstanceUID")
-        series = [] if not study_uid else _qido(
-            node, f"studies/{check_uid(study_uid, 'study')}/series", {"Modality": query.modality},
-            ["SeriesDescription", "NumberOfSeriesRelatedInstances"], timeout_s)
-        studies.append(study_from(match, series, query.modality))
-    found = newest_first(studies)
+
+    def series_of(study_uid: str) -> list[Dataset]:
+        return _qido(node, f"studies/{check_uid(study_uid, 'study')}/series",
+                     {"Modality": query.modality},
+                     ["SeriesDescription", "NumberOfSeriesRelatedInstances"], timeout_s)
+
+    matches = _qido(node, "studies", query.matching_keys(),
+                    ["StudyDescription", "ModalitiesInStudy", "PatientBirthDate"], timeout_s)
+    found = records.studies_found(matches, series_of, query.modality)
     log.info("QIDO-RS: %d studies", len(found))
     return found
 
@@ -125,14 +112,13 @@ def list_instances(node: WebNode, study_uid: str, series_uid: str, *,
     """The SOP instance UIDs of one series (QIDO-RS at instance level)."""
     path = (f"studies/{check_uid(study_uid, 'study')}/series/"
             f"{check_uid(series_uid, 'series')}/instances")
-    matches = in_instance_order(_qido(node, path, {}, ["InstanceNumber"], timeout_s))
-    return [check_uid(text_of(m, "SOPInstanceUID"), "SOP instance") for m in matches]
+    return records.instance_uids(_qido(node, path, {}, ["InstanceNumber"], timeout_s))
 
 
 def retrieve_series(node: WebNode, study_uid: str, series_uid: str, store: InstanceStore, *,
                     progress: Progress | None = None, timeout_s: float = 30,
                     session: requests.Session | None = None,
-                    only: Sequence[str] | None = None) -> RetrieveReport:
+                    only: Sequence[str] | None = None) -> records.RetrieveReport:
     """WADO-RS: the whole series in one streamed answer when none of it is cached, else
     the missing images one by one."""
     study_uid = check_uid(study_uid, "study")
@@ -180,7 +166,7 @@ def retrieve_series(node: WebNode, study_uid: str, series_uid: str, store: Insta
             if done == already and first_failure is not None:
                 raise first_failure
     except Cancelled:
-        raise Cancelled(RETRIEVAL_CANCELLED) from None
+        raise Cancelled(records.RETRIEVAL_CANCELLED) from None
     report = store.report(study_uid, series_uid, expected, already, t0)
     log.info("WADO-RS: %d expected, %d present, %d fetched, %d missing, %.1f s",
              report.expected, report.already_present, report.fetched, len(report.missing),

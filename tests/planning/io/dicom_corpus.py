@@ -47,6 +47,7 @@ IMPLEMENTATION_UID = "1.2.826.0.1.3680043.10.1389.99"
 AXIAL_IOP: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 CORONAL_IOP: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
 ROWS, COLS, NSLICES = 24, 32, 20
+SHAPE = (NSLICES, ROWS, COLS)  # the default series, (slice, row, column)
 PIXEL_SPACING: tuple[float, float] = (0.8, 0.6)  # (between rows, between columns), mm
 
 FloatArray = NDArray[np.float64]
@@ -625,13 +626,15 @@ def transfer_syntax_of(path: Path) -> str:
 # ---- checks shared by the test files ------------------------------------------------------
 def assert_markers(
     volume: Volume,
-    markers: Sequence[Marker],
     positions: Sequence[ArrayLike],
-    iop: Sequence[float],
-    pixel_spacing: Sequence[float],
+    iop: Sequence[float] = AXIAL_IOP,
+    pixel_spacing: Sequence[float] = PIXEL_SPACING,
+    markers: Sequence[Marker] = DEFAULT_MARKERS,
     tol_mm: float = 1e-3,
 ) -> None:
-    """Each marker occurs exactly once in the volume, at the LPS point computed by hand."""
+    """Each marker occurs exactly once in the volume, at the LPS point computed by hand
+    (by default the markers `marked_hu` writes, in a series written with the default
+    pixel spacing)."""
     for m in markers:
         hits = np.argwhere(volume.array == m.hu)
         assert len(hits) == 1, f"marker {m.hu} HU found {len(hits)} times, expected once"
@@ -670,6 +673,19 @@ def assert_slices_match(
         np.testing.assert_array_equal(volume.array[k], hu[src], err_msg=f"slice {k}")
         used.append(src)
     assert sorted(used) == list(range(hu.shape[0]))
+
+
+def assert_marked_series(
+    volume: Volume,
+    hu_kji: ArrayLike,
+    positions: Sequence[ArrayLike],
+    iop: Sequence[float] = AXIAL_IOP,
+) -> None:
+    """A `marked_hu` series written with the default pixel spacing came back whole: every
+    slice where it was written (`assert_slices_match`), every marker at its LPS point
+    (`assert_markers`)."""
+    assert_markers(volume, positions, iop)
+    assert_slices_match(volume, hu_kji, positions)
 
 
 def warning_with(volume: Volume, *fragments: str) -> str:

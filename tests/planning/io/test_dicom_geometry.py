@@ -14,13 +14,12 @@ from planning.io.dicom_series import load_dicom_folder, scan_folder
 from planning.io.dicom_write import write_series
 from planning.volume import Volume, affine_from_dicom
 from tests.planning.io.dicom_corpus import (
-    AXIAL_IOP,
     COLS,
-    DEFAULT_MARKERS,
     NSLICES,
-    PIXEL_SPACING,
     ROWS,
+    SHAPE,
     SeriesUIDs,
+    assert_marked_series,
     assert_markers,
     assert_slices_match,
     marked_hu,
@@ -30,21 +29,18 @@ from tests.planning.io.dicom_corpus import (
     write_ct_series,
 )
 
-SHAPE = (NSLICES, ROWS, COLS)
-
 
 def test_identity_axial_series(tmp_path):
     uids = SeriesUIDs.new()
     positions = stacked_positions((-10.0, -8.0, 100.0), (0.0, 0.0, 2.0), NSLICES)
     hu = marked_hu(SHAPE)
-    write_ct_series(tmp_path, hu, positions, AXIAL_IOP, PIXEL_SPACING, uids=uids)
+    write_ct_series(tmp_path, hu, positions, uids=uids)
 
     volume = load_dicom_folder(tmp_path)
 
     assert volume.array.dtype == np.int16
     assert volume.array.shape == SHAPE
-    assert_markers(volume, DEFAULT_MARKERS, positions, AXIAL_IOP, PIXEL_SPACING)
-    assert_slices_match(volume, hu, positions)
+    assert_marked_series(volume, hu, positions)
     assert np.allclose(volume.spacing_mm, [0.6, 0.8, 2.0], atol=1e-6)
     assert volume.study_uid == uids.study_uid
     assert volume.series_uid == uids.series_uid
@@ -61,14 +57,13 @@ def test_flipped_series_reversed_files_scrambled_instances_mirrored_rows(tmp_pat
     order = rng.permutation(NSLICES)  # file order unrelated to position
     instance_numbers = rng.permutation(NSLICES) + 1
     write_ct_series(
-        tmp_path, hu[order], [positions[k] for k in order], iop, PIXEL_SPACING,
+        tmp_path, hu[order], [positions[k] for k in order], iop,
         instance_numbers=instance_numbers.tolist(),
     )
 
     volume = load_dicom_folder(tmp_path)
 
-    assert_markers(volume, DEFAULT_MARKERS, positions, iop, PIXEL_SPACING)
-    assert_slices_match(volume, hu, positions)
+    assert_marked_series(volume, hu, positions, iop)
     assert np.allclose(volume.spacing_mm, [0.6, 0.8, 2.0], atol=1e-6)
     # the slice axis runs along ±z, the column axis along -y (anterior)
     assert np.allclose(np.abs(volume.affine_lps[:3, 2]), [0.0, 0.0, 2.0], atol=1e-6)
@@ -82,12 +77,11 @@ def test_oblique_30_degree_series(tmp_path, rng, axis):
     positions = stacked_positions((-20.0, 5.0, -300.0), step, NSLICES)
     hu = marked_hu(SHAPE)
     order = rng.permutation(NSLICES)
-    write_ct_series(tmp_path, hu[order], [positions[k] for k in order], iop, PIXEL_SPACING)
+    write_ct_series(tmp_path, hu[order], [positions[k] for k in order], iop)
 
     volume = load_dicom_folder(tmp_path)
 
-    assert_markers(volume, DEFAULT_MARKERS, positions, iop, PIXEL_SPACING)
-    assert_slices_match(volume, hu, positions)
+    assert_marked_series(volume, hu, positions, iop)
     assert np.allclose(volume.spacing_mm, [0.6, 0.8, 1.5], atol=1e-6)
     # a 30° image plane is not a tilt: the slices are stacked along the normal
     assert not any("tilt" in w.lower() for w in volume.warnings)
@@ -97,14 +91,12 @@ def test_slice_spacing_comes_from_positions_not_slice_thickness(tmp_path):
     iop = rotated_iop("x", 30.0)
     positions = stacked_positions((0.0, 0.0, 0.0), 2.0 * normal_of(iop), NSLICES)
     hu = marked_hu(SHAPE)
-    paths = write_ct_series(
-        tmp_path, hu, positions, iop, PIXEL_SPACING, slice_thickness=5.0
-    )
+    paths = write_ct_series(tmp_path, hu, positions, iop, slice_thickness=5.0)
 
     volume = load_dicom_folder(tmp_path)
 
     assert np.isclose(volume.spacing_mm[2], 2.0, atol=1e-6)
-    assert_markers(volume, DEFAULT_MARKERS, positions, iop, PIXEL_SPACING)
+    assert_markers(volume, positions, iop)
     # the scan reports what the files say (5 mm): it is a label, not the geometry
     info = scan_folder(tmp_path).series[0]
     assert info.n_images == len(paths)

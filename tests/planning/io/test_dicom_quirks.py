@@ -18,14 +18,12 @@ from planning.errors import Cancelled, SeriesError
 from planning.io.dicom_series import load_dicom_folder, load_series, scan_folder
 from planning.progress import Progress
 from tests.planning.io.dicom_corpus import (
-    AXIAL_IOP,
     COLS,
-    DEFAULT_MARKERS,
     NSLICES,
-    PIXEL_SPACING,
     ROWS,
+    SHAPE,
     SeriesUIDs,
-    assert_markers,
+    assert_marked_series,
     assert_names,
     assert_slices_match,
     copy_with_new_sop_uid,
@@ -48,8 +46,6 @@ from tests.planning.io.dicom_corpus import (
     write_non_dicom_files,
     write_rgb_series,
 )
-
-SHAPE = (NSLICES, ROWS, COLS)
 
 
 # ---- folders that hold no usable series ---------------------------------------------------
@@ -203,8 +199,7 @@ def test_localizer_in_the_series_is_excluded(tmp_path):
 
     volume = load_dicom_folder(tmp_path)
 
-    assert_slices_match(volume, hu, positions)
-    assert_markers(volume, DEFAULT_MARKERS, positions, AXIAL_IOP, PIXEL_SPACING)
+    assert_marked_series(volume, hu, positions)
     warning_with(volume, "localizer")
 
 
@@ -282,14 +277,13 @@ def test_gantry_tilt_keeps_the_true_slice_step(tmp_path):
     step = np.array([0.0, 2.0 * np.tan(np.deg2rad(15.0)), 2.0])
     positions = stacked_positions((-10.0, -8.0, 100.0), step, NSLICES)
     hu = marked_hu(SHAPE)
-    write_ct_series(tmp_path, hu, positions, AXIAL_IOP, PIXEL_SPACING)
+    write_ct_series(tmp_path, hu, positions)
 
     volume = load_dicom_folder(tmp_path)
 
     column = volume.affine_lps[:3, 2]
     assert np.allclose(column, step, atol=1e-4) or np.allclose(column, -step, atol=1e-4), column
-    assert_markers(volume, DEFAULT_MARKERS, positions, AXIAL_IOP, PIXEL_SPACING)
-    assert_slices_match(volume, hu, positions)
+    assert_marked_series(volume, hu, positions)
     warning_with(volume, "tilt", "15")
 
 
@@ -300,14 +294,13 @@ def test_enhanced_ct_oblique_frames_in_reverse_order(tmp_path):
     hu = marked_hu(SHAPE)
     reverse = list(range(NSLICES))[::-1]
     write_enhanced_ct(
-        tmp_path / "ENH.dcm", hu[reverse], [positions[k] for k in reverse], iop, PIXEL_SPACING,
+        tmp_path / "ENH.dcm", hu[reverse], [positions[k] for k in reverse], iop,
         intercept=-1024.0,
     )
 
     volume = load_dicom_folder(tmp_path)
 
-    assert_markers(volume, DEFAULT_MARKERS, positions, iop, PIXEL_SPACING)
-    assert_slices_match(volume, hu, positions)
+    assert_marked_series(volume, hu, positions, iop)
     assert np.allclose(volume.spacing_mm, [0.6, 0.8, 2.5], atol=1e-6)
 
 
