@@ -84,6 +84,7 @@ def export_plan(
     from planning.interop.deidentify import Deidentifier
     from planning.interop.dicom_sr import write_plan_sr
     from planning.interop.encapsulated_pdf import encapsulate_pdf, write_dataset
+    from planning.report.model import FluoroscopyPages, PlanReport, refuse_unprintable
     from planning.report.pdf import write_pdf_report
     from planning.report.report_images import level_images
 
@@ -105,7 +106,10 @@ def export_plan(
     if uids_note:
         report.notes.append(uids_note)
     source_volume, volume = volume, volume_for_export(volume, plan)
-    # the report was rendered without identifiers (write_pdf_report(deidentify=True)), so
+    # a report that would mislead is refused before the slow work and before any file
+    if request.pdf_path is not None or request.send_to:
+        refuse_unprintable(plan, results, volume)
+    # the report was rendered without identifiers (PlanReport(deidentify=True)), so
     # its encapsulation may be marked as de-identified content
     deid = Deidentifier(document_content_deidentified=True) if request.deidentify else None
     fluoro_steps = 2 * len(plan.levels) if request.with_fluoroscopy else 0
@@ -169,15 +173,15 @@ def export_plan(
                 if request.with_3d and bone is not None:
                     snapshots[level] = _snapshot(bone, plan, results, canal, level)
             tick("Writing the PDF report")
-            write_pdf_report(pdf_path, plan, results, volume, images, snapshots=snapshots,
-                             planner=request.planner, software_version=SOFTWARE_VERSION,
-                             warnings=[*report_warnings(source_volume, anatomy),
-                                       *([uids_note] if uids_note else [])],
-                             deidentify=request.deidentify,
-                             fluoroscopy=request.with_fluoroscopy,
-                             fluoro_setup=request.fluoro_setup, attenuation=attenuation,
-                             progress=progress.part(step, fluoro_steps, steps),
-                             assessment=assessment)
+            fluoroscopy = FluoroscopyPages(attenuation) if request.with_fluoroscopy else None
+            write_pdf_report(pdf_path, PlanReport(
+                plan, results, volume, images, snapshots=snapshots, planner=request.planner,
+                software_version=SOFTWARE_VERSION,
+                warnings=[*report_warnings(source_volume, anatomy),
+                          *([uids_note] if uids_note else [])],
+                deidentify=request.deidentify, carm=request.fluoro_setup or FluoroSetup(),
+                fluoroscopy=fluoroscopy, assessment=assessment,
+            ), progress=progress.part(step, fluoro_steps, steps))
             step += fluoro_steps
             if request.pdf_path is not None:
                 report.written.append(pdf_path)

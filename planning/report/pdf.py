@@ -5,14 +5,17 @@ reasons behind every verdict in words, the warnings, and the frame of reference 
 coordinates belong to. Then one page per level: the axial and sagittal images
 (`planning.report.report_images`), the 3-D picture when the caller has one, and the level's
 numbers side by side for the left and right needle; each followed by the level's simulated
-fluoroscopy page (unless ``fluoroscopy=False``): DRRs of the AP and lateral views and of each
-needle's bull's-eye and progression views, with the needles' shadows and the C-arm angles
+fluoroscopy page (unless the report asks for none): DRRs of the AP and lateral views and of
+each needle's bull's-eye and progression views, with the needles' shadows and the C-arm angles
 (`planning.fluoro_views`), because the needle is driven under the C-arm, not on CT slices.
 
 Every page carries a header with the patient, the study, the planner, when and with which
 version the report was made, and the disclaimer. ``deidentify`` leaves out everything that
 names the patient or the study (name, ID, birth date, sex, accession number, study date,
 descriptions, UIDs) and says "De-identified" instead.
+
+What is printed comes in one validated value, `planning.report.model.PlanReport`: this
+module only draws it.
 
 Coordinates are DICOM patient LPS millimetres, printed with one decimal and a true minus
 sign, exactly as `format_number` writes them.
@@ -28,16 +31,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fpdf import FPDF, FontFace
 from fpdf.enums import XPos, YPos
 
 from planning.checks import CheckResult, SafetyLimits, Status, grade_meaning
-from planning.drr import AttenuationVolume
 from planning.fluoro_views import FluoroSetup
 from planning.plan import Plan, Side
 from planning.progress import Progress, no_progress
+from planning.report.model import PlanReport
 from planning.report.page import (
     CONTENT_W,
     DARK,
@@ -55,7 +57,6 @@ from planning.report.pdf_blocks import chip, heading, heading_row_style, table_s
 from planning.report.pdf_fluoro import carm_page, carm_summary, fluoro_page, level_fluoro_images
 from planning.report.pdf_level_page import bullet, finding, level_page, status_of, status_text
 from planning.report.report_fluoro import FLUORO_DRR_PX, FluoroImage
-from planning.report.report_images import LevelImages
 from planning.vocabulary import (
     STATUS_COLORS,
     STATUS_SYMBOLS,
@@ -66,10 +67,7 @@ from planning.vocabulary import (
     format_person_name,
     rgb,
 )
-from planning.volume import PatientInfo, Volume
-
-if TYPE_CHECKING:
-    from planning.assessment.levels import LevelAssessment
+from planning.volume import PatientInfo
 
 TITLE = "Vertebroplasty plan"
 DEIDENTIFIED = "De-identified"
@@ -142,68 +140,19 @@ def _header_values(
     )
 
 
-def write_pdf_report(
-    path: str | Path,
-    plan: Plan,
-    results: Mapping[tuple[str, Side], CheckResult],
-    volume: Volume,
-    images: Mapping[str, LevelImages],
-    *,
-    snapshots: Mapping[str, bytes] | None = None,
-    planner: str = "",
-    software_version: str,
-    deidentify: bool = False,
-    warnings: Sequence[str] = (),
-    created: datetime | None = None,
-    limits: SafetyLimits | None = None,
-    fluoroscopy: bool = True,
-    fluoro_setup: FluoroSetup | None = None,
-    attenuation: AttenuationVolume | None = None,
-    progress: Progress | None = None,
-    assessment: Mapping[str, LevelAssessment] | None = None,
-) -> Path:
-    """Write the plan report to ``path`` (atomically: a temporary file, then a rename).
+def write_pdf_report(path: str | Path, report: PlanReport,
+                     progress: Progress | None = None) -> Path:
+    """Write ``report`` to ``path`` (atomically: a temporary file, then a rename).
 
     Parameters
     ----------
     path
         Where to write the PDF; its folder is created if needed.
-    plan, results
-        The plan and each trajectory's check, keyed by (level, Side); a trajectory without
-        a result is reported as "Not checked".
-    volume
-        The CT: patient and study for the header, the frame of reference UID.
-    images
-        Per level name, the axial and sagittal images (`report_images.level_images`).
-    snapshots
-        Per level name, a PNG of the 3-D scene (e.g. ``widgets.snapshot3d``), optional.
-    planner, software_version
-        Printed in every page's header.
-    deidentify
-        Leave out the patient's and the study's identity (see the module docstring).
-    warnings
-        Sentences printed on the summary page (e.g. the anatomy's or the CT's warnings).
-    created
-        The creation time printed in the header (default: now, local time).
-    limits
-        The limits the checks used, quoted in the explanations (default: the defaults).
-    fluoroscopy
-        Add a simulated fluoroscopy page after each level's page (~2 s for 3 levels of the
-        demo CT on 2 cores: one attenuation volume, then six DRRs a level).
-    fluoro_setup
-        The C-arm's distances and the patient's position for those pages (default
-        `FluoroSetup`: 1200 / 800 mm, prone). Its image size is ignored: the report renders
-        `FLUORO_DRR_PX` square DRRs, sized for the page and for time.
-    attenuation
-        The CT's `AttenuationVolume` when the caller already has one (the GUI keeps one for
-        its own fluoroscopy view); otherwise it is built from ``volume``.
+    report
+        What the report prints, already validated (`PlanReport`).
     progress
         Told before each DRR (they are the slow part) and polled for Cancel; a cancelled
         report raises `Cancelled` and writes nothing.
-    assessment
-        `planning.assessment.levels.assess_levels` of the CT and plan: a "Levels" table on
-        the summary (fractured levels first) and an assessment card per level, under its
-        simulated fluoroscopy (or after its page without fluoroscopy).
 
     Returns
     -------
@@ -218,24 +167,25 @@ def write_pdf_report(
         When ``progress`` was cancelled.
     """
     target = Path(path)
-    setup = replace(fluoro_setup or FluoroSetup(), size_px=FLUORO_DRR_PX)
+    plan, results, volume = report.plan, report.results, report.volume
+    setup = replace(report.carm, size_px=FLUORO_DRR_PX)
     fluoro: dict[str, list[FluoroImage]] = {}
-    if fluoroscopy and plan.trajectories:
-        fluoro = level_fluoro_images(plan, results, volume, setup, attenuation,
-                                     progress or no_progress())
-    when = (created or datetime.now()).astimezone()
-    header = _header_values(volume.patient, planner, software_version, deidentify, when)
+    if report.fluoroscopy is not None and plan.trajectories:
+        fluoro = level_fluoro_images(plan, results, volume, setup,
+                                     report.fluoroscopy.attenuation, progress or no_progress())
+    header = _header_values(volume.patient, report.planner, report.software_version,
+                            report.deidentify, report.created)
     pdf = _ReportPDF(header)
     describe_document(pdf, f"{TITLE}: {', '.join(plan.levels) or 'no levels'}",
-                      header.software, planner, when)
+                      header.software, report.planner, report.created)
 
-    all_warnings = list(warnings) + _plan_warnings(plan, volume, results)
-    _summary_page(pdf, plan, results, volume, all_warnings, deidentify, limits or SafetyLimits(),
-                  assessment, setup)
+    _summary_page(pdf, report, [*report.warnings, *_plan_warnings(report)], setup)
     if plan.trajectories and not fluoro:  # else each fluoroscopy page has its level's table
         carm_page(pdf, plan, setup)
+    assessment = report.assessment
     for level in plan.levels:
-        level_page(pdf, plan, results, level, images.get(level), (snapshots or {}).get(level))
+        level_page(pdf, plan, results, level, report.images[level],
+                   report.snapshots.get(level))
 
         if level in fluoro:
             fluoro_page(pdf, level, fluoro[level], setup)
@@ -246,24 +196,18 @@ def write_pdf_report(
     return target
 
 
-def _plan_warnings(
-    plan: Plan, volume: Volume, results: Mapping[tuple[str, Side], CheckResult]
-) -> list[str]:
-    """Warnings the report adds by itself: another CT's frame, needles not checked."""
-    out = []
+def _plan_warnings(report: PlanReport) -> list[str]:
+    """Warnings the report adds by itself: a plan knowingly applied to another CT's frame
+    of reference (`PlanReport` refuses one applied without the user's override), and
+    needles not checked (placed by hand where the spine was not found)."""
+    plan, out = report.plan, []
     if plan.frame_override is not None:
         out.append(
             "This plan was made on a CT with another frame of reference "
             f"({plan.frame_override.plan_frame_uid}) and applied to this one "
-            f"({plan.frame_override.ct_frame_uid}): {plan.frame_override.reason}."
-        )
-    elif (plan.frame_of_reference_uid and volume.frame_of_reference_uid
-          and plan.frame_of_reference_uid != volume.frame_of_reference_uid):
-        out.append("The plan's frame of reference is not this CT's: the coordinates may "
-                   "not match the patient.")
-    unchecked = [t.label for t in plan.trajectories if t.key not in results]
-    if unchecked:
-        out.append(f"Not checked against the anatomy: {', '.join(unchecked)}.")
+            f"({plan.frame_override.ct_frame_uid}): {plan.frame_override.reason}.")
+    if report.unchecked:
+        out.append(f"Not checked against the anatomy: {', '.join(report.unchecked)}.")
     return out
 
 
@@ -284,16 +228,10 @@ SUMMARY_COLUMNS: tuple[tuple[str, float, str], ...] = (
 
 
 def _summary_page(
-    pdf: _ReportPDF,
-    plan: Plan,
-    results: Mapping[tuple[str, Side], CheckResult],
-    volume: Volume,
-    warnings: Sequence[str],
-    deidentify: bool,
-    limits: SafetyLimits,
-    assessment: Mapping[str, LevelAssessment] | None = None,
-    setup: FluoroSetup | None = None,
+    pdf: _ReportPDF, report: PlanReport, warnings: Sequence[str], setup: FluoroSetup
 ) -> None:
+    plan, results, volume = report.plan, report.results, report.volume
+    assessment, limits = report.assessment, report.limits
     pdf.add_page()
     statuses = [status_of(results.get(t.key)) for t in plan.trajectories]
     heading(pdf, "Summary", 14.0, 0.0)
@@ -318,7 +256,7 @@ def _summary_page(
     heading(pdf, "Reference")
     pdf.set_font(FONT, "", 7.5)
     pdf.set_text_color(*DARK)
-    if deidentify:
+    if report.deidentify:
         uid_lines = [f"Frame of reference UID: {DEIDENTIFIED.lower()}"]
     else:
         frame = plan.frame_of_reference_uid or volume.frame_of_reference_uid or "—"
@@ -330,7 +268,7 @@ def _summary_page(
         *uid_lines,
         LPS_NOTE,
         ANGLE_NOTE,
-        carm_summary(setup or FluoroSetup()),
+        carm_summary(setup),
         "Canal clearance: from the needle's outer surface to the spinal canal; negative = "
         f"inside the canal by that depth. Caution below {limits.canal_caution_mm:g} mm.",
         f"Breach grade (Gertzbein–Robbins style): {grades}.",

@@ -23,6 +23,7 @@ from planning.checks import (
     reason_text,
 )
 from planning.plan import GAUGES, Plan, Side, Trajectory
+from planning.report.model import LevelImages
 from planning.report.page import CONTENT_W, DARK, FONT, GREY, MARGIN, TEXT_ON_STATUS_RGB
 from planning.report.pdf_blocks import (
     Cell,
@@ -33,7 +34,6 @@ from planning.report.pdf_blocks import (
     merged_rows,
     needle_columns_table,
 )
-from planning.report.report_images import LevelImages
 from planning.vocabulary import (
     STATUS_COLORS,
     STATUS_SYMBOLS,

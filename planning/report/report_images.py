@@ -28,7 +28,7 @@ import io
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ from planning.checks import CheckResult, Status
 from planning.errors import VertebroPlanError
 from planning.mask_reslice import reslice_labels
 from planning.plan import Plan, Side, Trajectory, validate_level
+from planning.report.model import LevelImages
 from planning.reslice import SAGITTAL, SliceGeometry, ViewPlane, orientation_letters, reslice
 from planning.vocabulary import (
     BONE_WINDOW_HU,
@@ -102,26 +103,6 @@ def needle_label(trajectory: Trajectory, clearance_mm: float | None) -> str:
     if clearance_mm is not None:
         text += f" {format_number(clearance_mm)} mm"
     return text
-
-
-@dataclass(frozen=True)
-class LevelImages:
-    """The report's pictures of one level: PNG bytes and what the PDF writes under them.
-
-    ``*_geometry`` say where each pixel of the PNG lies in the patient (LPS mm) and
-    ``*_letters`` the orientation letters drawn at the image edges (keys "left", "right",
-    "top", "bottom"), so a caller or a test can find any point in the picture.
-    """
-
-    axial_png: bytes
-    sagittal_png: bytes
-    level: str = ""
-    axial_caption: str = ""
-    sagittal_caption: str = ""
-    axial_geometry: SliceGeometry | None = None
-    sagittal_geometry: SliceGeometry | None = None
-    axial_letters: Mapping[str, str] = field(default_factory=dict)
-    sagittal_letters: Mapping[str, str] = field(default_factory=dict)
 
 
 def level_images(

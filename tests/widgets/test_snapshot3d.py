@@ -109,6 +109,7 @@ def test_demo_report_with_snapshots(shared_demo_ct, tmp_path: Path) -> None:
     from planning.anatomy import anatomy_from_demo_truth
     from planning.autoplan import propose
     from planning.checks import CheckContext
+    from planning.report.model import PlanReport
     from planning.report.pdf import write_pdf_report
     from planning.report.report_images import level_images
     from planning.surface import extract_bone_surface
@@ -132,9 +133,9 @@ def test_demo_report_with_snapshots(shared_demo_ct, tmp_path: Path) -> None:
         focus = np.mean([p for n in needles for p in (n.entry_lps, n.target_lps)], axis=0)
         snapshots[lv] = render_level_snapshot(*bone, needles, focus, canal_mesh=canal)
     after_snapshots = time.perf_counter()
-    path = write_pdf_report(tmp_path / "report.pdf", plan, results, volume, images,
-                            snapshots=snapshots, planner="Test", software_version="test",
-                            fluoroscopy=False)  # (the DRR pages: report/test_pdf.py)
+    path = write_pdf_report(tmp_path / "report.pdf", PlanReport(
+        plan, results, volume, images, snapshots=snapshots, planner="Test",
+        software_version="test", fluoroscopy=None))  # (the DRR pages: report/test_pdf.py)
     end = time.perf_counter()
     print(f"\n3 levels: images {after_images - start:.2f} s, 3-D snapshots "
           f"{after_snapshots - after_images:.2f} s, PDF {end - after_snapshots:.2f} s, "

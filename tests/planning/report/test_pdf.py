@@ -7,7 +7,6 @@ Text is read back with poppler's ``pdftotext`` and pages are rendered with ``pdf
 
 from __future__ import annotations
 
-import io
 import shutil
 import time
 from pathlib import Path
@@ -16,15 +15,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from planning.anatomy import anatomy_from_demo_truth
 from planning.assessment.levels import assess_levels
-from planning.autoplan import propose
 from planning.carm import working_views
-from planning.checks import CheckContext, CheckResult, Status, check
+from planning.checks import CheckResult, Status
 from planning.demo import DEMO_PATIENT
 from planning.errors import Cancelled
-from planning.plan import Plan, Side, Trajectory
+from planning.plan import Side, Trajectory
 from planning.progress import Progress
+from planning.report.model import PlanReport
 from planning.report.pdf import write_pdf_report
 from planning.report.report_images import ReportFileError, level_images
 from planning.vocabulary import (
@@ -43,56 +41,41 @@ from tests.planning.carm_reference import (
     expected_bulls_eye_detector,
     parse_label,
 )
+from tests.planning.report.demo_report import (
+    LEVELS,
+    PLANNER,
+    VERSION,
+    WARNING,
+    DemoPlan,
+    stand_in_snapshot,
+)
 from tests.planning.report.poppler import NEEDS_POPPLER, pdf_pages, pdf_text
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-LEVELS = ["T12", "L1", "L2"]
-VERSION = "0.1.0-test"
-PLANNER = "Dr Test Planner"
-WARNING = "The anatomy comes from the demo CT's ground truth."
 
 pytestmark = NEEDS_POPPLER
 
 
-def _unsafe_into_canal(plan: Plan, anatomy, level: str) -> Plan:
-    """The right needle of ``level`` re-aimed from its entry to the canal's centre."""
-    geo = anatomy.levels[level]
-    k, j, i = np.nonzero(anatomy.canal)
-    canal_lps = anatomy.to_lps(np.stack([i, j, k], 1).astype(np.float64))
-    local = geo.to_local(canal_lps)
-    near = canal_lps[(np.abs(local[:, 2]) < 3.0) & (np.abs(local[:, 0]) < 15.0)]
-    t = plan.get(level, Side.RIGHT)
-    assert t is not None and len(near)
-    return plan.with_trajectory(t.moved(target_lps=near.mean(axis=0)))
-
-
 @pytest.fixture(scope="module")
-def report(shared_demo_ct, tmp_path_factory: pytest.TempPathFactory):
-    volume, truth = shared_demo_ct
-    anatomy = anatomy_from_demo_truth(truth)
-    ctx = CheckContext.build(volume, anatomy)
-    proposal = propose(volume, anatomy, ctx, LEVELS)
-    assert proposal.plan.levels == tuple(LEVELS)
-    plan = _unsafe_into_canal(proposal.plan, anatomy, "L2")
-    results = {t.key: check(t, ctx, plan) for t in plan.trajectories}
+def report(demo_report_plan: DemoPlan, tmp_path_factory: pytest.TempPathFactory):
+    volume, anatomy, plan, results = demo_report_plan
     assert results[("L2", Side.RIGHT)].status is Status.UNSAFE
     assert results[("L2", Side.RIGHT)].canal_clearance_mm < 0.0
 
-    snapshot = io.BytesIO()  # a stand-in 3-D picture: the page layout with a snapshot
-    Image.new("RGB", (600, 450), (40, 60, 90)).save(snapshot, format="PNG")
     folder = tmp_path_factory.mktemp("report")
     start = time.perf_counter()
     images = {level: level_images(volume, plan, results, anatomy, level) for level in LEVELS}
     assessment = assess_levels(volume, anatomy, plan.trajectories)
     ASSESSED.update(assessment)
-    path = write_pdf_report(folder / "plan report.pdf", plan, results, volume, images,
-                            snapshots={"L1": snapshot.getvalue()}, planner=PLANNER,
-                            software_version=VERSION, warnings=[WARNING],
-                            assessment=assessment)
+    path = write_pdf_report(folder / "plan report.pdf", PlanReport(
+        plan, results, volume, images, snapshots={"L1": stand_in_snapshot()},
+        planner=PLANNER, software_version=VERSION, warnings=[WARNING],
+        assessment=assessment))
     seconds = time.perf_counter() - start
-    deidentified = write_pdf_report(folder / "deidentified.pdf", plan, results, volume, images,
-                                    planner=PLANNER, software_version=VERSION,
-                                    deidentify=True, fluoroscopy=False)
+    deidentified = write_pdf_report(folder / "deidentified.pdf", PlanReport(
+        plan, results, volume, images, planner=PLANNER, software_version=VERSION,
+        deidentify=True, fluoroscopy=None))
+    IMAGES.update(images)
     return plan, results, path, deidentified, seconds
 
 
@@ -187,13 +170,14 @@ def test_cancelling_the_report_writes_nothing(shared_demo_ct, report, tmp_path: 
     progress.callback = listen
     target = tmp_path / "cancelled.pdf"
     with pytest.raises(Cancelled):
-        write_pdf_report(target, plan, results, volume, {}, software_version=VERSION,
-                         progress=progress)
+        write_pdf_report(target, PlanReport(plan, results, volume, IMAGES,
+                                            software_version=VERSION), progress=progress)
     assert not target.exists() and list(tmp_path.iterdir()) == []
     assert any("Simulated fluoroscopy" in m for m in seen)
 
 
 ASSESSED: dict = {}
+IMAGES: dict = {}  # the report fixture's level images, for the tests that write again
 
 
 def test_levels_section_and_cards_give_the_assessment(report) -> None:
@@ -272,14 +256,15 @@ def test_write_is_atomic_and_errors_name_the_file(report, tmp_path: Path) -> Non
     target = tmp_path / "out.pdf"
     target.write_bytes(b"old report")
     volume_like = Volume(np.zeros((2, 2, 2), np.int16), np.eye(4), patient=DEMO_PATIENT)
-    written = write_pdf_report(target, plan, results, volume_like, {}, software_version=VERSION)
+    # (a CT without a frame of reference UID: nothing to compare the plan's with)
+    on_volume_like = PlanReport(plan, results, volume_like, IMAGES, software_version=VERSION)
+    written = write_pdf_report(target, on_volume_like)
     assert written == target and target.read_bytes().startswith(b"%PDF")
     assert [p.name for p in tmp_path.iterdir()] == ["out.pdf"]  # no temporary file left
     folder_in_the_way = tmp_path / "a folder.pdf"
     folder_in_the_way.mkdir()
     with pytest.raises(ReportFileError, match=r"a folder\.pdf"):
-        write_pdf_report(folder_in_the_way, plan, results, volume_like, {},
-                         software_version=VERSION)
+        write_pdf_report(folder_in_the_way, on_volume_like)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a folder.pdf", "out.pdf"]
 
 

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from planning.checks import CheckResult, Status
+from planning.checks import Status
 from planning.drr import AttenuationVolume, project_points
 from planning.fluoro_views import FluoroSetup, needle_views, standard_views
 from planning.plan import Side, Trajectory
 from planning.report.report_fluoro import fluoro_image, fluoro_window
 from planning.vocabulary import STATUS_COLORS
 from planning.volume import Volume
+from tests.planning.report.made_up_results import made_up_result
 
 LEFT = Trajectory("L2", Side.LEFT, (30.0, 45.0, 5.0), (6.0, -10.0, 2.0), "11G")
 
@@ -77,24 +78,12 @@ def test_the_bone_on_the_patients_left_is_on_the_side_lettered_l(name: str,
     assert f"patient {position}" in image.caption
 
 
-def _result(t: Trajectory, status: Status) -> CheckResult:
-    """A check result of ``status``; the picture uses only the status (its colour)."""
-    return CheckResult(
-        level=t.level, side=t.side, status=status, canal_clearance_mm=-1.0,
-        breach_grade="D", closest_canal_point_lps=(0.0, 0.0, 0.0), wall_breaches=(),
-        tip_in_body=True, tip_level=t.level, tip_to_anterior_cortex_mm=5.0,
-        tip_depth_fraction=0.7, tip_to_midline_mm=6.0, crossings=(), pair_distance_mm=None,
-        length_mm=t.length_mm, skin_to_tip_mm=None, medial_angle_deg=20.0,
-        craniocaudal_angle_deg=5.0, medial_angle_vertebra_deg=20.0,
-        craniocaudal_angle_vertebra_deg=5.0)
-
-
 def test_needle_shadows_are_in_their_status_colour_where_the_geometry_puts_them() -> None:
     volume = _volume(ORIENTATIONS["oblique"])
     att = AttenuationVolume.from_volume(volume)
     setup = FluoroSetup(size_px=256)
     eye, progression = needle_views(LEFT, setup)
-    results = {LEFT.key: _result(LEFT, Status.UNSAFE)}
+    results = {LEFT.key: made_up_result(LEFT, Status.UNSAFE, -1.0)}  # (only its colour shows)
     red = np.array([int(STATUS_COLORS[Status.UNSAFE][i:i + 2], 16) for i in (1, 3, 5)])
 
     shown = fluoro_image(att, progression, [LEFT], results)

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from planning.anatomy.model import Anatomy
-from planning.checks import CheckResult, Status, breach_grade
+from planning.checks import Status
 from planning.plan import Plan, Side, Trajectory
 from planning.report.report_images import (
     LevelImages,
@@ -29,6 +29,7 @@ from planning.reslice import SliceGeometry
 from planning.vocabulary import CANAL_COLOR, STATUS_COLORS
 from planning.volume import Volume
 from tests.planning.grids import centred_affine
+from tests.planning.report.made_up_results import made_up_result
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 SHAPE_KJI = (70, 104, 96)
@@ -75,23 +76,11 @@ def _volume_and_anatomy(kind: str) -> tuple[Volume, Anatomy]:
     return volume, anatomy
 
 
-def _result(t: Trajectory, status: Status, clearance_mm: float) -> CheckResult:
-    return CheckResult(
-        level=t.level, side=t.side, status=status, canal_clearance_mm=clearance_mm,
-        breach_grade=breach_grade(clearance_mm), closest_canal_point_lps=(0.0, 0.0, 0.0),
-        wall_breaches=(), tip_in_body=True, tip_level=t.level, tip_to_anterior_cortex_mm=6.0,
-        tip_depth_fraction=0.7, tip_to_midline_mm=5.0, crossings=(), pair_distance_mm=10.0,
-        length_mm=t.length_mm, skin_to_tip_mm=None, medial_angle_deg=20.0,
-        craniocaudal_angle_deg=0.0, medial_angle_vertebra_deg=20.0,
-        craniocaudal_angle_vertebra_deg=0.0,
-    )
-
-
 LEFT = Trajectory("L1", Side.LEFT, (22.0, 34.0, 0.0), (6.0, -14.0, 0.0))
 RIGHT = Trajectory("L1", Side.RIGHT, (-22.0, 34.0, 0.0), (-6.0, -14.0, 0.0))
 PLAN = Plan(trajectories=(LEFT, RIGHT))
-RESULTS = {LEFT.key: _result(LEFT, Status.SAFE, 3.1),
-           RIGHT.key: _result(RIGHT, Status.UNSAFE, -2.0)}
+RESULTS = {LEFT.key: made_up_result(LEFT, Status.SAFE, 3.1),
+           RIGHT.key: made_up_result(RIGHT, Status.UNSAFE, -2.0)}
 
 
 def _rgb(hex_color: str) -> np.ndarray:
