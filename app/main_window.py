@@ -6,6 +6,7 @@ warnings); it holds no state of its own beyond what is on screen.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -300,21 +301,22 @@ class MainWindow(QMainWindow):
     # ---- user actions ----------------------------------------------------------------
     @guarded("opening a DICOM folder")
     def open_dicom_folder(self) -> None:
-        if not self.workspace.files.confirm_discard("open another CT"):
-            return
-        folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
-        if folder:
-            self.workspace.exports.source_node = None
-            self.controller.open_dicom_folder(folder)
+        if self.workspace.files.confirm_discard("open another CT"):
+            self._open_local(QFileDialog.getExistingDirectory(self, "Open DICOM folder"),
+                             self.controller.open_dicom_folder)
 
     @guarded("opening a NIfTI file")
     def open_nifti_file(self) -> None:
-        if not self.workspace.files.confirm_discard("open another CT"):
-            return
-        path, _ = QFileDialog.getOpenFileName(self, "Open NIfTI volume", "", NIFTI_FILTER)
+        if self.workspace.files.confirm_discard("open another CT"):
+            path, _ = QFileDialog.getOpenFileName(self, "Open NIfTI volume", "", NIFTI_FILTER)
+            self._open_local(path, self.controller.open_nifti)
+
+    def _open_local(self, path: str, open_it: Callable[[str], None]) -> None:
+        """Open what the user picked on this computer (nothing when the dialog was
+        cancelled): no PACS to send its plan back to."""
         if path:
             self.workspace.exports.source_node = None
-            self.controller.open_nifti(path)
+            open_it(path)
 
     @guarded("opening the PACS browser")
     def open_from_pacs(self) -> None:

@@ -48,3 +48,13 @@ def run_cli_process(*args: str, timeout: float = 300) -> subprocess.CompletedPro
         timeout=timeout,
         check=False,
     )
+
+
+def demo_case(root: Path) -> tuple[Path, Path]:
+    """The demo CT written as DICOM into ``root``/ct and a plan of L1 and L2 proposed on
+    it by the command line (``root``/plan.vplan.json): what the export tests export."""
+    ct, plan = root / "ct", root / "plan.vplan.json"
+    assert run_cli("demo-ct", str(ct)).returncode == 0
+    made = run_cli("plan", str(ct), "--levels", "L1,L2", "--anatomy", "truth", "-o", str(plan))
+    assert made.returncode == 0, made.stderr
+    return ct, plan

@@ -15,6 +15,7 @@ from app.main_window import MainWindow
 from planning.anatomy.model import Anatomy
 from planning.plan import Side, Trajectory
 from planning.volume import Volume
+from tests.on_screen import on_screen
 
 WINDOW_SIZE = (1600, 960)
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -25,11 +26,7 @@ def open_window(qtbot, monkeypatch, volume: Volume | None = None,
                 anatomy: Anatomy | None = None) -> MainWindow:
     """The window shown on the virtual screen, with ``volume`` and ``anatomy`` when given;
     closing it never waits for an answer to "save your changes?"."""
-    win = MainWindow(Controller(auto_anatomy=False))
-    qtbot.addWidget(win)
-    win.resize(*WINDOW_SIZE)
-    win.show()
-    qtbot.waitExposed(win)
+    win = on_screen(qtbot, MainWindow(Controller(auto_anatomy=False)), *WINDOW_SIZE)
     monkeypatch.setattr(win.workspace.files, "confirm_discard", lambda _doing: True)
     if volume is not None:
         win.controller.set_volume(volume)

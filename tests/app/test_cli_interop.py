@@ -14,19 +14,14 @@ import pytest
 
 from planning.interop.plan_file import load_plan
 from planning.plan import Side
-from tests.app.cli_helpers import run_cli
+from tests.app.cli_helpers import demo_case, run_cli
 from tests.planning.dicom_receiver import storescp_receiver
 
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory) -> tuple[Path, Path]:
     """The demo CT written as DICOM and a plan of L1 and L2 proposed on it."""
-    root = tmp_path_factory.mktemp("interop")
-    ct, plan = root / "ct", root / "plan.vplan.json"
-    assert run_cli("demo-ct", str(ct)).returncode == 0
-    made = run_cli("plan", str(ct), "--levels", "L1,L2", "--anatomy", "truth", "-o", str(plan))
-    assert made.returncode == 0, made.stderr
-    return ct, plan
+    return demo_case(tmp_path_factory.mktemp("interop"))
 
 
 def _ct_datasets(ct: Path) -> list[pydicom.Dataset]:

@@ -22,6 +22,7 @@ from app.main_window import MainWindow
 from planning.errors import SeriesError
 from planning.volume import PatientInfo, Volume
 from tests.app.gui_helpers import ARTIFACTS
+from tests.on_screen import on_screen
 from widgets.series_dialog import SeriesDialog
 
 pytestmark = pytest.mark.gui
@@ -70,12 +71,7 @@ def volume() -> Volume:
 
 @pytest.fixture
 def window(qtbot) -> MainWindow:
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1440, 920)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    return on_screen(qtbot, MainWindow(), 1440, 920)
 
 
 @pytest.fixture

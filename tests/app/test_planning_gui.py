@@ -68,6 +68,15 @@ def _pedicle_path(truth, level: str, side: Side) -> tuple[np.ndarray, np.ndarray
     return p.entry_lps.copy(), target
 
 
+def _place(ws, truth, level: str, side: Side) -> tuple[np.ndarray, np.ndarray]:
+    """One needle down ``level``'s ``side`` pedicle put in the plan as one edit (undoable,
+    checked); returns its entry and target."""
+    entry, target = _pedicle_path(truth, level, side)
+    ws.document.edit(ws.document.plan.with_trajectory(
+        Trajectory(level, side, tuple(entry), tuple(target))), "Place")
+    return entry, target
+
+
 def _canal_centre(anatomy, z_mm: float) -> np.ndarray:
     k, j, i = np.nonzero(anatomy.canal)
     lps = anatomy.to_lps(np.stack([i, j, k], 1).astype(float))
@@ -138,9 +147,7 @@ def test_place_pair_by_clicks_drag_into_canal_undo_redo(qtbot, window, demo) -> 
 def test_drag_whole_needle_in_sagittal_view_keeps_its_length(qtbot, window, demo) -> None:
     _volume, truth, _anatomy = demo
     ws = window.workspace
-    entry, target = _pedicle_path(truth, "L3", Side.LEFT)
-    ws.document.edit(ws.document.plan.with_trajectory(
-        Trajectory("L3", Side.LEFT, tuple(entry), tuple(target))), "Place")
+    entry, target = _place(ws, truth, "L3", Side.LEFT)
     window.controller.set_crosshair(entry + 0.5 * (target - entry))
     view = window.sagittal_view
     middle = entry + 0.5 * (target - entry)
@@ -198,9 +205,7 @@ def test_plan_of_another_ct_refused_unless_overridden(qtbot, window, demo, tmp_p
 def test_label_shift_renames_needles_and_anatomy_and_undoes(qtbot, window, demo) -> None:
     _volume, truth, _anatomy = demo
     ws = window.workspace
-    entry, target = _pedicle_path(truth, "L2", Side.LEFT)
-    ws.document.edit(ws.document.plan.with_trajectory(
-        Trajectory("L2", Side.LEFT, tuple(entry), tuple(target))), "Place")
+    _place(ws, truth, "L2", Side.LEFT)
     ws.levels_panel.shift_down_button.click()
     qtbot.waitUntil(lambda: not window.controller.is_finding_anatomy, timeout=60000)
     assert ws.document.plan.levels == ("L3",)
@@ -220,9 +225,7 @@ def test_quitting_with_unsaved_changes_asks(qtbot, demo, monkeypatch) -> None:
     monkeypatch.undo()  # the real question this time
     ws = win.workspace
     _v, truth, _a = demo
-    entry, target = _pedicle_path(truth, "L1", Side.LEFT)
-    ws.document.edit(ws.document.plan.with_trajectory(
-        Trajectory("L1", Side.LEFT, tuple(entry), tuple(target))), "Place")
+    _place(ws, truth, "L1", Side.LEFT)
     seen = []
 
     def answer_cancel() -> None:
@@ -276,9 +279,7 @@ def test_drag_in_3d_edits_the_plan_as_one_step(qtbot, window, demo) -> None:
     through the same undo stack, and the slice views redraw the moved needle."""
     _volume, truth, _anatomy = demo
     ws = window.workspace
-    entry, target = _pedicle_path(truth, "L4", Side.RIGHT)
-    ws.document.edit(ws.document.plan.with_trajectory(
-        Trajectory("L4", Side.RIGHT, tuple(entry), tuple(target))), "Place")
+    entry, target = _place(ws, truth, "L4", Side.RIGHT)
     steps = ws.document.undo_stack.count()
     for dz in (1.0, 2.0, 3.0):
         moved_entry = entry + np.array([0.0, 0.0, dz])

@@ -20,6 +20,7 @@ from app.main_window import MainWindow
 from planning.checks import Status
 from planning.plan import Side, Trajectory
 from tests.app.gui_helpers import ARTIFACTS
+from tests.on_screen import on_screen
 from tests.planning import painted_cases as pc
 
 pytestmark = pytest.mark.gui
@@ -32,11 +33,7 @@ def phantom():
 
 
 def test_needle_into_the_aorta_shows_the_vessel(qtbot, phantom, monkeypatch) -> None:
-    win = MainWindow(Controller(auto_anatomy=False))
-    qtbot.addWidget(win)
-    win.resize(1600, 960)
-    win.show()
-    qtbot.waitExposed(win)
+    win = on_screen(qtbot, MainWindow(Controller(auto_anatomy=False)), 1600, 960)
     win.controller.set_volume(phantom.ct)
     win.controller.set_anatomy(phantom.anatomy)
     monkeypatch.setattr(win.workspace.files, "confirm_discard", lambda _doing: True)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 
 from planning.reslice import AXIAL, CORONAL, SAGITTAL, ViewPlane
 from planning.volume import Volume
+from tests.on_screen import on_screen
 from widgets.mpr_view import MprView
 
 pytestmark = pytest.mark.gui
@@ -47,11 +48,7 @@ def volume() -> Volume:
 
 
 def _make_view(qtbot, plane: ViewPlane, volume: Volume) -> MprView:
-    view = MprView(plane, QColor("#e35d5d"))
-    qtbot.addWidget(view)
-    view.resize(300, 240)
-    view.show()
-    qtbot.waitExposed(view)
+    view = on_screen(qtbot, MprView(plane, QColor("#e35d5d")), 300, 240)
     view.set_volume(volume)
     view.set_window_level(1500, 300)
     return view
@@ -182,11 +179,7 @@ def test_window_level_changes_the_grey_of_soft_tissue(qtbot, volume) -> None:
 
 
 def test_empty_view_and_outside_cursor(qtbot) -> None:
-    view = MprView(SAGITTAL, QColor("#e8c547"))
-    qtbot.addWidget(view)
-    view.resize(200, 200)
-    view.show()
-    qtbot.waitExposed(view)
+    view = on_screen(qtbot, MprView(SAGITTAL, QColor("#e8c547")), 200, 200)
     with qtbot.waitSignal(view.cursor_moved) as blocker:
         qtbot.mouseMove(view, QPoint(50, 50))
     assert blocker.args == [None, None]

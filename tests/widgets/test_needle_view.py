@@ -18,6 +18,7 @@ from planning.checks import Status
 from planning.plan import Side
 from planning.vocabulary import CANAL_COLOR
 from planning.volume import Volume
+from tests.on_screen import on_screen
 from widgets.needle_view import HINT_TEXT, NeedleView, SlicePane, needle_caption
 from widgets.plan_display import NeedleDisplay
 
@@ -92,11 +93,7 @@ def _needle(entry=ENTRY_LPS, target=TARGET_LPS, status=Status.SAFE) -> NeedleDis
 
 
 def _make_view(qtbot, volume: Volume | None, needle: NeedleDisplay | None) -> NeedleView:
-    view = NeedleView()
-    qtbot.addWidget(view)
-    view.resize(520, 420)
-    view.show()
-    qtbot.waitExposed(view)
+    view = on_screen(qtbot, NeedleView(), 520, 420)
     view.set_window_level(1500, 300)
     view.set_volume(volume)
     view.set_needle(needle)

@@ -22,6 +22,7 @@ from planning.checks import Status
 from planning.mask_reslice import mask_mesh
 from planning.plan import Side
 from planning.vocabulary import CANAL_COLOR, STATUS_COLORS
+from tests.on_screen import on_screen
 from widgets.plan_display import NeedleDisplay
 from widgets.view3d import CANAL_OPACITY, View3D, needle_name
 
@@ -52,11 +53,7 @@ def _moved(needle: NeedleDisplay, entry_lps: np.ndarray | None = None,
 
 @pytest.fixture
 def view(qtbot):
-    widget = View3D()
-    qtbot.addWidget(widget)
-    widget.resize(800, 600)
-    widget.show()
-    qtbot.waitExposed(widget)
+    widget = on_screen(qtbot, View3D(), 800, 600)
     yield widget
     widget.close_view()
 

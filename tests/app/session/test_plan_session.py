@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtWidgets import QApplication
+import shiboken6
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app.controller import Controller
 from app.plan_session import PlanSession
@@ -19,12 +21,22 @@ from planning.plan import Plan, Side
 from tests.app.gui_helpers import pedicle_needle
 
 
+def _top_level_widgets() -> set[int]:
+    """The C++ addresses of the application's top-level widgets (a Python wrapper's id
+    changes from call to call; the widget's address does not)."""
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    return {shiboken6.getCppPointer(w)[0] for w in app.topLevelWidgets()}
+
+
 @pytest.fixture
 def session(qtbot, shared_demo_ct):
     volume, truth = shared_demo_ct
+    before = _top_level_widgets()  # what earlier tests left on the screen
     s = PlanSession(Controller(auto_anatomy=False))
     s.controller.set_volume(volume)
     s.controller.set_anatomy(anatomy_from_demo_truth(truth))
+    s.setProperty("made_widgets", len(_top_level_widgets() - before))
     yield s, truth
     s.shutdown()
     s.controller.shutdown()
@@ -32,8 +44,10 @@ def session(qtbot, shared_demo_ct):
 
 def test_a_session_needs_no_window(qtbot, session) -> None:
     s, truth = session
-    app = QApplication.instance()
-    assert app is not None and not app.topLevelWidgets()  # nothing was built to show it
+    # nothing the session made is a widget: it holds the plan, the window only shows it
+    assert s.property("made_widgets") == 0
+    assert not s.findChildren(QWidget)
+    assert all(not isinstance(o, QWidget) for o in s.findChildren(QObject))
     assert s.plan.frame_of_reference_uid == s.controller.volume.frame_of_reference_uid
     needle = pedicle_needle(truth, "L2", Side.LEFT)
     s.document.edit(Plan(s.plan.study_uid, s.plan.series_uid, s.plan.frame_of_reference_uid,
