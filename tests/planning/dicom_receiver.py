@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import os
 import shutil
 import socket
 import subprocess
@@ -78,7 +79,11 @@ def _wait_for_port(proc: subprocess.Popen[bytes], port: int, log_path: Path) -> 
 @contextlib.contextmanager
 def _running(cmd: list[str], port: int, log_path: Path) -> Iterator[None]:
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        # DCMTK's servers leave Nagle's algorithm on unless told: each C-STORE response
+        # then waits for a delayed ACK, 44 ms an image instead of 3 (a 300-image CT 13 s
+        # instead of 1) — time the tests would spend waiting, not testing
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "TCP_NODELAY": "1"})
     try:
         _wait_for_port(proc, port, log_path)
         yield
