@@ -10,7 +10,6 @@ Patient data is never logged: the log gets SOP class names and status codes only
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import os
@@ -358,7 +357,6 @@ def associate(
         raise fail(_unknown_host(remote)) from exc
     elapsed = time.monotonic() - t0
     if assoc.is_established:
-        _no_nagle(assoc)
         return assoc
     if rejections:
         raise fail(_rejection_message(remote, rejections[0], calling_ae))
@@ -376,21 +374,6 @@ def associate(
         f"{remote.describe()} closed the connection without answering the association "
         "request. Check the port number and that the PACS accepts this workstation."
     )
-
-
-def _no_nagle(assoc: Association) -> None:
-    """Send each DIMSE message at once (TCP_NODELAY).
-
-    Why: a C-STORE ends in a short write; with Nagle's algorithm on, it waits for the
-    peer's ACK of the previous segment, which the peer delays by up to 40 ms, so every
-    image cost ~80 ms whatever its size — a 300-image CT took 25 s to reach DCMTK's
-    storescp instead of a few. A socket that refuses the option keeps working as before.
-    """
-    sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
-    if sock is None:
-        return
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def finish(assoc: Association) -> None:
