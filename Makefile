@@ -60,8 +60,11 @@ lint: venv
 	$(VENV)/bin/mypy planning
 
 # Every test: lint (ruff, import layering, mypy on planning/), unit, GUI (Xvfb via pytest-xvfb) and DICOM tool tests.
+# Two workers (pytest-xdist), a test file each at a time: much of the suite waits on servers,
+# subprocesses and the screen, so two cores finish it in about 60 % of the serial time.
+TEST_WORKERS ?= 2
 test: testdeps lint
-	$(PY) -m pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 bench: venv testdeps
 	$(PY) -m bench
