@@ -375,6 +375,18 @@ def test_missing_or_broken_case_file_is_refused(tmp_path: Path) -> None:
         load_case(tmp_path / "nowhere")
 
 
+@pytest.mark.parametrize("content", ["[" * 100_000 + "]" * 100_000, "1" * 5_000],
+                         ids=["nested too deeply", "an integer of 5000 digits"])
+def test_a_case_file_that_breaks_the_json_reader_is_refused_by_name(
+        tmp_path: Path, content: str) -> None:
+    """What Python's JSON reader raises itself on (RecursionError, an over-long integer's
+    ValueError) is a refused case file naming the file, not a traceback."""
+    (tmp_path / "case.json").write_text(content, "utf-8")
+    with pytest.raises(TrainingCaseError) as info:
+        load_case(tmp_path)
+    assert str(tmp_path / "case.json") in str(info.value)
+
+
 def test_list_cases_reports_and_skips_broken_cases(tmp_path: Path) -> None:
     library = tmp_path / "library"
     shutil.copytree(builtin_library() / SAVED, library / "good")
