@@ -14,17 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QSettings
+from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
-from app.case_tracking import CaseTracker
 from app.fluoroscopy import Fluoroscopy
-from app.plan_document import PlanDocument
 from app.settings import cement_fill_range
 from planning.plan import Plan
 
 if TYPE_CHECKING:
-    from app.controller import Controller
+    from app.plan_session import PlanSession
     from app.shell import Shell
 
 SEGMENTATION_FILTER = ("Segmentations (*.nii *.nii.gz *.dcm);;NIfTI label map (*.nii *.nii.gz);;"
@@ -42,19 +40,16 @@ EXPORT_KINDS = {  # kind: (suffix, file filter, what it is)
 class PlanExports(QObject):
     """Export, send and import-segmentation actions of one workspace."""
 
-    def __init__(self, shell: Shell, controller: Controller, document: PlanDocument,
-                 settings: QSettings, cases: CaseTracker, fluoro: Fluoroscopy,
-                 results: Callable[[], dict[Any, Any]], plan_dir: Callable[[], str],
-                 assessment: Callable[[], dict[str, Any] | None],
-                 parent: QObject | None = None) -> None:
+    def __init__(self, shell: Shell, session: PlanSession, fluoro: Fluoroscopy,
+                 plan_dir: Callable[[], str], parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.shell, self.controller, self.document = shell, controller, document
-        self.settings, self.cases, self.fluoro = settings, cases, fluoro
-        self._results, self._plan_dir = results, plan_dir
-        self._assessment = assessment  # the one on screen, when it fits the plan
+        self.shell, self.session, self.fluoro = shell, session, fluoro
+        self.controller, self.document = session.controller, session.document
+        self.settings, self.cases = session.settings, session.cases
+        self._plan_dir = plan_dir
         self.source_node: str | None = None  # the PACS the open CT was retrieved from
         self.last_export: Any = None
-        controller.task_succeeded.connect(self._on_task_done)
+        self.controller.task_succeeded.connect(self._on_task_done)
 
     def _status(self, text: str, ms: int) -> None:
         self.shell.statusBar().showMessage(text, ms)
@@ -78,7 +73,7 @@ class PlanExports(QObject):
         if volume is None or not plan.trajectories:
             self._status("Plan at least one needle before exporting.", 10000)
             return None
-        return volume, plan, self._results(), self.controller.anatomy
+        return volume, plan, self.session.editor.results, self.controller.anatomy
 
     # ---- dialogs -----------------------------------------------------------------------
     def export_dialog(self, kind: str) -> None:
@@ -163,7 +158,7 @@ class PlanExports(QObject):
         volume, plan, results, anatomy = inputs
         # the report prints the level assessment the window shows; only while that is
         # being redone (the needles just moved) does the export assess them itself
-        assessment = self._assessment()
+        assessment = self.session.assessment_of_plan()
         from app.export_job import ExportRequest, export_plan
         from planning.interop.study_uids import with_export_uids
 

@@ -14,15 +14,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QSettings, QTimer
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.autosave import Autosave, Recovery
-from app.case_tracking import CaseTracker
 from app.error_boundary import error_boundary
-from app.plan_document import PlanDocument
 from planning.errors import VertebroPlanError
 from planning.interop.any_plan import is_plan_file
 from planning.interop.plan_file import SUFFIX, FrameMismatchError, check_frame
@@ -30,27 +28,25 @@ from planning.plan import Plan
 from planning.volume import Volume
 
 if TYPE_CHECKING:
-    from app.controller import Controller
+    from app.plan_session import PlanSession
     from app.shell import Shell
 
 log = logging.getLogger("vertebroplan")
 PLAN_FILTER = f"VertebroPlan plans (*{SUFFIX});;All files (*)"
 OPEN_PLAN_FILTER = (f"Plans (*{SUFFIX} *.dcm *.mrk.json);;VertebroPlan plans (*{SUFFIX});;"
                     "DICOM SR (*.dcm);;3D Slicer markups (*.mrk.json);;All files (*)")
-AUTOSAVE_DELAY_MS = 250
+AUTOSAVE_DELAY_MS = 250  # a drag writes its recovery file at most four times a second
 
 
 class PlanFiles(QObject):
     """Opening, saving and recovering the plan of the workspace's document."""
 
-    def __init__(self, shell: Shell, controller: Controller, document: PlanDocument,
-                 settings: QSettings, cases: CaseTracker,
-                 results: Callable[[], dict[Any, Any]],
-                 plan_replaced: Callable[[], None], parent: QObject | None = None) -> None:
+    def __init__(self, shell: Shell, session: PlanSession, plan_replaced: Callable[[], None],
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.shell, self.controller, self.document = shell, controller, document
-        self.settings, self.cases = settings, cases
-        self._results = results  # the editor's current check results (kept with a save)
+        self.shell, self.session = shell, session
+        self.controller, self.document = session.controller, session.document
+        self.settings, self.cases = session.settings, session.cases
         self._plan_replaced = plan_replaced  # a plan from a file replaces the one on screen
         self.autosave = Autosave()
         self.autosave_timer = QTimer(self)
@@ -166,7 +162,7 @@ class PlanFiles(QObject):
         """Write the plan to ``path``; False (after a message) when it cannot be written."""
         with error_boundary(self.shell, "saving the plan"):
             saved = self.document.save(path)
-            self.cases.plan_saved(saved, self.document.plan, self._results())
+            self.cases.plan_saved(saved, self.document.plan, self.session.editor.results)
             self.settings.setValue("files/plan_dir", str(saved.parent))
             self.autosave.clear()
             self._status(f"Plan saved: {saved.name}", 10000)

@@ -51,7 +51,7 @@ from widgets.task_indicator import TaskIndicator
 if TYPE_CHECKING:
     from app.shell import Shell
 
-DRAG_3D_PAUSE_MS = 150  # a drag writes its recovery file at most four times a second
+DRAG_3D_PAUSE_MS = 150  # the 3D view and the details catch up when a drag pauses this long
 LOW_CONFIDENCE = 0.5
 
 
@@ -66,9 +66,7 @@ class PlanWorkspace(QObject):
         self.document, self.editor = session.document, session.editor
         self.cases, self.assessment = session.cases, session.assessment
         self._extra_levels: set[str] = set()
-        self.files = PlanFiles(shell, self.controller, self.document, self.settings,
-                               self.cases, lambda: self.editor.results,
-                               self._extra_levels.clear, self)
+        self.files = PlanFiles(shell, session, self._extra_levels.clear, self)
         self._3d_timer = QTimer(self)
         self._3d_timer.setSingleShot(True)
         self._3d_timer.setInterval(DRAG_3D_PAUSE_MS)
@@ -79,10 +77,8 @@ class PlanWorkspace(QObject):
         self.details_panel = CheckDetailsPanel()
         self.needle_view = shell.needle_view
         self.fluoro = Fluoroscopy(shell.fluoro_panel, self)
-        self.exports = PlanExports(shell, self.controller, self.document, self.settings,
-                                   self.cases, self.fluoro, lambda: self.editor.results,
-                                   self.files.plan_dir, session.assessment_of_plan, self)
-        self.scene = ScenePresenter(shell, self.controller, self.document, self.assessment)
+        self.exports = PlanExports(shell, session, self.fluoro, self.files.plan_dir, self)
+        self.scene = ScenePresenter(shell, session)
         self._assessed_anatomy: Any = None  # the anatomy whose fractured levels were selected
         self.help_browser = QTextBrowser()
         self.help_browser.setObjectName("helpPanel")
@@ -299,7 +295,7 @@ class PlanWorkspace(QObject):
         """The window closes after the user agreed: nothing left to recover."""
         self.files.closing()
         self.fluoro.shutdown()
-        self.assessment.shutdown()
+        self.session.shutdown()
         self.training.stop()
         self.settings.setValue("window/geometry", self.window.saveGeometry())
         self.settings.setValue("window/state", self.window.saveState())

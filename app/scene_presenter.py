@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtGui import QColor
 
-from app.assessment_runner import AssessmentRunner
-from app.plan_document import PlanDocument
 from planning.anatomy.model import Anatomy
 from planning.checks import CheckResult
 from planning.mask_reslice import Mesh, empty_mesh, mask_mesh, merge_meshes
@@ -25,7 +23,7 @@ from widgets.mpr_overlays import Outline
 from widgets.plan_display import NeedleDisplay
 
 if TYPE_CHECKING:
-    from app.controller import Controller
+    from app.plan_session import PlanSession
     from app.shell import Shell
 
 LIVE_3D_MAX_S = 0.04  # 3D frames slower than this do not follow every move of a drag
@@ -37,10 +35,9 @@ class ScenePresenter:
     """The overlays of one window's views, built from the controller's anatomy, the plan
     and the level assessment."""
 
-    def __init__(self, shell: Shell, controller: Controller, document: PlanDocument,
-                 assessment: AssessmentRunner) -> None:
-        self.shell, self.controller = shell, controller
-        self.document, self.assessment = document, assessment
+    def __init__(self, shell: Shell, session: PlanSession) -> None:
+        self.shell, self.controller = shell, session.controller
+        self.document, self.assessment = session.document, session.assessment
         self._highlight: tuple[str, Mesh | None] | None = None  # level, its surface
         self._cement_mesh: tuple[Any, Mesh] | None = None
         self._vessels_near: tuple[tuple[int, ...], Outline | None] = ((), None)
