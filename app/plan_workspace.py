@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from app.shell import Shell
 
 DRAG_3D_PAUSE_MS = 150  # the 3D view and the details catch up when a drag pauses this long
-LOW_CONFIDENCE = 0.5
 
 
 class PlanWorkspace(QObject):
@@ -322,8 +321,7 @@ class PlanWorkspace(QObject):
 
     def _on_anatomy(self, anatomy: Anatomy) -> None:
         self.scene.show_anatomy(anatomy)
-        uncertain = any(g.confidence < LOW_CONFIDENCE for g in anatomy.levels.values())
-        self.levels_panel.set_labels_uncertain(uncertain)
+        self.levels_panel.set_labels_uncertain(names_uncertain(anatomy))
         self._update_rows()
         self.session.assess(now=True)
         warnings = "; ".join(anatomy.warnings)
