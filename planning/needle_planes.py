@@ -11,8 +11,10 @@ import math
 
 import numpy as np
 
-from planning.reslice import ViewPlane
+from planning.reslice import ViewPlane, unit_vector
 from planning.volume import FloatArray
+
+NEEDLE_DIRECTION = "a needle direction"  # named in the ValueError of a zero or NaN one
 
 
 def needle_reference_frame(direction_lps: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -24,7 +26,7 @@ def needle_reference_frame(direction_lps: FloatArray) -> tuple[FloatArray, Float
     cranio-caudally has no such plane; then the patient's left axis takes the place of
     superior (a sagittal-like view), which real trajectories never need.
     """
-    d = _unit(direction_lps)
+    d = unit_vector(direction_lps, NEEDLE_DIRECTION)
     for reference in (np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0])):
         normal = reference - float(reference @ d) * d
         if float(np.linalg.norm(normal)) > 1e-3:
@@ -46,7 +48,7 @@ def rotated_right_lps(direction_lps: FloatArray, rotation_deg: float) -> FloatAr
 
 def along_plane(direction_lps: FloatArray, rotation_deg: float) -> ViewPlane:
     """The plane containing the needle: screen-down along the needle (entry at the top)."""
-    d = _unit(direction_lps)
+    d = unit_vector(direction_lps, NEEDLE_DIRECTION)
     return ViewPlane("Along the needle", rotated_right_lps(d, rotation_deg), d)
 
 
@@ -56,14 +58,7 @@ def probe_plane(direction_lps: FloatArray) -> ViewPlane:
     Screen-right is the 0° along plane's screen-right, so at 0° the along plane cuts this
     view along a horizontal line through the centre.
     """
-    d = _unit(direction_lps)
+    d = unit_vector(direction_lps, NEEDLE_DIRECTION)
     right0, _ = needle_reference_frame(d)
     return ViewPlane("Probe's eye", right0, np.cross(d, right0))
 
-
-def _unit(vector: FloatArray) -> FloatArray:
-    v = np.asarray(vector, dtype=np.float64)
-    n = float(np.linalg.norm(v))
-    if v.shape != (3,) or not math.isfinite(n) or n < 1e-9:
-        raise ValueError(f"a needle direction must be a finite non-zero 3-vector, got {vector!r}")
-    return v / n
