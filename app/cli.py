@@ -30,6 +30,19 @@ from app.cli_common import stderr_progress as _stderr_progress
 log = logging.getLogger("vertebroplan")
 
 
+EXPORT_OUTPUTS = (
+    ("--pdf", "FILE", "PDF report to write"),
+    ("--sr", "FILE", "DICOM Comprehensive 3D SR to write"),
+    ("--seg", "FILE", "DICOM SEG to write: vertebrae, canal and needle paths"),
+    ("--markups", "FILE", "3D Slicer markups (.mrk.json) to write: a line per needle"),
+    ("--stl", "DIR", "folder to write STL meshes into: bone, canal, vertebrae, needles (LPS mm)"),
+    ("--obj", "DIR", "as --stl, in OBJ format"),
+    ("--send", "AET@HOST:PORT", "send the plan to a DICOM node: the SR, the SEG and the report "
+                                "(Encapsulated PDF) in the CT's study"),
+)
+"""What `vertebroplan export` can write or send: option, its value's name, its help."""
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vertebroplan",
@@ -95,19 +108,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p_export.add_argument("ct", help="DICOM folder the plan was made on")
     p_export.add_argument("plan", help="plan file (.vplan.json or DICOM SR)")
-    p_export.add_argument("--pdf", metavar="FILE", help="PDF report to write")
-    p_export.add_argument("--sr", metavar="FILE", help="DICOM Comprehensive 3D SR to write")
-    p_export.add_argument("--seg", metavar="FILE",
-                          help="DICOM SEG to write: vertebrae, canal and needle paths")
-    p_export.add_argument("--markups", metavar="FILE",
-                          help="3D Slicer markups (.mrk.json) to write: a line per needle")
-    p_export.add_argument("--stl", metavar="DIR",
-                          help="folder to write STL meshes into: bone, canal, vertebrae, "
-                          "needles (LPS mm)")
-    p_export.add_argument("--obj", metavar="DIR", help="as --stl, in OBJ format")
-    p_export.add_argument("--send", metavar="AET@HOST:PORT",
-                          help="send the plan to a DICOM node: the SR, the SEG and the "
-                          "report (Encapsulated PDF) in the CT's study")
+    for flag, metavar, text in EXPORT_OUTPUTS:
+        p_export.add_argument(flag, metavar=metavar, help=text)
     p_export.add_argument("--send-ct", action="store_true",
                           help="with --send: send the CT's own images too")
     p_export.add_argument("--deidentify", action="store_true",

@@ -92,31 +92,20 @@ def cmd_cases(args: argparse.Namespace) -> int:
 def cmd_train_score(args: argparse.Namespace) -> int:
     """Exit 0 when the attempt passes, 1 when it fails; errors raise (exit 2 in `main`)."""
     from app.export_job import SOFTWARE_VERSION
-    from planning.checks import CheckContext
     from planning.interop.any_plan import load_any_plan
     from planning.interop.plan_file import FrameMismatchError, check_frame
-    from planning.training import (
-        check_attempt,
-        load_case,
-        load_case_anatomy,
-        load_case_volume,
-        load_reference,
-        score_attempt,
-    )
+    from planning.training import check_attempt, load_case, open_case, score_attempt
 
     case = load_case(args.case)  # bad inputs are refused before the CT is read
     attempt = load_any_plan(args.attempt)
     progress = stderr_progress()
-    volume = load_case_volume(case, progress)
+    opened = open_case(case, progress=progress)
+    volume, anatomy, reference = opened.volume, opened.anatomy, opened.reference
     try:
         attempt = check_frame(attempt, volume.frame_of_reference_uid)
     except FrameMismatchError as exc:
         raise CliError(f"'{args.attempt}' is not a plan on this case's CT: {exc}") from exc
-    anatomy = load_case_anatomy(case, volume, progress)
-    ctx = CheckContext.build(volume, anatomy)
-    reference = load_reference(case, volume=volume, anatomy=anatomy, context=ctx,
-                               progress=progress)
-    results = check_attempt(attempt, ctx)
+    results = check_attempt(attempt, opened.context)
     score = score_attempt(reference, attempt, results, args.time_s)
     written = None
     if args.pdf:

@@ -23,6 +23,7 @@ from planning.checks import CheckResult
 from planning.drr import AttenuationVolume
 from planning.errors import VertebroPlanError
 from planning.fluoro_views import FluoroSetup
+from planning.interop.derived_dicom import Authoring
 from planning.interop.study_uids import (
     created_uids_note,
     missing_uids,
@@ -191,8 +192,8 @@ def export_plan(
         if sr_path is not None:
             tick("Writing the DICOM SR")
             position = (request.fluoro_setup or FluoroSetup()).position
-            write_plan_sr(sr_path, plan, results, volume, deidentify_with=deid,
-                          software_version=SOFTWARE_VERSION, position=position,
+            write_plan_sr(sr_path, plan, results, volume, authoring=_authoring(deid),
+                          position=position,
                           assessment=assessment, uncertain_levels=_uncertain(anatomy))
             if request.sr_path is not None:
                 report.written.append(sr_path)
@@ -231,7 +232,7 @@ def _write_seg(request: ExportRequest, volume: Volume, anatomy: Anatomy | None, 
     tick("Writing the DICOM SEG")
     try:
         written = write_plan_seg(path or tmp / "plan-seg.dcm", volume, anatomy, plan,
-                                 deidentify_with=deid, software_version=SOFTWARE_VERSION)
+                                 authoring=_authoring(deid))
     except SEGExportError as exc:
         if path is not None:
             raise
@@ -292,6 +293,12 @@ def _snapshot(surface: object, plan: Plan, results: dict[tuple[str, Side], Check
     verts, faces, normals = (surface.vertices_lps, surface.faces,  # type: ignore[attr-defined]
                              surface.normals_lps)  # type: ignore[attr-defined]
     return render_level_snapshot(verts, faces, normals, needles, focus, canal_mesh=canal)
+
+
+def _authoring(deid: Any) -> Authoring:
+    """This version of VertebroPlan as the SR's and the SEG's equipment, de-identifying
+    them when the export is de-identified."""
+    return Authoring(software_version=SOFTWARE_VERSION, deidentify_with=deid)
 
 
 def report_warnings(volume: Volume, anatomy: Anatomy | None) -> list[str]:

@@ -20,7 +20,6 @@ from PySide6.QtCore import QObject, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QScrollArea
 
 from app.error_boundary import report_error
-from planning.checks import CheckContext
 from planning.mask_reslice import mask_mesh
 from planning.plan import Plan
 from planning.progress import Progress
@@ -30,9 +29,7 @@ from planning.training import (
     builtin_library,
     format_duration,
     list_cases,
-    load_case_anatomy,
-    load_case_volume,
-    load_reference,
+    open_case,
     score_attempt,
 )
 from widgets.plan_display import NeedleDisplay
@@ -154,17 +151,9 @@ class TrainingSession(QObject):
         limits = self.controller.limits
 
         def job(progress: Progress) -> tuple[Any, ...]:
-            progress.report(0, 4, "Loading the case's CT")
-            volume = load_case_volume(case, progress)
-            progress.report(1, 4, "Finding the anatomy")
-            anatomy = load_case_anatomy(case, volume, progress)
-            progress.report(2, 4, "Preparing the checks")
-            context = CheckContext.build(volume, anatomy, limits)
-            progress.report(3, 4, "Preparing the reference")
-            reference = load_reference(case, volume=volume, anatomy=anatomy, context=context,
-                                       progress=progress)
-            return volume, anatomy, context, mask_mesh(anatomy.canal, anatomy.affine_lps), \
-                reference
+            opened = open_case(case, limits=limits, progress=progress)
+            return opened.volume, opened.anatomy, opened.context, \
+                mask_mesh(opened.anatomy.canal, opened.anatomy.affine_lps), opened.reference
 
         if self.controller.run_task(f"Opening training case “{case.title}”…", OPEN_CASE, job):
             self.panel.set_state("loading")

@@ -34,11 +34,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from planning.check_result import SafetyLimits
 from planning.checks import CheckContext, CheckResult, check
 from planning.errors import VertebroPlanError
 from planning.interop.json_files import JsonWording, read_json
 from planning.plan import Plan, PlanError, Side, gauge, validate_level
-from planning.progress import Progress
+from planning.progress import Progress, no_progress
 from planning.training_rubric import DEFAULT_RUBRIC, NeedleScore, Rubric, score_extra, score_needle
 
 if TYPE_CHECKING:  # loading CTs and anatomies is heavy: imported only where used
@@ -51,12 +52,8 @@ CASE_VERSION = 1
 DEMO_CT = "demo"
 AUTOMATIC_REFERENCE = "automatic"
 DEFAULT_LABEL_TABLE = "totalsegmentator"
-_CASE_JSON_WORDING = JsonWording(
-    missing=f"'{{path}}' does not exist: a case folder holds a {CASE_FILE}",
-    syntax="'{path}' is not valid JSON (line {line}, column {column}: {msg})",
-    too_deep="'{path}' is not valid JSON: its lists or objects are nested too deeply",
-    refused="'{path}' is not valid JSON ({exc})",
-)
+_CASE_JSON_WORDING = JsonWording.of(
+    "training case file", missing=f"'{{path}}' does not exist: a case folder holds a {CASE_FILE}")
 
 
 class TrainingCaseError(VertebroPlanError, ValueError):
@@ -373,6 +370,35 @@ def _saved_reference(case: TrainingCase, path: Path, volume: Volume) -> Plan:
             f"(levels of the case: {', '.join(case.levels)})"
         )
     return replace(plan, trajectories=kept)
+
+
+@dataclass(frozen=True, eq=False)
+class OpenedCase:
+    """A case ready to be attempted: its CT, the one anatomy every attempt is checked on,
+    the checks' context on it, and the hidden reference."""
+
+    case: TrainingCase
+    volume: Volume
+    anatomy: Anatomy
+    context: CheckContext
+    reference: Plan
+
+
+def open_case(case: TrainingCase, *, limits: SafetyLimits | None = None,
+              progress: Progress | None = None) -> OpenedCase:
+    """Load the case's CT and anatomy, build the checks and the reference, in the order the
+    window, the command line and the tests all need them (4 steps of ``progress``)."""
+    progress = progress or no_progress()
+    progress.report(0, 4, "Loading the case's CT")
+    volume = load_case_volume(case, progress)
+    progress.report(1, 4, "Finding the anatomy")
+    anatomy = load_case_anatomy(case, volume, progress)
+    progress.report(2, 4, "Preparing the checks")
+    context = CheckContext.build(volume, anatomy, limits)
+    progress.report(3, 4, "Preparing the reference")
+    reference = load_reference(case, volume=volume, anatomy=anatomy, context=context,
+                               progress=progress)
+    return OpenedCase(case, volume, anatomy, context, reference)
 
 
 def check_attempt(attempt: Plan, context: CheckContext) -> dict[tuple[str, Side], CheckResult]:

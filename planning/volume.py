@@ -42,10 +42,25 @@ class PatientInfo:
     study_id: str = ""
     institution: str = ""
 
+    @staticmethod
+    def dicom_keywords() -> dict[str, str]:
+        """Each field's DICOM keyword, by field name: the one place that says which header
+        attribute a field is copied from."""
+        return dict(_PATIENT_KEYWORDS)
+
     def __repr__(self) -> str:
         return "PatientInfo(<hidden>)"
 
     __str__ = __repr__
+
+
+_PATIENT_KEYWORDS = {
+    "name": "PatientName", "patient_id": "PatientID", "birth_date": "PatientBirthDate",
+    "sex": "PatientSex", "study_date": "StudyDate", "study_time": "StudyTime",
+    "study_description": "StudyDescription", "series_description": "SeriesDescription",
+    "accession_number": "AccessionNumber", "referring_physician": "ReferringPhysicianName",
+    "study_id": "StudyID", "institution": "InstitutionName",
+}
 
 
 @dataclass(frozen=True)

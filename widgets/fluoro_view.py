@@ -32,6 +32,7 @@ from planning.drr import DrrGeometry, project_points
 from planning.fluoro_views import FluoroView, edge_letters
 from planning.vocabulary import REFERENCE_COLOR as REFERENCE_HEX
 from planning.volume import FloatArray
+from widgets.needle_layers import NeedleLayers
 from widgets.painting import backdrop, scale_bar, shadowed_text, sized_font, widget_painter
 from widgets.plan_display import NeedleDisplay, status_qcolor
 
@@ -58,7 +59,7 @@ def geometry_key(geometry: DrrGeometry) -> tuple:
     return (*np.round(values, 3).tolist(), geometry.width_px, round(geometry.pixel_mm, 6))
 
 
-class FluoroPane(QWidget):
+class FluoroPane(NeedleLayers, QWidget):
     """One DRR with the needles' shadows, caption, edge letters and an isocentre scale bar."""
 
     needle_dragged = Signal(str, object, str, object)  # level, side, part, new point LPS
@@ -73,8 +74,7 @@ class FluoroPane(QWidget):
         self._frame: FluoroFrame | None = None
         self._qimage: QImage | None = None
         self._message = "No CT loaded"
-        self._needles: list[NeedleDisplay] = []
-        self._reference: list[NeedleDisplay] = []
+        self._init_needle_layers()
         self._editable = True
         self._placing = False
         self._drag: tuple[str, object, str, FloatArray, QPointF, bool] | None = None
@@ -94,15 +94,6 @@ class FluoroPane(QWidget):
 
     def set_message(self, message: str) -> None:
         self._message = message
-        self.update()
-
-    def set_needles(self, needles: list[NeedleDisplay]) -> None:
-        self._needles = list(needles)
-        self.update()
-
-    def set_reference(self, needles: list[NeedleDisplay]) -> None:
-        """Needles drawn dashed in another colour (the reference plan in training)."""
-        self._reference = list(needles)
         self.update()
 
     def set_editable(self, editable: bool) -> None:

@@ -67,8 +67,8 @@ from widgets.mpr_overlays import (
     pick_needle,
     widget_xy,
 )
+from widgets.needle_layers import NeedleLayers
 from widgets.painting import scale_bar, sized_font, widget_painter
-from widgets.plan_display import NeedleDisplay
 
 BACKGROUND = QColor("#000000")
 ZOOM_PER_WHEEL_STEP = 1.15
@@ -83,7 +83,7 @@ def window_to_uint8(image_hu: np.ndarray, window: float, level: float) -> np.nda
     return np.clip(scaled, 0.0, 255.0).astype(np.uint8)
 
 
-class MprView(QWidget):
+class MprView(NeedleLayers, QWidget):
     """A slice through the volume, its orientation letters, crosshair, scale and position."""
 
     cursor_moved = Signal(object, object)
@@ -127,8 +127,7 @@ class MprView(QWidget):
         self._wheel_rest = 0
         self._fitted = False
         # planning overlays (given by the main window, never edited here)
-        self._needles: list[NeedleDisplay] = []
-        self._reference: list[NeedleDisplay] = []
+        self._init_needle_layers()
         self._outlines: list[Outline] = []
         self._outline_cache = OutlineCache()
         self._level_marks: dict[str, FloatArray] = {}
@@ -170,16 +169,6 @@ class MprView(QWidget):
         self._linked = list(planes)
         self.update()
 
-    def set_needles(self, needles: list[NeedleDisplay]) -> None:
-        """The needles to draw (their status colours and selection included)."""
-        self._needles = list(needles)
-        self.update()
-
-    def set_reference(self, needles: list[NeedleDisplay]) -> None:
-        """Reference needles drawn dashed (a training case's, after submission)."""
-        self._reference = list(needles)
-        self.update()
-
     def set_outlines(self, outlines: list[Outline]) -> None:
         """Structures outlined in every slice (the canal, the vertebra being edited)."""
         self._outline_cache.replace(self._outlines, outlines)
@@ -203,10 +192,6 @@ class MprView(QWidget):
                                else np.asarray(pending_entry_lps, dtype=np.float64))
         self.setCursor(Qt.CursorShape.CrossCursor if placing else Qt.CursorShape.ArrowCursor)
         self.update()
-
-    @property
-    def needles(self) -> list[NeedleDisplay]:
-        return list(self._needles)
 
     def current_level(self) -> str | None:
         """The level of this slice, for the title (`planning.anatomy.model.level_at`)."""

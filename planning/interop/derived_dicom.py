@@ -7,8 +7,9 @@ both are written whole or not at all, and read back with errors that name the fi
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
@@ -23,6 +24,47 @@ CHARACTER_SET = "ISO_IR 192"
 
 Deidentifier = Callable[[Dataset], Dataset]
 T = TypeVar("T")
+
+MODEL_NAME = "VertebroPlan"
+
+
+@dataclass(frozen=True)
+class Authoring:
+    """Who writes a derived object, where it stands in its new series, and what is done to
+    it before it is saved: what the SR and the SEG writers both take (and the export hands
+    the same to both), so the equipment modules of the two objects cannot drift apart.
+
+    ``series_number`` None means the writer's own default (the SR 900, the SEG 901).
+    ``deidentify_with`` is called with the finished dataset; what it returns is written.
+    """
+
+    software_version: str = "0.1.0"
+    manufacturer: str = "VertebroPlan"
+    series_number: int | None = None
+    instance_number: int = 1
+    deidentify_with: Deidentifier | None = None
+
+    def new_instance(self, default_series_number: int) -> dict[str, Any]:
+        """The keywords every highdicom SOP class takes for a new series and instance of
+        this equipment (new UIDs for both)."""
+        return {
+            "series_instance_uid": generate_uid(),
+            "series_number": (default_series_number if self.series_number is None
+                              else self.series_number),
+            "sop_instance_uid": generate_uid(),
+            "instance_number": self.instance_number,
+            "manufacturer": self.manufacturer,
+            "manufacturer_model_name": MODEL_NAME,
+            "software_versions": self.software_version,
+        }
+
+    def finish(self, dataset: Dataset) -> Dataset:
+        """The dataset as it is to be written: de-identified when asked."""
+        return dataset if self.deidentify_with is None else self.deidentify_with(dataset)
+
+
+VERTEBROPLAN = Authoring()
+"""This program, unnumbered, nothing de-identified: the writers' default."""
 
 
 def ct_series_header(volume: Volume, study_uid: str) -> Dataset:

@@ -63,14 +63,9 @@ from pydicom.valuerep import format_number_as_ds
 
 from planning.anatomy.model import Anatomy
 from planning.errors import VertebroPlanError
+from planning.interop import derived_dicom as derived
 from planning.interop.ct_grid import BoolArray, Box, on_ct_grid, tight_box
-from planning.interop.derived_dicom import (
-    Deidentifier,
-    ct_series_header,
-    instance_header,
-    refuse_plan_of_other_ct,
-    save_dicom,
-)
+from planning.interop.derived_dicom import VERTEBROPLAN, Authoring
 from planning.interop.dicom_codes import (
     ALGORITHM_FAMILY,
     ANATOMICAL_STRUCTURE,
@@ -111,11 +106,7 @@ def write_plan_seg(
     anatomy: Anatomy,
     plan: Plan,
     *,
-    deidentify_with: Deidentifier | None = None,
-    manufacturer: str = "VertebroPlan",
-    software_version: str = "0.1.0",
-    series_number: int = DEFAULT_SERIES_NUMBER,
-    instance_number: int = 1,
+    authoring: Authoring = VERTEBROPLAN,
     progress: Progress | None = None,
 ) -> Path:
     """Write the vertebrae, the spinal canal and the needle paths as a DICOM SEG of
@@ -135,19 +126,16 @@ def write_plan_seg(
     plan
         Its needles become cylinders of their gauge's outer radius, entry to tip (LPS mm).
         May be empty: the SEG then holds the anatomy only.
-    deidentify_with
-        Called with the finished dataset; what it returns is written.
-    manufacturer, software_version
-        Enhanced General Equipment of the SEG.
-    series_number, instance_number
-        Of the new SEG series and instance (new UIDs are generated for both).
+    authoring
+        Enhanced General Equipment of the SEG, its series and instance numbers (series
+        `DEFAULT_SERIES_NUMBER` unless given) and the de-identification of the result.
     progress
         Reported per segment; Cancel stops before anything is written.
 
     Returns
     -------
     Path
-        ``path``.
+        ``path``, written whole: a file there means the export succeeded.
 
     Raises
     ------
@@ -161,7 +149,7 @@ def write_plan_seg(
     frame_uid = _check_exportable(volume, plan)
     n_steps = len(anatomy.levels) + 1 + len(plan.trajectories) + 1
     progress.report(0, n_steps, "Placing the anatomy on the CT grid")
-    segments = _anatomy_segments(volume, anatomy, frame_uid, software_version,
+    segments = _anatomy_segments(volume, anatomy, frame_uid, authoring.software_version,
                                  progress.part(0, len(anatomy.levels) + 1, n_steps))
     for n, t in enumerate(plan.trajectories, start=len(anatomy.levels) + 1):
         progress.report(n, n_steps, f"Drawing the {t.label} needle path")
@@ -188,13 +176,7 @@ def write_plan_seg(
         pixel_array=pixels,
         segmentation_type=SegmentationTypeValues.BINARY,
         segment_descriptions=[s.description for s in segments],
-        series_instance_uid=generate_uid(),
-        series_number=series_number,
-        sop_instance_uid=generate_uid(),
-        instance_number=instance_number,
-        manufacturer=manufacturer,
-        manufacturer_model_name="VertebroPlan",
-        software_versions=software_version,
+        **authoring.new_instance(DEFAULT_SERIES_NUMBER),
         device_serial_number=DEVICE_SERIAL_NUMBER,
         content_label=CONTENT_LABEL,
         content_description=DISCLAIMER,
@@ -204,13 +186,11 @@ def write_plan_seg(
     seg.SeriesDescription = SERIES_DESCRIPTION
     if volume.patient.institution:
         seg.InstitutionName = volume.patient.institution
-    dataset: Dataset = seg
-    if deidentify_with is not None:
-        dataset = deidentify_with(seg)
+    dataset = authoring.finish(seg)
     # the last report, and so the last chance to cancel, comes before the file is written:
     # a file on disk always means the export succeeded
     progress.report(n_steps, n_steps, "Writing the DICOM segmentation")
-    save_dicom(dataset, p)
+    derived.save_dicom(dataset, p)
     return p
 
 
@@ -237,8 +217,8 @@ def _check_exportable(volume: Volume, plan: Plan) -> str:
             "frames could not each refer to the image they lie on. Export the plan as a "
             "DICOM SR, plan file or PDF instead."
         )
-    refuse_plan_of_other_ct(plan, frame_uid, SEGExportError,
-                            "its needles would be drawn in the wrong place on this CT.")
+    derived.refuse_plan_of_other_ct(plan, frame_uid, SEGExportError,
+                                    "its needles would be drawn in the wrong place on this CT.")
     return frame_uid
 
 
@@ -394,7 +374,7 @@ def _source_images(volume: Volume, frame_uid: str) -> list[Dataset]:
     row_dir, col_dir = a[:3, 0] / spacing[0], a[:3, 1] / spacing[1]
     normal = np.cross(row_dir, col_dir)
     thickness = abs(float(a[:3, 2] @ normal))
-    base = ct_series_header(volume, volume.study_uid or generate_uid())
+    base = derived.ct_series_header(volume, volume.study_uid or generate_uid())
     base.Modality = volume.modality or "CT"
     base.FrameOfReferenceUID = frame_uid
     base.PositionReferenceIndicator = ""
@@ -404,7 +384,7 @@ def _source_images(volume: Volume, frame_uid: str) -> list[Dataset]:
     base.SliceThickness = _ds(thickness)
     out = []
     for k, instance in enumerate(volume.source_instances):
-        ds = instance_header(base, instance.sop_class_uid, instance.sop_instance_uid)
+        ds = derived.instance_header(base, instance.sop_class_uid, instance.sop_instance_uid)
         ds.ImagePositionPatient = [_ds(v) for v in a[:3, 3] + k * a[:3, 2]]
         out.append(ds)
     return out

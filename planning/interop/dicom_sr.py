@@ -77,7 +77,9 @@ from planning.checks import CheckResult
 from planning.errors import VertebroPlanError
 from planning.interop.derived_dicom import (
     CHARACTER_SET,
-    Deidentifier,
+    MODEL_NAME,
+    VERTEBROPLAN,
+    Authoring,
     ct_series_header,
     instance_header,
     refuse_plan_of_other_ct,
@@ -154,11 +156,7 @@ def write_plan_sr(
     results: Mapping[tuple[str, Side], CheckResult],
     volume: Volume,
     *,
-    deidentify_with: Deidentifier | None = None,
-    manufacturer: str = "VertebroPlan",
-    software_version: str = "0.1.0",
-    series_number: int = DEFAULT_SERIES_NUMBER,
-    instance_number: int = 1,
+    authoring: Authoring = VERTEBROPLAN,
     position: PatientPosition = "prone",
     assessment: Mapping[str, Any] | None = None,
     uncertain_levels: Collection[str] | None = None,
@@ -178,12 +176,10 @@ def write_plan_sr(
     volume
         The CT the plan was made on: patient, study, Frame of Reference and (when loaded
         from DICOM) the image instances the SR references.
-    deidentify_with
-        Called with the finished dataset; what it returns is written.
-    manufacturer, software_version
-        General Equipment of the SR (and the device observer of the report).
-    series_number, instance_number
-        Of the new SR series and instance (new UIDs are generated for both).
+    authoring
+        General Equipment of the SR (and the device observer of the report), its series
+        and instance numbers (series `DEFAULT_SERIES_NUMBER` unless given) and the
+        de-identification of the result.
     position
         How the patient lies on the angio table (prone or supine): the C-arm working views
         written per needle are for it, and it is coded beside them (they mean nothing
@@ -200,7 +196,7 @@ def write_plan_sr(
     Returns
     -------
     Path
-        ``path``.
+        ``path``, written whole (never a part of an SR).
 
     Raises
     ------
@@ -222,8 +218,8 @@ def write_plan_sr(
                 observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
                     uid=DEVICE_UID,
                     name="VertebroPlan",
-                    manufacturer_name=manufacturer,
-                    model_name="VertebroPlan",
+                    manufacturer_name=authoring.manufacturer,
+                    model_name=MODEL_NAME,
                 ),
             )
         ),
@@ -242,26 +238,18 @@ def write_plan_sr(
     sr = Comprehensive3DSR(
         evidence=evidence,
         content=root,
-        series_instance_uid=generate_uid(),
-        series_number=series_number,
-        sop_instance_uid=generate_uid(),
-        instance_number=instance_number,
-        manufacturer=manufacturer,
+        **authoring.new_instance(DEFAULT_SERIES_NUMBER),
         is_complete=True,
         is_final=False,
         is_verified=False,
         institution_name=volume.patient.institution or None,
         series_description=SERIES_DESCRIPTION,
-        manufacturer_model_name="VertebroPlan",
-        software_versions=software_version,
         coding_schemes=[LOCAL_SCHEME_ITEM],
         specific_character_set=CHARACTER_SET,
     )
     if not volume.source_instances:  # the placeholder only carried patient and study
         del sr.CurrentRequestedProcedureEvidenceSequence
-    dataset: Dataset = sr
-    if deidentify_with is not None:
-        dataset = deidentify_with(sr)
+    dataset = authoring.finish(sr)
     save_dicom(dataset, p)
     return p
 

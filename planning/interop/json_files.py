@@ -39,6 +39,19 @@ class JsonWording:
     refused: str
     missing: str = "'{path}' does not exist."
 
+    @classmethod
+    def of(cls, kind: str, missing: str | None = None) -> JsonWording:
+        """The one way every VertebroPlan JSON format (plan, markups, training case) says
+        what is wrong with a file, ``kind`` naming the format ("plan file")."""
+        return cls(
+            syntax="'{path}' is not valid JSON (line {line}, column {column}: {msg}); "
+                   f"it may be incomplete or not a {kind}.",
+            too_deep=f"'{{path}}' is not a {kind} VertebroPlan can read: its lists or "
+                     "objects are nested too deeply.",
+            refused="'{path}' is not valid JSON ({exc}).",
+            missing=missing or cls.missing,
+        )
+
 
 def read_json(path: Path, error: type[Exception], wording: JsonWording, *,
               encoding: str = "utf-8") -> Any:

@@ -47,12 +47,7 @@ _TOP_KEYS = {
     "frame_override",
 }
 _TRAJ_KEYS = {"level", "side", "entry_lps", "target_lps", "gauge", "note"}
-_JSON_WORDING = JsonWording(
-    syntax="'{path}' is not a valid plan file (JSON error at line {line}, column {column}: "
-           "{msg}); it may be incomplete.",
-    too_deep="'{path}' is not a valid plan file: its lists or objects are nested too deeply.",
-    refused="'{path}' is not a valid plan file ({exc}).",
-)
+_JSON_WORDING = JsonWording.of("plan file")
 
 
 class PlanFormatError(VertebroPlanError, ValueError):

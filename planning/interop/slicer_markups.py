@@ -63,12 +63,7 @@ SIDE_COLOURS: dict[Side, tuple[float, float, float]] = {
 """Line colour per patient side, so left and right cannot be confused at a glance."""
 
 _SCHEMA_RE = re.compile(r"markups-schema-v(\d+)\.\d+\.\d+\.json#*$", re.IGNORECASE)
-_JSON_WORDING = JsonWording(
-    syntax="'{path}' is not valid JSON (line {line}, column {column}: {msg}); "
-           "it may be incomplete or not a markups file.",
-    too_deep="'{path}' is not a markups file: its lists or objects are nested too deeply.",
-    refused="'{path}' is not valid JSON ({exc}).",
-)
+_JSON_WORDING = JsonWording.of("markups file")
 
 
 class MarkupsError(VertebroPlanError, ValueError):

@@ -300,20 +300,8 @@ def patient_info(ds: Any) -> PatientInfo:
         value = ds.get(keyword)
         return "" if value is None else str(value)
 
-    return PatientInfo(
-        name=text("PatientName"),
-        patient_id=text("PatientID"),
-        birth_date=text("PatientBirthDate"),
-        sex=text("PatientSex"),
-        study_date=text("StudyDate"),
-        study_time=text("StudyTime"),
-        study_description=text("StudyDescription"),
-        series_description=text("SeriesDescription"),
-        accession_number=text("AccessionNumber"),
-        referring_physician=text("ReferringPhysicianName"),
-        study_id=text("StudyID"),
-        institution=text("InstitutionName"),
-    )
+    return PatientInfo(**{name: text(keyword)
+                           for name, keyword in PatientInfo.dicom_keywords().items()})
 
 
 def read_patient_info(path: Path, raw_dataset: bool = False) -> PatientInfo:

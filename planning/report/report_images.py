@@ -171,17 +171,7 @@ def level_images(
                             "needles projected onto it, as on a lateral fluoroscopy view")
     else:
         sagittal_caption = "Sagittal, through the vertebra's centroid"
-    return LevelImages(
-        axial_png=images["axial"].png,
-        sagittal_png=images["sagittal"].png,
-        level=level,
-        axial_caption=axial_caption,
-        sagittal_caption=sagittal_caption,
-        axial_geometry=images["axial"].geometry,
-        sagittal_geometry=images["sagittal"].geometry,
-        axial_letters=images["axial"].letters,
-        sagittal_letters=images["sagittal"].letters,
-    )
+    return level_pictures(level, images, axial_caption, sagittal_caption)
 
 
 @dataclass(frozen=True)
@@ -212,6 +202,24 @@ def axial_and_sagittal(axial: ViewPlane, centre_lps: FloatArray, ends_lps: Float
         pictures[name] = SlicePicture(render(geometry, letters, f"{level} {name}"),
                                       geometry, letters)
     return pictures
+
+
+def level_pictures(level: str, pictures: Mapping[str, SlicePicture], axial_caption: str,
+                   sagittal_caption: str) -> LevelImages:
+    """The two pictures of `axial_and_sagittal` with their captions, as the reports print
+    them (the plan report's and the trainee report's alike)."""
+    axial, sagittal = pictures["axial"], pictures["sagittal"]
+    return LevelImages(
+        axial_png=axial.png,
+        sagittal_png=sagittal.png,
+        level=level,
+        axial_caption=axial_caption,
+        sagittal_caption=sagittal_caption,
+        axial_geometry=axial.geometry,
+        sagittal_geometry=sagittal.geometry,
+        axial_letters=axial.letters,
+        sagittal_letters=sagittal.letters,
+    )
 
 
 def oblique_axial_plane(needles: Sequence[Trajectory]) -> tuple[ViewPlane, float]:

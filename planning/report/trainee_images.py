@@ -10,7 +10,7 @@ slice, the canal's outline and the marks (letters, scale bar, labels) are the pl
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import ImageDraw, ImageFont
@@ -18,6 +18,7 @@ from PIL import ImageDraw, ImageFont
 from planning.anatomy.model import Anatomy
 from planning.checks import CheckResult, Status
 from planning.plan import Plan, Side, Trajectory
+from planning.report.model import LevelImages
 from planning.report.report_images import (
     FIELD_OF_VIEW_MM,
     IMAGE_PX,
@@ -32,6 +33,7 @@ from planning.report.report_images import (
     draw_scale_bar,
     draw_texts,
     font,
+    level_pictures,
     needle_label,
     oblique_axial_plane,
     slice_canvas,
@@ -49,25 +51,6 @@ WHITE = (255, 255, 255, 255)
 ATTEMPT_BODY_ALPHA = 110
 ATTEMPT_RING_RIM = (20, 22, 26, 255)  # dark: the reference's white ring goes over it
 LABEL_STYLE = LabelStyle(font_px=14.0, gap_px=10.0, backing_alpha=205)
-
-
-@dataclass(frozen=True)
-class ComparisonImages:
-    """One level's pictures with the trainee's and the reference needles (PNG bytes).
-
-    ``*_geometry`` say where each pixel lies in the patient (LPS mm), so a test can find a
-    needle's pixels; ``*_letters`` are the orientation letters at the image edges.
-    """
-
-    level: str
-    axial_png: bytes
-    sagittal_png: bytes
-    axial_caption: str
-    sagittal_caption: str
-    axial_geometry: SliceGeometry
-    sagittal_geometry: SliceGeometry
-    axial_letters: Mapping[str, str] = field(default_factory=dict)
-    sagittal_letters: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,7 +89,7 @@ def comparison_images(
     *,
     size_px: int = IMAGE_PX,
     field_of_view_mm: float = FIELD_OF_VIEW_MM,
-) -> ComparisonImages:
+) -> LevelImages:
     """The oblique axial and the sagittal slice of ``level`` with both sets of needles.
 
     The axial plane is the one the reference needles lie in (as in the plan report), so the
@@ -133,17 +116,7 @@ def comparison_images(
     axial_caption += "; seen from the feet: the patient's right on the left"
     sagittal_caption = ("Sagittal through the needles' mean left–right position, every needle "
                         "projected onto it, as on a lateral fluoroscopy view")
-    return ComparisonImages(
-        level=level,
-        axial_png=pictures["axial"].png,
-        sagittal_png=pictures["sagittal"].png,
-        axial_caption=axial_caption,
-        sagittal_caption=sagittal_caption,
-        axial_geometry=pictures["axial"].geometry,
-        sagittal_geometry=pictures["sagittal"].geometry,
-        axial_letters=pictures["axial"].letters,
-        sagittal_letters=pictures["sagittal"].letters,
-    )
+    return level_pictures(level, pictures, axial_caption, sagittal_caption)
 
 
 def _render(

@@ -29,6 +29,7 @@ from planning.anatomy.model import Anatomy
 from planning.checks import CheckResult, Status, grade_meaning
 from planning.plan import Plan, Side, Trajectory, level_index
 from planning.progress import Progress, no_progress
+from planning.report.model import LevelImages
 from planning.report.page import (
     CONTENT_W,
     DARK,
@@ -53,7 +54,7 @@ from planning.report.pdf_blocks import (
     needle_columns_table,
     table_style,
 )
-from planning.report.trainee_images import ComparisonImages, comparison_images, needle_looks
+from planning.report.trainee_images import comparison_images, needle_looks
 from planning.training import (
     NeedleScore,
     Rubric,
@@ -356,7 +357,7 @@ IMAGE_W = 93.0
 
 
 def _level_page(pdf: _TraineePDF, score: TrainingScore, level: str,
-                images: ComparisonImages) -> None:
+                images: LevelImages) -> None:
     pdf.add_page()
     needles = [n for n in (*score.needles, *score.extra) if n.level == level]
     level_title(pdf, level, 5.0)

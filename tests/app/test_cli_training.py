@@ -93,7 +93,7 @@ def test_train_score_cannot_score_with_status_2(tmp_path: Path, problem: str) ->
     assert out.stdout == ""
     message = out.stderr.strip().splitlines()[-1]
     expected = {"no-case": f"'{tmp_path / 'no-case'}' is not a folder",
-                "bad-attempt": "broken.vplan.json' is not a valid plan file",
+                "bad-attempt": "broken.vplan.json' is not valid JSON (line 1",
                 "other-frame": "other.vplan.json' is not a plan on this case's CT",
                 "bad-time": "argument --time-s: '-5' is not a number of seconds ≥ 0"}[problem]
     assert expected in message, message

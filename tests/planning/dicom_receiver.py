@@ -229,24 +229,15 @@ def sample_sr(volume: Volume) -> Dataset:
     ds.SOPInstanceUID = sop_uid
     ds.InstanceCreationDate = now.strftime("%Y%m%d")
     ds.InstanceCreationTime = now.strftime("%H%M%S")
-    ds.PatientName = p.name
-    ds.PatientID = p.patient_id
-    ds.PatientBirthDate = p.birth_date
-    ds.PatientSex = p.sex
+    for name, keyword in PatientInfo.dicom_keywords().items():  # every one, to be removed
+        setattr(ds, keyword, getattr(p, name))
     ds.StudyInstanceUID = volume.study_uid
-    ds.StudyDate = p.study_date
-    ds.StudyTime = p.study_time
-    ds.ReferringPhysicianName = p.referring_physician
-    ds.StudyID = p.study_id
-    ds.AccessionNumber = p.accession_number
-    ds.StudyDescription = p.study_description
     ds.Modality = "SR"
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = 9001
     ds.SeriesDescription = "Vertebroplasty plan"
     ds.ReferencedPerformedProcedureStepSequence = []
     ds.Manufacturer = "VertebroPlan"
-    ds.InstitutionName = p.institution
     ds.StationName = "PLANNING-WS-1"
     ds.InstanceNumber = 1
     ds.CompletionFlag = "COMPLETE"

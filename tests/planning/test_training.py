@@ -27,9 +27,8 @@ from planning.training import (
     format_duration,
     list_cases,
     load_case,
-    load_case_anatomy,
-    load_case_volume,
     load_reference,
+    open_case,
     score_attempt,
 )
 from planning.training_rubric import (
@@ -49,10 +48,9 @@ FLUORO = "t12-fluoro"
 def demo():
     """The built-in saved case, its CT (the cached demo series), anatomy and reference."""
     case = load_case(builtin_library() / SAVED)
-    volume = load_case_volume(case)
-    anatomy = load_case_anatomy(case, volume)
-    ctx = CheckContext.build(volume, anatomy)
-    reference = load_reference(case, volume=volume, anatomy=anatomy, context=ctx)
+    opened = open_case(case)
+    volume, anatomy, ctx, reference = (opened.volume, opened.anatomy, opened.context,
+                                       opened.reference)
     return case, volume, anatomy, ctx, reference
 
 

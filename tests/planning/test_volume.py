@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,23 @@ def test_affine_from_dicom_matches_hand_computation() -> None:
     a = affine_from_dicom([1, 2, 3], [1, 0, 0], [0, -1, 0], (0.5, 0.7), [0, 0, -2])
     # pixel (i=10, j=4) of slice k=3: x = 1 + 10·0.7, y = 2 − 4·0.5, z = 3 − 3·2
     np.testing.assert_allclose(a @ [10, 4, 3, 1], [8.0, 0.0, -3.0, 1.0])
+
+
+def test_every_patient_field_is_read_from_a_dicom_attribute() -> None:
+    """Each field of PatientInfo names a real DICOM keyword, and the header reader fills
+    each from it: a field added without its keyword would silently stay empty."""
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+    from pydicom.dataset import Dataset
+
+    from planning.io.dicom_headers import patient_info
+
+    keywords = PatientInfo.dicom_keywords()
+    assert set(keywords) == {f.name for f in dataclasses.fields(PatientInfo)}
+    ds, values = Dataset(), {}
+    for n, (name, keyword) in enumerate(keywords.items()):
+        assert tag_for_keyword(keyword) is not None, keyword
+        vr = dictionary_VR(keyword)
+        values[name] = {"DA": f"199901{n + 10}", "TM": f"1200{n + 10}", "CS": "O"}.get(vr, f"v{n}")
+        setattr(ds, keyword, values[name])
+    read = patient_info(ds)
+    assert {name: getattr(read, name) for name in keywords} == values

@@ -20,6 +20,7 @@ from planning.anatomy.from_demo import anatomy_from_demo_truth
 from planning.anatomy.from_labels import anatomy_from_label_map
 from planning.anatomy.model import Anatomy, VertebraGeometry, crop_affine, crop_box
 from planning.errors import Cancelled
+from planning.interop.derived_dicom import Authoring
 from planning.interop.dicom_codes import LEVEL_CODES
 from planning.interop.dicom_seg import SEGExportError, needle_mask, write_plan_seg
 from planning.interop.labels_from_seg import (
@@ -512,8 +513,8 @@ def test_deidentify_with_gets_the_finished_dataset(small, tmp_path: Path) -> Non
         ds.PatientName = "Anonymous"
         return ds
 
-    path = write_plan_seg(tmp_path / "seg.dcm", ct, anatomy, plan, deidentify_with=anonymise,
-                          series_number=42)
+    path = write_plan_seg(tmp_path / "seg.dcm", ct, anatomy, plan,
+                          authoring=Authoring(series_number=42, deidentify_with=anonymise))
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     assert seen == [SEGMENTATION_STORAGE]
     assert str(ds.PatientName) == "Anonymous" and ds.SeriesNumber == 42

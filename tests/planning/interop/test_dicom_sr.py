@@ -19,6 +19,7 @@ from planning.assessment.levels import assess_levels
 from planning.carm import working_views
 from planning.checks import CheckContext, CheckResult, check_plan
 from planning.demo import DEMO_PATIENT
+from planning.interop.derived_dicom import Authoring
 from planning.interop.dicom_codes import LEVEL_CODES
 from planning.interop.dicom_sr import SRExportError, write_plan_sr
 from planning.interop.plan_file import PlanFormatError
@@ -504,7 +505,8 @@ def test_deidentify_with_gets_the_finished_dataset(demo, planned, tmp_path: Path
         ds.PatientName, ds.PatientID = "Anonymous", "ANON-1"
         return ds
 
-    path = write_plan_sr(tmp_path / "plan.dcm", plan, results, volume, deidentify_with=anonymise)
+    path = write_plan_sr(tmp_path / "plan.dcm", plan, results, volume,
+                         authoring=Authoring(deidentify_with=anonymise))
     assert len(seen) == 1
     ds = pydicom.dcmread(path)
     assert (str(ds.PatientName), ds.PatientID) == ("Anonymous", "ANON-1")

@@ -133,7 +133,7 @@ def test_every_validation_error_names_the_key(tmp_path: Path, mutate, fragment: 
 def test_not_json_and_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "half.vplan.json"
     path.write_text(json.dumps(plan_to_dict(_plan()))[:60])
-    with pytest.raises(PlanFormatError, match="not a valid plan file"):
+    with pytest.raises(PlanFormatError, match=r"is not valid JSON \(line 1, .*not a plan file"):
         load_plan(path)
     with pytest.raises(PlanFormatError, match="does not exist"):
         load_plan(tmp_path / "nope.vplan.json")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from planning.checks import CheckContext, Status
+from planning.checks import Status
 from planning.demo import DEMO_PATIENT
 from planning.plan import Plan, Side
 from planning.report.report_images import ReportFileError, window_to_grey
@@ -28,9 +28,7 @@ from planning.training import (
     builtin_library,
     check_attempt,
     load_case,
-    load_case_anatomy,
-    load_case_volume,
-    load_reference,
+    open_case,
     score_attempt,
 )
 from planning.vocabulary import (
@@ -54,10 +52,9 @@ def attempt_and_report(tmp_path_factory: pytest.TempPathFactory):
     """A failing attempt at the saved L1–L2 case: Left L1 on the reference, Right L1 off by
     a few millimetres, Left L2 shifted 8 mm into the canal, Right L2 not placed."""
     case = load_case(builtin_library() / "l1-l2-saved")
-    volume = load_case_volume(case)
-    anatomy = load_case_anatomy(case, volume)
-    ctx = CheckContext.build(volume, anatomy)
-    reference = load_reference(case, volume=volume, anatomy=anatomy, context=ctx)
+    opened = open_case(case)
+    volume, anatomy, ctx, reference = (opened.volume, opened.anatomy, opened.context,
+                                       opened.reference)
     left_l1, right_l1, left_l2 = (reference.get(*k) for k in
                                   (("L1", Side.LEFT), ("L1", Side.RIGHT), ("L2", Side.LEFT)))
     assert left_l1 is not None and right_l1 is not None and left_l2 is not None
