@@ -31,6 +31,7 @@ from pynetdicom.pdu import A_ASSOCIATE_RJ
 from pynetdicom.presentation import PresentationContext, build_context
 
 from planning.errors import VertebroPlanError
+from planning.interop.dimse_transport import tune_association
 from planning.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -357,6 +358,7 @@ def associate(
         raise fail(_unknown_host(remote)) from exc
     elapsed = time.monotonic() - t0
     if assoc.is_established:
+        tune_association(assoc)
         return assoc
     if rejections:
         raise fail(_rejection_message(remote, rejections[0], calling_ae))

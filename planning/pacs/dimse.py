@@ -50,6 +50,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from planning.errors import Cancelled
+from planning.interop.dimse_transport import on_connection_open
 from planning.interop.send import RemoteAE, associate, finish, make_ae
 from planning.pacs import records
 from planning.pacs.cache import InstanceStore
@@ -244,7 +245,8 @@ class StorageSCP:
         try:
             self._server = ae.start_server(
                 (self.host, self.local.port), block=False,
-                evt_handlers=[(evt.EVT_C_STORE, self.receiver.on_store)])
+                evt_handlers=[(evt.EVT_C_STORE, self.receiver.on_store),
+                              (evt.EVT_CONN_OPEN, on_connection_open)])
         except OSError as exc:
             raise PacsError(
                 f"This workstation cannot listen for images on port {self.local.port} "
