@@ -11,12 +11,18 @@ Why, measured on loopback (a 512 × 512 CT image per C-STORE):
   (``TCP_QUICKACK``, re-armed before every read because Linux drops it) releases the
   peer's: 2.8 ms an image, against either server.
 - **Lost answers.** pynetdicom 3.0 pauses its association thread while a ``send_*()``
-  waits for the answer, by a flag the thread sets before it stops. Under load the flag can
-  still be up from the *previous* pause when the next request goes out; the thread then
-  wakes, takes the answer off the queue, logs "Received unexpected C-STORE service
-  message" and drops it, and the request waits out its whole timeout (reproduced: 1 send
-  of 150 images in 3 on a busy machine; seen before as a 30 s stall in an export). Here the
-  thread puts such an answer back for the request that waits for it.
+  waits for the answer: the request clears a gate, waits until the thread says "paused",
+  sends, and opens the gate when the answer is in. But the thread says "paused" before it
+  stops at the gate and "running" only once past it, so when it is slow to get going
+  again after the last request (a busy machine), the next request still reads the old
+  "paused", goes out, and the thread, running after all, takes the answer off the queue,
+  logs "Received unexpected C-STORE service message" and drops it: the request waits out
+  its whole timeout (reproduced: 3 sends of 150 images in 10 on a busy machine; seen
+  before as a 30 s stall in an export). `_PauseGate` keeps the promise instead: a
+  request that closes the gate while the thread is not stopped at it waits for the thread
+  to stop there afresh, and a thread released from the gate stays stopped if the gate was
+  closed again before it got going. Answers keep their order (a C-FIND's matches arrive
+  as several).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import threading
 from typing import Any
 
 from pynetdicom.association import Association
@@ -37,16 +44,58 @@ def tune_association(assoc: Association) -> None:
     """Make ``assoc`` answer without TCP's delays and keep the answers its own requests
     wait for. Call it as soon as the association has a socket (requestor: once
     established; acceptor: at ``EVT_CONN_OPEN``); calling it again does nothing more."""
-    if getattr(assoc, "_vertebroplan_tuned", False):
+    if isinstance(assoc._reactor_checkpoint, _PauseGate):
         return
-    assoc._vertebroplan_tuned = True  # type: ignore[attr-defined]
     _no_transport_delays(assoc)
-    _keep_waited_for_answers(assoc)
+    assoc._reactor_checkpoint = _PauseGate(assoc)  # type: ignore[assignment]
 
 
 def on_connection_open(event: Any) -> None:
     """An ``EVT_CONN_OPEN`` handler for a server's associations (`tune_association`)."""
     tune_association(event.assoc)
+
+
+class _PauseGate:
+    """What pynetdicom's association thread stops at while a request waits for its answer
+    (its ``_reactor_checkpoint``, a `threading.Event` there), with the pause flag kept in
+    step under one lock.
+
+    - ``clear()`` (a request wants the thread stopped): if the thread is not waiting at the
+      gate, its "paused" flag is stale or about to be, so it is lowered; the request then
+      waits until the thread raises it at the gate.
+    - ``wait()`` (the thread at the gate): raises "paused" under the lock and returns only
+      while the gate is open, so a thread woken by the last ``set()`` but beaten to the lock
+      by the next ``clear()`` stays stopped.
+    """
+
+    def __init__(self, assoc: Association) -> None:
+        self._assoc = assoc
+        self._lock = threading.Condition(threading.Lock())
+        self._open = True
+        self._waiting = 0
+
+    def is_set(self) -> bool:
+        return self._open
+
+    def set(self) -> None:
+        with self._lock:
+            self._open = True
+            self._lock.notify_all()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._open = False
+            if self._waiting == 0:
+                self._assoc._is_paused = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            self._waiting += 1
+            self._assoc._is_paused = True
+            try:
+                return self._lock.wait_for(lambda: self._open, timeout)
+            finally:
+                self._waiting -= 1
 
 
 def _no_transport_delays(assoc: Association) -> None:
@@ -71,17 +120,3 @@ def _no_transport_delays(assoc: Association) -> None:
         return receive(nr_bytes)
 
     wrapper.recv = recv_acknowledging_at_once  # type: ignore[method-assign]
-
-
-def _keep_waited_for_answers(assoc: Association) -> None:
-    serve = assoc._serve_request
-
-    def serve_or_hand_back(msg: Any, context_id: int) -> None:
-        waiting = not assoc._reactor_checkpoint.is_set()  # a send_*() is waiting
-        if waiting and not msg.is_valid_request and msg.is_valid_response:
-            log.debug("handed a %s back to the request waiting for it", msg.msg_type)
-            assoc.dimse.msg_queue.put((context_id, msg))
-            return
-        serve(msg, context_id)
-
-    assoc._serve_request = serve_or_hand_back  # type: ignore[method-assign]

@@ -10,6 +10,7 @@ tests keep the subprocess (`run_cli_process`) to prove the installed entry point
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -50,11 +51,21 @@ def run_cli_process(*args: str, timeout: float = 300) -> subprocess.CompletedPro
     )
 
 
+def demo_series(ct: Path) -> Path:
+    """The demo CT's DICOM series and ground truth, as ``vertebroplan demo-ct ct`` writes
+    them, copied from the machine's demo cache (written once; `tests/app/test_cli.py`
+    runs the command itself): generating and encoding it again took 6 s a module."""
+    from planning.demo import demo_ct_path
+
+    shutil.copytree(demo_ct_path(), ct, ignore=shutil.ignore_patterns(".*"))
+    return ct
+
+
 def demo_case(root: Path) -> tuple[Path, Path]:
     """The demo CT written as DICOM into ``root``/ct and a plan of L1 and L2 proposed on
     it by the command line (``root``/plan.vplan.json): what the export tests export."""
     ct, plan = root / "ct", root / "plan.vplan.json"
-    assert run_cli("demo-ct", str(ct)).returncode == 0
+    demo_series(ct)
     made = run_cli("plan", str(ct), "--levels", "L1,L2", "--anatomy", "truth", "-o", str(plan))
     assert made.returncode == 0, made.stderr
     return ct, plan

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from planning.interop.plan_file import load_plan
-from tests.app.cli_helpers import run_cli
+from tests.app.cli_helpers import demo_series, run_cli
 from tests.planning.dicom_receiver import storescp_receiver
 
 pytestmark = pytest.mark.skipif(shutil.which("storescp") is None,
@@ -24,7 +24,7 @@ def uidless(tmp_path_factory) -> tuple[Path, Path]:
     """The demo CT with blank Study / Series Instance UIDs, and a plan of L1 on it."""
     root = tmp_path_factory.mktemp("uidless")
     ct, plan = root / "ct", root / "plan.vplan.json"
-    assert run_cli("demo-ct", str(ct)).returncode == 0
+    demo_series(ct)
     for path in sorted(ct.rglob("*.dcm")):
         ds = pydicom.dcmread(path)
         ds.StudyInstanceUID = ""

@@ -20,7 +20,9 @@ from tests.planning.dicom_receiver import needs_dcmtk, storescp_receiver
 
 pytestmark = needs_dcmtk
 
-WAKE_LIMIT_S = 2.0
+LATE_S = 0.3
+"""How long the association thread is kept from running once let go: far longer than
+storescp takes to answer an image (≤ 0.1 s with Nagle's algorithm)."""
 
 
 def _ct_images(n: int) -> list[Dataset]:
@@ -44,62 +46,61 @@ def _ct_images(n: int) -> list[Dataset]:
     return images
 
 
-class _LateWakingCheckpoint(threading.Event):
-    """The association thread's pause point, waking only once the next answer is on the
-    queue: what a busy machine does to it, made certain.
+def _late_after_the_gate(gate: Any, assoc: Any) -> None:
+    """Keep the association thread from running for a while each time it passes its gate,
+    as a busy machine does: it stays marked "paused" after being let go, and when it runs
+    at last the next answer is on the queue — unless the gate stops it (busy-waiting, so
+    the request waiting for the answer does not get to run either)."""
+    wait = gate.wait
+    queue = assoc.dimse.msg_queue
 
-    pynetdicom's thread marks itself paused before this wait and running after it; waking
-    late leaves the mark "paused" while the next request already goes out, and the thread,
-    running again as the answer arrives, takes it off the queue before the request waiting
-    for it wakes (pynetdicom 3.0 then drops it as "unexpected").
-    """
+    def late_wait(timeout: float | None = None) -> bool:
+        passed = wait(timeout)
+        deadline = time.monotonic() + LATE_S
+        while queue.empty() and time.monotonic() < deadline:
+            pass
+        return passed
 
-    def __init__(self, assoc: Any) -> None:
-        super().__init__()
-        self._queue = assoc.dimse.msg_queue
-        self.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        woke = super().wait(timeout)
-        deadline = time.monotonic() + WAKE_LIMIT_S
-        while self._queue.empty() and time.monotonic() < deadline:
-            pass  # busy, as a loaded machine: the waiting request does not get to run
-        return woke
+    gate.wait = late_wait
 
 
-def test_an_answer_taken_by_a_late_waking_association_thread_reaches_its_request(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _send_with_a_late_thread(monkeypatch: pytest.MonkeyPatch, receiver: Any, *, tuned: bool,
+                             timeout_s: float) -> send_module.SendReport:
     tune = send_module.tune_association
     slowed = []
 
-    def tune_then_slow(assoc):  # type: ignore[no-untyped-def]
-        tune(assoc)
-        assoc._reactor_checkpoint = _LateWakingCheckpoint(assoc)
+    def tune_then_slow(assoc: Any) -> None:
+        if tuned:
+            tune(assoc)
+        else:  # pynetdicom's own gate, a threading.Event
+            assoc._reactor_checkpoint = threading.Event()
+            assoc._reactor_checkpoint.set()
+        _late_after_the_gate(assoc._reactor_checkpoint, assoc)
         slowed.append(assoc)
 
     monkeypatch.setattr(send_module, "tune_association", tune_then_slow)
-    images = _ct_images(6)
+    try:
+        return send_module.send(receiver.remote, _ct_images(5), timeout_s=timeout_s)
+    finally:
+        assert slowed, "the association was not slowed: the test proves nothing"
+
+
+def test_an_association_thread_slow_to_get_going_loses_no_answer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with storescp_receiver(tmp_path) as receiver:
-        report = send_module.send(receiver.remote, images, timeout_s=5)
-        stored = receiver.received()
-    assert slowed, "the association was not slowed: the test proves nothing"
-    assert report.ok and len(report.stored) == 6
-    assert len(stored) == 6
+        report = _send_with_a_late_thread(monkeypatch, receiver, tuned=True, timeout_s=5)
+        assert len(receiver.received()) == 5
+    assert report.ok and len(report.stored) == 5
     assert report.elapsed_s < 5.0  # no request waited out its timeout
 
 
-def test_without_the_fix_the_late_waking_thread_loses_an_answer(
+def test_pynetdicoms_own_gate_loses_the_answer_then(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same send with pynetdicom's own behaviour: the stall the fix removes is real
-    (else the test above would pass for the wrong reason)."""
-
-    def slow_only(assoc):  # type: ignore[no-untyped-def]
-        assoc._reactor_checkpoint = _LateWakingCheckpoint(assoc)
-
-    monkeypatch.setattr(send_module, "tune_association", slow_only)
+    """The same send through pynetdicom's gate: the stall `_PauseGate` removes is real (else
+    the test above would pass for the wrong reason)."""
     with (storescp_receiver(tmp_path) as receiver,
           pytest.raises(send_module.SendError, match="did not confirm")):
-        send_module.send(receiver.remote, _ct_images(6), timeout_s=2)
+        _send_with_a_late_thread(monkeypatch, receiver, tuned=False, timeout_s=2)
 
 
 def test_associations_send_at_once_and_acknowledge_at_once(tmp_path: Path) -> None:
