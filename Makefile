@@ -64,7 +64,7 @@ lint: venv
 # subprocesses and the screen, so two cores finish it in about 60 % of the serial time.
 TEST_WORKERS ?= 2
 test: testdeps lint
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --max-worker-restart=0 --durations=25 $(PYTEST_ARGS)
 
 bench: venv testdeps
 	$(PY) -m bench

@@ -95,15 +95,17 @@ class AssessmentRunner(QObject):
             from planning.assessment.levels import assess_levels
             from planning.assessment.pedicle_morphometry import pedicle_morphometry
 
+            # each step reports per level, so a Close or a new CT stops it within one
+            # level's work instead of waiting for the whole assessment (≈ 1 s)
             if cached is not None:
                 fractures, pedicles = cached[2], cached[3]
             else:
-                fractures = assess_fractures(volume, anatomy)
+                fractures = assess_fractures(volume, anatomy, progress.part(0, 1, 2))
                 progress.check_cancelled()
                 pedicles = pedicle_morphometry(anatomy, gauge)
             result = assess_levels(volume, anatomy, needles, gauge=gauge,
                                    fill_range=fill_range, fractures=fractures,
-                                   pedicles=pedicles)
+                                   pedicles=pedicles, progress=progress.part(1, 1, 2))
             return anatomy, gauge, fractures, pedicles, result
 
         self._job.start(job)

@@ -169,6 +169,7 @@ def assess_levels(
     order += [name for name in anatomy.levels if name not in order]
     out: dict[str, LevelAssessment] = {}
     for name in order:
+        progress.check_cancelled()
         tips = {t.side: t.target for t in needles if t.level == name}
         volume_ml: float | None = body_volume_ml(anatomy, name)
         plan: CementPlan | None = None
