@@ -61,7 +61,8 @@ lint: venv
 
 # Every test: lint (ruff, import layering, mypy on planning/), unit, GUI (Xvfb via pytest-xvfb) and DICOM tool tests.
 # Two workers (pytest-xdist), a test file each at a time: much of the suite waits on servers,
-# subprocesses and the screen, so two cores finish it in about 60 % of the serial time.
+# subprocesses and the screen, so two cores finish it in about 60 % of the serial time. A worker
+# that crashes ends the run at once (pytest-xdist would otherwise wait for its files forever).
 TEST_WORKERS ?= 2
 test: testdeps lint
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --max-worker-restart=0 --durations=25 $(PYTEST_ARGS)
