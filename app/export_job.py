@@ -110,6 +110,10 @@ def export_plan(
     # a report that would mislead is refused before the slow work and before any file
     if request.pdf_path is not None or request.send_to:
         refuse_unprintable(plan, results, volume)
+    if request.send_to and not _writes_files(request):  # nobody there: say so at once
+        from planning.interop.send import RemoteAE, refuse_unreachable
+
+        refuse_unreachable(RemoteAE.parse(request.send_to))
     # the report was rendered without identifiers (PlanReport(deidentify=True)), so
     # its encapsulation may be marked as de-identified content
     deid = Deidentifier(document_content_deidentified=True) if request.deidentify else None
@@ -293,6 +297,11 @@ def _snapshot(surface: object, plan: Plan, results: dict[tuple[str, Side], Check
     verts, faces, normals = (surface.vertices_lps, surface.faces,  # type: ignore[attr-defined]
                              surface.normals_lps)  # type: ignore[attr-defined]
     return render_level_snapshot(verts, faces, normals, needles, focus, canal_mesh=canal)
+
+
+def _writes_files(request: ExportRequest) -> bool:
+    return any(p is not None for p in (request.pdf_path, request.sr_path, request.seg_path,
+                                       request.markups_path, request.mesh_dir))
 
 
 def _authoring(deid: Any) -> Authoring:

@@ -302,6 +302,19 @@ def _connection_failure(remote: RemoteAE, timeout_s: float, elapsed_s: float) ->
     return f"Could not connect to {remote.describe()}; it is reachable now: try again."
 
 
+def refuse_unreachable(remote: RemoteAE, timeout_s: float = 5.0) -> None:
+    """Raise `SendError` (saying why, as a send would) unless something accepts a
+    connection at the remote's address: what an export that only sends checks before it
+    renders anything, so "nobody is there" takes a second, not the whole report."""
+    t0 = time.monotonic()
+    try:
+        probe = socket.create_connection((remote.host, remote.port), timeout=timeout_s)
+    except OSError:
+        raise SendError(_connection_failure(remote, timeout_s, time.monotonic() - t0)
+                        ) from None
+    probe.close()
+
+
 def associate(
     ae: AE,
     remote: RemoteAE,
