@@ -91,8 +91,12 @@ def rib_roots(column: SpineColumn) -> RibRoots:
             & (behind >= ROOT_AP_MM[0]) & (behind <= ROOT_AP_MM[1]))
     if count == 0:
         return RibRoots(empty, empty.copy(), *_in_view(column, ci, s))
-    index = np.arange(1, count + 1)
-    reach = np.asarray(ndimage.maximum(np.abs(lateral), labels, index)).reshape(-1)
+    # each piece's farthest reach from the midline; per labelled voxel (np.maximum.at):
+    # ndimage.maximum sorts the whole grid by value first, 2.7 s on an oblique 1 mm grid
+    k, _, i = np.nonzero(labels)
+    farthest = np.zeros(count + 1)
+    np.maximum.at(farthest, labels[labels > 0], np.abs(lateral[k, 0, i]))
+    reach = farthest[1:]
     volume_ml = np.bincount(labels.ravel(), minlength=count + 1)[1:] * s**3 / 1000.0
     root_labels = np.where(root, labels, 0)
     span = np.zeros(count)
