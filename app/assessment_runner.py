@@ -8,6 +8,7 @@ cached; the cheap one re-runs a moment after the needles stop changing, latest w
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,22 @@ from planning.volume import Volume
 SETTLE_MS = 600  # after the last needle change
 
 
+_MEASURED: weakref.WeakKeyDictionary[Anatomy, tuple[weakref.ref[Volume], str, Any, Any]] = (
+    weakref.WeakKeyDictionary())
+"""The fracture grades and pedicle measurements of each anatomy (with the CT and gauge they
+were made on), for every runner of this process, for as long as the anatomy lives: they
+depend on nothing else, and a needle edit, a second window on the same CT or a return to it
+need not measure every body again (≈ 2 s on the demo CT). An anatomy is never changed in
+place (a label shift makes a new one), so its identity stands for its content."""
+
+
+def _measured(volume: Volume, anatomy: Anatomy, gauge: str) -> tuple[Any, Any] | None:
+    entry = _MEASURED.get(anatomy)
+    if entry is None or entry[0]() is not volume or entry[1] != gauge:
+        return None
+    return entry[2], entry[3]
+
+
 class AssessmentRunner(QObject):
     """Emits `ready` with ``{level: LevelAssessment}`` (fractured first) for the inputs."""
 
@@ -36,7 +53,6 @@ class AssessmentRunner(QObject):
         self._pool.setMaxThreadCount(1)
         self._inputs: tuple[Volume, Anatomy, tuple[Trajectory, ...], str] | None = None
         self.fill_range = DEFAULT_FILL_RANGE  # of the cement plans (settings)
-        self._cache: tuple[int, str, Any, Any] | None = None  # anatomy id, gauge, results
         self._job = JobSlot(self._pool, self)
         self._job.succeeded.connect(self._on_done)
         self._job.failed.connect(self._on_failed)
@@ -86,9 +102,8 @@ class AssessmentRunner(QObject):
             self._pending = True
             return
         volume, anatomy, needles, gauge = self._inputs
-        cache = self._cache
         fill_range = self.fill_range
-        cached = cache if cache is not None and cache[:2] == (id(anatomy), gauge) else None
+        cached = _measured(volume, anatomy, gauge)
 
         def job(progress: Progress) -> tuple[Anatomy, str, Any, Any, dict[str, Any]]:
             from planning.assessment import assess_fractures
@@ -98,7 +113,7 @@ class AssessmentRunner(QObject):
             # each step reports per level, so a Close or a new CT stops it within one
             # level's work instead of waiting for the whole assessment (≈ 1 s)
             if cached is not None:
-                fractures, pedicles = cached[2], cached[3]
+                fractures, pedicles = cached
             else:
                 fractures = assess_fractures(volume, anatomy, progress.part(0, 1, 2))
                 progress.check_cancelled()
@@ -112,7 +127,8 @@ class AssessmentRunner(QObject):
 
     def _on_done(self, result: object) -> None:
         anatomy, gauge, fractures, pedicles, levels = result  # type: ignore[misc]
-        self._cache = (id(anatomy), gauge, fractures, pedicles)
+        if self._inputs is not None and self._inputs[1] is anatomy:
+            _MEASURED[anatomy] = (weakref.ref(self._inputs[0]), gauge, fractures, pedicles)
         current = self._inputs is not None and self._inputs[1] is anatomy
         if current:
             self.result = levels
