@@ -17,7 +17,8 @@ from PySide6.QtGui import QColor
 
 from planning.anatomy.model import Anatomy
 from planning.checks import CheckResult
-from planning.mask_reslice import Mesh, empty_mesh, mask_mesh, merge_meshes
+from planning.mask_reslice import Mesh, mask_mesh
+from planning.triangle_mesh import empty_mesh, merge_meshes
 from planning.vocabulary import CANAL_COLOR, CEMENT_COLOR, HIGHLIGHT_COLOR, VESSEL_COLOR
 from widgets.mpr_overlays import Outline
 from widgets.plan_display import NeedleDisplay

@@ -13,6 +13,7 @@ from scipy.ndimage import gaussian_filter
 from skimage.measure import marching_cubes
 
 from planning.reslice import SliceGeometry
+from planning.triangle_mesh import TriangleMesh, empty_mesh
 from planning.volume import FloatArray, inverse_affine
 
 
@@ -40,26 +41,8 @@ def reslice_labels(
     return out
 
 
-Mesh = tuple[NDArray[np.float32], NDArray[np.int32], NDArray[np.float32]]
-"""A triangle surface in LPS mm: (vertices (N, 3), triangles (M, 3), outward normals (N, 3))."""
-
-
-def empty_mesh() -> Mesh:
-    """A surface with no triangles: what a view is given to clear its actor."""
-    return (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32),
-            np.zeros((0, 3), np.float32))
-
-
-def merge_meshes(parts: list[Mesh]) -> Mesh:
-    """One mesh of several, the triangles re-indexed (one actor for, e.g., the cement of
-    both needles)."""
-    if not parts:
-        return empty_mesh()
-    offsets = np.cumsum([0] + [len(v) for v, _f, _n in parts[:-1]])
-    return (np.concatenate([v for v, _f, _n in parts]).astype(np.float32),
-            np.concatenate([f + o for (_v, f, _n), o in zip(parts, offsets, strict=True)]
-                           ).astype(np.int32),
-            np.concatenate([n for _v, _f, n in parts]).astype(np.float32))
+Mesh = TriangleMesh
+"""A triangle surface in LPS mm (`planning.triangle_mesh`, the one mesh type)."""
 
 
 def mask_mesh(
@@ -91,4 +74,5 @@ def mask_mesh(
     normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
     if np.linalg.det(affine[:3, :3]) < 0:  # a mirrored grid turns the triangles inside out
         faces = faces[:, ::-1]
-    return verts.astype(np.float32), faces.astype(np.int32), normals.astype(np.float32)
+    return TriangleMesh(verts.astype(np.float32), faces.astype(np.int32),
+                        normals.astype(np.float32))

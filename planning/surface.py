@@ -9,14 +9,13 @@ bone edge (the 0.5 iso-surface of the bone fraction) and runs in about a second.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 from skimage.measure import marching_cubes
 
 from planning.progress import Progress, no_progress
+from planning.triangle_mesh import TriangleMesh, empty_mesh
 from planning.volume import Volume
 
 BONE_THRESHOLD_HU = 200.0
@@ -24,27 +23,13 @@ BONE_THRESHOLD_HU = 200.0
 are below it."""
 
 
-class BoneSurface(NamedTuple):
-    """A triangle mesh; unpacks as ``vertices_lps, faces, normals_lps``.
-
-    ``faces`` index ``vertices_lps`` counter-clockwise seen from outside the bone, and
-    ``normals_lps`` are unit vertex normals pointing out of the bone.
-    """
-
-    vertices_lps: NDArray[np.float32]
-    faces: NDArray[np.int32]
-    normals_lps: NDArray[np.float32]
-
-    @property
-    def is_empty(self) -> bool:
-        return len(self.faces) == 0
+BoneSurface = TriangleMesh
+"""The bone surface is a `TriangleMesh` like every other mesh (outward: out of the bone)."""
 
 
 def empty_surface() -> BoneSurface:
     """A mesh with no triangles (no bone above the threshold)."""
-    return BoneSurface(
-        np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), np.zeros((0, 3), np.float32)
-    )
+    return empty_mesh()
 
 
 def downsample_factors(spacing_mm: NDArray[np.float64], target_mm: float) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ CT. The binary STL header (80 bytes, ASCII) says
 lines saying the same. ``SPACE=LPS`` is the tag 3D Slicer looks for in STL headers and OBJ
 comments to load a mesh in the right frame without asking.
 
-Meshes are `planning.surface.BoneSurface` values (``vertices_lps``, ``faces``,
+Meshes are `planning.triangle_mesh.TriangleMesh` values (``vertices_lps``, ``faces``,
 ``normals_lps``), with faces counter-clockwise seen from outside, so that normals point out
 of the solid and printers and viewers agree on what is inside. Writers are numpy-vectorised
 and chunked: a bone surface of millions of triangles is written in seconds, never with a
@@ -34,12 +34,12 @@ from planning.errors import VertebroPlanError
 from planning.mask_reslice import mask_mesh
 from planning.plan import Plan, Trajectory
 from planning.progress import Progress, no_progress
-from planning.surface import BoneSurface, empty_surface
+from planning.triangle_mesh import TriangleMesh, empty_mesh
 from planning.vocabulary import DISCLAIMER
 from planning.volume import validate_affine
 
-Mesh = BoneSurface
-"""A triangle mesh in LPS mm (the bone surface's type, reused for every structure)."""
+Mesh = TriangleMesh
+"""A triangle mesh in LPS mm (`planning.triangle_mesh`, the one mesh type)."""
 
 STL_HEADER_TEXT = "VertebroPlan LPS mm - research/training only - SPACE=LPS"
 CONVENTION = (
@@ -103,7 +103,7 @@ def needle_mesh(trajectory: Trajectory, segments: int = 24) -> Mesh:
         [radial - d, radial + d, -d[None], d[None]]
     )
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
-    return BoneSurface(
+    return TriangleMesh(
         vertices.astype(np.float32), faces.astype(np.int32), normals.astype(np.float32)
     )
 
@@ -155,8 +155,8 @@ def mask_surface(
     verts, faces, normals = mask_mesh(m.astype(bool), affine, step_vox=step_vox,
                                       sigma_vox=sigma_vox)
     if len(faces) == 0:
-        return empty_surface()
-    mesh = BoneSurface(verts, np.ascontiguousarray(faces, dtype=np.int32), normals)
+        return empty_mesh()
+    mesh = TriangleMesh(verts, np.ascontiguousarray(faces, dtype=np.int32), normals)
     if signed_volume_mm3(mesh) < 0:
         mesh = mesh._replace(faces=np.ascontiguousarray(mesh.faces[:, ::-1]))
     # vertex normals must agree with the winding (they come from the field's gradient)
