@@ -109,14 +109,14 @@ def cmd_train_score(args: argparse.Namespace) -> int:
     score = score_attempt(reference, attempt, results, args.time_s)
     written = None
     if args.pdf:
+        from planning.report.model import TraineeReport
         from planning.report.trainee_pdf import write_trainee_report
 
-        written = write_trainee_report(
-            args.pdf, case=case, score=score, volume=volume, anatomy=anatomy,
-            trainee_name=args.trainee, attempt=attempt, reference=reference, results=results,
-            progress=progress, show_patient=args.show_patient,
+        written = write_trainee_report(args.pdf, TraineeReport(
+            case, score, volume, attempt, reference, anatomy=anatomy, results=results,
+            trainee_name=args.trainee, show_patient=args.show_patient,
             software_version=SOFTWARE_VERSION,
-        )
+        ), progress)
     if args.json:
         out = {"case": case_json(case), "trainee": args.trainee, **score.to_json(),
                "pdf": None if written is None else str(written)}

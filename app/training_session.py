@@ -23,6 +23,7 @@ from app.error_boundary import report_error
 from planning.mask_reslice import mask_mesh
 from planning.plan import Plan
 from planning.progress import Progress
+from planning.report.model import TraineeReport
 from planning.training import (
     TrainingCase,
     TrainingScore,
@@ -209,11 +210,11 @@ class TrainingSession(QObject):
         trainee = self.panel.trainee_name
         results = self.controller.check_all(attempt)  # type: ignore[arg-type]
 
-        def job(progress: Progress) -> Path:
-            return write_trainee_report(path, case=case, score=score, volume=volume,
-                                        anatomy=anatomy, trainee_name=trainee,
-                                        attempt=attempt, reference=reference,
-                                        results=results, progress=progress)
+        def job(progress: Progress) -> Path:  # a refusal of the model reaches the user too
+            report = TraineeReport(case, score, volume, attempt,  # type: ignore[arg-type]
+                                   reference, anatomy=anatomy, results=results,
+                                   trainee_name=trainee)
+            return write_trainee_report(path, report, progress)
 
         return self.controller.run_task("Writing the trainee report…", WRITE_REPORT, job)
 

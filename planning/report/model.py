@@ -31,7 +31,9 @@ from planning.reslice import SliceGeometry
 from planning.volume import Volume
 
 if TYPE_CHECKING:
+    from planning.anatomy.model import Anatomy
     from planning.assessment.levels import LevelAssessment
+    from planning.training import TrainingCase, TrainingScore
 
 
 class ReportModelError(VertebroPlanError, ValueError):
@@ -157,6 +159,44 @@ class PlanReport:
         if self.assessment is not None:
             object.__setattr__(self, "assessment", MappingProxyType(dict(self.assessment)))
         object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "created", self.created.astimezone())
+
+
+@dataclass(frozen=True)
+class TraineeReport:
+    """Everything the trainee report prints of one attempt at a case, validated when made
+    (`ReportModelError`), as `PlanReport` is for a plan.
+
+    ``results`` are the checks that colour and label the trainee's needles (default: what
+    the score recorded of them); ``show_patient`` prints the CT's patient in the header,
+    off by default because a trainee report is teaching material and should name nobody.
+    """
+
+    case: TrainingCase
+    score: TrainingScore
+    volume: Volume
+    attempt: Plan
+    reference: Plan
+    _: KW_ONLY
+    anatomy: Anatomy | None = None
+    results: Mapping[tuple[str, Side], CheckResult] | None = None
+    trainee_name: str = ""
+    show_patient: bool = False
+    software_version: str = ""
+    created: datetime = field(default_factory=datetime.now)
+
+    def __post_init__(self) -> None:
+        # both plans' needles are drawn on this CT's images: each must be of this CT
+        for plan in (self.attempt, self.reference):
+            if self.volume.frame_of_reference_uid:
+                refuse_plan_of_other_ct(
+                    plan, self.volume.frame_of_reference_uid, ReportModelError,
+                    "its needles would be printed on this CT's images, where they may not "
+                    "lie.")
+        if self.results is not None:
+            _refuse_results_of_other_needles(self.attempt, self.results)
+            object.__setattr__(self, "results", MappingProxyType(dict(self.results)))
+        object.__setattr__(self, "trainee_name", self.trainee_name.strip())
         object.__setattr__(self, "created", self.created.astimezone())
 
 

@@ -18,18 +18,16 @@ drawn in `planning.report.trainee_images`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from pathlib import Path
 
 from fpdf import FPDF, FontFace
 from fpdf.enums import XPos, YPos
 
-from planning.anatomy.model import Anatomy
-from planning.checks import CheckResult, Status, grade_meaning
-from planning.plan import Plan, Side, Trajectory, level_index
+from planning.checks import Status, grade_meaning
+from planning.plan import Trajectory, level_index
 from planning.progress import Progress, no_progress
-from planning.report.model import LevelImages
+from planning.report.model import LevelImages, TraineeReport
 from planning.report.page import (
     CONTENT_W,
     DARK,
@@ -71,7 +69,6 @@ from planning.vocabulary import (
     format_person_name,
     rgb,
 )
-from planning.volume import Volume
 
 TITLE = "Vertebroplasty training report"
 PASS_COLOR = STATUS_COLORS[Status.SAFE]
@@ -93,49 +90,11 @@ class _TraineePDF(ReportPage):
                           min_room_mm=5.0)
 
 
-def write_trainee_report(
-    path: str | Path,
-    *,
-    case: TrainingCase,
-    score: TrainingScore,
-    volume: Volume,
-    anatomy: Anatomy | None,
-    trainee_name: str = "",
-    attempt: Plan,
-    reference: Plan,
-    results: Mapping[tuple[str, Side], CheckResult] | None = None,
-    progress: Progress | None = None,
-    show_patient: bool = False,
-    software_version: str = "",
-    created: datetime | None = None,
-) -> Path:
-    """Write the trainee's report of one attempt to ``path`` (atomically).
-
-    Parameters
-    ----------
-    path
-        The PDF to write; its folder is created if needed.
-    case, score
-        The case attempted and the attempt's score (`planning.training.score_attempt`).
-    volume, anatomy
-        The case's CT (the images) and the anatomy the needles were checked on (the canal's
-        outline; None leaves it out).
-    trainee_name
-        Printed in every page's header ("—" when empty).
-    attempt, reference
-        The trainee's plan and the case's reference plan (LPS mm).
-    results
-        The check of each attempt needle, which colours and labels the trainee's needles;
-        default: what the score recorded of those checks.
-    progress
-        Reports one step per level picture; may raise `planning.errors.Cancelled`.
-    show_patient
-        Print the CT's patient name and ID in the header. Off by default: a trainee report
-        is teaching material and should name nobody.
-    software_version
-        "VertebroPlan 0.1.0" in the header.
-    created
-        The time printed in the header (default: now, local time).
+def write_trainee_report(path: str | Path, report: TraineeReport,
+                         progress: Progress | None = None) -> Path:
+    """Write the trainee's report of one attempt (`TraineeReport`) to ``path``
+    (atomically; its folder is created if needed). ``progress`` reports one step per level
+    picture and may raise `planning.errors.Cancelled`.
 
     Raises
     ------
@@ -143,27 +102,27 @@ def write_trainee_report(
         The file cannot be written or the font is missing.
     """
     progress = progress or no_progress()
+    r = report
     target = Path(path)
-    when = (created or datetime.now()).astimezone()
-    when_text = created_text(when)
-    pairs = [("Trainee", trainee_name.strip() or "—"), ("Created", when_text)]
-    if show_patient:
-        patient = volume.patient
+    when_text = created_text(r.created)
+    pairs = [("Trainee", r.trainee_name or "—"), ("Created", when_text)]
+    if r.show_patient:
+        patient = r.volume.patient
         pairs.append(("Patient", format_person_name(patient.name) or "—"))
         pairs.append(("ID", patient.patient_id or "—"))
-    pairs.append(("Case", case.title))
-    software = f"VertebroPlan {software_version}".strip()
+    pairs.append(("Case", r.case.title))
+    software = f"VertebroPlan {r.software_version}".strip()
     pdf = _TraineePDF(pairs, software)
-    describe_document(pdf, f"{TITLE}: {case.title}", software, trainee_name.strip(), when)
+    describe_document(pdf, f"{TITLE}: {r.case.title}", software, r.trainee_name, r.created)
 
-    looks = needle_looks(score, results)
-    levels = sorted({t.level for t in (*reference.trajectories, *attempt.trajectories)},
+    looks = needle_looks(r.score, r.results)
+    levels = sorted({t.level for t in (*r.reference.trajectories, *r.attempt.trajectories)},
                     key=level_index)
-    _result_page(pdf, case, score, trainee_name, when_text)
+    _result_page(pdf, r.case, r.score, r.trainee_name, when_text)
     for n, level in enumerate(levels):
         progress.report(n, len(levels), f"Report: {level}")
-        images = comparison_images(volume, attempt, reference, looks, anatomy, level)
-        _level_page(pdf, score, level, images)
+        images = comparison_images(r.volume, r.attempt, r.reference, looks, r.anatomy, level)
+        _level_page(pdf, r.score, level, images)
     progress.report(len(levels), len(levels), "Writing the report")
     write_atomically(target, bytes(pdf.output()))
     return target

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import shutil
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from PIL import Image
 from planning.checks import Status
 from planning.demo import DEMO_PATIENT
 from planning.plan import Plan, Side
+from planning.report.model import ReportModelError, TraineeReport
 from planning.report.report_images import ReportFileError, window_to_grey
 from planning.report.trainee_images import REFERENCE_RGB, comparison_images, needle_looks
 from planning.report.trainee_pdf import write_trainee_report
@@ -66,14 +68,13 @@ def attempt_and_report(tmp_path_factory: pytest.TempPathFactory):
     assert results[("L2", Side.LEFT)].status is Status.UNSAFE
     score = score_attempt(reference, attempt, results, 312.0)
     folder = tmp_path_factory.mktemp("trainee")
-    path = write_trainee_report(folder / "trainee report.pdf", case=case, score=score,
-                                volume=volume, anatomy=anatomy, trainee_name=TRAINEE,
-                                attempt=attempt, reference=reference, results=results,
-                                software_version="0.1.0-test", created=WHEN)
+    path = write_trainee_report(folder / "trainee report.pdf", TraineeReport(
+        case, score, volume, attempt, reference, anatomy=anatomy, results=results,
+        trainee_name=TRAINEE, software_version="0.1.0-test", created=WHEN))
     perfect = score_attempt(reference, reference, check_attempt(reference, ctx), 95.0)
-    passed = write_trainee_report(folder / "passed.pdf", case=case, score=perfect,
-                                  volume=volume, anatomy=anatomy, attempt=reference,
-                                  reference=reference, show_patient=True, created=WHEN)
+    passed = write_trainee_report(folder / "passed.pdf", TraineeReport(
+        case, perfect, volume, reference, reference, anatomy=anatomy, show_patient=True,
+        created=WHEN))
     return case, volume, anatomy, reference, attempt, results, score, path, passed
 
 
@@ -168,14 +169,27 @@ def test_write_is_atomic_and_errors_name_the_file(attempt_and_report, tmp_path: 
     case, volume, anatomy, reference, attempt, results, score, _, _ = attempt_and_report
     target = tmp_path / "out.pdf"
     target.write_bytes(b"old report")
-    written = write_trainee_report(target, case=case, score=score, volume=volume,
-                                   anatomy=None, attempt=attempt, reference=reference)
+    written = write_trainee_report(target, TraineeReport(case, score, volume, attempt,
+                                                         reference))
     assert written == target and target.read_bytes().startswith(b"%PDF")
     assert [p.name for p in tmp_path.iterdir()] == ["out.pdf"]
     in_the_way = tmp_path / "a folder.pdf"
     in_the_way.mkdir()
     with pytest.raises(ReportFileError, match=r"a folder\.pdf"):
-        write_trainee_report(in_the_way, case=case, score=score, volume=volume,
-                             anatomy=anatomy, attempt=attempt, reference=reference,
-                             results=results)
+        write_trainee_report(in_the_way, TraineeReport(
+            case, score, volume, attempt, reference, anatomy=anatomy, results=results))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a folder.pdf", "out.pdf"]
+
+
+def test_the_model_refuses_what_would_mislead(attempt_and_report) -> None:
+    """A check result of no needle of the attempt, or a plan of another CT, is refused by
+    name before anything is drawn."""
+    case, volume, _, reference, attempt, results, score, _, _ = attempt_and_report
+    stray = {**results, ("L5", Side.LEFT): results[("L2", Side.LEFT)]}
+    with pytest.raises(ReportModelError, match="Left L5"):
+        TraineeReport(case, score, volume, attempt, reference, results=stray)
+    other = replace(reference, frame_of_reference_uid="1.2.3.4")
+    with pytest.raises(ReportModelError, match="another CT"):
+        TraineeReport(case, score, volume, attempt, other)
+    made = TraineeReport(case, score, volume, attempt, reference, trainee_name="  Dr A  ")
+    assert made.trainee_name == "Dr A" and made.created.tzinfo is not None
