@@ -127,10 +127,9 @@ class AssessmentRunner(QObject):
 
     def _on_done(self, result: object) -> None:
         anatomy, gauge, fractures, pedicles, levels = result  # type: ignore[misc]
-        if self._inputs is not None and self._inputs[1] is anatomy:
-            _MEASURED[anatomy] = (weakref.ref(self._inputs[0]), gauge, fractures, pedicles)
-        current = self._inputs is not None and self._inputs[1] is anatomy
-        if current:
+        inputs = self._inputs
+        if inputs is not None and inputs[1] is anatomy:  # still the anatomy on screen
+            _MEASURED[anatomy] = (weakref.ref(inputs[0]), gauge, fractures, pedicles)
             self.result = levels
             self.runs += 1
             self.ready.emit(levels)

@@ -27,11 +27,6 @@ BoneSurface = TriangleMesh
 """The bone surface is a `TriangleMesh` like every other mesh (outward: out of the bone)."""
 
 
-def empty_surface() -> BoneSurface:
-    """A mesh with no triangles (no bone above the threshold)."""
-    return empty_mesh()
-
-
 def downsample_factors(spacing_mm: NDArray[np.float64], target_mm: float) -> tuple[int, ...]:
     """Integer block size per axis (i, j, k) bringing voxels close to ``target_mm``."""
     return tuple(max(1, round(target_mm / float(s))) for s in spacing_mm)
@@ -253,7 +248,7 @@ def extract_bone_surface(
     sigma = _denoising_sigma_vox(volume.array)
     field = _bone_fraction(volume.array, threshold_hu, f_kji, progress, sigma)
     if field.size == 0:
-        return empty_surface()
+        return empty_mesh()  # no bone above the threshold
     if not_bone is not None:
         blood = _on_blocks(volume, f_ijk, field.shape, *not_bone)
         field[blood] = 0.0
@@ -267,12 +262,12 @@ def extract_bone_surface(
     voxel_mm3 = float(np.prod(volume.spacing_mm * np.array(f_ijk)))
     _drop_small_components(field, 0.5, max(1, int(min_component_mm3 / voxel_mm3)))
     if field.max() < 0.5:
-        return empty_surface()
+        return empty_mesh()  # no bone above the threshold
     # a border of no bone so that bone cut by the scan's edge still gives a closed surface
     field = np.pad(field, 1, mode="constant", constant_values=0.0)
     verts_kji, faces, normals_kji = _marching_cubes_in_slabs(field, 0.5, progress)
     if len(faces) == 0:
-        return empty_surface()
+        return empty_mesh()  # no bone above the threshold
     progress.report(9, 10, "Placing surface in patient space…")
     return _to_patient_space(volume, f_ijk, verts_kji, faces, normals_kji)
 

@@ -186,15 +186,11 @@ class TraineeReport:
     created: datetime = field(default_factory=datetime.now)
 
     def __post_init__(self) -> None:
-        # both plans' needles are drawn on this CT's images: each must be of this CT
-        for plan in (self.attempt, self.reference):
-            if self.volume.frame_of_reference_uid:
-                refuse_plan_of_other_ct(
-                    plan, self.volume.frame_of_reference_uid, ReportModelError,
-                    "its needles would be printed on this CT's images, where they may not "
-                    "lie.")
+        # both plans' needles are drawn on this CT's images, the attempt's in its checks'
+        # colours: the rules of the plan report, for each plan
+        refuse_unprintable(self.attempt, self.results or {}, self.volume)
+        refuse_unprintable(self.reference, {}, self.volume)
         if self.results is not None:
-            _refuse_results_of_other_needles(self.attempt, self.results)
             object.__setattr__(self, "results", MappingProxyType(dict(self.results)))
         object.__setattr__(self, "trainee_name", self.trainee_name.strip())
         object.__setattr__(self, "created", self.created.astimezone())
