@@ -52,6 +52,7 @@ from planning.needle_geometry import (
     wall_name,
 )
 from planning.plan import Plan, Side, Trajectory
+from planning.result_memo import MEMO
 from planning.volume import Volume, inverse_affine
 
 FloatArray = NDArray[np.float64]
@@ -92,17 +93,12 @@ class CheckContext:
     def build(
         cls, volume: Volume, anatomy: Anatomy, limits: SafetyLimits | None = None
     ) -> CheckContext:
-        canal = SignedDistance.build(anatomy.canal, anatomy.affine_lps, step_vox=CANAL_STEP_VOX)
-        _ = canal.sparse  # built now, not on the first mouse move
-        k, j, i = np.nonzero(anatomy.canal)
-        canal_lps = anatomy.to_lps(np.stack([i, j, k], 1).astype(np.float64))
-        boxes = find_objects(anatomy.labels)  # one pass: each vertebra's bounding box
-        landmarks = {}
-        for name, geo in anatomy.levels.items():
-            box = boxes[geo.code - 1] if 0 < geo.code <= len(boxes) else None
-            if box is not None:
-                landmarks[name] = _landmarks(anatomy, geo, box, canal_lps)
+        """The context of ``anatomy`` on ``volume`` (~1 s on the demo CT; once per content
+        in a process, `result_memo`: the window, the export and a second window share it)."""
         limits = limits or SafetyLimits()
+        canal, landmarks, evidence, margin = MEMO.remembered(
+            "check context", (volume.array, volume.affine_lps, anatomy, limits),
+            lambda: _measured_from_image(volume, anatomy, limits))
         return cls(
             anatomy=anatomy,
             canal=canal,
@@ -111,8 +107,8 @@ class CheckContext:
             hu=np.ascontiguousarray(volume.array),
             hu_index_from_lps=inverse_affine(volume.affine_lps),
             limits=limits,
-            evidence=ImageEvidence.build(volume, anatomy),
-            canal_margin=CanalMargin.build(volume, anatomy, canal, limits.canal_caution_mm),
+            evidence=evidence,
+            canal_margin=margin,
         )
 
     def voxel_lookup(self, points_lps: FloatArray) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
@@ -129,6 +125,25 @@ class CheckContext:
         """HU of the nearest CT voxel at each point (air outside the CT)."""
         flat, ok = nearest_voxels(self.hu_index_from_lps, self.hu.shape, points_lps)
         return np.where(ok, self.hu.reshape(-1)[flat], -1024).astype(np.int16)
+
+
+def _measured_from_image(volume: Volume, anatomy: Anatomy, limits: SafetyLimits
+                         ) -> tuple[SignedDistance, dict[str, LevelLandmarks], ImageEvidence,
+                                    CanalMargin]:
+    """The slow part of `CheckContext.build`: the canal's and walls' surfaces, each level's
+    landmarks, the image's own evidence and the canal's margin."""
+    canal = SignedDistance.build(anatomy.canal, anatomy.affine_lps, step_vox=CANAL_STEP_VOX)
+    _ = canal.sparse  # built now, not on the first mouse move
+    k, j, i = np.nonzero(anatomy.canal)
+    canal_lps = anatomy.to_lps(np.stack([i, j, k], 1).astype(np.float64))
+    boxes = find_objects(anatomy.labels)  # one pass: each vertebra's bounding box
+    landmarks = {}
+    for name, geo in anatomy.levels.items():
+        box = boxes[geo.code - 1] if 0 < geo.code <= len(boxes) else None
+        if box is not None:
+            landmarks[name] = _landmarks(anatomy, geo, box, canal_lps)
+    return (canal, landmarks, ImageEvidence.build(volume, anatomy),
+            CanalMargin.build(volume, anatomy, canal, limits.canal_caution_mm))
 
 
 def _landmarks(

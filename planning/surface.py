@@ -15,6 +15,7 @@ from scipy import ndimage
 from skimage.measure import marching_cubes
 
 from planning.progress import Progress, no_progress
+from planning.result_memo import MEMO
 from planning.triangle_mesh import TriangleMesh, empty_mesh
 from planning.volume import Volume
 
@@ -149,7 +150,13 @@ def _on_blocks(volume: Volume, f_ijk: tuple[int, ...], shape: tuple[int, ...],
 
 def not_bone_mask(volume: Volume) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
     """The contrast-filled vessels and heart of ``volume`` (lumen and wall calcium) on the
-    anatomy's working grid, and that grid's affine: bright, but never bone."""
+    anatomy's working grid, and that grid's affine: bright, but never bone (once per CT
+    content in a process, `result_memo`)."""
+    return MEMO.remembered("not bone", (volume.array, volume.affine_lps),
+                           lambda: _not_bone_found(volume))
+
+
+def _not_bone_found(volume: Volume) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
     from planning.anatomy.spine_column import (
         SpineNotFoundError,
         find_column,
@@ -243,6 +250,20 @@ def extract_bone_surface(
         Vertices and normals in LPS mm, faces wound counter-clockwise seen from outside.
     """
     progress = progress or no_progress()
+    surface = MEMO.remembered(
+        "bone surface", (volume.array, volume.affine_lps, threshold_hu, target_spacing_mm,
+                         smoothing_sigma_vox, min_component_mm3, not_bone),
+        lambda: _surface_made(volume, threshold_hu, target_spacing_mm, smoothing_sigma_vox,
+                              min_component_mm3, progress, not_bone))
+    progress.report(10, 10, "Bone surface ready")
+    return surface
+
+
+def _surface_made(volume: Volume, threshold_hu: float, target_spacing_mm: float,
+                  smoothing_sigma_vox: float, min_component_mm3: float, progress: Progress,
+                  not_bone: tuple[NDArray[np.bool_], NDArray[np.float64]] | None
+                  ) -> BoneSurface:
+    """`extract_bone_surface`, made (not remembered)."""
     f_ijk = downsample_factors(volume.spacing_mm, target_spacing_mm)
     f_kji = f_ijk[::-1]
     sigma = _denoising_sigma_vox(volume.array)

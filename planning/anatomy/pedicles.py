@@ -35,6 +35,7 @@ from scipy import ndimage
 from planning.anatomy.model import Anatomy, VertebraGeometry
 from planning.errors import VertebroPlanError
 from planning.plan import Side
+from planning.result_memo import MEMO
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -153,7 +154,14 @@ def measure_pedicles(
     anatomy: Anatomy, levels: list[str] | None = None
 ) -> dict[str, dict[Side, PedicleGeometry]]:
     """Both pedicles of every level (or of ``levels``); a side that cannot be measured is
-    absent (`measure_pedicle` says why)."""
+    absent (`measure_pedicle` says why). Once per content in a process (`result_memo`)."""
+    return MEMO.remembered("pedicles", (anatomy, levels),
+                           lambda: _measured(anatomy, levels))
+
+
+def _measured(anatomy: Anatomy, levels: list[str] | None
+              ) -> dict[str, dict[Side, PedicleGeometry]]:
+    """`measure_pedicles`, made (not remembered)."""
     boxes = ndimage.find_objects(anatomy.labels)
     out: dict[str, dict[Side, PedicleGeometry]] = {}
     for name in levels if levels is not None else anatomy.level_names():

@@ -88,6 +88,7 @@ from planning.assessment.fracture_findings import (
 )
 from planning.plan import LEVEL_NAMES
 from planning.progress import Progress
+from planning.result_memo import MEMO
 from planning.volume import Volume
 
 FloatArray = NDArray[np.float64]
@@ -350,8 +351,16 @@ def assess_fractures(volume: Volume, anatomy: Anatomy, progress: Progress | None
     A level without body voxels, or whose body has no mid-sagittal strip to measure
     (`BodyNotMeasurable`), is left out: it shows as not assessed, never with a grade. Neighbours are
     the levels up to `REFERENCE_REACH` places away in the spine (T11, T12, L2 and L3 for
-    L1) that are present in the anatomy.
+    L1) that are present in the anatomy. Once per content in a process (`result_memo`):
+    the window's assessment, the export's and the CLI's are one.
     """
+    return MEMO.remembered("fractures", (volume.array, volume.affine_lps, anatomy),
+                           lambda: _assessed(volume, anatomy, progress))
+
+
+def _assessed(volume: Volume, anatomy: Anatomy, progress: Progress | None
+              ) -> dict[str, FractureAssessment]:
+    """`assess_fractures`, made (not remembered)."""
     order = _spine_order(anatomy.levels)
     total = 2 * len(order) + 1
     measured: dict[str, _Measured] = {}

@@ -1,0 +1,229 @@
+"""Results derived from a CT, made once per content in a process and then reused.
+
+Why: the window, the export, a training case, the CLI and a second window each ask for the
+same check context, vessel mask, bone surface, fracture measurements and pedicles of the
+same CT, and each of those costs 0.5–3 s. Before this, the window built the check context
+once when the anatomy came and the export built it again; opening the CT again (a recent
+file, a recovered session, a training case on a CT just planned) redid all of it.
+
+Keys are the *content* of the inputs (SHA-256 of every array, at ~2 GB/s: 30 ms for a
+512 × 512 × 100 CT), never their identity: a CT read again from its files finds its results,
+and a result can never be handed to other data, even if an array was changed in place.
+Results are kept up to a memory budget (least recently used first out), and arrays in them
+are made read-only, because every caller now shares them.
+
+Only deterministic functions of their inputs belong here: a remembered result is the result
+the function would have returned again. What reports progress reports its end at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+DEFAULT_BUDGET_MB = 1024.0
+"""What the remembered results may hold (``VERTEBROPLAN_MEMO_MB`` changes it; 0 turns the
+memo off). A 512 × 512 × 300 CT's check context, surface and vessel mask are ~300 MB."""
+
+
+class NotRemembered(TypeError):
+    """An input the memo cannot fingerprint (an object that is not data): the result is
+    then made, and not kept."""
+
+
+def fingerprint(*parts: object) -> bytes:
+    """A SHA-256 digest of the content of ``parts``: numpy arrays (dtype, shape and bytes),
+    dataclasses (every field), mappings, sequences, enums and plain values.
+
+    Raises `NotRemembered` for anything else, rather than hashing an object's identity."""
+    h = hashlib.sha256()
+    _feed(h, parts, 0)
+    return h.digest()
+
+
+def _feed(h: Any, value: object, depth: int) -> None:
+    if depth > 8:
+        raise NotRemembered("inputs nested too deeply to fingerprint")
+    if isinstance(value, np.ndarray):
+        h.update(f"a{value.dtype.str}{value.shape}".encode())
+        h.update(memoryview(np.ascontiguousarray(value)).cast("B"))
+    elif value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        h.update(f"{type(value).__name__}:{value!r};".encode())
+    elif isinstance(value, enum.Enum):
+        h.update(f"e{type(value).__qualname__}.{value.name};".encode())
+    elif isinstance(value, np.generic):
+        h.update(f"s{value.dtype.str}:{value.item()!r};".encode())
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        h.update(f"d{type(value).__qualname__}(".encode())
+        for f in dataclasses.fields(value):
+            h.update(f.name.encode())
+            _feed(h, getattr(value, f.name), depth + 1)
+        h.update(b")")
+    elif isinstance(value, Mapping):
+        h.update(f"m{len(value)}{{".encode())
+        for k, v in value.items():
+            _feed(h, k, depth + 1)
+            _feed(h, v, depth + 1)
+        h.update(b"}")
+    elif isinstance(value, (tuple, list)):
+        h.update(f"l{len(value)}[".encode())
+        for v in value:
+            _feed(h, v, depth + 1)
+        h.update(b"]")
+    else:
+        raise NotRemembered(f"cannot fingerprint a {type(value).__name__}")
+
+
+def freeze(value: T, inputs: tuple[object, ...] = ()) -> T:
+    """``value`` with every array reachable through dataclasses, mappings and sequences made
+    read-only (a shared result that a caller changed would change it for every other),
+    except arrays that share memory with ``inputs``': those are the caller's own."""
+    theirs = _arrays(inputs)
+    _freeze(value, 0, set(), theirs)
+    return value
+
+
+def _arrays(value: object, depth: int = 0, seen: set[int] | None = None
+            ) -> list[np.ndarray]:
+    seen = set() if seen is None else seen
+    if depth > 8 or id(value) in seen:
+        return []
+    seen.add(id(value))
+    if isinstance(value, np.ndarray):
+        return [value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [a for f in dataclasses.fields(value)
+                for a in _arrays(getattr(value, f.name), depth + 1, seen)]
+    if isinstance(value, Mapping):
+        return [a for v in value.values() for a in _arrays(v, depth + 1, seen)]
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in _arrays(v, depth + 1, seen)]
+    return []
+
+
+def _freeze(value: object, depth: int, seen: set[int], theirs: list[np.ndarray]) -> None:
+    if depth > 8 or id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, np.ndarray):
+        if not any(np.may_share_memory(value, a) for a in theirs):
+            value.flags.writeable = False
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            _freeze(getattr(value, f.name), depth + 1, seen, theirs)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            _freeze(v, depth + 1, seen, theirs)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            _freeze(v, depth + 1, seen, theirs)
+
+
+def size_of(value: object) -> int:
+    """The bytes ``value``'s arrays (and KD-trees) keep alive, counted once each (an array
+    of the inputs too: a kept result keeps it alive after its CT is closed)."""
+    return _size(value, 0, set())
+
+
+def _size(value: object, depth: int, seen: set[int]) -> int:
+    if depth > 8 or id(value) in seen:
+        return 0
+    seen.add(id(value))
+    if isinstance(value, np.ndarray):
+        owner = value if value.base is None else value.base
+        if owner is not value and id(owner) in seen:
+            return 0
+        seen.add(id(owner))
+        return int(getattr(owner, "nbytes", value.nbytes))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(_size(getattr(value, f.name), depth + 1, seen)
+                   for f in dataclasses.fields(value)) + 64
+    if isinstance(value, Mapping):
+        return sum(_size(v, depth + 1, seen) for v in value.values()) + 64
+    if isinstance(value, (tuple, list)):
+        return sum(_size(v, depth + 1, seen) for v in value) + 64
+    data = getattr(value, "data", None)  # scipy's cKDTree: its points, about thrice over
+    if isinstance(data, np.ndarray):
+        return 3 * int(data.nbytes)
+    return 64
+
+
+class ResultMemo:
+    """Results by (kind, content of the inputs), least recently used first out of a budget.
+
+    Thread-safe: the window's jobs ask from worker threads. Two threads asking for the same
+    result at once both make it (the second keeps the first's), rather than one waiting on
+    the other where it could not be cancelled.
+    """
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget_bytes = budget_bytes
+        self._items: OrderedDict[tuple[str, bytes], tuple[object, int]] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def remembered(self, kind: str, inputs: tuple[object, ...], make: Callable[[], T]) -> T:
+        """``make()``, or the result it gave for inputs of the same content before."""
+        if self.budget_bytes <= 0:
+            return make()
+        try:
+            key = (kind, fingerprint(*inputs))
+        except NotRemembered:
+            return make()
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return item[0]  # type: ignore[return-value]
+            self.misses += 1
+        value = freeze(make(), inputs)
+        size = size_of(value)
+        if size > self.budget_bytes:
+            return value
+        with self._lock:
+            if key in self._items:
+                return self._items[key][0]  # type: ignore[return-value]
+            self._items[key] = (value, size)
+            self._held += size
+            while self._held > self.budget_bytes:
+                _, (_, freed) = self._items.popitem(last=False)
+                self._held -= freed
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._held = 0
+
+    @property
+    def held_bytes(self) -> int:
+        return self._held
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _budget_from_environment() -> int:
+    raw = os.environ.get("VERTEBROPLAN_MEMO_MB", "")
+    try:
+        mb = float(raw) if raw.strip() else DEFAULT_BUDGET_MB
+    except ValueError:
+        mb = DEFAULT_BUDGET_MB
+    return int(max(0.0, mb) * 1024 * 1024)
+
+
+MEMO = ResultMemo(_budget_from_environment())
+"""The process's one memo (the window, its jobs, the export and the CLI share it)."""
