@@ -129,7 +129,7 @@ class CheckContext:
 
 def _measured_from_image(volume: Volume, anatomy: Anatomy, limits: SafetyLimits
                          ) -> tuple[SignedDistance, dict[str, LevelLandmarks], ImageEvidence,
-                                    CanalMargin]:
+                                    CanalMargin | None]:
     """The slow part of `CheckContext.build`: the canal's and walls' surfaces, each level's
     landmarks, the image's own evidence and the canal's margin."""
     canal = SignedDistance.build(anatomy.canal, anatomy.affine_lps, step_vox=CANAL_STEP_VOX)

@@ -56,7 +56,7 @@ def _feed(h: Any, value: object, depth: int) -> None:
         raise NotRemembered("inputs nested too deeply to fingerprint")
     if isinstance(value, np.ndarray):
         h.update(f"a{value.dtype.str}{value.shape}".encode())
-        h.update(memoryview(np.ascontiguousarray(value)).cast("B"))
+        h.update(np.ascontiguousarray(value).view(np.uint8).data)
     elif value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
         h.update(f"{type(value).__name__}:{value!r};".encode())
     elif isinstance(value, enum.Enum):
