@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from planning.reslice import check_image_size, unit_vector
+from planning.result_memo import MEMO
 from planning.volume import FloatArray, Volume, inverse_affine, validate_affine
 
 Float32Array = NDArray[np.float32]
@@ -229,6 +230,15 @@ class AttenuationVolume:
             raise ValueError(f"bone_weight must be positive, got {bone_weight}")
         if not voxel_mm > 0:
             raise ValueError(f"voxel_mm must be positive, got {voxel_mm}")
+        return MEMO.remembered(
+            "attenuation", (volume.array, volume.affine_lps, float(bone_weight),
+                            float(voxel_mm)),
+            lambda: cls._averaged(volume, float(bone_weight), float(voxel_mm)))
+
+    @classmethod
+    def _averaged(cls, volume: Volume, bone_weight: float, voxel_mm: float
+                  ) -> AttenuationVolume:
+        """`from_volume`, made (not remembered)."""
         fi, fj, fk = (max(1, math.floor(float(voxel_mm / s) + 0.5)) for s in volume.spacing_mm)
         nk, nj, ni = volume.array.shape
         ok, oj, oi = -(-nk // fk), -(-nj // fj), -(-ni // fi)
@@ -298,7 +308,12 @@ def render_drr(
     step = float(np.min(att.spacing_mm)) if step_mm is None else float(step_mm)
     if not step > 0:
         raise ValueError(f"step_mm must be positive, got {step_mm}")
+    # the window's working views and the report's pictures of a needle are the same views
+    return MEMO.remembered("drr", (att, geometry, step), lambda: _traced(att, geometry, step))
 
+
+def _traced(att: AttenuationVolume, geometry: DrrGeometry, step: float) -> Float32Array:
+    """`render_drr`, traced (not remembered)."""
     g = geometry
     n = g.normal_lps
     sdd = g.source_to_detector_mm

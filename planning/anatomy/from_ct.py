@@ -63,6 +63,7 @@ from planning.anatomy.spine_column import (
 )
 from planning.plan import LEVEL_NAMES
 from planning.progress import Progress, no_progress
+from planning.result_memo import MEMO
 from planning.volume import Volume
 
 SOURCE = "automatic (from CT)"
@@ -94,6 +95,19 @@ def anatomy_from_ct(ct: Volume, progress: Progress | None = None, *,
         When no spinal column (a bony canal with bodies in front) is in the CT.
     """
     progress = progress or no_progress()
+    if timings is not None:  # the benchmark times the stages: made, never remembered
+        return _found(ct, progress, shift_labels, timings)
+    found = MEMO.remembered("anatomy from CT", (ct.array, ct.affine_lps, shift_labels),
+                            lambda: _found(ct, progress, shift_labels, None))
+    progress.report(STAGES, STAGES, "Anatomy ready")
+    # the caller's own copy of the lists it may extend; the arrays are shared, read-only
+    return dataclasses.replace(found, levels=dict(found.levels),
+                               warnings=list(found.warnings))
+
+
+def _found(ct: Volume, progress: Progress, shift_labels: int,
+           timings: dict[str, float] | None) -> Anatomy:
+    """`anatomy_from_ct`, made (not remembered)."""
     clock = _Clock(timings if timings is not None else {})
 
     progress.report(0, STAGES, "Resampling the CT")

@@ -65,6 +65,7 @@ from planning.anatomy.model import Anatomy
 from planning.assessment.fracture import FractureAssessment
 from planning.assessment.fracture_findings import CLEFT_CITATION, RETROPULSION_MIN_MM
 from planning.plan import Trajectory
+from planning.result_memo import MEMO
 from planning.volume import Volume
 
 FloatArray = NDArray[np.float64]
@@ -151,14 +152,18 @@ class ShellGap:
     rays_judged: int
 
 
-def cortical_gaps(volume: Volume, anatomy: Anatomy, a: FractureAssessment
-                  ) -> tuple[ShellGap, ShellGap]:
+Boxes = list[tuple[slice, ...] | None]
+"""`ndimage.find_objects` of an anatomy's labels: each vertebra's box, found in one pass."""
+
+
+def cortical_gaps(volume: Volume, anatomy: Anatomy, a: FractureAssessment,
+                  boxes: Boxes | None = None) -> tuple[ShellGap, ShellGap]:
     """(anterior and lateral walls, posterior wall): the longest gap in the cortical shell.
 
     See the module docstring for the method.
     """
     geo = anatomy.levels[a.level]
-    body, vert = _level_fields(anatomy, a.level)
+    body, vert = _level_fields(anatomy, a.level, boxes)
     centre = geo.to_local(a.body_centre_lps)
     half_h = 0.5 * a.heights.middle_mm
     angles = np.deg2rad(np.arange(0.0, 360.0, RAY_STEP_DEG))
@@ -244,18 +249,25 @@ class _Field(NamedTuple):
     offset: tuple[int, int, int]
 
 
-def _level_fields(anatomy: Anatomy, level: str) -> tuple[_Field, _Field]:
-    """(body, whole vertebra) of ``level`` as interpolable fields."""
-    vert = anatomy.vertebra_mask(level)
-    idx = np.nonzero(vert)
-    if len(idx[0]) == 0:
+def _level_fields(anatomy: Anatomy, level: str, boxes: Boxes | None = None
+                  ) -> tuple[_Field, _Field]:
+    """(body, whole vertebra) of ``level`` as interpolable fields, on the vertebra's box
+    and two voxels around it (the box from ``boxes`` when given: a pass over the whole
+    crop per level was most of the flags' time on a 512 × 512 CT)."""
+    code = anatomy.levels[level].code
+    if boxes is None:
+        boxes = ndimage.find_objects(anatomy.labels)
+    found = boxes[code - 1] if 0 < code <= len(boxes) else None
+    if found is None:
         empty = _Field(np.zeros((1, 1, 1), np.float32), (0, 0, 0))
         return empty, empty
-    lo = [max(0, int(a.min()) - 2) for a in idx]
-    box = tuple(slice(lo[d], int(idx[d].max()) + 3) for d in range(3))
-    offset = (lo[0], lo[1], lo[2])
-    body = (anatomy.bodies[box] & vert[box]).astype(np.float32)
-    return _Field(body, offset), _Field(vert[box].astype(np.float32), offset)
+    shape = anatomy.labels.shape
+    box = tuple(slice(max(0, b.start - 2), min(n, b.stop + 2))
+                for b, n in zip(found, shape, strict=True))
+    offset = (box[0].start, box[1].start, box[2].start)
+    vert = anatomy.labels[box] == code
+    body = (anatomy.bodies[box] & vert).astype(np.float32)
+    return _Field(body, offset), _Field(vert.astype(np.float32), offset)
 
 
 def _sample_crop(anatomy: Anatomy, field: _Field, lps: FloatArray) -> NDArray[np.float32]:
@@ -272,14 +284,15 @@ def _sample_ct(volume: Volume, lps: FloatArray) -> NDArray[np.float32]:
                                               order=1, cval=-1024.0, output=np.float32))
 
 
-def lateral_wall_distance_mm(anatomy: Anatomy, level: str, tip_lps: FloatArray) -> float:
+def lateral_wall_distance_mm(anatomy: Anatomy, level: str, tip_lps: FloatArray,
+                             boxes: Boxes | None = None) -> float:
     """Distance from a tip to the body's lateral surface along the vertebra's left axis.
 
     On the tip's side of the midline (both sides when within 1 mm of it); 0 when the tip
     is outside the body.
     """
     geo = anatomy.levels[level]
-    body, _vert = _level_fields(anatomy, level)
+    body, _vert = _level_fields(anatomy, level, boxes)
     tip = np.asarray(tip_lps, dtype=np.float64)
     if _sample_crop(anatomy, body, tip[None, :])[0] < 0.5:
         return 0.0
@@ -307,15 +320,18 @@ def _confidence_for(spacing_mm: float, fine: str, coarse: str) -> str:
 
 
 def level_flags(volume: Volume, anatomy: Anatomy, a: FractureAssessment,
-                tips_lps: Iterable[tuple[str, FloatArray]] = ()) -> list[LeakageFlag]:
-    """All leakage flags of one level; ``tips_lps`` are (label, tip LPS) of its needles."""
+                tips_lps: Iterable[tuple[str, FloatArray]] = (), *,
+                gaps: tuple[ShellGap, ShellGap] | None = None,
+                boxes: Boxes | None = None) -> list[LeakageFlag]:
+    """All leakage flags of one level; ``tips_lps`` are (label, tip LPS) of its needles,
+    ``gaps`` its `cortical_gaps` when the caller has them."""
     level = a.level
     spacing = float(np.max(anatomy.spacing_mm))
     if a.genant_grade is None:  # cut by the scan's edge: the shell is only partly there
         spacing = math.inf
     out: list[LeakageFlag] = []
 
-    shell, back = cortical_gaps(volume, anatomy, a)
+    shell, back = gaps if gaps is not None else cortical_gaps(volume, anatomy, a, boxes)
     min_gap = cortical_gap_min_mm(anatomy)
     out.append(LeakageFlag(
         KIND_CORTICAL, level, shell.arc_mm >= min_gap,
@@ -379,7 +395,8 @@ def level_flags(volume: Volume, anatomy: Anatomy, a: FractureAssessment,
             (f"{label}: tip {d:.1f} mm from the basivertebral foramen (posterior wall, "
              f"midline, mid-height; flagged under {BASIVERTEBRAL_TIP_MM:.0f} mm)."),
             {"tip_to_foramen_mm": d}, f"{YEOM_2003} {JOSR_2021}", "B", a.foramen_lps))
-        d, label, tip = _nearest_tip(tips, lambda t: lateral_wall_distance_mm(anatomy, level, t))
+        d, label, tip = _nearest_tip(
+            tips, lambda t: lateral_wall_distance_mm(anatomy, level, t, boxes))
         out.append(LeakageFlag(
             KIND_SEGMENTAL, level, d < SEGMENTAL_TIP_MM, "moderate",
             (f"{label}: tip {d:.1f} mm from the lateral wall of the body, where the "
@@ -405,7 +422,15 @@ def leakage_flags(volume: Volume, anatomy: Anatomy,
     tips: dict[str, list[tuple[str, FloatArray]]] = {}
     for t in trajectories:
         tips.setdefault(t.level, []).append((t.label, t.target))
-    return {level: level_flags(volume, anatomy, a, tips.get(level, ()))
+    boxes = ndimage.find_objects(anatomy.labels)
+    # the shell does not move with the needles: once per CT, anatomy and assessment
+    # (`result_memo`), not again on every edit of the plan
+    gaps = MEMO.remembered(
+        "shell gaps", (volume.array, volume.affine_lps, anatomy, dict(assessment)),
+        lambda: {level: cortical_gaps(volume, anatomy, a, boxes)
+                 for level, a in assessment.items()})
+    return {level: level_flags(volume, anatomy, a, tips.get(level, ()), gaps=gaps[level],
+                               boxes=boxes)
             for level, a in assessment.items()}
 
 
