@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from planning.checks import Status
+from planning.check_result import Status
 
 DISCLAIMER = "For research and training — not for clinical use"
 """Shown in the app and on every report, SR, segmentation and mesh."""

@@ -113,3 +113,17 @@ def test_the_check_context_of_a_ct_read_again_is_the_one_made(shared_demo_ct) ->
     assert again.canal is first.canal and again.evidence is first.evidence
     assert again.anatomy is again_anatomy and again.hu is again_volume.array
     assert again_volume.array.flags.writeable, "the caller's CT is not made read-only"
+
+
+def test_a_digest_is_kept_only_for_arrays_nobody_can_change() -> None:
+    """The digest of a read-only array is kept (the window asks on every edit); a read-only
+    view of a writeable array is hashed every time, so a change through the array shows."""
+    base = np.arange(100, dtype=np.int16)
+    view = base[:]
+    view.flags.writeable = False
+    before = fingerprint(view)
+    base[5] = -1
+    assert fingerprint(view) != before
+    frozen = np.arange(100, dtype=np.int16)
+    frozen.flags.writeable = False
+    assert fingerprint(frozen) == fingerprint(frozen.copy())
