@@ -9,6 +9,7 @@ plan is made in a fresh process (`bench.memory_child`).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from bench.bench_checks import _resampled
 from planning.demo.cache import cache_root
 from planning.io.dicom_write import write_series
+from planning.result_memo import DEFAULT_BUDGET_MB
 
 FACTOR = 4.0
 
@@ -32,8 +34,10 @@ def series_folder() -> Path:
 
 def run() -> dict[str, float]:
     folder = series_folder()
+    # as the app runs: with the memo of derived results (which `bench` turns off)
+    env = {**os.environ, "VERTEBROPLAN_MEMO_MB": str(DEFAULT_BUDGET_MB)}
     out = subprocess.run([sys.executable, "-m", "bench.memory_child", str(folder)],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env=env)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     mb = 1024.0
     volume_mb = r["volume_bytes"] / 2**20

@@ -16,6 +16,9 @@ def pytest_configure(config: pytest.Config) -> None:
     import os
     import tempfile
 
+    # the tests run as the app does, with the memo of derived results, whatever imports
+    # `bench` (which turns it off for its timings) and whichever child process they start
+    os.environ.setdefault("VERTEBROPLAN_MEMO_MB", "1024")
     base = tempfile.mkdtemp(prefix="vertebroplan-test-user-")
     os.environ.setdefault("VERTEBROPLAN_CACHE", os.path.join(base, "study-cache"))
     os.environ.setdefault("VERTEBROPLAN_DATA", os.path.join(base, "user-data"))

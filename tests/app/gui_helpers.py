@@ -42,3 +42,12 @@ def pedicle_needle(truth, level: str, side: Side, depth: float = 0.85) -> Trajec
     reach = float(np.linalg.norm(p.anterior_cortex_lps - p.entry_lps))
     return Trajectory(level, side, tuple(p.entry_lps),
                       tuple(p.entry_lps + depth * reach * p.direction_lps), "11G")
+
+
+def screenshot(qtbot, window: MainWindow, name: str) -> None:
+    """Save the window to ``ARTIFACTS/name`` once the 3D bone surface is on screen, so the
+    picture shows the same state on every run (`bench.snapshots` compares them)."""
+    qtbot.waitUntil(lambda: window.controller.surface is not None, timeout=60000)
+    qtbot.wait(100)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(ARTIFACTS / name))

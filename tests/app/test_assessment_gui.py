@@ -13,7 +13,7 @@ import pytest
 from app.controller import Controller
 from app.main_window import MainWindow
 from planning.plan import Side
-from tests.app.gui_helpers import ARTIFACTS, open_window, pedicle_needle
+from tests.app.gui_helpers import ARTIFACTS, open_window, pedicle_needle, screenshot
 
 pytestmark = pytest.mark.gui
 
@@ -59,7 +59,7 @@ def test_fractured_level_leads_and_the_details_give_its_numbers(qtbot, demo,
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     ws.levels_dock.raise_()
     qtbot.wait(100)
-    win.grab().save(str(ARTIFACTS / "assessment_l1.png"))
+    screenshot(qtbot, win, "assessment_l1.png")
 
     # the cement spread preview of the selected level: in 3D and outlined in the slices,
     # inside the body, and it grows with the fill range from the settings

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QLabel
 from app.main_window import MainWindow
 from planning.fluoro_views import edge_letters
 from planning.plan import Side
-from tests.app.gui_helpers import ARTIFACTS, open_window, pedicle_needle
+from tests.app.gui_helpers import ARTIFACTS, open_window, pedicle_needle, screenshot
 
 pytestmark = pytest.mark.gui
 
@@ -67,7 +67,7 @@ def test_ap_and_lateral_show_the_needles_on_the_patients_sides(qtbot, window) ->
     assert "LAO 180° CRAN 0° (DICOM, patient-referenced)" in described
     assert "detector over the patient's back" in described
     assert lateral_pane.frame.view.kind == "lateral"
-    window.grab().save(str(ARTIFACTS / "fluoroscopy_ap_lateral.png"))
+    screenshot(qtbot, window, "fluoroscopy_ap_lateral.png")
 
 
 def test_working_views_follow_the_selected_needle(qtbot, window) -> None:

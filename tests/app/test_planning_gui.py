@@ -27,7 +27,7 @@ from app.main_window import MainWindow
 from planning.checks import Status
 from planning.interop.plan_file import plan_from_dict, save_plan
 from planning.plan import Plan, Side, Trajectory
-from tests.app.gui_helpers import ARTIFACTS, open_window
+from tests.app.gui_helpers import ARTIFACTS, open_window, screenshot
 
 pytestmark = pytest.mark.gui
 
@@ -173,7 +173,7 @@ def test_proposals_saved_and_reopened_identically(qtbot, window, demo, tmp_path,
         (lv, s) for lv in ("L1", "L4") for s in (Side.LEFT, Side.RIGHT)}
     assert all(r.status is not Status.UNSAFE for r in ws.editor.results.values())
     assert ws.document.undo_stack.undoText() == "Propose L1, L4"
-    window.grab().save(str(ARTIFACTS / "planning_proposed.png"))
+    screenshot(qtbot, window, "planning_proposed.png")
     path = tmp_path / "case.vplan.json"
     assert ws.files.save(path)
     assert not window.isWindowModified() and "case.vplan.json" in window.windowTitle()

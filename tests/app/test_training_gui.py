@@ -14,7 +14,7 @@ import pytest
 
 from app.main_window import MainWindow
 from planning.plan import Side
-from tests.app.gui_helpers import ARTIFACTS, open_window
+from tests.app.gui_helpers import ARTIFACTS, open_window, screenshot
 
 pytestmark = pytest.mark.gui
 
@@ -74,7 +74,7 @@ def test_scripted_trainee_placing_the_reference_scores_full_marks(qtbot, window,
     t = before.trajectories[0]
     ws.editor.drag(t.level, t.side, "target", t.target + np.array([0.0, 0.0, 5.0]))
     assert ws.document.plan == before
-    window.grab().save(str(ARTIFACTS / "training_submitted.png"))
+    screenshot(qtbot, window, "training_submitted.png")
     # the rubric under the table is whole, reachable by scrolling the dock
     rubric = session.panel.rubric_label
     assert "How the score is made" in rubric.text()
