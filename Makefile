@@ -63,9 +63,16 @@ lint: venv
 # Two workers (pytest-xdist), a test file each at a time: much of the suite waits on servers,
 # subprocesses and the screen, so two cores finish it in about 60 % of the serial time. A worker
 # that crashes ends the run at once (pytest-xdist would otherwise wait for its files forever).
+# mypy (~30 s without its cache, as on a fresh clone) runs beside the tests, on the share of
+# the cores they leave idle; its verdict is printed after theirs and fails the run as well.
 TEST_WORKERS ?= 2
-test: testdeps lint
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --max-worker-restart=0 --durations=25 $(PYTEST_ARGS)
+test: testdeps venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	@log=$$(mktemp); $(VENV)/bin/mypy planning > $$log 2>&1 & types=$$!; \
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --max-worker-restart=0 --durations=25 $(PYTEST_ARGS); \
+	tests=$$?; wait $$types; typed=$$?; echo "mypy planning:"; cat $$log; rm -f $$log; \
+	if [ $$tests -ne 0 ]; then exit $$tests; fi; exit $$typed
 
 bench: venv testdeps
 	$(PY) -m bench
