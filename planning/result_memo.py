@@ -25,7 +25,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
@@ -121,78 +121,55 @@ def _unchangeable(a: np.ndarray) -> bool:
     return base is None or isinstance(base, bytes)
 
 
-def freeze(value: T, inputs: tuple[object, ...] = ()) -> T:
-    """``value`` with every array reachable through dataclasses, mappings and sequences made
-    read-only (a shared result that a caller changed would change it for every other),
-    except arrays that share memory with ``inputs``': those are the caller's own."""
-    theirs = _arrays(inputs)
-    _freeze(value, 0, set(), theirs)
-    return value
-
-
-def _arrays(value: object, depth: int = 0, seen: set[int] | None = None
-            ) -> list[np.ndarray]:
+def _leaves(value: object, depth: int = 0, seen: set[int] | None = None
+            ) -> Iterator[object]:
+    """Every array and other non-container object reachable from ``value`` through
+    dataclass fields, mappings and sequences, each once (what `freeze` and `size_of` walk)."""
     seen = set() if seen is None else seen
-    if depth > 8 or id(value) in seen:
-        return []
-    seen.add(id(value))
-    if isinstance(value, np.ndarray):
-        return [value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return [a for f in dataclasses.fields(value)
-                for a in _arrays(getattr(value, f.name), depth + 1, seen)]
-    if isinstance(value, Mapping):
-        return [a for v in value.values() for a in _arrays(v, depth + 1, seen)]
-    if isinstance(value, (tuple, list)):
-        return [a for v in value for a in _arrays(v, depth + 1, seen)]
-    return []
-
-
-def _freeze(value: object, depth: int, seen: set[int], theirs: list[np.ndarray]) -> None:
     if depth > 8 or id(value) in seen:
         return
     seen.add(id(value))
     if isinstance(value, np.ndarray):
-        if not any(np.may_share_memory(value, a) for a in theirs):
-            value.flags.writeable = False
+        yield value
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
-            _freeze(getattr(value, f.name), depth + 1, seen, theirs)
+            yield from _leaves(getattr(value, f.name), depth + 1, seen)
     elif isinstance(value, Mapping):
         for v in value.values():
-            _freeze(v, depth + 1, seen, theirs)
+            yield from _leaves(v, depth + 1, seen)
     elif isinstance(value, (tuple, list)):
         for v in value:
-            _freeze(v, depth + 1, seen, theirs)
+            yield from _leaves(v, depth + 1, seen)
+    else:
+        yield value
+
+
+def freeze(value: T, inputs: tuple[object, ...] = ()) -> T:
+    """``value`` with every array reachable through dataclasses, mappings and sequences made
+    read-only (a shared result that a caller changed would change it for every other),
+    except arrays that share memory with ``inputs``': those are the caller's own."""
+    theirs = [a for a in _leaves(inputs) if isinstance(a, np.ndarray)]
+    for leaf in _leaves(value):
+        if isinstance(leaf, np.ndarray) and not any(
+                np.may_share_memory(leaf, a) for a in theirs):
+            leaf.flags.writeable = False
+    return value
 
 
 def size_of(value: object) -> int:
     """The bytes ``value``'s arrays (and KD-trees) keep alive, counted once each (an array
     of the inputs too: a kept result keeps it alive after its CT is closed)."""
-    return _size(value, 0, set())
-
-
-def _size(value: object, depth: int, seen: set[int]) -> int:
-    if depth > 8 or id(value) in seen:
-        return 0
-    seen.add(id(value))
-    if isinstance(value, np.ndarray):
-        owner = value if value.base is None else value.base
-        if owner is not value and id(owner) in seen:
-            return 0
-        seen.add(id(owner))
-        return int(getattr(owner, "nbytes", value.nbytes))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return sum(_size(getattr(value, f.name), depth + 1, seen)
-                   for f in dataclasses.fields(value)) + 64
-    if isinstance(value, Mapping):
-        return sum(_size(v, depth + 1, seen) for v in value.values()) + 64
-    if isinstance(value, (tuple, list)):
-        return sum(_size(v, depth + 1, seen) for v in value) + 64
-    data = getattr(value, "data", None)  # scipy's cKDTree: its points, about thrice over
-    if isinstance(data, np.ndarray):
-        return 3 * int(data.nbytes)
-    return 64
+    owners: set[int] = set()
+    total = 0
+    for leaf in _leaves(value):
+        if isinstance(leaf, np.ndarray):
+            owner = leaf if leaf.base is None else leaf.base  # a view's memory is its base's
+            if id(owner) not in owners:
+                owners.add(id(owner))
+                total += int(getattr(owner, "nbytes", leaf.nbytes))
+        elif isinstance(data := getattr(leaf, "data", None), np.ndarray):
+            total += 3 * int(data.nbytes)  # scipy's cKDTree: its points, about thrice over
+    return total
 
 
 class ResultMemo:

@@ -18,7 +18,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     # the tests run as the app does, with the memo of derived results, whatever imports
     # `bench` (which turns it off for its timings) and whichever child process they start
-    os.environ.setdefault("VERTEBROPLAN_MEMO_MB", "1024")
+    from planning.result_memo import DEFAULT_BUDGET_MB
+
+    os.environ.setdefault("VERTEBROPLAN_MEMO_MB", str(DEFAULT_BUDGET_MB))
     base = tempfile.mkdtemp(prefix="vertebroplan-test-user-")
     os.environ.setdefault("VERTEBROPLAN_CACHE", os.path.join(base, "study-cache"))
     os.environ.setdefault("VERTEBROPLAN_DATA", os.path.join(base, "user-data"))
