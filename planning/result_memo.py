@@ -14,6 +14,10 @@ are made read-only, because every caller now shares them.
 
 Only deterministic functions of their inputs belong here: a remembered result is the result
 the function would have returned again. What reports progress reports its end at once.
+
+Processes can share their results through files (`ResultFiles`, ``VERTEBROPLAN_RESULTS_DIR``):
+off unless that names a directory. The test suite turns it on for its two workers and ~20
+child processes, which each made the same demo CT's anatomy, context and surface again.
 """
 
 from __future__ import annotations
@@ -21,16 +25,23 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import logging
 import os
+import pickle
+import re
+import tempfile
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BUDGET_MB = 1024.0
 """What the remembered results may hold (``VERTEBROPLAN_MEMO_MB`` changes it; 0 turns the
@@ -150,10 +161,21 @@ def freeze(value: T, inputs: tuple[object, ...] = ()) -> T:
     except arrays that share memory with ``inputs``': those are the caller's own."""
     theirs = [a for a in _leaves(inputs) if isinstance(a, np.ndarray)]
     for leaf in _leaves(value):
-        if isinstance(leaf, np.ndarray) and not any(
-                np.may_share_memory(leaf, a) for a in theirs):
+        if isinstance(leaf, np.ndarray) and not _shares_with(leaf, theirs):
             leaf.flags.writeable = False
     return value
+
+
+def _shares_with(a: np.ndarray, theirs: list[np.ndarray]) -> bool:
+    return any(np.may_share_memory(a, b) for b in theirs)
+
+
+def holds_inputs(value: object, inputs: tuple[object, ...]) -> bool:
+    """Whether an array of ``value`` is (part of) an array of ``inputs``: such a result is not
+    written to a file, where it would lose that link (and copy the CT to disk)."""
+    theirs = [a for a in _leaves(inputs) if isinstance(a, np.ndarray)]
+    return any(isinstance(leaf, np.ndarray) and _shares_with(leaf, theirs)
+               for leaf in _leaves(value))
 
 
 def size_of(value: object) -> int:
@@ -172,6 +194,66 @@ def size_of(value: object) -> int:
     return total
 
 
+FILE_LIMIT_BYTES = 256 * 1024 * 1024
+"""The largest result written to a file; a larger one is quicker made again than read."""
+
+
+def code_version() -> str:
+    """A digest of every source file of `planning` (its path and bytes).
+
+    Why: a result file is only valid for the code that made it. Any edit to the domain
+    names another folder, so no result of older code is ever read."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+class ResultFiles:
+    """Remembered results as pickle files in a folder that several processes share.
+
+    Pickle runs code when it is read: the folder must be the user's own (a temporary folder
+    of the test run, say), never one that others can write. A file that cannot be read is
+    ignored and made again; writes go to a temporary name first, so a reader never sees half
+    a file, and two processes making the same result both write the same bytes.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder) / code_version()
+
+    def _path(self, kind: str, digest: bytes) -> Path:
+        return self.folder / f"{re.sub(r'[^A-Za-z0-9]+', '-', kind)}-{digest.hex()}.pickle"
+
+    def load(self, kind: str, digest: bytes) -> tuple[bool, object]:
+        """(True, the result) when a file holds it, else (False, None)."""
+        path = self._path(kind, digest)
+        try:
+            with path.open("rb") as fh:
+                return True, pickle.load(fh)
+        except FileNotFoundError:
+            return False, None
+        except Exception as exc:  # a torn or foreign file: made again and overwritten
+            log.debug("result file %s unreadable (%s): made again", path.name, exc)
+            return False, None
+
+    def store(self, kind: str, digest: bytes, value: object) -> None:
+        path = self._path(kind, digest)
+        part: Path | None = None
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(dir=self.folder, suffix=".part")
+            part = Path(name)
+            with os.fdopen(handle, "wb") as fh:
+                pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(part, path)
+        except Exception as exc:  # no room, no rights, or a result pickle cannot hold
+            log.debug("result %s not written to a file (%s)", kind, exc)
+            if part is not None:
+                part.unlink(missing_ok=True)
+
+
 class ResultMemo:
     """Results by (kind, content of the inputs), least recently used first out of a budget.
 
@@ -180,13 +262,15 @@ class ResultMemo:
     the other where it could not be cancelled.
     """
 
-    def __init__(self, budget_bytes: int) -> None:
+    def __init__(self, budget_bytes: int, files: ResultFiles | None = None) -> None:
         self.budget_bytes = budget_bytes
+        self.files = files
         self._items: OrderedDict[tuple[str, bytes], tuple[object, int]] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.file_hits = 0
 
     def remembered(self, kind: str, inputs: tuple[object, ...], make: Callable[[], T]) -> T:
         """``make()``, or the result it gave for inputs of the same content before."""
@@ -203,7 +287,7 @@ class ResultMemo:
                 self.hits += 1
                 return item[0]  # type: ignore[return-value]
             self.misses += 1
-        value = freeze(make(), inputs)
+        value = self._from_file_or_made(key, inputs, make)
         size = size_of(value)
         if size > self.budget_bytes:
             return value
@@ -216,6 +300,19 @@ class ResultMemo:
                 _, (_, freed) = self._items.popitem(last=False)
                 self._held -= freed
         return value
+
+    def _from_file_or_made(self, key: tuple[str, bytes], inputs: tuple[object, ...],
+                           make: Callable[[], T]) -> T:
+        if self.files is not None:
+            found, value = self.files.load(*key)
+            if found:
+                self.file_hits += 1
+                return freeze(value, inputs)  # type: ignore[return-value]
+        made = freeze(make(), inputs)
+        if (self.files is not None and size_of(made) <= FILE_LIMIT_BYTES
+                and not holds_inputs(made, inputs)):
+            self.files.store(*key, made)
+        return made
 
     def clear(self) -> None:
         with self._lock:
@@ -239,5 +336,10 @@ def _budget_from_environment() -> int:
     return int(max(0.0, mb) * 1024 * 1024)
 
 
-MEMO = ResultMemo(_budget_from_environment())
+def _files_from_environment() -> ResultFiles | None:
+    folder = os.environ.get("VERTEBROPLAN_RESULTS_DIR", "").strip()
+    return ResultFiles(Path(folder)) if folder else None
+
+
+MEMO = ResultMemo(_budget_from_environment(), _files_from_environment())
 """The process's one memo (the window, its jobs, the export and the CLI share it)."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest_plugins = ["orthanc_pacs"]  # the real test PACS (Orthanc), started only when asked for
+
+_RESULTS_OWNED = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,6 +27,23 @@ def pytest_configure(config: pytest.Config) -> None:
     base = tempfile.mkdtemp(prefix="vertebroplan-test-user-")
     os.environ.setdefault("VERTEBROPLAN_CACHE", os.path.join(base, "study-cache"))
     os.environ.setdefault("VERTEBROPLAN_DATA", os.path.join(base, "user-data"))
+    # one folder of results for the run's workers and child processes (each made the demo
+    # CT's anatomy, check context and surface again); made by the first process, removed by it
+    if "VERTEBROPLAN_RESULTS_DIR" not in os.environ:
+        os.environ["VERTEBROPLAN_RESULTS_DIR"] = os.path.join(base, "results")
+        config.stash[_RESULTS_OWNED] = os.environ["VERTEBROPLAN_RESULTS_DIR"]
+    from planning.result_memo import MEMO, ResultFiles
+
+    if MEMO.files is None:  # imported above, before the folder was named
+        MEMO.files = ResultFiles(Path(os.environ["VERTEBROPLAN_RESULTS_DIR"]))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    owned = config.stash.get(_RESULTS_OWNED, None)
+    if owned:
+        shutil.rmtree(owned, ignore_errors=True)
 
 
 @pytest.fixture

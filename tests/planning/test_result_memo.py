@@ -1,14 +1,18 @@
 """The memo of derived results: by content, never by identity; shared results read-only;
-the caller's own arrays untouched; a budget that holds."""
+the caller's own arrays untouched; a budget that holds; results shared between processes
+through files, per version of the code."""
 
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from planning.result_memo import ResultMemo, fingerprint, freeze, size_of
+from planning.result_memo import ResultFiles, ResultMemo, fingerprint, freeze, size_of
 from planning.volume import Volume
 
 
@@ -127,3 +131,54 @@ def test_a_digest_is_kept_only_for_arrays_nobody_can_change() -> None:
     frozen = np.arange(100, dtype=np.int16)
     frozen.flags.writeable = False
     assert fingerprint(frozen) == fingerprint(frozen.copy())
+
+
+def test_a_result_written_by_one_process_is_read_by_another(tmp_path) -> None:
+    """Another process (a fresh interpreter) finds the result in the folder instead of
+    making it; the copy it reads is read-only like one made in memory."""
+    first = ResultMemo(10**8, ResultFiles(tmp_path))
+    a = np.arange(20, dtype=np.float32)
+    made = first.remembered("plain", (a,), lambda: {"values": a * 3, "label": "tripled"})
+    assert len(list(first.files.folder.glob("plain-*.pickle"))) == 1
+    script = (
+        "import sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from planning.result_memo import ResultMemo, ResultFiles\n"
+        "memo = ResultMemo(10**8, ResultFiles(Path(sys.argv[1])))\n"
+        "a = np.arange(20, dtype=np.float32)\n"
+        "got = memo.remembered('plain', (a,), lambda: sys.exit('made again'))\n"
+        "assert not got['values'].flags.writeable\n"
+        "print(memo.file_hits, got['label'], float(got['values'].sum()))\n")
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["1", "tripled", str(float(made["values"].sum()))]
+
+
+def test_files_are_per_version_of_the_code_and_other_content_misses(tmp_path, monkeypatch
+                                                                     ) -> None:
+    a = np.ones(5)
+    ResultMemo(10**8, ResultFiles(tmp_path)).remembered("kind", (a,), lambda: a * 2)
+    made: list[int] = []
+    fresh = ResultMemo(10**8, ResultFiles(tmp_path))
+    fresh.remembered("kind", (a + 1,), lambda: made.append(1) or a)  # other content
+    assert made == [1]
+    monkeypatch.setattr("planning.result_memo.code_version", lambda: "edited-code")
+    edited = ResultMemo(10**8, ResultFiles(tmp_path))
+    edited.remembered("kind", (a,), lambda: made.append(2) or a * 2)
+    assert made == [1, 2] and edited.file_hits == 0, "older code's results are never read"
+
+
+def test_a_torn_file_is_made_again_and_a_result_holding_an_input_is_not_written(tmp_path
+                                                                                  ) -> None:
+    a = np.arange(6.0)
+    files = ResultFiles(tmp_path)
+    ResultMemo(10**8, files).remembered("kind", (a,), lambda: a * 2)
+    (path,) = files.folder.glob("kind-*.pickle")
+    path.write_bytes(path.read_bytes()[:10])
+    again = ResultMemo(10**8, files).remembered("kind", (a,), lambda: a * 4)
+    assert np.array_equal(again, a * 4), "the torn file was ignored and the result made"
+    assert ResultMemo(10**8, files).remembered("kind", (a,), pytest.fail).sum() == a.sum() * 4
+    ResultMemo(10**8, files).remembered("view", (a,), lambda: _Made(a * 2, a))
+    assert not list(files.folder.glob("view-*")), "the caller's own array went to a file"
+    assert not list(files.folder.glob("*.part"))
