@@ -10,7 +10,7 @@ import pytest
 
 pytest_plugins = ["orthanc_pacs"]  # the real test PACS (Orthanc), started only when asked for
 
-_RESULTS_OWNED = pytest.StashKey[str]()
+_USER_FOLDER_OWNED = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,14 +24,15 @@ def pytest_configure(config: pytest.Config) -> None:
     from planning.result_memo import DEFAULT_BUDGET_MB
 
     os.environ.setdefault("VERTEBROPLAN_MEMO_MB", str(DEFAULT_BUDGET_MB))
-    base = tempfile.mkdtemp(prefix="vertebroplan-test-user-")
-    os.environ.setdefault("VERTEBROPLAN_CACHE", os.path.join(base, "study-cache"))
-    os.environ.setdefault("VERTEBROPLAN_DATA", os.path.join(base, "user-data"))
-    # one folder of results for the run's workers and child processes (each made the demo
-    # CT's anatomy, check context and surface again); made by the first process, removed by it
-    if "VERTEBROPLAN_RESULTS_DIR" not in os.environ:
-        os.environ["VERTEBROPLAN_RESULTS_DIR"] = os.path.join(base, "results")
-        config.stash[_RESULTS_OWNED] = os.environ["VERTEBROPLAN_RESULTS_DIR"]
+    if "VERTEBROPLAN_TEST_USER" not in os.environ:  # the first process of the run (not a worker)
+        base = tempfile.mkdtemp(prefix="vertebroplan-test-user-")
+        os.environ["VERTEBROPLAN_TEST_USER"] = base
+        config.stash[_USER_FOLDER_OWNED] = base
+        os.environ.setdefault("VERTEBROPLAN_CACHE", os.path.join(base, "study-cache"))
+        os.environ.setdefault("VERTEBROPLAN_DATA", os.path.join(base, "user-data"))
+        # one folder of results for the run's workers and child processes (each made the
+        # demo CT's anatomy, check context and surface again)
+        os.environ.setdefault("VERTEBROPLAN_RESULTS_DIR", os.path.join(base, "results"))
     from planning.result_memo import MEMO, ResultFiles
 
     if MEMO.files is None:  # imported above, before the folder was named
@@ -39,11 +40,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """The process that made the run's user folder removes it (the workers share it)."""
+    import os
     import shutil
 
-    owned = config.stash.get(_RESULTS_OWNED, None)
+    owned = config.stash.get(_USER_FOLDER_OWNED, None)
     if owned:
         shutil.rmtree(owned, ignore_errors=True)
+        os.environ.pop("VERTEBROPLAN_TEST_USER", None)
 
 
 @pytest.fixture
