@@ -49,7 +49,7 @@ from planning.anatomy.level_labels import (
     segments,
     vertebra_labels,
 )
-from planning.anatomy.model import Anatomy, VertebraGeometry, crop_affine
+from planning.anatomy.model import Anatomy, BoolArray, VertebraGeometry, crop_affine
 from planning.anatomy.ribs import rib_roots
 from planning.anatomy.spine_column import (
     BONE_HU,
@@ -154,6 +154,7 @@ def _found(ct: Volume, progress: Progress, shift_labels: int,
     # which are not canal either
     widen_canal_to_bone(anatomy, ct)
     trim_bodies_to_endplates(anatomy, ct)  # each body also held half of its two discs
+    _fill_posterior_cavities(anatomy)
     clock("anatomy")
     if column.metal.any():
         warnings.append("Metal (a stent, wires or an implant) is in the CT; bone next to it "
@@ -318,6 +319,32 @@ def _canal_across_patient(ct: Volume, grid: WorkGrid, codes_w: NDArray[np.int16]
         return None
     return Volume(estimate.mask.astype(np.int16), labels.affine_lps,
                   source="automatic canal (LPS-aligned)")
+
+
+def _fill_posterior_cavities(anatomy: Anatomy) -> None:
+    """`fill_enclosed` for every vertebra of ``anatomy`` (in place), once its bodies and
+    canal are drawn: they, and the heights measured on the bodies, stay as they are."""
+    keep_out = anatomy.bodies | anatomy.canal
+    for index, where in enumerate(ndimage.find_objects(anatomy.labels)):
+        if where is None:
+            continue
+        grown = tuple(slice(max(0, w.start - 1), min(n, w.stop + 1))
+                      for w, n in zip(where, anatomy.labels.shape, strict=True))
+        fill_enclosed(anatomy.labels[grown], index + 1, keep_out[grown])
+
+
+def fill_enclosed(codes: NDArray[np.int16], code: int, body: BoolArray) -> None:
+    """Give ``code`` the unlabelled voxels its vertebra encloses in 3D, outside ``body``
+    (in place).
+
+    Why: a porotic pedicle's interior falls below the bone threshold in cavities that no
+    axial ring closes (a CT 3 mm across the patient blurs the ring), and every path through
+    such a pedicle "left the bone" (VerSe 012 as stored: 1 needle proposed for 6 vertebrae).
+    What the vertebra encloses on every side is its own; the canal runs on into the next
+    vertebra and stays open. The body keeps its own interior test, whose heights grade it.
+    """
+    enclosed = ndimage.binary_fill_holes(codes == code)
+    codes[enclosed & (codes == 0) & ~body] = code
 
 
 def _labels_on_ct(ct: Volume, grid: WorkGrid, codes_w: NDArray[np.int16]) -> Volume:
