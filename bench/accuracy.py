@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.uid import JPEG2000Lossless
 
+from bench.accuracy_pairs import count_pairs
 from planning.anatomy.from_ct import anatomy_from_ct
 from planning.anatomy.from_labels import anatomy_from_label_map
 from planning.anatomy.label_tables import TOTALSEGMENTATOR, VERSE, LabelTable
@@ -92,6 +93,9 @@ class CaseResult:
     unverified: int = 0  # needles at a vertebra the labels do not hold
     near_canal: int = 0
     tips_outside: int = 0
+    pair_levels: int = 0  # matched once, not cut by the scan's edge (`accuracy_pairs`)…
+    paired: int = 0  # …of them with a needle on each side…
+    unpaired: Counter[str] = field(default_factory=Counter)  # …and why the others have not
     clearance_error_mm: list[float] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""
@@ -328,6 +332,9 @@ def evaluate(name: str, ct: Volume, labels: Volume, table: LabelTable,
         pass
     ctx = CheckContext.build(ct, auto)
     proposal = propose(ct, auto, ctx)
+    whole = [a for a, t in once.items() if t not in cut]
+    res.pair_levels = len(whole)
+    res.paired, res.unpaired = count_pairs(proposal, whole)
     field_ = SignedDistance.build(reference, truth.affine_lps)
     for t in proposal.plan.trajectories:
         if t.level not in matched:  # a vertebra the labels do not hold: no truth for it
@@ -448,8 +455,9 @@ def run_family(fast: bool = False, painted: bool = True, data: Path = DATA,
     out("| CT, storing | levels once / truth | split | missed | names right (wrong, not "
         "marked uncertain) | centroid mm "
         "(max) | canal mean / p95 mm | false Genant ≥1 / ≥2 of graded | fractures found | "
-        "needles | < 1 mm of canal | tips outside | clearance error mm (max) | s |")
-    out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        "needles | pairs / levels in view | < 1 mm of canal | tips outside | "
+        "clearance error mm (max) | s |")
+    out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, folder, table in labelled_cts(data):
         if only is not None and name not in only:
             continue
@@ -512,6 +520,7 @@ def _row(r: CaseResult) -> str:
                if r.fractures else "—")
             + f" | {r.needles}"
             + (f" (+{r.unverified} at unlabelled vertebrae)" if r.unverified else "")
+            + f" | {r.paired}/{r.pair_levels}"
             + f" | {r.near_canal} | {r.tips_outside} | {err} | {r.seconds:.1f}"
             + (f" ({r.error})" if r.error else "") + " |")
 
@@ -540,6 +549,10 @@ def _summary(results: list[CaseResult]) -> str:
         f"- needles: {sum(r.needles for r in results)}; within 1 mm of the reference canal: "
         f"{sum(r.near_canal for r in results)}; tips outside a vertebra: "
         f"{sum(r.tips_outside for r in results)}",
+        f"- bilateral pairs: {sum(r.paired for r in results)} of "
+        f"{sum(r.pair_levels for r in results)} levels in view; the others: "
+        + (", ".join(f"{c} {n}" for c, n in
+                     sum((r.unpaired for r in results), Counter()).most_common()) or "none"),
         "- reported − reference canal clearance: "
         + (f"mean {np.mean(errors):+.1f} mm, within 1 mm for {np.mean(np.abs(errors) <= 1.0):.0%}"
            if errors else "—"),

@@ -32,6 +32,9 @@ def test_fast_family_on_the_abdomen_ct() -> None:
     results = run_family(fast=True, painted=False, out=lines.append, only={ABDOMEN})
     assert [r.name.split(", ", 1)[1] for r in results] == [
         "as stored", "rotated 15° about x, 2 mm", "1.5 mm grid"]
+    # as stored, a bilateral pair at 3 of its 6 levels in view; the others are limited by
+    # the canal's soft walls, where the margin counts their uncertainty (`canal_margin`)
+    assert results[0].paired >= 3
     assert len(lines) == 2 + len(results) + 1 and "Summary over 3 storings" in lines[-1]
     for r in results:
         assert not r.error, r.error
@@ -42,6 +45,8 @@ def test_fast_family_on_the_abdomen_ct() -> None:
         # turned 2 mm storing keeps 3 (4 before, when the canal was a voxel too small and
         # the clearances 0.9 mm too large on average)
         assert r.needles >= 3 and r.near_canal == 0 and r.tips_outside == 0, r.name
+        # every level in view has a pair or a cause (`accuracy_pairs`)
+        assert r.paired + sum(r.unpaired.values()) == r.pair_levels > 0, r.name
         # measured up to −2.5 mm (as stored; the labels' canal is 3 mm voxels too)
         assert max(abs(e) for e in r.clearance_error_mm) < 3.5, r.name
         # the reported clearances are not too large on average (the unsafe side): +0.2,
