@@ -14,7 +14,9 @@ from planning.autoplan import Proposal
 from planning.plan import Side
 
 CAUSES = (  # (what the note says, the cause counted), the first that matches
+    ("sacrum is not planned", "the sacrum (not planned automatically)"),
     ("no cross-section of the pedicle", "pedicle not found"),
+    ("too short to define an axis", "pedicle not found"),
     ("stays in the bone", "no corridor in the bone"),
     ("mm are needed", "canal margin (the wall's uncertainty)"),
     ("from the spinal canal", "within the canal's caution distance"),
@@ -32,12 +34,9 @@ def unpaired_cause(proposal: Proposal, level: str) -> str | None:
     planned = {t.side for t in proposal.plan.trajectories if t.level == level}
     if planned == {Side.LEFT, Side.RIGHT}:
         return None
-    if level in proposal.omitted and not planned:
-        sides = [Side.LEFT, Side.RIGHT]
-    else:
-        sides = [s for s in (Side.LEFT, Side.RIGHT) if s not in planned]
-    for side in sides:
-        note = proposal.notes.get((level, side), "")
+    sides = [s for s in (Side.LEFT, Side.RIGHT) if s not in planned]
+    notes = [proposal.notes[(level, s)] for s in sides if (level, s) in proposal.notes]
+    for note in notes or [proposal.omitted.get(level, "")]:  # a level left out as a whole
         # the sentence's opening is the same for every refusal; what stopped the best path
         # follows "the best one:" (that of the first gauge tried)
         note = note.split(BEST, 1)[1] if BEST in note else note

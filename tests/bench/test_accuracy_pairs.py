@@ -37,7 +37,10 @@ def _proposal() -> Proposal:
                            "spinal canal by 0.4 mm (grade B); the needle breaches the medial "
                            "pedicle wall by 1.2 mm)",
     }
-    return Proposal(plan, notes, omitted={"L3": "L3: no safe path through either pedicle"})
+    return Proposal(plan, notes, omitted={
+        "L3": "L3: no safe path through either pedicle",
+        "S1": "S1: the sacrum is not planned automatically (sacroplasty takes other "
+              "approaches); ask for S1 by name to plan it through its pedicles"})
 
 
 def test_each_level_is_paired_or_given_the_cause_its_notes_name() -> None:
@@ -50,6 +53,7 @@ def test_each_level_is_paired_or_given_the_cause_its_notes_name() -> None:
     assert unpaired_cause(p, "L4") == "within the canal's caution distance"
     assert unpaired_cause(p, "L5") == "other"
     assert unpaired_cause(p, "T12") == "through the canal"
+    assert unpaired_cause(p, "S1") == "the sacrum (not planned automatically)", "no notes"
 
 
 def test_the_count_over_levels() -> None:
