@@ -31,7 +31,14 @@ the measurement is checked against things it must agree with:
   segmentation (the harness's failures: 15–30 mm against 36–40 mm; fractures: within
   10 % of their neighbours).
 
-Both are measured, with the figures, into `Plausibility`; the grade is withheld with the
+- **A wedge is a body's, not a corner's.** A wedge fracture tilts the endplate: the middle
+  height lies between the anterior and the posterior one (about their mean). Where only
+  the anterior height is short and the middle is as high as the back or higher, the
+  front corner alone is missing: an osteophyte's notch, a limbus, or a body fill that
+  stopped short of the corner (VerSe 012's L3 on grids turned 10–15°: front 18–19 mm,
+  middle 28 mm, back 26–27 mm, graded Genant 2; its true L1 wedge: 18, 18, 24 mm).
+
+All are measured, with the figures, into `Plausibility`; the grade is withheld with the
 reason in words, never silently.
 """
 
@@ -60,6 +67,7 @@ SCAN_END_HU = -500.0  # darker than any disc beyond an endplate: air, the scan h
 DEPTH_MIN_FRACTION = 0.8  # of the neighbours' median front-to-back depth
 DEPTH_NEIGHBOURS = 2  # levels on each side whose depths make the reference
 BAND_NAMES = ("anterior", "middle", "posterior")
+CORNER_LOSS = 0.2  # Genant's mild grade: a front this much below the middle is a short corner
 
 
 @dataclass(frozen=True)
@@ -175,12 +183,27 @@ class Plausibility:
                 "reasons": list(self.reasons)}
 
 
+def corner_only(anterior_mm: float, middle_mm: float, posterior_mm: float) -> bool:
+    """Only the front corner is short: the anterior height is short against the middle
+    (by a mild grade's loss, `CORNER_LOSS`) while the middle is at least the posterior (no
+    wedge tilts a body so; see the module doc). A crush lowers all three alike."""
+    return anterior_mm < (1.0 - CORNER_LOSS) * middle_mm and middle_mm >= posterior_mm
+
+
 def judge(depth_mm: float, ref_depth_mm: float | None, endplates: EndplateSteps,
-          would_grade: bool) -> Plausibility:
+          would_grade: bool, heights_mm: tuple[float, float, float] | None = None
+          ) -> Plausibility:
     """The plausibility of one body; ``would_grade``: its heights give a Genant grade ≥ 1
-    (the endplates are asked only then, see the module doc)."""
+    (the endplates and the heights' shape, anterior, middle and posterior ``heights_mm``,
+    are asked only then, see the module doc)."""
     p = Plausibility(depth_mm, ref_depth_mm, endplates)
     reasons = []
+    if would_grade and heights_mm is not None and corner_only(*heights_mm):
+        front, middle, back = heights_mm
+        reasons.append(f"only the front corner is short (heights {front:.0f}, {middle:.0f} "
+                       f"and {back:.0f} mm front to back: the middle as high as the back, "
+                       "as no wedge is): an osteophyte, a limbus or the segmentation; "
+                       "not graded")
     if not p.depth_plausible:
         reasons.append(f"the body measures {depth_mm:.0f} mm front to back against "
                        f"{ref_depth_mm:.0f} mm for its neighbours: its segmentation is "

@@ -399,7 +399,9 @@ def _assessed(volume: Volume, anatomy: Anatomy, progress: Progress | None
             notes.insert(0, f"the body lies at the end of the scan and is {loss.crush:.0%} "
                             "shorter than its neighbours: its end may be cut; not graded")
         plausible = judge(me.depth_mm, ref_depth[level], me.endplates,
-                          grade is not None and grade >= 1)
+                          grade is not None and grade >= 1,
+                          (me.heights.anterior_mm, me.heights.middle_mm,
+                           me.heights.posterior_mm))
         if grade is not None and plausible.reasons:
             grade = None  # a failed measurement gives no grade (issue 21)
             notes[:0] = plausible.reasons
