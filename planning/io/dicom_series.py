@@ -417,6 +417,7 @@ def load_series(info: SeriesInfo, progress: Progress | None = None) -> Volume:
     instances = dict.fromkeys(  # one per file: the frames of a multi-frame image share it
         SourceInstance(i.sop_class_uid, i.sop_instance_uid) for i in stack if i.sop_instance_uid
     )
+    hu.flags.writeable = False  # the patient's CT as read (`planning.io` module doc)
     try:
         return Volume(
             array=hu,

@@ -60,6 +60,9 @@ def load_nifti(path: str | Path, progress: Progress | None = None) -> Volume:
         warnings.append(f"{clipped} voxel(s) outside the 16-bit HU range were clipped.")
     hu = np.clip(data, -32768, 32767).astype(np.int16)
     array = np.ascontiguousarray(hu.transpose(2, 1, 0))
+    # the patient's CT as read (`planning.io` module doc): the array, and the one it may
+    # be a view of, so that the memo sees an array nobody can change
+    hu.flags.writeable = array.flags.writeable = False
     # NIfTI has no DICOM UIDs; derive stable ones from the header so that a plan made on
     # this file is recognised as belonging to it when the file is opened again.
     seed = [p.name, bytes(img.header.binaryblock).hex(), str(array.shape)]
