@@ -36,11 +36,23 @@ DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 ORTHANC_INSTALLED = shutil.which("Orthanc") is not None and DICOMWEB_PLUGIN.exists()
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` different TCP ports on 127.0.0.1 that nothing listens on right now.
+
+    Held open together while they are chosen: one at a time, the system may hand out the
+    same port twice (Orthanc's DICOM and HTTP ports once came out equal, and it failed
+    with "already in use")."""
+    with contextlib.ExitStack() as stack:
+        held = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                for _ in range(n)]
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in held]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace_s: float) -> None:
@@ -87,7 +99,27 @@ def _wait(http: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 def running_orthanc(folder: Path, *, local_ae: str = "VERTEBROPLAN",
                     allow_unknown_find: bool = True) -> Iterator[Orthanc]:
     folder.mkdir(parents=True, exist_ok=True)
-    dicom_port, http_port, scp_port = free_port(), free_port(), free_port()
+    for attempt in range(3):  # a port chosen free may be taken before Orthanc binds it
+        try:
+            proc, ports = _started(folder, local_ae, allow_unknown_find)
+            break
+        except RuntimeError as exc:
+            if "already in use" not in str(exc) or attempt == 2:
+                raise
+    dicom_port, http_port, scp_port = ports
+    http = f"http://127.0.0.1:{http_port}"
+    try:
+        yield Orthanc(RemoteAE("ORTHANC", "127.0.0.1", dicom_port),
+                      WebNode(f"{http}/dicom-web"), http, LocalAE(local_ae, scp_port), folder)
+    finally:
+        stop_process(proc, grace_s=10)
+
+
+def _started(folder: Path, local_ae: str, allow_unknown_find: bool
+             ) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """Orthanc started on three fresh ports and answering, with those ports."""
+    ports = free_ports(3)
+    dicom_port, http_port, scp_port = ports
     config = {
         "Name": "VertebroPlan test PACS",
         "StorageDirectory": str(folder / "db"),
@@ -119,10 +151,10 @@ def running_orthanc(folder: Path, *, local_ae: str = "VERTEBROPLAN",
                                 stderr=subprocess.STDOUT)
     try:
         _wait(http, proc, log)
-        yield Orthanc(RemoteAE("ORTHANC", "127.0.0.1", dicom_port),
-                      WebNode(f"{http}/dicom-web"), http, LocalAE(local_ae, scp_port), folder)
-    finally:
+    except BaseException:
         stop_process(proc, grace_s=10)
+        raise
+    return proc, ports
 
 
 def generated_ct(patient: PatientInfo, *, slices: int = 12, size: int = 48,
@@ -202,4 +234,4 @@ def filled_pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FilledPacs
 
 
 __all__ = ["ORTHANC_INSTALLED", "FilledPacs", "Orthanc", "fill", "filled_pacs", "free_port",
-           "generated_ct", "running_orthanc"]
+           "free_ports", "generated_ct", "running_orthanc"]
