@@ -343,7 +343,12 @@ def fill_enclosed(codes: NDArray[np.int16], code: int, body: BoolArray) -> None:
     What the vertebra encloses on every side is its own; the canal runs on into the next
     vertebra and stays open. The body keeps its own interior test, whose heights grade it.
     """
-    enclosed = ndimage.binary_fill_holes(codes == code)
+    # the holes of `binary_fill_holes`, by one labelling of the background (its iterated
+    # dilation took 0.4 s per 512 × 512 CT): what is not connected to the box's faces
+    outside, _ = ndimage.label(codes != code)
+    faces = np.unique(np.concatenate([
+        outside[[0, -1]].ravel(), outside[:, [0, -1]].ravel(), outside[:, :, [0, -1]].ravel()]))
+    enclosed = (outside > 0) & ~np.isin(outside, faces)
     codes[enclosed & (codes == 0) & ~body] = code
 
 
