@@ -17,25 +17,22 @@ def _proposal() -> Proposal:
     plan = Plan(trajectories=(_needle("L1", Side.LEFT), _needle("L1", Side.RIGHT),
                               _needle("L2", Side.LEFT), _needle("L4", Side.RIGHT),
                               _needle("L5", Side.LEFT), _needle("T12", Side.RIGHT)))
+    # the planner's refusals open alike; what stopped the best path follows "the best one:"
+    refused = ("{side} {level}: every 11G path the search tried checks unsafe or passes the "
+               "automatically found canal nearer than its wall's uncertainty allows (the best "
+               "one: {best}; the needle breaches the medial pedicle wall by 1.0 mm)")
     notes = {
         ("L2", Side.RIGHT): "Right L2: no 11G path stays in the bone from the pedicle to the "
                             "body; no 13G path stays in the bone from the pedicle to the body",
-        ("L3", Side.LEFT): "Left L3: every 11G path the search tried checks unsafe or "
-                           "passes the automatically found canal nearer than its wall's "
-                           "uncertainty allows (the best one: 2.5 mm from the "
-                           "automatically found canal where 5.0 mm are needed (its wall "
-                           "there is soft tissue); the needle breaches the medial pedicle "
-                           "wall by 1.0 mm)",
+        ("L3", Side.LEFT): refused.format(side="Left", level="L3", best=(
+            "2.5 mm from the automatically found canal where 5.0 mm are needed (its wall "
+            "there is soft tissue)")),
         ("L3", Side.RIGHT): "Right L3 pedicle: no cross-section of the pedicle found",
-        ("L4", Side.LEFT): "Left L4: every 11G path the search tried checks unsafe or "
-                           "passes the automatically found canal nearer than its wall's "
-                           "uncertainty allows (the best one: only 0.7 mm from the spinal "
-                           "canal (keep at least 2.0 mm); the needle breaches the medial "
-                           "pedicle wall by 5.6 mm)",
+        ("L4", Side.LEFT): refused.format(side="Left", level="L4", best=(
+            "only 0.7 mm from the spinal canal (keep at least 2.0 mm)")),
         ("L5", Side.RIGHT): "Right L5: something the harness has no word for",
-        ("T12", Side.LEFT): "Left T12: every 11G path … (the best one: the needle enters the "
-                           "spinal canal by 0.4 mm (grade B); the needle breaches the medial "
-                           "pedicle wall by 1.2 mm)",
+        ("T12", Side.LEFT): refused.format(side="Left", level="T12", best=(
+            "the needle enters the spinal canal by 0.4 mm (grade B)")),
     }
     return Proposal(plan, notes, omitted={
         "L3": "L3: no safe path through either pedicle",
