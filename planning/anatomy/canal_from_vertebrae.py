@@ -258,27 +258,39 @@ def _closing_size(pixel_mm: FloatArray) -> tuple[int, int, int]:
     return (1, 2 * r[0] + 1, 2 * r[1] + 1)
 
 
+def hole_labels(background: BoolArray, structure: BoolArray | None = None,
+                axes: tuple[int, ...] = (0, 1, 2)) -> tuple[NDArray[np.int32], int]:
+    """The connected components of ``background`` (``ndimage.label`` with ``structure``)
+    that touch none of the array's faces across ``axes``: the holes, labelled; every other
+    voxel 0. Also returns the number of components labelled.
+
+    Why one labelling pass rather than ``binary_fill_holes``: its iterated dilation costs
+    an order of magnitude more on a CT's grid, and the components that do not touch the
+    faces are exactly the holes (per slice with an in-plane ``structure`` and ``axes``
+    the slice's own, in 3D with the defaults)."""
+    labels, n = ndimage.label(background, structure=structure)
+    faces = np.concatenate([np.take(labels, [0, -1], axis=a).ravel() for a in axes])
+    keep = np.ones(n + 1, dtype=bool)
+    keep[np.unique(faces)] = False
+    keep[0] = False
+    labels[~keep[labels]] = 0
+    return labels, n
+
+
 def _find_holes(work: BoolArray, hint: BoolArray | None, pixel_mm: FloatArray
                 ) -> tuple[list[_Hole], NDArray[np.int32]]:
     """Every enclosed hole on every slice, and the per-slice label image of them.
 
     Why filters and labels rather than ``binary_closing`` / ``binary_fill_holes``: a
-    separable max/min filter and one connected-component pass over the background are an
-    order of magnitude faster on a 0.7 mm CT, and the background's components that do not
-    touch the slice's border are exactly the holes.
+    separable max/min filter and one connected-component pass over the background
+    (`hole_labels`) are an order of magnitude faster on a 0.7 mm CT.
     """
     size = _closing_size(pixel_mm)
     grown = ndimage.maximum_filter(work.view(np.uint8), size=size, mode="constant", cval=0)
     closed = ndimage.minimum_filter(grown, size=size, mode="constant", cval=1).astype(bool)
     cross = np.zeros((3, 3, 3), dtype=bool)
     cross[1] = ndimage.generate_binary_structure(2, 1)
-    labels, n = ndimage.label(~(closed | work), structure=cross)
-    outside = np.unique(np.concatenate([labels[:, 0].ravel(), labels[:, -1].ravel(),
-                                        labels[:, :, 0].ravel(), labels[:, :, -1].ravel()]))
-    keep = np.ones(n + 1, dtype=bool)
-    keep[outside] = False
-    keep[0] = False
-    labels[~keep[labels]] = 0
+    labels, n = hole_labels(~(closed | work), cross, axes=(1, 2))
     flat = np.flatnonzero(labels)
     if flat.size == 0:
         return [], labels

@@ -31,6 +31,7 @@ from planning.anatomy.body_fill import INTERIOR_MIN_HU, fill_bodies
 from planning.anatomy.canal_from_vertebrae import (
     CanalNotFoundError,
     derive_canal,
+    hole_labels,
     slices_tilted,
 )
 from planning.anatomy.canal_wall import widen_canal_to_bone
@@ -343,13 +344,8 @@ def fill_enclosed(codes: NDArray[np.int16], code: int, body: BoolArray) -> None:
     What the vertebra encloses on every side is its own; the canal runs on into the next
     vertebra and stays open. The body keeps its own interior test, whose heights grade it.
     """
-    # the holes of `binary_fill_holes`, by one labelling of the background (its iterated
-    # dilation took 0.4 s per 512 × 512 CT): what is not connected to the box's faces
-    outside, _ = ndimage.label(codes != code)
-    faces = np.unique(np.concatenate([
-        outside[[0, -1]].ravel(), outside[:, [0, -1]].ravel(), outside[:, :, [0, -1]].ravel()]))
-    enclosed = (outside > 0) & ~np.isin(outside, faces)
-    codes[enclosed & (codes == 0) & ~body] = code
+    holes, _ = hole_labels(codes != code)  # `binary_fill_holes` took 0.4 s per 512² CT
+    codes[(holes > 0) & (codes == 0) & ~body] = code
 
 
 def _labels_on_ct(ct: Volume, grid: WorkGrid, codes_w: NDArray[np.int16]) -> Volume:
