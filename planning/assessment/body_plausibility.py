@@ -51,6 +51,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from planning.assessment.genant import GENANT_MILD
 from planning.volume import Volume
 
 if TYPE_CHECKING:
@@ -67,7 +68,6 @@ SCAN_END_HU = -500.0  # darker than any disc beyond an endplate: air, the scan h
 DEPTH_MIN_FRACTION = 0.8  # of the neighbours' median front-to-back depth
 DEPTH_NEIGHBOURS = 2  # levels on each side whose depths make the reference
 BAND_NAMES = ("anterior", "middle", "posterior")
-CORNER_LOSS = 0.2  # Genant's mild grade: a front this much below the middle is a short corner
 
 
 @dataclass(frozen=True)
@@ -185,9 +185,9 @@ class Plausibility:
 
 def corner_only(anterior_mm: float, middle_mm: float, posterior_mm: float) -> bool:
     """Only the front corner is short: the anterior height is short against the middle
-    (by a mild grade's loss, `CORNER_LOSS`) while the middle is at least the posterior (no
+    (by a mild grade's loss, `GENANT_MILD`) while the middle is at least the posterior (no
     wedge tilts a body so; see the module doc). A crush lowers all three alike."""
-    return anterior_mm < (1.0 - CORNER_LOSS) * middle_mm and middle_mm >= posterior_mm
+    return anterior_mm < (1.0 - GENANT_MILD) * middle_mm and middle_mm >= posterior_mm
 
 
 def judge(depth_mm: float, ref_depth_mm: float | None, endplates: EndplateSteps,

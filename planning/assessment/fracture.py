@@ -86,6 +86,7 @@ from planning.assessment.fracture_findings import (
     point_json,
     retropulsion,
 )
+from planning.assessment.genant import GENANT_CITATION, GRADE_NAMES, genant_grade
 from planning.plan import LEVEL_NAMES
 from planning.progress import Progress
 from planning.result_memo import MEMO
@@ -99,28 +100,9 @@ WALL_BAND_MM = 1.5  # … and are this deep
 MIDDLE_BAND_HALF_MM = 2.0
 WALL_CENTRAL_FRACTION = 0.70  # the part of the posterior wall's height searched
 
-# ---- Genant 1993 ----------------------------------------------------------------------
-GENANT_MILD = 0.20
-GENANT_MODERATE = 0.25
-GENANT_SEVERE = 0.40
-GENANT_CITATION = ("Genant HK, Wu CY, van Kuijk C, Nevitt MC. Vertebral fracture assessment "
-                   "using a semiquantitative technique. J Bone Miner Res 1993;8:1137–1148.")
-GRADE_NAMES = {0: "normal", 1: "mild", 2: "moderate", 3: "severe"}
-
 SHAPE_NORMAL, SHAPE_WEDGE, SHAPE_BICONCAVE, SHAPE_CRUSH = "normal", "wedge", "biconcave", "crush"
 SHAPE_NOT_ASSESSED = "not assessed"
 NOT_GRADED_LEVELS = frozenset({"S1"})  # the sacrum has no vertebral body to grade
-
-
-def genant_grade(loss: float) -> int:
-    """Genant's semi-quantitative grade of a fractional height loss (0.35 → 2)."""
-    if loss > GENANT_SEVERE:
-        return 3
-    if loss >= GENANT_MODERATE:
-        return 2
-    if loss >= GENANT_MILD:
-        return 1
-    return 0
 
 
 NEAR_END_CRUSH = 0.2  # a body near the scan's end (`BodyProfile.near_scan_end`) this much

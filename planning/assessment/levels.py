@@ -21,11 +21,11 @@ from planning.assessment.cement import (
     cement_plan,
 )
 from planning.assessment.fracture import (
-    GRADE_NAMES,
     FractureAssessment,
     assess_fractures,
     fractured_levels_first,
 )
+from planning.assessment.genant import GRADE_NAMES
 from planning.assessment.leakage import LeakageFlag, leakage_flags
 from planning.assessment.pedicle_morphometry import PedicleMorphometry, pedicle_morphometry
 from planning.plan import Side, Trajectory

@@ -21,12 +21,8 @@ import numpy as np
 
 from planning.anatomy.from_labels import anatomy_from_label_map
 from planning.anatomy.label_tables import LabelTable
-from planning.assessment.fracture import (
-    SHAPE_BICONCAVE,
-    SHAPE_CRUSH,
-    SHAPE_WEDGE,
-    genant_grade,
-)
+from planning.assessment.fracture import SHAPE_BICONCAVE, SHAPE_CRUSH, SHAPE_WEDGE
+from planning.assessment.genant import genant_grade
 from planning.demo.painted import painting_grid, resample_nearest
 from planning.volume import Volume
 
