@@ -159,23 +159,23 @@ def freeze(value: T, inputs: tuple[object, ...] = ()) -> T:
     """``value`` with every array reachable through dataclasses, mappings and sequences made
     read-only (a shared result that a caller changed would change it for every other),
     except arrays that share memory with ``inputs``': those are the caller's own."""
-    theirs = [a for a in _leaves(inputs) if isinstance(a, np.ndarray)]
-    for leaf in _leaves(value):
-        if isinstance(leaf, np.ndarray) and not _shares_with(leaf, theirs):
-            leaf.flags.writeable = False
+    _freeze(value, inputs)
     return value
 
 
-def _shares_with(a: np.ndarray, theirs: list[np.ndarray]) -> bool:
-    return any(np.may_share_memory(a, b) for b in theirs)
-
-
-def holds_inputs(value: object, inputs: tuple[object, ...]) -> bool:
-    """Whether an array of ``value`` is (part of) an array of ``inputs``: such a result is not
-    written to a file, where it would lose that link (and copy the CT to disk)."""
+def _freeze(value: object, inputs: tuple[object, ...]) -> bool:
+    """`freeze` in place; whether an array of ``value`` was left as (part of) one of the
+    ``inputs``'. Such a result is not written to a file, where it would lose that link (and
+    copy the CT to disk)."""
     theirs = [a for a in _leaves(inputs) if isinstance(a, np.ndarray)]
-    return any(isinstance(leaf, np.ndarray) and _shares_with(leaf, theirs)
-               for leaf in _leaves(value))
+    holds = False
+    for leaf in _leaves(value):
+        if isinstance(leaf, np.ndarray):
+            if any(np.may_share_memory(leaf, b) for b in theirs):
+                holds = True
+            else:
+                leaf.flags.writeable = False
+    return holds
 
 
 def size_of(value: object) -> int:
@@ -287,8 +287,10 @@ class ResultMemo:
                 self.hits += 1
                 return item[0]  # type: ignore[return-value]
             self.misses += 1
-        value = self._from_file_or_made(key, inputs, make)
+        value, to_file = self._from_file_or_made(key, inputs, make)
         size = size_of(value)
+        if to_file and self.files is not None and size <= FILE_LIMIT_BYTES:
+            self.files.store(*key, value)
         if size > self.budget_bytes:
             return value
         with self._lock:
@@ -302,17 +304,16 @@ class ResultMemo:
         return value
 
     def _from_file_or_made(self, key: tuple[str, bytes], inputs: tuple[object, ...],
-                           make: Callable[[], T]) -> T:
+                           make: Callable[[], T]) -> tuple[T, bool]:
+        """(the result, read-only, from the files or made; whether to write it to a file)."""
         if self.files is not None:
             found, value = self.files.load(*key)
             if found:
                 self.file_hits += 1
-                return freeze(value, inputs)  # type: ignore[return-value]
-        made = freeze(make(), inputs)
-        if (self.files is not None and size_of(made) <= FILE_LIMIT_BYTES
-                and not holds_inputs(made, inputs)):
-            self.files.store(*key, made)
-        return made
+                return freeze(value, inputs), False  # type: ignore[return-value]
+        made = make()
+        holds_inputs = _freeze(made, inputs)
+        return made, self.files is not None and not holds_inputs
 
     def clear(self) -> None:
         with self._lock:
