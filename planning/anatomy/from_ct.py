@@ -97,13 +97,15 @@ def anatomy_from_ct(ct: Volume, progress: Progress | None = None, *,
     """
     progress = progress or no_progress()
     if timings is not None:  # the benchmark times the stages: made, never remembered
-        return _found(ct, progress, shift_labels, timings)
-    found = MEMO.remembered("anatomy from CT", (ct.array, ct.affine_lps, shift_labels),
-                            lambda: _found(ct, progress, shift_labels, None))
-    progress.report(STAGES, STAGES, "Anatomy ready")
-    # the caller's own copy of the lists it may extend; the arrays are shared, read-only
-    return dataclasses.replace(found, levels=dict(found.levels),
-                               warnings=list(found.warnings))
+        anatomy = _found(ct, progress, shift_labels, timings)
+    else:
+        found = MEMO.remembered("anatomy from CT", (ct.array, ct.affine_lps, shift_labels),
+                                lambda: _found(ct, progress, shift_labels, None))
+        # the caller's own copy of the lists it may extend; the arrays are shared, read-only
+        anatomy = dataclasses.replace(found, levels=dict(found.levels),
+                                      warnings=list(found.warnings))
+    progress.report(STAGES, STAGES, "Anatomy ready")  # once, made or remembered
+    return anatomy
 
 
 def _found(ct: Volume, progress: Progress, shift_labels: int,
@@ -168,7 +170,6 @@ def _found(ct: Volume, progress: Progress, shift_labels: int,
         warnings.append(column.vessels.describe())
     anatomy.warnings = warnings + [w for w in anatomy.warnings
                                    if "taken as S1" not in w and "'automatic" not in w]
-    progress.report(STAGES, STAGES, "Anatomy ready")
     return anatomy
 
 
