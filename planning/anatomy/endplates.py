@@ -46,9 +46,10 @@ def trim_bodies_to_endplates(anatomy: Anatomy, ct: Volume) -> int:
     through both affines, so any crop and orientation work).
     """
     dropped = 0
-    for name, geometry in anatomy.levels.items():
-        mask = anatomy.bodies & anatomy.vertebra_mask(name)
-        kji = np.argwhere(mask)
+    for name, box in anatomy.level_boxes().items():
+        geometry = anatomy.levels[name]
+        mask = anatomy.bodies[box] & (anatomy.labels[box] == geometry.code)
+        kji = np.argwhere(mask) + [b.start for b in box]
         if len(kji) < 8:
             continue
         hu = hu_at_voxels(ct, anatomy.affine_lps, kji, outside_hu=-1000.0)  # beyond: air

@@ -17,6 +17,7 @@ from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
 
 from planning.vessels import VesselMap
 from planning.volume import inverse_affine, validate_affine
@@ -123,6 +124,21 @@ class Anatomy:
 
     def vertebra_mask(self, level: str) -> BoolArray:
         return self.labels == self.levels[level].code
+
+    def level_boxes(self) -> dict[str, tuple[slice, slice, slice]]:
+        """Each level's ``[k, j, i]`` bounding box in ``labels`` (levels without a voxel
+        are left out), found in one pass.
+
+        Why: a crop of a fine CT holds tens of millions of voxels; comparing all of them
+        with each level's code, level after level, cost most of a second per step that
+        works vertebra by vertebra.
+        """
+        found = ndimage.find_objects(np.clip(self.labels, 0, None))
+        boxes = {}
+        for name, g in self.levels.items():
+            if 0 < g.code <= len(found) and found[g.code - 1] is not None:
+                boxes[name] = found[g.code - 1]
+        return boxes
 
     def level_names(self) -> list[str]:
         return list(self.levels)

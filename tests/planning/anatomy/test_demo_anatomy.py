@@ -197,3 +197,14 @@ def test_label_path_on_the_demo_recovers_bodies_and_frames(truth: DemoTruth,
         body = derived.bodies & derived.vertebra_mask(lv.name)
         true_body = (truth.labels == lv.label_code) & (truth.parts == PART_BODY)
         assert body.sum() == pytest.approx(true_body.sum(), rel=0.05), lv.name
+
+
+def test_level_boxes_hold_exactly_each_levels_voxels(anatomy: Anatomy) -> None:
+    """`Anatomy.level_boxes` (one pass over the labels) bounds each level's voxels tightly:
+    every voxel of the level inside, and the level touching each face of its box."""
+    boxes = anatomy.level_boxes()
+    assert set(boxes) == {n for n in anatomy.levels if anatomy.vertebra_mask(n).any()}
+    for name, box in boxes.items():
+        kji = np.argwhere(anatomy.vertebra_mask(name))
+        assert [(b.start, b.stop) for b in box] == [
+            (int(lo), int(hi) + 1) for lo, hi in zip(kji.min(axis=0), kji.max(axis=0), strict=True)]
