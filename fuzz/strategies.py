@@ -3,7 +3,7 @@
 A case is a JSON-able recipe: which seed (`fuzz.seeds`) to start from, which mutations to
 apply, and how to open the result. Keeping cases as data rather than as files means a
 case is small to generate, to send to a worker process and to store with a crash, and
-`fuzz.cases.materialize` turns it into the same bytes everywhere.
+`fuzz.materialize` turns it into the same bytes everywhere.
 
 Mutations are of three kinds:
 

@@ -22,15 +22,8 @@ import pytest
 from pydicom.errors import BytesLengthException
 
 from fuzz import seeds
-from fuzz.cases import (
-    DicomFile,
-    apply_dataset_op,
-    encode,
-    memory_headroom,
-    nested_sequence,
-    set_raw,
-    time_limit,
-)
+from fuzz.cases import memory_headroom, time_limit
+from fuzz.materialize import DicomFile, apply_dataset_op, encode, nested_sequence, set_raw
 from planning.errors import SeriesError
 from planning.interop.any_plan import load_any_plan
 from planning.interop.labels_from_seg import SEGFormatError, read_seg_labels

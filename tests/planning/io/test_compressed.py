@@ -25,10 +25,12 @@ from tests.planning.io.dicom_corpus import (
     SeriesUIDs,
     assert_names,
     assert_slices_match,
-    dcmtk_convert,
     stacked_positions,
-    transfer_syntax_of,
     write_ct_series,
+)
+from tests.planning.io.dicom_corpus_quirks import (
+    dcmtk_convert,
+    transfer_syntax_of,
     write_encapsulated_unknown,
     write_enhanced_ct,
 )

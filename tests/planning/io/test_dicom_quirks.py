@@ -31,20 +31,22 @@ from tests.planning.io.dicom_corpus import (
     normal_of,
     ramp_hu,
     ramp_value,
-    rewrite_stored_bits,
     rotated_iop,
     stacked_positions,
-    truncate_header,
-    truncate_pixels,
     warning_with,
     write_axial_series,
     write_ct_series,
-    write_dicomdir,
-    write_enhanced_ct,
     write_localizer,
     write_mr_series,
-    write_non_dicom_files,
     write_rgb_series,
+)
+from tests.planning.io.dicom_corpus_quirks import (
+    rewrite_stored_bits,
+    truncate_header,
+    truncate_pixels,
+    write_dicomdir,
+    write_enhanced_ct,
+    write_non_dicom_files,
 )
 
 

@@ -20,6 +20,8 @@ from tests.planning.io.dicom_corpus import (
     stacked_positions,
     write_axial_series,
     write_ct_series,
+)
+from tests.planning.io.dicom_corpus_quirks import (
     write_non_dicom_files,
 )
 
