@@ -8,9 +8,9 @@ file, a recovered session, a training case on a CT just planned) redid all of it
 
 Keys are the *content* of the inputs (XXH3-128 of every array, at ~30 GB/s: 5 ms for a
 512 × 512 × 300 CT, within a SHA-256 of the whole), never their identity: a CT read again
-from its files finds its results, and a result can never be handed to other data, even if an array was changed in place.
-Results are kept up to a memory budget (least recently used first out), and arrays in them
-are made read-only, because every caller now shares them.
+from its files finds its results, and a result can never be handed to other data, even if
+an array was changed in place. Results are kept up to a memory budget (least recently used
+first out), and arrays in them are made read-only, because every caller now shares them.
 
 Only deterministic functions of their inputs belong here: a remembered result is the result
 the function would have returned again. What reports progress reports its end at once.
