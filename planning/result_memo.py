@@ -55,8 +55,8 @@ class NotRemembered(TypeError):
 
 
 def fingerprint(*parts: object) -> bytes:
-    """A SHA-256 digest of the content of ``parts`` (arrays enter by their XXH3-128): numpy arrays (dtype, shape and bytes),
-    dataclasses (every field), mappings, sequences, enums and plain values.
+    """A SHA-256 digest of the content of ``parts``: numpy arrays (dtype, shape and their
+    bytes' XXH3-128), dataclasses (every field), mappings, sequences, enums and plain values.
 
     Raises `NotRemembered` for anything else, rather than hashing an object's identity."""
     h = hashlib.sha256()
