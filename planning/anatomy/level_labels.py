@@ -19,6 +19,7 @@ Names come from two cues, cross-checked:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -278,7 +279,13 @@ def name_levels(found: list[Segment]) -> Naming:
     vertebra, 11 or 13 rib pairs, a missed disc) 0.5 with its words. With no cue the names
     are a guess (0.3): ribs on every vertebra make them thoracic, none make them lumbar.
     Below `LOW_NAME_CONFIDENCE` the window, the report and the SR call the names uncertain.
+
+    A vertebra cut by the scan's edge shows no absence of ribs: its rib may leave it beyond
+    the edge (a chest CT whose bottom slices hold the top 12 mm of a thoracic vertebra
+    showed no rib there, and would have been named T12 … L1 from that fragment).
     """
+    found = [dataclasses.replace(seg, rib=None) if seg.cut and seg.rib is False else seg
+             for seg in found]
     n = len(found)
     sacrum, last_rib, first_rib = LANDMARKS
     anchors: dict[str, int] = {}  # landmark → index (in LEVEL_NAMES) of the first segment

@@ -17,6 +17,7 @@ The rules (`name_levels`) on made-up chains of vertebrae, then the rib cue itsel
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -171,4 +172,17 @@ def test_a_vertebra_much_shorter_than_both_neighbours_makes_the_names_uncertain(
              Segment(10, 19, 40.0, rib=False, sacrum=False, cut=False), *found[1:]]
     naming = name_levels(found)
     assert "split in two" in naming.warnings[-1]
+    assert naming.confidence < LOW_NAME_CONFIDENCE
+
+
+def test_a_fragment_at_the_scans_edge_is_not_proof_of_no_rib() -> None:
+    """Ribs on every whole vertebra and no rib seen on a fragment cut by the bottom edge:
+    the fragment may bear its rib beyond the edge, so the last rib is not proven and nothing
+    is named lumbar (the same chain with the fragment whole anchors T12 above it)."""
+    found = _chain([True] * 6 + [False])
+    whole = name_levels(found)
+    assert whole.names[-2:] == ["T12", "L1"]
+    found[-1] = dataclasses.replace(found[-1], cut=True)
+    naming = name_levels(found)
+    assert all(name.startswith(("C", "T")) for name in naming.names)
     assert naming.confidence < LOW_NAME_CONFIDENCE
