@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.controller import Controller
 from app.error_boundary import guarded, report_error
+from app.gui_gc import hold_gui_thread_gc
 from app.plan_session import PlanSession
 from app.plan_workspace import PlanWorkspace
 from planning.reslice import AXIAL, CORONAL, SAGITTAL
@@ -101,6 +102,8 @@ class MainWindow(QMainWindow):
         """``session``: the planning session this window shows (made here when not given,
         on ``controller`` when that is given)."""
         super().__init__()
+        # cycles are collected on this (the GUI) thread while the window is open (`gui_gc`)
+        self._release_gc = hold_gui_thread_gc()
         self.session = session if session is not None else PlanSession(controller, parent=self)
         self.controller = self.session.controller
         self.setWindowTitle("VertebroPlan")
@@ -531,3 +534,4 @@ class MainWindow(QMainWindow):
         self.controller.shutdown()
         self.view3d.close_view()
         super().closeEvent(event)
+        self._release_gc()
