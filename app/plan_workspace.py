@@ -146,7 +146,8 @@ class PlanWorkspace(QObject):
         w.fluoro_panel.position_changed.connect(self.set_patient_position)
         e.needles_changed.connect(self._show_needles)
         e.results_changed.connect(lambda _r: self._update_rows())
-        e.results_changed.connect(self.scene.show_vessels_near)
+        e.results_changed.connect(
+            lambda r: self.scene.show_vessels_near(r, self.editor.is_dragging))
         e.selection_changed.connect(self._on_selection)
         e.placing_changed.connect(self._on_placing)
         e.message.connect(lambda text: w.statusBar().showMessage(text, 20000))

@@ -39,9 +39,12 @@ class ScenePresenter:
     def __init__(self, shell: Shell, session: PlanSession) -> None:
         self.shell, self.controller = shell, session.controller
         self.document, self.assessment = session.document, session.assessment
-        self._highlight: tuple[str, Mesh | None] | None = None  # level, its surface
+        # level, its surface and its mask (both made once per level and anatomy)
+        self._highlight: tuple[str, Mesh | None, Any] | None = None
+        self._highlight_shown: Mesh | None = None  # what the 3D view shows now
         self._cement_mesh: tuple[Any, Mesh] | None = None
         self._vessels_near: tuple[tuple[int, ...], Outline | None] = ((), None)
+        self._vessels_3d: Any = None  # vessels waiting for the 3D view (a drag's pause)
         self._pending_3d: list[NeedleDisplay] = []
 
     @property
@@ -52,7 +55,7 @@ class ScenePresenter:
     def clear(self) -> None:
         """A new CT: nothing of the previous one's anatomy stays on screen."""
         shell = self.shell
-        self._highlight = None
+        self._highlight = self._highlight_shown = None
         for view in shell.mpr_views:
             view.set_outlines([])
             view.set_level_marks({})
@@ -75,7 +78,7 @@ class ScenePresenter:
         shell.needle_view.set_canal(anatomy.canal, anatomy.affine_lps)
         level = self.highlighted_level
         self._highlight = None if level is None or level not in anatomy.levels else (
-            level, None)
+            level, None, None)
         self.refresh_outlines()
 
     # ---- needles -----------------------------------------------------------------------
@@ -97,8 +100,13 @@ class ScenePresenter:
         return live
 
     def flush_3d(self) -> None:
-        """The 3D view catches up with the needles (a drag paused or ended)."""
+        """The 3D view catches up with the needles and the vessels near them (a drag
+        paused or ended)."""
         self.shell.view3d.show_needles(self._pending_3d)
+        if self._vessels_3d is not None:
+            keep, affine = self._vessels_3d
+            self._vessels_3d = None
+            self.shell.view3d.show_vessels(*mask_mesh(keep, affine))
 
     # ---- outlines ----------------------------------------------------------------------
     def set_highlight(self, level: str | None) -> None:
@@ -107,7 +115,7 @@ class ScenePresenter:
         if level is None or anatomy is None or level not in anatomy.levels:
             self._highlight = None
         elif self._highlight is None or self._highlight[0] != level:
-            self._highlight = (level, None)
+            self._highlight = (level, None, None)
         self.refresh_outlines()
 
     def refresh_outlines(self) -> None:
@@ -118,28 +126,37 @@ class ScenePresenter:
         if anatomy is not None:
             outlines.append(Outline("canal", anatomy.canal, anatomy.affine_lps,
                                     QColor(CANAL_COLOR), 1.8, fill_alpha=40))
+        shown: Mesh | None = None
         if anatomy is not None and self._highlight is not None:
-            level, mesh = self._highlight
-            mask = anatomy.vertebra_mask(level)
+            level, mesh, mask = self._highlight
+            if mask is None:
+                mask = anatomy.vertebra_mask(level)
             outlines.append(Outline(f"vertebra:{level}", mask, anatomy.affine_lps,
                                     QColor(HIGHLIGHT_COLOR), 1.4))
             if mesh is None:
                 mesh = mask_mesh(mask, anatomy.affine_lps, step_vox=2)
-                self._highlight = (level, mesh)
-            view3d.show_highlight(*mesh)
-        else:
-            view3d.show_highlight(*empty_mesh())
+            self._highlight = (level, mesh, mask)
+            shown = mesh
+        # the 3D view only when its highlight changes: every render costs a 3D frame, and
+        # this runs on every move of a drag near a vessel
+        if shown is not self._highlight_shown or shown is None:
+            if shown is not None or self._highlight_shown is not None:
+                view3d.show_highlight(*(shown if shown is not None else empty_mesh()))
+            self._highlight_shown = shown
         outlines += self._cement_preview()
         if self._vessels_near[1] is not None:
             outlines.append(self._vessels_near[1])
         for view in self.shell.mpr_views:
             view.set_outlines(outlines)
 
-    def show_vessels_near(self, results: dict[Any, CheckResult]) -> None:
+    def show_vessels_near(self, results: dict[Any, CheckResult], dragging: bool = False
+                          ) -> None:
         """The contrast-filled vessels the checks found in the CT, drawn in the slices and
         in 3D around every needle that comes within `VESSEL_SHOW_MM` of one; cleared when
         none does. Recomputed only when the set of boxes changes (a drag that stays near
-        a vessel moves the box a voxel at a time)."""
+        a vessel moves the box a voxel at a time). While a needle is dragged the slices
+        follow every move and the 3D view the pause (`flush_3d`), as for the needles: a
+        surface and a 3D frame on every move had doubled a drag's latency near the aorta."""
         ctx = self.controller.check_context
         evidence = None if ctx is None else ctx.evidence
         near = [t for t in self.document.plan.trajectories
@@ -148,6 +165,7 @@ class ScenePresenter:
         if evidence is None or not near:
             if self._vessels_near[1] is not None:
                 self._vessels_near = ((), None)
+                self._vessels_3d = None
                 self.shell.view3d.show_vessels(*empty_mesh())
                 self.refresh_outlines()
             return
@@ -171,7 +189,11 @@ class ScenePresenter:
         outline = Outline("vessels", keep, vessels.affine_lps, QColor(VESSEL_COLOR), 1.6,
                           fill_alpha=60)
         self._vessels_near = (key, outline)
-        self.shell.view3d.show_vessels(*mask_mesh(keep, vessels.affine_lps))
+        if dragging:
+            self._vessels_3d = (keep, vessels.affine_lps)
+        else:
+            self._vessels_3d = None
+            self.shell.view3d.show_vessels(*mask_mesh(keep, vessels.affine_lps))
         self.refresh_outlines()
 
     def _cement_preview(self) -> list[Outline]:
@@ -182,8 +204,9 @@ class ScenePresenter:
         found = self.assessment.result.get(level) if level is not None else None
         cement = None if found is None else found.cement
         if anatomy is None or cement is None or not cement.spreads:
-            self._cement_mesh = None
-            self.shell.view3d.show_cement(*empty_mesh())
+            if self._cement_mesh is not None:  # cleared once, not re-rendered on every call
+                self._cement_mesh = None
+                self.shell.view3d.show_cement(*empty_mesh())
             return []
         if self._cement_mesh is None or self._cement_mesh[0] is not cement:
             parts = [mask_mesh(s.mask, anatomy.affine_lps) for s in cement.spreads]

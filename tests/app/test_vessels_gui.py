@@ -73,3 +73,36 @@ def test_needle_into_the_aorta_shows_the_vessel(qtbot, phantom, monkeypatch) -> 
     qtbot.waitUntil(lambda: not any(o.name == "vessels" for o in win.axial_view._outlines),
                     timeout=5000)
     assert win.view3d.prop("vessels") is None
+
+
+def test_a_drag_near_the_aorta_draws_it_in_the_slices_at_once_and_in_3d_at_the_pause(
+        qtbot, phantom, monkeypatch) -> None:
+    """While a needle is dragged towards the aorta, the slices show the vessel on the move
+    that brings it near; the 3D view (a surface and a 3D frame, ~0.1 s without a GPU) waits
+    for the mouse to pause, as the needles do, and then shows it."""
+    win = on_screen(qtbot, MainWindow(Controller(auto_anatomy=False)), 1600, 960)
+    win.controller.set_volume(phantom.ct)
+    win.controller.set_anatomy(phantom.anatomy)
+    monkeypatch.setattr(win.workspace.files, "confirm_discard", lambda _doing: True)
+    ws = win.workspace
+    geo = phantom.anatomy.levels["L2"]
+    pts = pc.truth_vessel_points(phantom)
+    near = pts[(np.abs(pts[:, 2] - geo.centroid_lps[2]) < 2.0) & (pts[:, 0] > geo.centroid_lps[0])]
+    aorta = near.mean(axis=0)
+    entry = geo.centroid_lps + 25.0 * geo.left_lps - 45.0 * geo.anterior_lps
+    safe_tip = geo.centroid_lps + 4.0 * geo.left_lps + 6.0 * geo.anterior_lps
+    ws.document.edit(ws.document.plan.with_trajectory(
+        Trajectory("L2", Side.LEFT, tuple(entry), tuple(safe_tip))), "Place")
+    qtbot.waitUntil(lambda: ws.editor.result(("L2", Side.LEFT)) is not None, timeout=5000)
+    assert win.view3d.prop("vessels") is None
+    ws.editor._dragging = True  # as `PlanEditor.drag` marks a drag under way
+    try:
+        ws.document.edit(ws.document.plan.with_trajectory(
+            Trajectory("L2", Side.LEFT, tuple(entry), tuple(aorta))), "Move")
+        qtbot.waitUntil(lambda: any(o.name == "vessels" for o in win.axial_view._outlines),
+                        timeout=5000)
+        assert win.view3d.prop("vessels") is None  # not on the move
+        ws.scene.flush_3d()  # the mouse pauses
+        assert win.view3d.prop("vessels") is not None
+    finally:
+        ws.editor._dragging = False
