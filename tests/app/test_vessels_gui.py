@@ -32,17 +32,23 @@ def phantom():
     return pc.abdomen_phantom()
 
 
-def test_needle_into_the_aorta_shows_the_vessel(qtbot, phantom, monkeypatch) -> None:
+def _window_beside_the_aorta(qtbot, phantom, monkeypatch):  # type: ignore[no-untyped-def]
+    """The window on the phantom; L2's geometry, a point in the aorta beside it, and an
+    entry behind L2's left pedicle."""
     win = on_screen(qtbot, MainWindow(Controller(auto_anatomy=False)), 1600, 960)
     win.controller.set_volume(phantom.ct)
     win.controller.set_anatomy(phantom.anatomy)
     monkeypatch.setattr(win.workspace.files, "confirm_discard", lambda _doing: True)
-    ws = win.workspace
     geo = phantom.anatomy.levels["L2"]
     pts = pc.truth_vessel_points(phantom)
     near = pts[(np.abs(pts[:, 2] - geo.centroid_lps[2]) < 2.0) & (pts[:, 0] > geo.centroid_lps[0])]
-    aorta = near.mean(axis=0)
     entry = geo.centroid_lps + 25.0 * geo.left_lps - 45.0 * geo.anterior_lps
+    return win, geo, near.mean(axis=0), entry
+
+
+def test_needle_into_the_aorta_shows_the_vessel(qtbot, phantom, monkeypatch) -> None:
+    win, geo, aorta, entry = _window_beside_the_aorta(qtbot, phantom, monkeypatch)
+    ws = win.workspace
     ws.document.edit(ws.document.plan.with_trajectory(
         Trajectory("L2", Side.LEFT, tuple(entry), tuple(aorta))), "Place")
     qtbot.waitUntil(lambda: ws.editor.result(("L2", Side.LEFT)) is not None, timeout=5000)
@@ -80,16 +86,8 @@ def test_a_drag_near_the_aorta_draws_it_in_the_slices_at_once_and_in_3d_at_the_p
     """While a needle is dragged towards the aorta, the slices show the vessel on the move
     that brings it near; the 3D view (a surface and a 3D frame, ~0.1 s without a GPU) waits
     for the mouse to pause, as the needles do, and then shows it."""
-    win = on_screen(qtbot, MainWindow(Controller(auto_anatomy=False)), 1600, 960)
-    win.controller.set_volume(phantom.ct)
-    win.controller.set_anatomy(phantom.anatomy)
-    monkeypatch.setattr(win.workspace.files, "confirm_discard", lambda _doing: True)
+    win, geo, aorta, entry = _window_beside_the_aorta(qtbot, phantom, monkeypatch)
     ws = win.workspace
-    geo = phantom.anatomy.levels["L2"]
-    pts = pc.truth_vessel_points(phantom)
-    near = pts[(np.abs(pts[:, 2] - geo.centroid_lps[2]) < 2.0) & (pts[:, 0] > geo.centroid_lps[0])]
-    aorta = near.mean(axis=0)
-    entry = geo.centroid_lps + 25.0 * geo.left_lps - 45.0 * geo.anterior_lps
     safe_tip = geo.centroid_lps + 4.0 * geo.left_lps + 6.0 * geo.anterior_lps
     ws.document.edit(ws.document.plan.with_trajectory(
         Trajectory("L2", Side.LEFT, tuple(entry), tuple(safe_tip))), "Place")
