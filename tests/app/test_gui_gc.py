@@ -52,17 +52,22 @@ def test_a_qt_cycle_dies_on_the_gui_thread_while_collection_is_held(qtbot) -> No
         assert died_in == [threading.main_thread().name]
     finally:
         release()
-    assert gc.isenabled()
 
 
 def test_automatic_collection_would_free_it_on_the_pool_thread() -> None:
-    """The hazard itself, shown without the collector (so the test above means something)."""
+    """The hazard itself, shown without the collector (so the test above means something);
+    automatic collection is switched on for it whatever an earlier test left open."""
+    was_enabled = gc.isenabled()
     gc.collect()
-    assert gc.isenabled()
-    died_in: list[str] = []
-    _Cyclic(died_in)
-    _allocate_in_a_pool_thread()
-    assert died_in == ["pool"]
+    gc.enable()
+    try:
+        died_in: list[str] = []
+        _Cyclic(died_in)
+        _allocate_in_a_pool_thread()
+        assert died_in == ["pool"]
+    finally:
+        if not was_enabled:
+            gc.disable()
 
 
 def test_holds_nest_and_release_once_each(qtbot) -> None:
@@ -76,9 +81,12 @@ def test_holds_nest_and_release_once_each(qtbot) -> None:
 
 
 def test_a_window_holds_collection_until_it_closes(qtbot, monkeypatch) -> None:
+    from app import gui_gc
     from tests.app.gui_helpers import open_window
 
     window = open_window(qtbot, monkeypatch)
-    assert not gc.isenabled()
+    collector = gui_gc._COLLECTOR
+    assert collector is not None and collector.active and not gc.isenabled()
+    holders = collector._holders
     window.close()
-    assert gc.isenabled()
+    assert collector._holders == holders - 1
