@@ -139,9 +139,8 @@ class ScenePresenter:
             shown = mesh
         # the 3D view only when its highlight changes: every render costs a 3D frame, and
         # this runs on every move of a drag near a vessel
-        if shown is not self._highlight_shown or shown is None:
-            if shown is not None or self._highlight_shown is not None:
-                view3d.show_highlight(*(shown if shown is not None else empty_mesh()))
+        if shown is not self._highlight_shown:
+            view3d.show_highlight(*(shown if shown is not None else empty_mesh()))
             self._highlight_shown = shown
         outlines += self._cement_preview()
         if self._vessels_near[1] is not None:
