@@ -1,0 +1,195 @@
+"""The re-storings of the accuracy harness: the same patient on other grids.
+
+Why apart from `bench.accuracy`: these make the family (rotated, re-spaced, mirrored,
+sagittal and coronal, cropped, cut out, through DICOM); the harness judges what the app
+finds on each. The anatomy stays put in LPS, so the truth moves with every storing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from pydicom.uid import JPEG2000Lossless
+
+from planning.anatomy.model import Anatomy, crop_affine
+from planning.volume import Volume, kji_transform
+
+CUT_OUT_MM = (100.0, 90.0, 70.0)  # left–right, front–back, along the spine: a lumbar
+# vertebra with its transverse processes, body front to spinous tip, and a disc each way
+
+def _regrid(volume: Volume, affine: np.ndarray, shape_kji: tuple[int, int, int]) -> Volume:
+    from scipy import ndimage
+
+    matrix, offset = kji_transform(np.linalg.inv(volume.affine_lps) @ affine)
+    out = ndimage.affine_transform(volume.array.astype(np.float32), matrix, offset,
+                                   output_shape=shape_kji, order=1, mode="constant",
+                                   cval=-1000.0, prefilter=False)
+    return Volume(np.rint(out).astype(np.int16), affine, study_uid="2.25.11",
+                  series_uid="2.25.12", frame_of_reference_uid="2.25.13")
+
+
+def _rotation(axis: int, deg: float) -> np.ndarray:
+    a = np.radians(deg)
+    r = np.eye(3)
+    i, j = [x for x in range(3) if x != axis]
+    r[i, i], r[i, j], r[j, i], r[j, j] = np.cos(a), -np.sin(a), np.sin(a), np.cos(a)
+    return r
+
+
+def _covering(volume: Volume, rotation: np.ndarray, spacing: float
+              ) -> tuple[np.ndarray, tuple[int, int, int]]:
+    lo, hi = volume.bounds_lps()
+    centre = (lo + hi) / 2.0
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                        for z in (lo[2], hi[2])])
+    half = np.abs((corners - centre) @ rotation).max(axis=0)
+    n = np.ceil(2 * half / spacing).astype(int) + 1
+    affine = np.eye(4)
+    affine[:3, :3] = rotation * spacing
+    affine[:3, 3] = centre - affine[:3, :3] @ ((n - 1) / 2.0)
+    return affine, (int(n[2]), int(n[1]), int(n[0]))
+
+
+def rotated(volume: Volume, axis: int, deg: float, spacing: float | None = None) -> Volume:
+    """The CT on a grid rotated by ``deg`` about LPS axis ``axis`` (0 x, 1 y, 2 z)."""
+    step = spacing or float(volume.spacing_mm.min())
+    return _regrid(volume, *_covering(volume, _rotation(axis, deg), step))
+
+
+def respaced(volume: Volume, spacing: float) -> Volume:
+    return _regrid(volume, *_covering(volume, np.eye(3), spacing))
+
+
+def flipped(volume: Volume, axis_kji: int) -> Volume:
+    """The same patient with one array axis stored the other way round."""
+    n = volume.array.shape[axis_kji]
+    to_old = np.eye(4)
+    col = 2 - axis_kji
+    to_old[col, col] = -1.0
+    to_old[col, 3] = n - 1
+    return Volume(np.ascontiguousarray(np.flip(volume.array, axis_kji)),
+                  volume.affine_lps @ to_old, study_uid="2.25.11", series_uid="2.25.12",
+                  frame_of_reference_uid="2.25.13")
+
+
+def restacked(volume: Volume, slice_axis_lps: int) -> Volume:
+    """Stored as sagittal (slices along x, ``0``) or coronal (along y, ``1``) images."""
+    directions = np.abs(volume.direction)
+    col_of = [int(np.argmax(directions[a])) for a in range(3)]  # LPS axis → i/j/k column
+    want = [a for a in (0, 1, 2) if a != slice_axis_lps] + [slice_axis_lps]  # new i, j, k
+    order_ijk = [col_of[a] for a in want]
+    perm_kji = [2 - order_ijk[2], 2 - order_ijk[1], 2 - order_ijk[0]]
+    array = np.ascontiguousarray(np.transpose(volume.array, perm_kji))
+    affine = volume.affine_lps.copy()
+    affine[:3, :3] = volume.affine_lps[:3, order_ijk]
+    return Volume(array, affine, study_uid="2.25.11", series_uid="2.25.12",
+                  frame_of_reference_uid="2.25.13")
+
+
+def thin_slab(volume: Volume, truth: Anatomy, names: list[str], height_mm: float,
+              slice_mm: float) -> Volume:
+    """Axial slices ``slice_mm`` apart, ``height_mm`` in all, centred between the bodies of
+    ``names``, the CT's own in-plane spacing (a thin crop, as a radiographer sends it)."""
+    centre = np.mean([truth.levels[n].centroid_lps for n in names], axis=0)
+    lo, hi = volume.bounds_lps()
+    step = float(volume.spacing_mm[:2].min())
+    n_x, n_y = (int(np.ceil((hi[a] - lo[a]) / step)) + 1 for a in (0, 1))
+    n_z = round(height_mm / slice_mm)
+    affine = np.diag([step, step, slice_mm, 1.0])
+    affine[:3, 3] = [lo[0], lo[1], centre[2] - slice_mm * (n_z - 1) / 2.0]
+    return _regrid(volume, affine, (n_z, n_y, n_x))
+
+
+def through_dicom(volume: Volume, transfer_syntax: str | None = None) -> Volume:
+    """The CT written as a DICOM series (compressed with ``transfer_syntax`` when given)
+    and read back by the app's own loader: what a PACS export gives."""
+    import tempfile
+
+    import pydicom
+
+    from planning.io.dicom_series import load_dicom_folder
+    from planning.io.dicom_write import write_series
+
+    with tempfile.TemporaryDirectory(prefix="vp-accuracy-") as tmp:
+        paths = write_series(volume, tmp)
+        if transfer_syntax is not None:
+            for path in paths:
+                ds = pydicom.dcmread(path)
+                ds.compress(transfer_syntax)
+                ds.save_as(path, enforce_file_format=True)
+        return load_dicom_folder(tmp)
+
+
+def cropped_to_levels(volume: Volume, truth: Anatomy, first: int, count: int,
+                      through_mm: float = 0.0) -> Volume:
+    """The slab of ``count`` truth levels from the ``first`` (cranial first), widened by
+    half a disc; ``through_mm`` > 0 cuts that far into the cranial vertebra instead."""
+    names = list(truth.levels)[first: first + count]
+    z = [truth.levels[n].centroid_lps[2] for n in names]
+    top = max(z) + (14.0 if through_mm <= 0 else -through_mm)
+    bottom = min(z) - 14.0
+    lo, hi = volume.bounds_lps()
+    inv = np.linalg.inv(volume.affine_lps)
+    corners = np.array([[x, y, zz] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                        for zz in (bottom, top)])
+    ijk = corners @ inv[:3, :3].T + inv[:3, 3]
+    a = np.clip(np.floor(ijk.min(axis=0)).astype(int), 0, None)
+    b = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 1, np.array(volume.size))
+    box = (slice(a[2], b[2]), slice(a[1], b[1]), slice(a[0], b[0]))
+    return Volume(np.ascontiguousarray(volume.array[box]), crop_affine(volume.affine_lps, box),
+                  study_uid="2.25.11", series_uid="2.25.12", frame_of_reference_uid="2.25.13")
+
+
+def cut_out(volume: Volume, truth: Anatomy, name: str, spacing: float = 1.5) -> Volume:
+    """A box of `CUT_OUT_MM` around vertebra ``name`` (its whole label, centred across
+    the patient, its body's centre along the spine) on a ``spacing`` grid: no skin, no
+    ribs' length, the neighbours cut above and below — a radiologist's cut-out."""
+    code = truth.levels[name].code
+    kji = np.argwhere(truth.labels == code)
+    xyz = kji[:, ::-1] @ truth.affine_lps[:3, :3].T + truth.affine_lps[:3, 3]
+    centre = (xyz.min(axis=0) + xyz.max(axis=0)) / 2.0
+    centre[2] = truth.levels[name].centroid_lps[2]
+    half = np.asarray(CUT_OUT_MM) / 2.0
+    n = np.floor(2.0 * half / spacing).astype(int) + 1
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = centre - half
+    return _regrid(volume, affine, (int(n[2]), int(n[1]), int(n[0])))
+
+
+def storings(ct: Volume, truth: Anatomy, fast: bool) -> Iterator[tuple[str, Callable[[], Volume]]]:
+    """(name, make) for every re-storing of the family; ``fast``: a few of them."""
+    yield "as stored", lambda: ct
+    if fast:
+        yield "rotated 15° about x, 2 mm", lambda: rotated(ct, 0, 15.0, 2.0)
+        yield "1.5 mm grid", lambda: respaced(ct, 1.5)
+        return
+    for axis, name in enumerate("xyz"):
+        for deg in (5.0, 10.0, 15.0, 20.0, 25.0):
+            yield f"rotated {deg:.0f}° about {name}", (
+                lambda a=axis, d=deg: rotated(ct, a, d, max(1.5, float(ct.spacing_mm.min()))))
+    for axis, name in ((0, "x"), (1, "y")):  # finer than the CT and tilted: the ring is
+        # seldom closed on one slice of such a grid
+        yield f"rotated 15° about {name}, 1.5 mm", (
+            lambda a=axis: rotated(ct, a, 15.0, min(1.5, float(ct.spacing_mm.min()))))
+    for spacing in (0.6, 1.0, 1.5, 2.0, 3.0):
+        yield f"{spacing} mm grid", lambda s=spacing: respaced(ct, s)
+    for axis in range(3):
+        yield f"stored flipped along array axis {axis}", lambda a=axis: flipped(ct, a)
+    yield "stored sagittally", lambda: restacked(ct, 0)
+    yield "stored coronally", lambda: restacked(ct, 1)
+    n = len(truth.levels)
+    for first in range(0, max(1, n - 2), 2):
+        yield f"cropped to 3 levels from {list(truth.levels)[first]}", (
+            lambda f=first: cropped_to_levels(ct, truth, f, 3))
+    yield "cut through a vertebra", lambda: cropped_to_levels(ct, truth, 1, 3, through_mm=8.0)
+    middle = list(truth.levels)[n // 2]  # the issue's cut-out around L3, stored sagittally
+    yield (f"cut-out around {middle}, 1.5 mm, stored sagittally, no skin",
+           lambda: restacked(cut_out(ct, truth, middle), 0))
+    yield "uncompressed DICOM series", lambda: through_dicom(ct)
+    yield "JPEG 2000 DICOM, 1 mm grid", lambda: through_dicom(respaced(ct, 1.0), JPEG2000Lossless)
+    thoracic = [n for n in truth.levels if n.startswith("T")]
+    if thoracic:  # the issue's 40 mm crop: 20 slices of 2 mm, the two lowest thoracic levels
+        yield (f"40 mm crop of 2 mm slices through {'–'.join(thoracic[-2:])}, JPEG 2000",
+               lambda: through_dicom(thin_slab(ct, truth, thoracic[-2:], 40.0, 2.0),
+                                     JPEG2000Lossless))
