@@ -54,6 +54,17 @@ if TYPE_CHECKING:
 DRAG_3D_PAUSE_MS = 150  # the 3D view and the details catch up when a drag pauses this long
 
 
+def omitted_text(omitted: dict[str, str]) -> str:
+    """"Left out T12, L1: why; L5: why.": the levels left out, those with the same reason
+    together (a CT too coarse for proposals leaves every level out for one reason)."""
+    by_reason: dict[str, list[str]] = {}
+    for level, why in omitted.items():
+        reason = why.split(": ", 1)[1] if why.startswith(f"{level}: ") else why
+        by_reason.setdefault(reason.rstrip("."), []).append(level)
+    parts = [f"{', '.join(levels)}: {why}" for why, levels in by_reason.items()]
+    return "Left out " + "; ".join(parts) + "."
+
+
 class PlanWorkspace(QObject):
     """Plan document, editor, files, exports, docks and actions of one main window."""
 
@@ -349,7 +360,7 @@ class PlanWorkspace(QObject):
         n = len(proposal.plan.trajectories)
         text = f"Proposed {n} needle{'s' if n != 1 else ''} for {', '.join(levels)}."
         if proposal.omitted:
-            text += " Left out: " + "; ".join(f"{k}: {v}" for k, v in proposal.omitted.items())
+            text += " " + omitted_text(proposal.omitted)
         self._status(text, 30000)
         notes = [v for v in proposal.notes.values() if "left out" in v or "thinner" in v]
         if proposal.omitted or notes:

@@ -15,6 +15,7 @@ from planning.plan import Side
 
 CAUSES = (  # (what the note says, the cause counted), the first that matches
     ("sacrum is not planned", "the sacrum (not planned automatically)"),
+    ("thin-slice reconstruction", "voxels coarser than measured (not planned automatically)"),
     ("no cross-section of the pedicle", "pedicle not found"),
     ("too short to define an axis", "pedicle not found"),
     ("stays in the bone", "no corridor in the bone"),

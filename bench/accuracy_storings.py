@@ -141,6 +141,17 @@ def cropped_to_levels(volume: Volume, truth: Anatomy, first: int, count: int,
                   study_uid="2.25.11", series_uid="2.25.12", frame_of_reference_uid="2.25.13")
 
 
+def thick_slices(volume: Volume, slice_mm: float) -> Volume:
+    """Axial slices ``slice_mm`` apart over the whole CT, its finest spacing in plane: a
+    thick-slice series (a PET-CT's CT, a routine 5 mm abdomen)."""
+    lo, hi = volume.bounds_lps()
+    step = np.array([float(volume.spacing_mm.min())] * 2 + [slice_mm])
+    n = np.floor((hi - lo) / step).astype(int) + 1
+    affine = np.diag([*step, 1.0])
+    affine[:3, 3] = lo
+    return _regrid(volume, affine, (int(n[2]), int(n[1]), int(n[0])))
+
+
 def cut_out(volume: Volume, truth: Anatomy, name: str, spacing: float = 1.5) -> Volume:
     """A box of `CUT_OUT_MM` around vertebra ``name`` (its whole label, centred across
     the patient, its body's centre along the spine) on a ``spacing`` grid: no skin, no
@@ -186,6 +197,8 @@ def storings(ct: Volume, truth: Anatomy, fast: bool) -> Iterator[tuple[str, Call
     middle = list(truth.levels)[n // 2]  # the issue's cut-out around L3, stored sagittally
     yield (f"cut-out around {middle}, 1.5 mm, stored sagittally, no skin",
            lambda: restacked(cut_out(ct, truth, middle), 0))
+    for slice_mm in (4.25, 5.0):  # beyond the measured envelope (`planning.anatomy.resolution`)
+        yield f"axial slices {slice_mm} mm apart", lambda d=slice_mm: thick_slices(ct, d)
     yield "uncompressed DICOM series", lambda: through_dicom(ct)
     yield "JPEG 2000 DICOM, 1 mm grid", lambda: through_dicom(respaced(ct, 1.0), JPEG2000Lossless)
     thoracic = [n for n in truth.levels if n.startswith("T")]

@@ -127,6 +127,11 @@ def propose(
     chosen: list[Trajectory] = []
     boxes = find_objects(anatomy.labels)  # one pass over the labels for every pedicle
     margin = ctx.canal_margin
+    if margin is not None and margin.coarse is not None:  # `planning.anatomy.resolution`
+        omitted.update({n: f"{n}: not proposed automatically: {margin.coarse}; place the "
+                           "needles by hand (the checks still run) or load a thin-slice "
+                           "reconstruction" for n in names})
+        names = []
     for n, level in enumerate(names):
         progress.report(n, len(names), f"Planning {level}")
         lm = ctx.landmarks.get(level)

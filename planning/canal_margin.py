@@ -47,7 +47,10 @@ a path may pass a bony wall at the checks' own caution distance (2 mm); beside a
 a quiet CT asks what that rule asked and a noisy one up to a millimetre more.
 
 An imported canal (label map, the demo's truth) is trusted as drawn: no margin beyond the
-checks'.
+checks'. On voxels coarser than those storings (`planning.anatomy.resolution`) these errors
+were not measured and do not hold (one needle 0.4 mm into the reference canal where the
+checks reported 4.1 mm, abdomen on 4.25 mm slices): nothing is proposed automatically
+there, and the checks caution every path on the automatic canal.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from numpy.typing import NDArray
 from planning.anatomy.canal_border import canal_noise_hu, canal_with_soft_border
 from planning.anatomy.from_ct import SOURCE as AUTOMATIC_SOURCE
 from planning.anatomy.model import Anatomy
+from planning.anatomy.resolution import coarse_voxels
 from planning.clearance import COARSE_ERROR_MM, SignedDistance, segment_points
 from planning.volume import Volume
 
@@ -104,6 +108,9 @@ class CanalMargin:
     with_soft: SignedDistance
     floor_mm: float  # never less than the checks' caution distance
     soft_error_mm: float = SOFT_WALL_ERROR_MM  # beyond the soft depth (module docstring)
+    coarse: str | None = None
+    """Why these errors do not hold on this CT, whose voxels are coarser than the storings
+    they were measured on (`planning.anatomy.resolution`); None when they hold."""
 
     @classmethod
     def build(cls, volume: Volume, anatomy: Anatomy, canal: SignedDistance,
@@ -116,7 +123,8 @@ class CanalMargin:
         if not mask.any():
             return None
         soft_error = max(SOFT_WALL_ERROR_MM, canal_noise_hu(volume, anatomy) / NOISE_HU_PER_MM)
-        return cls(canal, SignedDistance.build(mask, affine), caution_mm, soft_error)
+        return cls(canal, SignedDistance.build(mask, affine), caution_mm, soft_error,
+                   coarse_voxels(volume.spacing_mm))
 
     def uncertainty_mm(self, canal_mm: FloatArray, soft_mm: FloatArray) -> FloatArray:
         """The wall's uncertainty at points ``canal_mm`` from the canal and ``soft_mm`` from

@@ -224,6 +224,10 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
         if not tight.kept and clearance >= lim.canal_caution_mm:
             caution = True
             reasons.append(tight.describe())
+        if ctx.canal_margin.coarse is not None:  # outside the margin's measured envelope
+            caution = True
+            reasons.append(f"{ctx.canal_margin.coarse}: the clearance to the automatically "
+                           "found canal may be overstated; check it on the images")
 
     # --- sides, frame ---------------------------------------------------------------------
     if lm is None:

@@ -51,6 +51,7 @@ from planning.anatomy.level_labels import (
     vertebra_labels,
 )
 from planning.anatomy.model import Anatomy, BoolArray, VertebraGeometry, crop_affine
+from planning.anatomy.resolution import coarse_voxels
 from planning.anatomy.ribs import rib_roots
 from planning.anatomy.spine_column import (
     BONE_HU,
@@ -162,7 +163,14 @@ def _found(ct: Volume, progress: Progress, shift_labels: int,
     if column.metal.any():
         warnings.append("Metal (a stent, wires or an implant) is in the CT; bone next to it "
                         "was ignored. Check the anatomy near it.")
-    anatomy.levels = {name: dataclasses.replace(g, confidence=g.confidence * naming.confidence)
+    name_confidence = naming.confidence
+    if (coarse := coarse_voxels(ct.spacing_mm)) is not None:  # outside the measured envelope
+        name_confidence = min(name_confidence, COARSE_NAME_CONFIDENCE)
+        warnings.insert(0, f"{coarse[0].upper()}{coarse[1:]}: vertebrae may be split or "
+                        "missed, so the level names are uncertain; fracture grades and "
+                        "automatic proposals need finer slices (load a thin-slice "
+                        "reconstruction, or place the needles by hand).")
+    anatomy.levels = {name: dataclasses.replace(g, confidence=g.confidence * name_confidence)
                       for name, g in anatomy.levels.items()}
     anatomy.source = SOURCE
     anatomy.vessels = column.vessels
@@ -260,6 +268,7 @@ RING_GAP_MM = 3.0  # gaps in a thin cortical ring bridged before its interior is
 CANCELLOUS_MIN_HU = 70.0  # a hole in the bone this dense is cancellous bone; the canal is
 # CSF and fat (below ~30 HU), so it stays open
 BODY_CODE = 1000  # added to a vertebra's code on the working grid where its body is
+COARSE_NAME_CONFIDENCE = 0.3  # as when no cue is seen (`level_labels.name_levels`)
 CANAL_HINT_CODE = 900  # the column's canal core (`_canal_core`), soft tissue on the CT
 CANAL_CORE_MM = 3.0  # around the column's canal centre
 AUTOMATIC_TABLE = dataclasses.replace(VERSE, canal_hint_codes=frozenset({CANAL_HINT_CODE}))

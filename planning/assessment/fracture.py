@@ -66,6 +66,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from planning.anatomy.model import Anatomy
+from planning.anatomy.resolution import coarse_along_spine
 from planning.assessment.body_plausibility import (
     EndplateSteps,
     Plausibility,
@@ -360,6 +361,7 @@ def _assessed(volume: Volume, anatomy: Anatomy, progress: Progress | None
               if not m.profile.truncated and genant_grade(m.own_loss) == 0
               and depth_plausible(m.depth_mm, ref_depth[lv])}
     out: dict[str, FractureAssessment] = {}
+    coarse = coarse_along_spine(volume.affine_lps)  # `planning.anatomy.resolution`
     for n, level in enumerate(order):
         if progress is not None:
             progress.report(len(order) + n, total, f"Assessing {level}")
@@ -372,7 +374,10 @@ def _assessed(volume: Volume, anatomy: Anatomy, progress: Progress | None
         loss = _height_loss(me.heights, [measured[r].heights.posterior_mm for r in refs], refs)
         notes = [] if refs else ["no unfractured neighbour to compare with"]
         grade: int | None = genant_grade(loss.worst)
-        if me.profile.truncated:
+        if coarse is not None:
+            grade = None
+            notes.insert(0, coarse)
+        elif me.profile.truncated:
             grade = None
             notes.insert(0, "the body reaches the edge of the scan: heights not graded")
         elif (me.profile.near_scan_end and loss.crush is not None

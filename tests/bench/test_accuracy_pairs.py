@@ -37,7 +37,10 @@ def _proposal() -> Proposal:
     return Proposal(plan, notes, omitted={
         "L3": "L3: no safe path through either pedicle",
         "S1": "S1: the sacrum is not planned automatically (sacroplasty takes other "
-              "approaches); ask for S1 by name to plan it through its pedicles"})
+              "approaches); ask for S1 by name to plan it through its pedicles",
+        "T11": "T11: not proposed automatically: the CT's voxels are 0.8 × 0.8 × 5.0 mm, "
+               "coarser than the 3 mm on which the automatic anatomy was measured; place the "
+               "needles by hand (the checks still run) or load a thin-slice reconstruction"})
 
 
 def test_each_level_is_paired_or_given_the_cause_its_notes_name() -> None:
@@ -51,6 +54,8 @@ def test_each_level_is_paired_or_given_the_cause_its_notes_name() -> None:
     assert unpaired_cause(p, "L5") == "other"
     assert unpaired_cause(p, "T12") == "through the canal"
     assert unpaired_cause(p, "S1") == "the sacrum (not planned automatically)", "no notes"
+    assert unpaired_cause(p, "T11") == ("voxels coarser than measured (not planned "
+                                        "automatically)")
 
 
 def test_the_count_over_levels() -> None:
