@@ -175,9 +175,9 @@ def level_at(centres_lps: Mapping[str, FloatArray], point_lps: FloatArray,
     return name if dist[name] <= within_mm else None
 
 
-UNCERTAIN_NAMES_TEXT = ("Level names are UNCERTAIN: no landmark (sacrum, last rib, first "
-                        "rib) was seen, or they disagree. Count the vertebrae on the images "
-                        "before treating a level by its name.")
+UNCERTAIN_NAMES_TEXT = ("Level names are UNCERTAIN (the warnings say why: no landmark seen, "
+                        "landmarks that disagree, or a CT too coarse). Count the vertebrae on "
+                        "the images before treating a level by its name.")
 
 
 def crop_box(

@@ -60,6 +60,5 @@ def coarse_along_spine(affine_lps: ArrayLike) -> str | None:
     step = along_spine_mm(affine_lps)
     if step <= MEASURED_VOXEL_MM + TOLERANCE_MM:
         return None
-    return (f"the slices are {step:.1f} mm apart along the spine (more than "
-            f"{MEASURED_VOXEL_MM:.0f} mm): its heights are uncertain by up to a slice at "
-            "each endplate; not graded")
+    return (f"slices {step:.1f} mm apart along the spine (over {MEASURED_VOXEL_MM:.0f} "
+            "mm): heights not graded")

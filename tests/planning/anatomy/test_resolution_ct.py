@@ -42,7 +42,7 @@ def test_bodies_are_not_graded(thick) -> None:
     assert found
     for a in found.values():
         assert a.genant_grade is None
-        assert any("5.0 mm apart along the spine" in n for n in a.notes), a.notes
+        assert any("slices 5.0 mm apart along the spine" in n for n in a.notes), a.notes
 
 
 def test_nothing_is_proposed_and_a_hand_placed_needle_is_cautioned(thick) -> None:
