@@ -25,8 +25,8 @@ margin, tip in the body.<br>
 <span style='color:#f2b630'>● Caution</span>: close to the canal or a wall, or the tip is
 not where it should be.<br>
 <span style='color:#ef4b4b'>● Unsafe</span>: enters the canal, breaches a medial wall or
-the anterior cortex, comes within 3 mm of a contrast-filled vessel (drawn in pink), or the CT
-shows no bone around its tip.</p>
+the anterior cortex, comes within 3 mm of a contrast-filled vessel (drawn in pink), runs into
+metal (a screw, rod or wire), or the CT shows no bone around its tip.</p>
 <p>Breach grades follow Gertzbein–Robbins: A none, B &lt; 2 mm, C 2–4 mm, D 4–6 mm,
 E &gt; 6 mm.</p>
 <h3>Keys</h3>

@@ -44,6 +44,7 @@ from planning.image_evidence import (
     ImageEvidence,
     TipEvidence,
 )
+from planning.metal_on_path import metal_on_path
 from planning.needle_geometry import (
     PATIENT_AXES,
     angles,
@@ -355,6 +356,9 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
     approach = "transpedicular"
     ev = ctx.evidence
     frame = np.array([left, anterior, superior], dtype=np.float64)
+    if (metal := metal_on_path(ctx.hu_along, entry, tip, r, lim.sample_step_mm)) is not None:
+        unsafe = True
+        reasons.append(metal.describe())
     if ev is not None:
         if ev.vessel_field is not None:
             vd, vpt, _ = min_along_segment(ev.vessel_field, entry, tip, lim.sample_step_mm)

@@ -78,9 +78,10 @@ ANGLE_NOTE = ("Angles, in the patient's frame: medial + = converging towards the
 STATUS_NOTE = ("Safe: every check within its limits. Caution: a margin is below its limit "
                "(see the reasons). Unsafe: the needle enters the canal, breaches the medial "
                "pedicle wall, leaves the vertebral body, crosses an endplate or disc, comes "
-               f"within {SafetyLimits().vessel_min_mm:g} mm of a contrast-filled vessel, or "
-               "the CT shows no bone around its "
-               "tip (vessels and bone are read from the image itself, not the anatomy).")
+               f"within {SafetyLimits().vessel_min_mm:g} mm of a contrast-filled vessel, runs "
+               "into metal (a screw, rod or wire, on its way in too), or the CT shows no bone "
+               "around its tip (vessels, metal and bone are read from the image itself, not "
+               "the anatomy).")
 
 
 @dataclass(frozen=True)
