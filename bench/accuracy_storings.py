@@ -152,6 +152,15 @@ def thick_slices(volume: Volume, slice_mm: float) -> Volume:
     return _regrid(volume, affine, (int(n[2]), int(n[1]), int(n[0])))
 
 
+def noisier(volume: Volume, sigma_hu: float, seed: int = 1) -> Volume:
+    """The CT with Gaussian noise of ``sigma_hu`` added to every voxel: a low-dose scan (a
+    PET-CT's CT) of the same patient."""
+    rng = np.random.default_rng(seed)
+    noisy = volume.array + rng.normal(0.0, sigma_hu, volume.array.shape)
+    return Volume(np.clip(np.rint(noisy), -1024, 3071).astype(np.int16), volume.affine_lps,
+                  study_uid="2.25.11", series_uid="2.25.12", frame_of_reference_uid="2.25.13")
+
+
 def cut_out(volume: Volume, truth: Anatomy, name: str, spacing: float = 1.5) -> Volume:
     """A box of `CUT_OUT_MM` around vertebra ``name`` (its whole label, centred across
     the patient, its body's centre along the spine) on a ``spacing`` grid: no skin, no
@@ -199,6 +208,7 @@ def storings(ct: Volume, truth: Anatomy, fast: bool) -> Iterator[tuple[str, Call
            lambda: restacked(cut_out(ct, truth, middle), 0))
     for slice_mm in (4.25, 5.0):  # beyond the measured envelope (`planning.anatomy.resolution`)
         yield f"axial slices {slice_mm} mm apart", lambda d=slice_mm: thick_slices(ct, d)
+    yield "low dose: noise of 60 HU added", lambda: noisier(ct, 60.0)
     yield "uncompressed DICOM series", lambda: through_dicom(ct)
     yield "JPEG 2000 DICOM, 1 mm grid", lambda: through_dicom(respaced(ct, 1.0), JPEG2000Lossless)
     thoracic = [n for n in truth.levels if n.startswith("T")]
