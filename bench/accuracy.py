@@ -35,6 +35,8 @@ import numpy as np
 
 from bench.accuracy_pairs import count_pairs
 from bench.accuracy_storings import (  # noqa: F401  (re-exported: tests make storings too)
+    bent,
+    bent_labels,
     flipped,
     respaced,
     rotated,
@@ -71,6 +73,7 @@ FRACTURED: dict[str, dict[str, tuple[int, str]]] = {
 PAINTED_FRACTURES = ((SHAPE_WEDGE, 0.35), (SHAPE_BICONCAVE, 0.30), (SHAPE_CRUSH, 0.45))
 MATCH_MM = 15.0  # an automatic level is the truth level whose body centre is this near
 NEAR_CANAL_MM = 1.0
+BEND_MM = 20.0  # `bent`: the middle of the spine moved sideways this far
 
 
 @dataclass
@@ -325,6 +328,10 @@ def run_family(fast: bool = False, painted: bool = True, data: Path = DATA,
                 truth_of[storing] = (broken, {**known, fracture.level:
                                               (fracture.grade, fracture.shape)})
                 cases.append((storing, lambda lb=broken, tb=table: paint_from_labels(lb, tb).ct))
+        if not fast and labels.array.shape == ct.array.shape:  # a bend: its own truth
+            storing = f"bent sideways {BEND_MM:.0f} mm (scoliosis-like)"
+            truth_of[storing] = (bent_labels(labels, BEND_MM), known)
+            cases.append((storing, lambda c=ct: bent(c, BEND_MM)))
         for storing, make in cases:
             if storing_has is not None and storing_has not in storing:
                 continue

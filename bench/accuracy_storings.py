@@ -161,6 +161,31 @@ def noisier(volume: Volume, sigma_hu: float, seed: int = 1) -> Volume:
                   study_uid="2.25.11", series_uid="2.25.12", frame_of_reference_uid="2.25.13")
 
 
+def bent(volume: Volume, shift_mm: float, order: int = 1) -> Volume:
+    """The CT bent sideways along the spine, as a scoliotic spine is: every voxel moved
+    towards the patient's left by ``shift_mm`` · sin(π (z − z_top) / (z_bottom − z_top)),
+    so the middle of the scan moves most and its ends not at all. Not a rigid move: the
+    labels must be bent the same way (``order`` 0 for them, `bent_labels`)."""
+    from scipy import ndimage
+
+    a = volume.affine_lps
+    k, j, i = np.indices(volume.array.shape, dtype=np.float64)
+    z = a[2, 0] * i + a[2, 1] * j + a[2, 2] * k + a[2, 3]
+    shift = shift_mm * np.sin(np.pi * (z - z.min()) / max(float(np.ptp(z)), 1e-6))
+    inv = np.linalg.inv(a)  # an LPS shift along x moves the index by inv[:3, 0] per mm
+    source = [k - inv[2, 0] * shift, j - inv[1, 0] * shift, i - inv[0, 0] * shift]
+    cval = -1000.0 if order else 0.0
+    out = ndimage.map_coordinates(volume.array.astype(np.float32), source, order=order,
+                                  mode="constant", cval=cval)
+    return Volume(np.rint(out).astype(volume.array.dtype), a, study_uid="2.25.11",
+                  series_uid="2.25.12", frame_of_reference_uid="2.25.13")
+
+
+def bent_labels(labels: Volume, shift_mm: float) -> Volume:
+    """``labels`` bent as `bent` bends the CT (nearest label, so codes stay codes)."""
+    return bent(labels, shift_mm, order=0)
+
+
 def cut_out(volume: Volume, truth: Anatomy, name: str, spacing: float = 1.5) -> Volume:
     """A box of `CUT_OUT_MM` around vertebra ``name`` (its whole label, centred across
     the patient, its body's centre along the spine) on a ``spacing`` grid: no skin, no
