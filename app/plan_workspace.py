@@ -333,7 +333,8 @@ class PlanWorkspace(QObject):
 
     def _on_anatomy(self, anatomy: Anatomy) -> None:
         self.scene.show_anatomy(anatomy)
-        self.levels_panel.set_labels_uncertain(names_uncertain(anatomy))
+        self.levels_panel.set_labels_uncertain(names_uncertain(anatomy),
+                                               "\n".join(anatomy.warnings))
         self._update_rows()
         self.session.assess(now=True)
         warnings = "; ".join(anatomy.warnings)

@@ -313,9 +313,11 @@ class LevelsPanel(QWidget):
         self.busy_bar.setVisible(busy)
         self._refresh()
 
-    def set_labels_uncertain(self, uncertain: bool) -> None:
-        """Show or hide the warning that the level names may be off by one or more."""
+    def set_labels_uncertain(self, uncertain: bool, why: str = "") -> None:
+        """Show or hide the warning that the level names may be off by one or more;
+        ``why`` (the anatomy's warnings) is its tooltip."""
         self.warning_label.setVisible(uncertain)
+        self.warning_label.setToolTip(why if uncertain else "")
 
     def labels_uncertain(self) -> bool:
         return not self.warning_label.isHidden()

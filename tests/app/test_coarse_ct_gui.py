@@ -29,8 +29,11 @@ def test_a_five_millimetre_ct_is_shown_but_not_planned_automatically(qtbot, monk
     window = open_window(qtbot, monkeypatch, volume, anatomy_from_ct(volume))
     ws = window.workspace
     assert ws.levels_panel.labels_uncertain()
+    assert "3.0 × 3.0 × 5.0 mm" in ws.levels_panel.warning_label.toolTip()  # says why
     ws.propose([], "11G")  # nothing selected: every level
-    qtbot.waitUntil(lambda: not window.controller.is_proposing, timeout=60000)
+    # the outcome reaches the window as a queued signal, after the job has ended
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith("Proposed"),
+                    timeout=60000)
     assert ws.document.plan.trajectories == ()
     message = window.statusBar().currentMessage()
     assert message.startswith("Proposed 0 needles")
