@@ -102,7 +102,7 @@ class CaseResult:
     unverified: int = 0  # needles at a vertebra the labels do not hold
     near_canal: int = 0
     tips_outside: int = 0
-    pair_levels: int = 0  # matched once, not cut by the scan's edge (`accuracy_pairs`)…
+    pair_levels: int = 0  # matched once, body not cut by the scan's edge (`accuracy_pairs`)…
     paired: int = 0  # …of them with a needle on each side…
     unpaired: Counter[str] = field(default_factory=Counter)  # …and why the others have not
     clearance_error_mm: list[float] = field(default_factory=list)
@@ -136,12 +136,16 @@ def labelled_cts(data: Path = DATA) -> list[tuple[str, Path, LabelTable]]:
 # ---- the figures of one storing ---------------------------------------------------------
 def evaluate(name: str, ct: Volume, labels: Volume, table: LabelTable,
              fractured: dict[str, tuple[int, str]] | None = None,
-             cut: frozenset[str] = frozenset()) -> CaseResult:
+             cut: frozenset[str] = frozenset(),
+             bodies_cut: frozenset[str] = frozenset()) -> CaseResult:
     """Automatic anatomy, fracture grades and plan on ``ct`` against the truth from
     ``labels`` (on any grid); ``fractured`` gives the truly fractured vertebrae (truth
     names) with their Genant grade and shape: their grades are detections, not false
     positives. ``cut`` names the vertebrae the original scan's edge cuts (`cut_by_edge`);
-    with those this storing's own edge cuts, a miss of them is counted apart."""
+    with those this storing's own edge cuts, a miss of them is counted apart.
+    ``bodies_cut`` names those whose *body* the original scan's edge cuts (`bodies_cut_by_edge`):
+    a pair is asked of every other level (its body and so its pedicles in view), a vertebra
+    whose spinous process or laminae the edge cuts included, as the issue asks."""
     fractured = fractured or {}
     res = CaseResult(name)
     start = time.perf_counter()
@@ -158,6 +162,7 @@ def evaluate(name: str, ct: Volume, labels: Volume, table: LabelTable,
         res.missed = len(truth.levels)
         return res
     cut = cut | cut_by_edge(ct, Volume(truth.labels, truth.affine_lps), table)
+    bodies_cut = bodies_cut | bodies_cut_by_edge(ct, truth, table)
     truth_of = _levels(res, auto, truth, cut)
     matched = set(truth_of)
     reference = reference_canal(ct, truth)
@@ -182,7 +187,7 @@ def evaluate(name: str, ct: Volume, labels: Volume, table: LabelTable,
         pass
     ctx = CheckContext.build(ct, auto)
     proposal = propose(ct, auto, ctx)
-    whole = [a for a, t in once.items() if t not in cut]
+    whole = [a for a, t in once.items() if t not in bodies_cut]
     res.pair_levels = len(whole)
     res.paired, res.unpaired = count_pairs(proposal, whole)
     field_ = SignedDistance.build(reference, truth.affine_lps)
@@ -256,6 +261,14 @@ def cut_by_edge(grid: Volume, labels: Volume, table: LabelTable) -> frozenset[st
     return frozenset(table.levels[c] for c in codes if c in table.levels)
 
 
+def bodies_cut_by_edge(grid: Volume, truth: Anatomy, table: LabelTable) -> frozenset[str]:
+    """Names of the vertebrae whose body (``truth.bodies``) reaches the top or bottom face
+    of ``grid``'s array: the levels where a needle's target is partly out of view. The
+    pedicles lie beside the body's upper half, so a body in view has its pedicles in view."""
+    bodies = np.where(truth.bodies, truth.labels, 0).astype(truth.labels.dtype)
+    return cut_by_edge(grid, Volume(bodies, truth.affine_lps), table)
+
+
 def reference_canal(ct: Volume, truth: Anatomy) -> BoolArray:
     """The reference canal: the one the labels enclose (``truth.canal``), less the voxels
     the CT shows as bone (≥ `BONE_HU`).
@@ -315,6 +328,7 @@ def run_family(fast: bool = False, painted: bool = True, data: Path = DATA,
         labels = load_nifti(folder / "labels.nii.gz")
         truth = anatomy_from_label_map(ct, labels, table)
         cut = cut_by_edge(ct, labels, table)
+        bodies_cut = bodies_cut_by_edge(ct, truth, table)
         cases: list[tuple[str, Callable[[], Volume]]] = list(storings(ct, truth, fast))
         known = FRACTURED.get(name, {})
         truth_of: dict[str, tuple[Volume, dict[str, tuple[int, str]]]] = {}
@@ -336,7 +350,8 @@ def run_family(fast: bool = False, painted: bool = True, data: Path = DATA,
             if storing_has is not None and storing_has not in storing:
                 continue
             case_labels, case_fractured = truth_of.get(storing, (labels, known))
-            r = evaluate(f"{name}, {storing}", make(), case_labels, table, case_fractured, cut)
+            r = evaluate(f"{name}, {storing}", make(), case_labels, table, case_fractured, cut,
+                         bodies_cut)
             results.append(r)
             out(_row(r))
     out(_summary(results))
