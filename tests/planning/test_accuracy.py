@@ -115,3 +115,20 @@ def test_fast_family_on_the_noisy_verse_ct() -> None:
         # the disc and the top of T11, and both of its ends lie in bone that steps down
         # like an endplate in this noise). Where nothing is split, no false grade.
         assert r.genant1 == 0 and r.genant2 <= r.split, r.name
+
+
+def test_the_issues_cut_out_around_one_vertebra_is_planned_clear_of_the_canal() -> None:
+    """The issue's fourth unseen case, re-made on the abdomen: a 1.5 mm cut-out around L3
+    (100 × 90 × 70 mm), stored sagittally, no skin in view. Before, "the spinal canal behind
+    L3 was not found", its posterior wall "bulged 49.3 mm into the canal" and nothing was
+    proposed. Now the three vertebrae in it are found once each, their names marked
+    uncertain (no cue in so small a view), none is graded fractured, the canal lies within
+    about a millimetre of the labelled one, and needles are proposed clear of it."""
+    if not (DATA / ABDOMEN / "labels.nii.gz").exists():
+        pytest.skip("shared data absent")
+    (r,) = run_family(painted=False, out=lambda _: None, only={ABDOMEN}, storing_has="cut-out")
+    assert "stored sagittally, no skin" in r.name and not r.error, r.error
+    assert r.found_once == r.truth_levels == 3 and r.split == r.missed == 0
+    assert r.misnamed_sure == 0 and r.genant1 == r.genant2 == 0
+    assert r.canal_mean_mm < 1.5  # measured 1.0 mm (p95 2.8 mm)
+    assert r.needles >= 2 and r.near_canal == 0 and r.tips_outside == 0
