@@ -33,8 +33,8 @@ def test_a_five_millimetre_ct_is_shown_but_not_planned_automatically(qtbot, monk
     said: list[str] = []  # what the window writes in its status bar (other slots may follow)
     shown = ws._status
     monkeypatch.setattr(ws, "_status", lambda text, ms: (said.append(text), shown(text, ms)))
-    # the checks' context is built in the background once the anatomy is set: before it is
-    # ready there is nothing to propose with
+    # the checks' context comes with the anatomy (set at once here; an anatomy found in the
+    # background brings it later), and without it there is nothing to propose with
     qtbot.waitUntil(lambda: window.controller.check_context is not None, timeout=60000)
     ws.propose([], "11G")  # nothing selected: every level
     qtbot.waitUntil(lambda: any(t.startswith("Proposed") for t in said), timeout=60000)
