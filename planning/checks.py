@@ -44,7 +44,7 @@ from planning.image_evidence import (
     ImageEvidence,
     TipEvidence,
 )
-from planning.metal_on_path import metal_on_path
+from planning.metal_on_path import APPROACH_MM, metal_on_path
 from planning.needle_geometry import (
     PATIENT_AXES,
     angles,
@@ -356,7 +356,10 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
     approach = "transpedicular"
     ev = ctx.evidence
     frame = np.array([left, anterior, superior], dtype=np.float64)
-    if (metal := metal_on_path(ctx.hu_along, entry, tip, r, lim.sample_step_mm)) is not None:
+    skin_to_tip = _skin_to_tip(ctx, entry, direction, length)
+    way_in_mm = APPROACH_MM if skin_to_tip is None else min(APPROACH_MM, skin_to_tip - length)
+    if (metal := metal_on_path(ctx.hu_along, entry, tip, r, lim.sample_step_mm,
+                               way_in_mm)) is not None:
         unsafe = True
         reasons.append(metal.describe())
     if ev is not None:
@@ -427,7 +430,7 @@ def check(t: Trajectory, ctx: CheckContext, plan: Plan | None = None) -> CheckRe
         crossings=tuple(crossings),
         pair_distance_mm=pair,
         length_mm=length,
-        skin_to_tip_mm=_skin_to_tip(ctx, entry, direction, length),
+        skin_to_tip_mm=skin_to_tip,
         medial_angle_deg=medial_p,
         craniocaudal_angle_deg=cc_p,
         medial_angle_vertebra_deg=medial_v,

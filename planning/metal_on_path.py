@@ -7,10 +7,11 @@ screw's track), and its line from the skin must not run into a rod or a screw he
 checks read the vessels and the bone around the tip from the image (`image_evidence`), but
 the anatomy, automatic or imported, knows nothing of metal. So the image is asked along the
 whole needle: the axis and six lines on its surface, from the tip back through the entry
-and on towards the skin (until the axis reaches air, at most `APPROACH_MM` behind the
-entry), every `planning.checks` sample step. A run of at least `MIN_RUN_MM` at `METAL_HU`
-or brighter on one line is metal. Cortical bone stays under ~2000 HU, and contrast in
-vessels under ~1000 HU; metal reads 2500–3071 HU (or more) on every scanner.
+and on to the skin (which the checks find, `planning.checks._skin_to_tip`; at most
+`APPROACH_MM` behind the entry), every `planning.checks` sample step. A run of at least
+`MIN_RUN_MM` at `METAL_HU` or brighter on one line is metal. Cortical bone stays under
+~2000 HU, and contrast in vessels under ~1000 HU; metal reads 2500–3071 HU (or more) on
+every scanner.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from planning.image_evidence import METAL_HU
 
 FloatArray = NDArray[np.float64]
 
-APPROACH_MM = 100.0  # behind the entry, towards the skin: the needle's way in
-AIR_HU = -500.0  # the approach ends where the axis leaves the patient
+APPROACH_MM = 100.0  # behind the entry, towards the skin: the needle's way in, at most
 MIN_RUN_MM = 1.0  # a single bright voxel (a streak's speck) is not a screw
 SURFACE_LINES = 6
 
@@ -48,25 +48,19 @@ class MetalOnPath:
 
 def metal_on_path(hu_at: Callable[[FloatArray], NDArray[np.integer] | FloatArray],
                   entry_lps: FloatArray, tip_lps: FloatArray, radius_mm: float,
-                  step_mm: float) -> MetalOnPath | None:
-    """The metal the needle from ``entry_lps`` to ``tip_lps`` (and its approach) meets, or
-    None. ``hu_at`` gives the CT's HU at (N, 3) LPS points (air outside the CT)."""
+                  step_mm: float, approach_mm: float = APPROACH_MM) -> MetalOnPath | None:
+    """The metal the needle from ``entry_lps`` to ``tip_lps`` meets, or on its way in over
+    ``approach_mm`` behind the entry (to the skin), or None. ``hu_at`` gives the CT's HU at
+    (N, 3) LPS points (air outside the CT)."""
     entry = np.asarray(entry_lps, dtype=np.float64)
     tip = np.asarray(tip_lps, dtype=np.float64)
     length = float(np.linalg.norm(tip - entry))
     if length < 1e-6:
         return None
     d = (tip - entry) / length
-    s = np.arange(-APPROACH_MM, length + 1e-9, step_mm)  # along the needle, from the entry
+    back = max(0.0, approach_mm)
+    s = np.arange(-back, length + 1e-9, step_mm)  # along the needle, from the entry
     axis = entry + s[:, None] * d
-    # the approach ends at the skin: the first run of air behind the entry, seen from it
-    behind = s < 0.0
-    air = np.asarray(hu_at(axis), dtype=np.float64) < AIR_HU
-    outside = behind & air
-    if outside.any():
-        last_air = int(np.flatnonzero(outside).max())
-        keep = np.arange(len(s)) > last_air
-        s, axis = s[keep], axis[keep]
     # six lines on the needle's surface
     u = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [1.0, 0.0, 0.0])
     u /= np.linalg.norm(u)

@@ -42,9 +42,13 @@ def test_a_rod_behind_the_entry_is_on_the_way_in() -> None:
     assert "behind the entry" in hit.describe()
 
 
+SKIN = 100.0  # `_scene`'s body ends this far behind the entry
+
+
 def test_metal_outside_the_patient_or_beside_the_needle_is_not_on_its_way() -> None:
-    # beyond the skin (the table's rail, the C-arm): the approach ends at the air
-    assert metal_on_path(_scene((np.array([0.0, 150.0, 0.0]), 3.0)), ENTRY, TIP, 1.5, 0.5) is None
+    # beyond the skin (the table's rail, the C-arm): the approach ends there
+    beyond = _scene((np.array([0.0, 150.0, 0.0]), 3.0))
+    assert metal_on_path(beyond, ENTRY, TIP, 1.5, 0.5, SKIN) is None
     # 5 mm beside the axis, 1 mm wide: clear of a 1.5 mm needle's surface
     assert metal_on_path(_scene((np.array([5.0, -20.0, 0.0]), 1.0)), ENTRY, TIP, 1.5, 0.5) is None
     # but touching its surface it is not
