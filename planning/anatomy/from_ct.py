@@ -129,7 +129,7 @@ def _found(ct: Volume, progress: Progress, shift_labels: int,
         raise SpineNotFoundError("No vertebra could be separated along the spine.")
     clock("discs")
     progress.report(3, STAGES, "Separating the vertebrae")
-    labels_w = vertebra_labels(column, spans)
+    labels_w, spans = _without_empty(vertebra_labels(column, spans), spans)
     interior_w = fill_bodies(column, labels_w)
     clock("split")
     progress.report(4, STAGES, "Naming the levels")
@@ -246,6 +246,24 @@ def _shifted(names: list[str], n: int) -> list[str | None]:
     return out
 
 
+def _without_empty(labels_w: NDArray[np.int32], spans: list[tuple[int, int, bool]]
+                   ) -> tuple[NDArray[np.int32], list[tuple[int, int, bool]]]:
+    """The segments whose flooding took some bone, renumbered 1…m in the same order.
+
+    Why: a segment that floods no bone (a sliver below the last disc, kept for the bone
+    below the column's end, whose core is not bone) becomes no vertebra, yet the names are
+    counted over the segments: the lowest vertebra would be named L5 with an empty L5
+    beneath it, and every name one level too high (met on the abdominal CT turned 15° about
+    x while the sliver's seeding was being built)."""
+    counts = np.bincount(labels_w.ravel(), minlength=len(spans) + 1)
+    keep = [n for n in range(1, len(spans) + 1) if counts[n] > 0]
+    if len(keep) == len(spans):
+        return labels_w, spans
+    lut = np.zeros(len(spans) + 1, dtype=np.int32)
+    lut[keep] = np.arange(1, len(keep) + 1)
+    return lut[labels_w], [spans[n - 1] for n in keep]
+
+
 def _cues(column: SpineColumn, labels_w: NDArray[np.int32],
           spans: list[tuple[int, int, bool]]) -> list[Segment]:
     """The rib and sacrum cues per segment (cranial first)."""
@@ -253,9 +271,11 @@ def _cues(column: SpineColumn, labels_w: NDArray[np.int32],
     roots = rib_roots(column)
     out = []
     for n, (a, b, cut) in enumerate(spans, start=1):
+        last = n == len(spans)
+        if last and cut:  # its vertebra may go on below the column (`vertebra_labels`)
+            a = min(a, int(np.flatnonzero((labels_w == n).any(axis=(1, 2)))[0]))
         reach = lateral_reach_mm(column, labels_w, n, (a, b))
         pelvis = lateral_bone_area_mm2(column, (a, b)) >= PELVIS_AREA_MM2
-        last = n == len(spans)
         sacrum = (last and pelvis and reach >= SACRUM_REACH_MM
                   and (cut or (b - a) * s >= SACRUM_MIN_HEIGHT_MM))
         out.append(Segment(a, b, reach, rib=None if sacrum else roots.rib_state(a, b),

@@ -43,6 +43,8 @@ from planning.volume import FloatArray, Volume
 INTERLEAVED = (0.3, 0.7)  # `find_discs`: the bright chain half a vertebra off the dark one
 PEDICLE_NEAR_MM = (2.0, 9.0)  # below and above a disc, where its pedicles and foramen lie
 MIN_SEGMENT_MM = 8.0  # a stretch at the edge of the scan shorter than this is not a vertebra
+BELOW_RADIUS_MM = 12.0  # `_body_bone_below`: the body's core, below the column's end…
+BELOW_BONE_FRACTION = 0.3  # …this much of it bone (a porotic body's cortex and trabeculae)
 COLUMN_RADIUS_MM = 55.0  # bone farther from the canal than this is not the vertebra's
 SEED_RADIUS_MM = 9.0  # the core of each body that seeds the flooding…
 SEED_DEPTH_FRACTION = 0.9  # …or, where that core holds under `SEED_MIN_MM3` of bone, this
@@ -143,10 +145,40 @@ def segments(column: SpineColumn, discs: NDArray[np.intp], ks: FloatArray
     for n in range(len(bounds) - 1):
         lo, hi = bounds[n], bounds[n + 1]
         edge = n == 0 or n == len(bounds) - 2
-        if edge and (hi - lo) * s < MIN_SEGMENT_MM:
+        below = _body_bone_below(column, lo) if n == 0 else 0
+        if edge and (hi - lo + below) * s < MIN_SEGMENT_MM:
             continue
         out.append((lo, hi, edge))
     return out[::-1]  # working k runs towards the head: cranial first
+
+
+def _body_bone_below(column: SpineColumn, k0: int) -> int:
+    """How many working slices below ``k0`` (the column's caudal end) still hold the body's
+    bone where the column left it: at least `BELOW_BONE_FRACTION` of a disc of
+    `BELOW_RADIUS_MM` around the body centre, held at its end value.
+
+    Why: the column ends where its canal is no longer followed, which in an elderly
+    patient's sacrum is where the sacral canal merges with the fatty, sub-70 HU interior of
+    S1's body — often a few millimetres below the lumbosacral disc, while the sacrum goes
+    on for centimetres. The stretch below the last disc then looked like a sliver at the
+    edge of the scan (6 mm on the abdominal CT turned 5° about x), S1 was dropped, the
+    sacrum cue fell on L5 and every name above it shifted by one. A sliver at the real edge
+    of the scan has no slices below it and is still dropped.
+    """
+    s = column.grid.spacing_mm
+    bi, bj = on_every_slice(column.body_ij)
+    shape = column.bone.shape
+    r = BELOW_RADIUS_MM / s
+    lo_i, hi_i = max(0, int(bi[k0] - r)), min(shape[2], int(bi[k0] + r) + 1)
+    lo_j, hi_j = max(0, int(bj[k0] - r)), min(shape[1], int(bj[k0] + r) + 1)
+    jj, ii = np.mgrid[lo_j:hi_j, lo_i:hi_i]
+    disc = (ii - bi[k0]) ** 2 + (jj - bj[k0]) ** 2 <= r * r
+    count = 0
+    for k in range(k0 - 1, max(-1, k0 - 1 - round(MIN_SEGMENT_MM / s)), -1):
+        if column.bone[k, lo_j:hi_j, lo_i:hi_i][disc].mean() < BELOW_BONE_FRACTION:
+            break
+        count += 1
+    return count
 
 
 def vertebra_labels(column: SpineColumn, spans: list[tuple[int, int, bool]]
@@ -181,7 +213,8 @@ def vertebra_labels(column: SpineColumn, spans: list[tuple[int, int, bool]]
     near_body = to_body[at]
     labels = np.zeros(len(at[0]), dtype=np.int32)
     margin = round(SEED_MARGIN_MM / s)
-    for n, (a, b, _) in enumerate(spans, start=1):
+    lo_first = min(a for a, _, _ in spans)
+    for n, (a, b, edge) in enumerate(spans, start=1):
         slab = (height[a] >= margin) & (height[b] <= -margin)
         if not slab.any():  # a slab thinner than its margins: its middle plane
             slab = np.abs(0.5 * (height[a] + height[b])) <= 0.5
@@ -194,6 +227,10 @@ def vertebra_labels(column: SpineColumn, spans: list[tuple[int, int, bool]]
             half = float(np.nanmedian(depth)) / 2.0 if np.isfinite(depth).any() else 0.0
             r_seed = (max(SEED_RADIUS_MM, SEED_DEPTH_FRACTION * half) / s) ** 2
             seeds = (near_body <= r_seed) & slab
+        if edge and a == lo_first:  # the caudal vertebra goes on below the column's end
+            # and may be seeded there: a porotic S1 whose canal was lost a few millimetres
+            # below its disc
+            seeds |= (height[a] < 0) & (near_body <= (SEED_RADIUS_MM / s) ** 2)
         labels[seeds] = n
     markers = np.zeros(mask.shape, dtype=np.int32)
     markers[at] = labels
