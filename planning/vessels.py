@@ -61,6 +61,7 @@ MAX_BRIGHT_RIM = 0.6  # a core walled by brighter bone over more than this is bo
 RIM_BRIGHTER_HU = 120.0  # "brighter than the lumen" on the rim: cortex, not a wall's blur
 CALCIUM_HU = 500.0  # on a vessel's wall, at least this and brighter than the lumen: calcium
 METAL_HU = 2500.0
+GRAFT_WALL_MM = 4.0  # a stent graft's struts, their blur and its fabric, around its lumen
 GROW_STEPS = 3  # the eroded voxel(s) and the inhomogeneous edge, back to the lumen's own HU…
 LUMEN_TOLERANCE_HU = 40.0  # (within this of its median, or 2.5 × the noise)…
 WALL_STEPS = 2  # …then the partial-volumed wall where it is as bright as bone
@@ -242,8 +243,34 @@ def find_vessels(hu: NDArray[np.float32], affine_lps: FloatArray, spacing_mm: fl
         in_plane = np.moveaxis(in_plane, 0, superior_axis)
     enclosed = ndimage.binary_fill_holes(lumen | calcium, structure=in_plane)
     lumen = lumen | (enclosed & ~calcium)
+    calcium |= _stent_graft_wall(lumen, calcium & (hu >= METAL_HU), s)
     median_lumen = float(np.average(lumens, weights=weights))
     return VesselMap(lumen, calcium, affine_lps, noise, median_lumen)
+
+
+def _stent_graft_wall(lumen: BoolArray, metal_on_wall: BoolArray, s: float) -> BoolArray:
+    """The wall of every lumen that has metal on it (a stent graft's struts): a shell of
+    `GRAFT_WALL_MM` around that lumen, flagged with the wall's calcium and metal.
+
+    Why: a stent graft's struts blur into a ring of 180–2500 HU around each wire, and
+    between them lie its fabric and the aneurysm sac. On the shared thorax CT that ring
+    joined T7's cortex, the body's convex hull took the ring and the sac between, and T7's
+    centre lay 8–9 mm towards the aorta (T4 and T6 less so), where the tips are aimed.
+    A shell kept out of bone around every contrast-filled lumen cut the cortex of bodies
+    that a vessel touches (the phantoms painted from the labelled CTs, whose aorta lies
+    against the bodies: false Genant grades, a painted fracture missed); a stent is told
+    by its metal, which no painted vessel and no bare aorta has.
+    """
+    if not metal_on_wall.any():
+        return np.zeros_like(lumen)
+    pieces, _ = ndimage.label(lumen, structure=np.ones((3, 3, 3), dtype=bool))
+    touching = ndimage.binary_dilation(metal_on_wall, iterations=max(1, round(2.0 / s)))
+    stented = np.unique(pieces[touching & lumen])
+    grafted = np.isin(pieces, stented[stented > 0])
+    if not grafted.any():
+        return np.zeros_like(lumen)
+    wall = ndimage.binary_dilation(grafted, iterations=max(1, round(GRAFT_WALL_MM / s)))
+    return np.asarray(wall & ~lumen)
 
 
 def _select(core: BoolArray, hu: NDArray[np.float32], mean: NDArray[np.float32], s: float,

@@ -120,3 +120,48 @@ def test_thorax_proposals_clear_of_vessels_with_bone_around_the_tip(thorax) -> N
         assert res.vessel_clearance_mm is not None and res.vessel_clearance_mm >= 3.0
         assert res.tip_walled_directions is not None and res.tip_walled_directions >= 12
         assert res.approach == "transpedicular"
+
+
+def test_thorax_bodies_stop_short_of_the_stent_graft(thorax) -> None:
+    """The stent graft's struts blur into a ring of bone-like HU around the aorta. Before
+    its wall was kept out of bone, T7's body took the ring and the aneurysm sac between
+    (its centre 8–9 mm towards the aorta, T4 and T6 pulled too); now every body's centre
+    lies within a few millimetres of the line through its neighbours', and no body voxel
+    lies on the graft's wall."""
+    _ct, anatomy, _, _ = thorax
+    names = list(anatomy.levels)
+    x = {n: float(anatomy.levels[n].centroid_lps[0]) for n in names}
+    inner = names[1:-1]
+    for before, name, after in zip(names, inner, names[2:], strict=False):
+        assert abs(x[name] - 0.5 * (x[before] + x[after])) < 4.0, (name, x)
+    vm = anatomy.vessels
+    k, j, i = np.nonzero(vm.wall_calcium)
+    pts = np.stack([i, j, k], 1).astype(float) @ vm.affine_lps[:3, :3].T + vm.affine_lps[:3, 3]
+    assert pc.fraction_in(anatomy.bodies, anatomy.affine_lps, pts) < 0.01
+
+
+def test_a_stent_grafts_wall_is_the_vessels_and_a_bare_lumens_is_not() -> None:
+    """A contrast-filled tube, once with metal struts on its wall and once without: only
+    the stented one has a shell of `GRAFT_WALL_MM` around its lumen flagged as the
+    vessel's wall, so a bare aorta lying against a body leaves the body's cortex alone."""
+    from planning.vessels import GRAFT_WALL_MM, METAL_HU, find_vessels
+
+    s = 2.0
+    shape = (40, 50, 50)
+    kk, jj, ii = np.indices(shape)
+    radius = np.sqrt((ii - 25.0) ** 2 + (jj - 25.0) ** 2)
+    for struts in (True, False):
+        hu = np.full(shape, 40.0, dtype=np.float32)
+        hu[radius <= 6] = 350.0  # the lumen, 24 mm across
+        if struts:
+            angle = np.degrees(np.arctan2(jj - 25.0, ii - 25.0)) % 45.0
+            wires = (np.abs(radius - 6.5) < 0.5) & (angle < 8.0) & (kk % 5 == 0)
+            hu[wires] = METAL_HU + 500.0  # eight struts round, every 10 mm
+        vm = find_vessels(hu, np.diag([s, s, s, 1.0]), s)
+        assert vm.found
+        outside = vm.wall_calcium & (radius > radius[vm.lumen].max() + 0.5)
+        if struts:
+            reach = radius[outside].max() - radius[vm.lumen].max()
+            assert reach >= GRAFT_WALL_MM / s - 1.0
+        else:
+            assert not outside.any()
