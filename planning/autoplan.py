@@ -53,8 +53,14 @@ ISTHMUS_OFFSETS = (-0.2, 0.0, 0.2)  # of the isthmus width / height, around its 
 TIP_DEPTHS = (0.62, 0.70, 0.78)  # of the body's front-to-back span (0 back, 1 front)
 TIP_HEIGHTS_MM = (-3.0, 0.0, 3.0)  # about the body centroid, along the local superior axis
 BILATERAL_MIDLINE_MM = (3.5, 5.0, 6.5)  # tip from the midline, on the needle's own side
+LATERAL_MIDLINE_MM = (9.0, 12.0)  # a side's fallback, before the other side's midline tip
+# Why: where the canal's lateral recess is wide at the pedicle's base (lower lumbar levels,
+# and a soft recess that the wall's uncertainty widens), every path from the isthmus to a
+# tip within 6.5 mm of the midline crossed it, and the level lost its pair. A tip 9–12 mm
+# out, still deep in the body, keeps the pair; tried only where the textbook tips fail, so
+# the plan keeps its convergent paths wherever they are safe.
 UNIPEDICULAR_MIDLINE_MM = (-1.5, 0.0, 1.5)  # + = the needle's own side
-NOMINAL_DEPTH, NOMINAL_MIDLINE_MM = 0.70, 5.0
+NOMINAL_DEPTH, NOMINAL_MIDLINE_MM = 0.70, 5.0  # preferred: 70 % deep, 5 mm (bilateral)
 TIP_MIN_DEPTH_MM = 3.5  # tip's surface at least this far inside the vertebra's surface
 ENTRY_SEARCH_MM = 45.0  # the posterior cortex is looked for this far behind the isthmus
 ENTRY_STEP_MM = 0.5
@@ -197,7 +203,12 @@ class _LevelPlanner:
             except PedicleError as exc:
                 notes[(self.level, side)] = str(exc)
                 continue
-            t, text = self._side(pedicles[side], BILATERAL_MIDLINE_MM)
+            t, text = self._side(pedicles[side], BILATERAL_MIDLINE_MM, NOMINAL_MIDLINE_MM)
+            if t is None:  # a less convergent path, before giving up the pair
+                lateral, why = self._side(pedicles[side], LATERAL_MIDLINE_MM,
+                                          LATERAL_MIDLINE_MM[0])
+                if lateral is not None:
+                    t, text = lateral, f"{why} (nearer the midline: {text})"
             notes[(self.level, side)] = text
             if t is not None:
                 found[side] = t
@@ -207,7 +218,7 @@ class _LevelPlanner:
             return [], notes, f"{self.level}: neither pedicle could be measured"
         # unipedicular: the better (wider) measured pedicle, tip at the midline
         for side in sorted(pedicles, key=lambda s: -pedicles[s].isthmus_width_mm):
-            t, text = self._side(pedicles[side], UNIPEDICULAR_MIDLINE_MM)
+            t, text = self._side(pedicles[side], UNIPEDICULAR_MIDLINE_MM, 0.0)
             other = Side.RIGHT if side is Side.LEFT else Side.LEFT
             if t is not None:
                 why = notes.get((self.level, other), "")
@@ -226,7 +237,7 @@ class _LevelPlanner:
         return [], notes, f"{self.level}: no safe path through either pedicle at any gauge"
 
     def _side(
-        self, ped: PedicleGeometry, midline_mm: tuple[float, ...]
+        self, ped: PedicleGeometry, midline_mm: tuple[float, ...], preferred_mm: float
     ) -> tuple[Trajectory | None, str]:
         """The best safe trajectory for one side, trying thinner gauges; and its note."""
         said: list[str] = []
@@ -239,7 +250,7 @@ class _LevelPlanner:
                     f"narrower than a {name} needle ({od:.2f} mm)"
                 )
                 continue
-            cands = self._candidates(ped, GAUGES[name].radius_mm, midline_mm)
+            cands = self._candidates(ped, GAUGES[name].radius_mm, midline_mm, preferred_mm)
             if cands is None:
                 said.append(f"no {name} path stays in the bone from the pedicle to the body")
                 continue
@@ -320,7 +331,8 @@ class _LevelPlanner:
         )
 
     def _candidates(
-        self, ped: PedicleGeometry, radius_mm: float, midline_mm: tuple[float, ...]
+        self, ped: PedicleGeometry, radius_mm: float, midline_mm: tuple[float, ...],
+        preferred_mm: float,
     ) -> _Candidates | None:
         """All candidate paths, scored on the signed-distance fields, best first; None
         when no candidate keeps its tip in the body and its path in this vertebra."""
@@ -346,7 +358,7 @@ class _LevelPlanner:
             np.repeat(np.abs(dv.ravel()) / ped.isthmus_width_mm
                       + np.abs(dw.ravel()) / ped.isthmus_height_mm, n_p)
             + np.tile(np.abs(f.ravel() - NOMINAL_DEPTH) * 5.0
-                      + np.abs(lat.ravel() - np.median(midline_mm)) / 3.0
+                      + np.abs(lat.ravel() - preferred_mm) / 3.0
                       + np.abs(z.ravel()) / 6.0, n_t)
         )
         d = tip - p

@@ -168,3 +168,29 @@ def test_the_sacrum_is_planned_only_when_asked_for_by_name() -> None:
     asked = propose(ct, anatomy, ctx, levels=["S1"])
     assert "sacroplasty" not in asked.omitted.get("S1", "")
     assert all((("S1", s) in asked.notes) for s in Side)
+
+
+@pytest.mark.skipif(not (DATA / "ct.nii.gz").exists(), reason="shared data absent")
+def test_a_wide_lateral_recess_keeps_the_pair_with_tips_further_out() -> None:
+    """At L5 of the real abdominal CT the canal's lateral recess is wide at the pedicles'
+    base: every path from the isthmus to a tip within 6.5 mm of the midline crosses it
+    (or passes nearer than the wall's uncertainty allows), and before the fallback the
+    level had no needle at all. A tip 9–12 mm out keeps the pair; the note says why, and
+    each needle stays clear of the canal the labels enclose."""
+    from planning.anatomy.from_ct import anatomy_from_ct
+    from planning.autoplan import LATERAL_MIDLINE_MM
+    from planning.clearance import SignedDistance, min_along_segment
+
+    ct, reference = abdomen_with_reference()
+    anatomy = anatomy_from_ct(ct)
+    ctx = CheckContext.build(ct, anatomy)
+    proposal = propose(ct, anatomy, ctx, levels=["L5"])
+    sides = {t.side: t for t in proposal.plan.trajectories if t.level == "L5"}
+    assert set(sides) == {Side.LEFT, Side.RIGHT}, proposal.notes
+    canal = SignedDistance.build(reference.canal, reference.affine_lps)
+    for side, t in sides.items():
+        res = proposal.results[t.key]
+        assert res.status is not Status.UNSAFE
+        assert min(LATERAL_MIDLINE_MM) - 0.5 <= res.tip_to_midline_mm
+        assert "nearer the midline:" in proposal.notes[("L5", side)]
+        assert min_along_segment(canal, t.entry, t.target)[0] - t.radius_mm >= 1.0
