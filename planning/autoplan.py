@@ -208,7 +208,9 @@ class _LevelPlanner:
                 lateral, why = self._side(pedicles[side], LATERAL_MIDLINE_MM,
                                           LATERAL_MIDLINE_MM[0])
                 if lateral is not None:
-                    t, text = lateral, f"{why} (nearer the midline: {text})"
+                    t, text = lateral, (f"{why}; a tip nearer the midline (within "
+                                        f"{BILATERAL_MIDLINE_MM[-1]:.1f} mm) had no safe path"
+                                        f"{_best_refusal(text)}")
             notes[(self.level, side)] = text
             if t is not None:
                 found[side] = t
@@ -426,6 +428,20 @@ class _LevelPlanner:
         order = np.lexsort((-score, slack < 0.0))
         return _Candidates(entry[order], tip[order], score[order], canal_mm[order],
                            wall_mm[order])
+
+
+def _best_refusal(note: str) -> str:
+    """" (the best one: …)" of a side's refusal note, its first gauge's only ("" when the
+    note names none): the gist, where the whole note repeats it for every gauge tried."""
+    start = note.find("(the best one: ")
+    if start < 0:
+        return ""
+    depth = 0
+    for end in range(start, len(note)):
+        depth += {"(": 1, ")": -1}.get(note[end], 0)
+        if depth == 0:
+            return " " + note[start:end + 1]
+    return ""
 
 
 def _path_minimum(field: SignedDistance, paths_lps: FloatArray) -> FloatArray:

@@ -192,5 +192,6 @@ def test_a_wide_lateral_recess_keeps_the_pair_with_tips_further_out() -> None:
         res = proposal.results[t.key]
         assert res.status is not Status.UNSAFE
         assert min(LATERAL_MIDLINE_MM) - 0.5 <= res.tip_to_midline_mm
-        assert "nearer the midline:" in proposal.notes[("L5", side)]
+        note = proposal.notes[("L5", side)]
+        assert "a tip nearer the midline (within 6.5 mm) had no safe path" in note
         assert min_along_segment(canal, t.entry, t.target)[0] - t.radius_mm >= 1.0
