@@ -431,8 +431,9 @@ class _LevelPlanner:
 
 
 def _best_refusal(note: str) -> str:
-    """" (the best one: …)" of a side's refusal note, its first gauge's only ("" when the
-    note names none): the gist, where the whole note repeats it for every gauge tried."""
+    """The "(the best one: …)" clause of a side's refusal note, its first gauge's only,
+    with a leading space ("" when the note has none): the gist, where the whole note
+    repeats it for every gauge tried."""
     start = note.find("(the best one: ")
     if start < 0:
         return ""

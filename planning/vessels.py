@@ -255,7 +255,8 @@ def _stent_graft_wall(lumen: BoolArray, metal_on_wall: BoolArray, s: float) -> B
     Why: a stent graft's struts blur into a ring of 180–2500 HU around each wire, and
     between them lie its fabric and the aneurysm sac. On the shared thorax CT that ring
     joined T7's cortex, the body's convex hull took the ring and the sac between, and T7's
-    centre lay 8–9 mm towards the aorta (T4 and T6 less so), where the tips are aimed.
+    centre lay 11 mm further towards the aorta than it does now (T4 and T6 pulled too);
+    the tips are aimed at it.
     A shell kept out of bone around every contrast-filled lumen cut the cortex of bodies
     that a vessel touches (the phantoms painted from the labelled CTs, whose aorta lies
     against the bodies: false Genant grades, a painted fracture missed); a stent is told
