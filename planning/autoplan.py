@@ -190,6 +190,7 @@ class _LevelPlanner:
         self.boxes, self.given, self.margin = boxes, given, margin
         self.level = lm.geometry.name
         self._last_refusal = ""  # why the best candidate of the last gauge was refused
+        self._side_refusal = ""  # …and of the first gauge refused in the last `_side` call
 
     def plan(self) -> tuple[list[Trajectory], dict[tuple[str, Side], str], str]:
         notes: dict[tuple[str, Side], str] = {}
@@ -205,12 +206,14 @@ class _LevelPlanner:
                 continue
             t, text = self._side(pedicles[side], BILATERAL_MIDLINE_MM, NOMINAL_MIDLINE_MM)
             if t is None:  # a less convergent path, before giving up the pair
+                refusal = self._side_refusal
                 lateral, why = self._side(pedicles[side], LATERAL_MIDLINE_MM,
                                           LATERAL_MIDLINE_MM[0])
                 if lateral is not None:
+                    best = f" (the best one: {refusal})" if refusal else ""
                     t, text = lateral, (f"{why}; a tip nearer the midline (within "
-                                        f"{BILATERAL_MIDLINE_MM[-1]:.1f} mm) had no safe path"
-                                        f"{_best_refusal(text)}")
+                                        f"{BILATERAL_MIDLINE_MM[-1]:.1f} mm) had no safe "
+                                        f"path{best}")
             notes[(self.level, side)] = text
             if t is not None:
                 found[side] = t
@@ -241,8 +244,11 @@ class _LevelPlanner:
     def _side(
         self, ped: PedicleGeometry, midline_mm: tuple[float, ...], preferred_mm: float
     ) -> tuple[Trajectory | None, str]:
-        """The best safe trajectory for one side, trying thinner gauges; and its note."""
+        """The best safe trajectory for one side, trying thinner gauges; and its note.
+        Why the best path of the first gauge refused was refused is kept in
+        ``self._side_refusal`` (the gist of the note, which repeats it for every gauge)."""
         said: list[str] = []
+        self._side_refusal = ""
         fallback: tuple[Trajectory, str] | None = None
         for name in self.gauges:
             od = GAUGES[name].outer_diameter_mm
@@ -259,6 +265,7 @@ class _LevelPlanner:
             result = self._first_safe(ped, name, cands)
             if result is None:
                 why = f" (the best one: {self._last_refusal})" if self._last_refusal else ""
+                self._side_refusal = self._side_refusal or self._last_refusal
                 said.append(f"every {name} path the search tried checks unsafe"
                             + (" or passes the automatically found canal nearer than its "
                                "wall's uncertainty allows" if self.margin is not None else "")
@@ -428,21 +435,6 @@ class _LevelPlanner:
         order = np.lexsort((-score, slack < 0.0))
         return _Candidates(entry[order], tip[order], score[order], canal_mm[order],
                            wall_mm[order])
-
-
-def _best_refusal(note: str) -> str:
-    """The "(the best one: …)" clause of a side's refusal note, its first gauge's only,
-    with a leading space ("" when the note has none): the gist, where the whole note
-    repeats it for every gauge tried."""
-    start = note.find("(the best one: ")
-    if start < 0:
-        return ""
-    depth = 0
-    for end in range(start, len(note)):
-        depth += {"(": 1, ")": -1}.get(note[end], 0)
-        if depth == 0:
-            return " " + note[start:end + 1]
-    return ""
 
 
 def _path_minimum(field: SignedDistance, paths_lps: FloatArray) -> FloatArray:
