@@ -214,11 +214,12 @@ def vertebra_labels(column: SpineColumn, spans: list[tuple[int, int, bool]]
     labels = np.zeros(len(at[0]), dtype=np.int32)
     margin = round(SEED_MARGIN_MM / s)
     lo_first = min(a for a, _, _ in spans)
+    core = near_body <= (SEED_RADIUS_MM / s) ** 2
     for n, (a, b, edge) in enumerate(spans, start=1):
         slab = (height[a] >= margin) & (height[b] <= -margin)
         if not slab.any():  # a slab thinner than its margins: its middle plane
             slab = np.abs(0.5 * (height[a] + height[b])) <= 0.5
-        seeds = (near_body <= (SEED_RADIUS_MM / s) ** 2) & slab
+        seeds = core & slab
         if seeds.sum() * s**3 < SEED_MIN_MM3:
             # the interior of a porotic body is mostly below the bone threshold, and a
             # core of bone-free interior seeds nothing (T12, cut by the top of the
@@ -230,7 +231,7 @@ def vertebra_labels(column: SpineColumn, spans: list[tuple[int, int, bool]]
         if edge and a == lo_first:  # the caudal vertebra goes on below the column's end
             # and may be seeded there: a porotic S1 whose canal was lost a few millimetres
             # below its disc
-            seeds |= (height[a] < 0) & (near_body <= (SEED_RADIUS_MM / s) ** 2)
+            seeds |= (height[a] < 0) & core
         labels[seeds] = n
     markers = np.zeros(mask.shape, dtype=np.int32)
     markers[at] = labels
