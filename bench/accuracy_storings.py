@@ -25,8 +25,14 @@ def _regrid(volume: Volume, affine: np.ndarray, shape_kji: tuple[int, int, int])
     out = ndimage.affine_transform(volume.array.astype(np.float32), matrix, offset,
                                    output_shape=shape_kji, order=1, mode="constant",
                                    cval=-1000.0, prefilter=False)
-    return Volume(np.rint(out).astype(np.int16), affine, study_uid="2.25.11",
-                  series_uid="2.25.12", frame_of_reference_uid="2.25.13")
+    return _restored(np.rint(out).astype(np.int16), affine)
+
+
+def _restored(array: np.ndarray, affine: np.ndarray) -> Volume:
+    """A re-stored copy of the CT: its own (fixed) UIDs, so that nothing mistakes it for
+    the original series."""
+    return Volume(array, affine, study_uid="2.25.11", series_uid="2.25.12",
+                  frame_of_reference_uid="2.25.13")
 
 
 def _rotation(axis: int, deg: float) -> np.ndarray:
@@ -68,9 +74,8 @@ def flipped(volume: Volume, axis_kji: int) -> Volume:
     col = 2 - axis_kji
     to_old[col, col] = -1.0
     to_old[col, 3] = n - 1
-    return Volume(np.ascontiguousarray(np.flip(volume.array, axis_kji)),
-                  volume.affine_lps @ to_old, study_uid="2.25.11", series_uid="2.25.12",
-                  frame_of_reference_uid="2.25.13")
+    return _restored(np.ascontiguousarray(np.flip(volume.array, axis_kji)),
+                     volume.affine_lps @ to_old)
 
 
 def restacked(volume: Volume, slice_axis_lps: int) -> Volume:
@@ -83,8 +88,7 @@ def restacked(volume: Volume, slice_axis_lps: int) -> Volume:
     array = np.ascontiguousarray(np.transpose(volume.array, perm_kji))
     affine = volume.affine_lps.copy()
     affine[:3, :3] = volume.affine_lps[:3, order_ijk]
-    return Volume(array, affine, study_uid="2.25.11", series_uid="2.25.12",
-                  frame_of_reference_uid="2.25.13")
+    return _restored(array, affine)
 
 
 def thin_slab(volume: Volume, truth: Anatomy, names: list[str], height_mm: float,
@@ -137,8 +141,8 @@ def cropped_to_levels(volume: Volume, truth: Anatomy, first: int, count: int,
     a = np.clip(np.floor(ijk.min(axis=0)).astype(int), 0, None)
     b = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 1, np.array(volume.size))
     box = (slice(a[2], b[2]), slice(a[1], b[1]), slice(a[0], b[0]))
-    return Volume(np.ascontiguousarray(volume.array[box]), crop_affine(volume.affine_lps, box),
-                  study_uid="2.25.11", series_uid="2.25.12", frame_of_reference_uid="2.25.13")
+    return _restored(np.ascontiguousarray(volume.array[box]),
+                     crop_affine(volume.affine_lps, box))
 
 
 def thick_slices(volume: Volume, slice_mm: float) -> Volume:
@@ -157,8 +161,7 @@ def noisier(volume: Volume, sigma_hu: float, seed: int = 1) -> Volume:
     PET-CT's CT) of the same patient."""
     rng = np.random.default_rng(seed)
     noisy = volume.array + rng.normal(0.0, sigma_hu, volume.array.shape)
-    return Volume(np.clip(np.rint(noisy), -1024, 3071).astype(np.int16), volume.affine_lps,
-                  study_uid="2.25.11", series_uid="2.25.12", frame_of_reference_uid="2.25.13")
+    return _restored(np.clip(np.rint(noisy), -1024, 3071).astype(np.int16), volume.affine_lps)
 
 
 def bent(volume: Volume, shift_mm: float, order: int = 1) -> Volume:
@@ -177,8 +180,7 @@ def bent(volume: Volume, shift_mm: float, order: int = 1) -> Volume:
     cval = -1000.0 if order else 0.0
     out = ndimage.map_coordinates(volume.array.astype(np.float32), source, order=order,
                                   mode="constant", cval=cval)
-    return Volume(np.rint(out).astype(volume.array.dtype), a, study_uid="2.25.11",
-                  series_uid="2.25.12", frame_of_reference_uid="2.25.13")
+    return _restored(np.rint(out).astype(volume.array.dtype), a)
 
 
 def bent_labels(labels: Volume, shift_mm: float) -> Volume:
